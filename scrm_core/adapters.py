@@ -1,0 +1,207 @@
+"""Base classes for the two kinds of adapter: networks (where people talk) and CRMs (where it is kept).
+
+An adapter class is registered by a plugin through ``scrm_register_networks`` or
+``scrm_register_crms``. The host builds one instance per configured source (or the one
+CRM) with validated settings and an :class:`AdapterContext` that carries the shared
+``httpx.AsyncClient``, so tests and base URLs are swappable without the adapter knowing.
+
+I/O methods are ``async``. Adapters that wrap a blocking vendor library run it with
+:meth:`AdapterContext.run_blocking` (a worker thread), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import FatalError
+from .models import CrmObject, CrmOperation, EventPage, Message, OperationResult, SocialProfile
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "AdapterContext",
+    "AdapterSettings",
+    "CheckProblem",
+    "CrmAdapter",
+    "CrmCapability",
+    "CrmLimits",
+    "NetworkAdapter",
+    "NetworkCapability",
+    "PendingReply",
+    "SentReply",
+]
+
+T = TypeVar("T")
+
+
+class AdapterSettings(BaseModel):
+    """Base of every adapter's ``Settings``: unknown keys are errors, secrets are ``SecretStr``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class AdapterContext:
+    """What the host hands an adapter: its configured name, where to keep files, how to do I/O."""
+
+    name: str
+    base_dir: Path = field(default_factory=Path.cwd)
+    http: httpx.AsyncClient | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("scrm.adapter"))
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from the settings, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking vendor-library call in a worker thread."""
+        return await asyncio.to_thread(fn, *args)
+
+
+class NetworkCapability(StrEnum):
+    poll = "poll"
+    stream = "stream"
+    webhook = "webhook"
+    search = "search"
+    reply = "reply"
+    direct_messages = "direct_messages"
+    edits = "edits"
+    deletes = "deletes"
+
+
+class SentReply(BaseModel):
+    """What the network said after a reply was posted."""
+
+    message: Message
+
+
+class NetworkAdapter(ABC):
+    """A social network, seen as a resumable stream of events.
+
+    Subclasses set ``name``, ``Settings`` and ``capabilities`` and implement :meth:`listen`.
+    """
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[AdapterSettings]] = AdapterSettings
+    capabilities: ClassVar[frozenset[NetworkCapability]] = frozenset()
+
+    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    async def start(self) -> None:
+        """Open connections or sessions. Called once before :meth:`listen`."""
+
+    async def close(self) -> None:
+        """Release what :meth:`start` opened."""
+
+    @abstractmethod
+    def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
+        """Yield pages of events that come after ``cursor`` (None: from the beginning).
+
+        Each page carries the cursor to resume *after* it. With ``follow=False`` the
+        iterator ends once it has caught up; with ``follow=True`` it waits for more.
+        Delivery may be at-least-once: the engine drops events it has seen.
+        """
+
+    async def fetch_thread(self, root_id: str) -> list[Message]:
+        raise FatalError(f"network adapter {self.name!r} cannot fetch threads")
+
+    async def fetch_profile(self, account_id: str) -> SocialProfile:
+        raise FatalError(f"network adapter {self.name!r} cannot fetch profiles")
+
+    async def send_reply(self, in_reply_to: str, text: str, idempotency_key: str) -> SentReply:
+        raise FatalError(f"network adapter {self.name!r} cannot send replies")
+
+
+class CrmCapability(StrEnum):
+    contacts = "contacts"
+    personas = "personas"
+    cases = "cases"
+    leads = "leads"
+    messages = "messages"
+    outbound_replies = "outbound_replies"
+    erase = "erase"
+    bulk = "bulk"
+
+
+class CrmLimits(BaseModel):
+    """The CRM's documented limits; the sink never exceeds them."""
+
+    max_batch: int = Field(default=100, ge=1, description="Records per apply() call, any object type.")
+    max_batch_per_object: dict[CrmObject, int] = Field(default_factory=dict)
+    requests_per_second: float | None = Field(default=None, gt=0, description="Steady request budget; None: unlimited.")
+    burst: int = Field(default=10, ge=1)
+
+    def batch_size(self, obj: CrmObject) -> int:
+        return self.max_batch_per_object.get(obj, self.max_batch)
+
+
+class CheckProblem(BaseModel):
+    """One thing wrong with the CRM set-up, and the exact fix."""
+
+    problem: str
+    fix: str
+
+
+class PendingReply(BaseModel):
+    """A reply an agent wrote in the CRM that has not been sent to the network yet."""
+
+    crm_id: str
+    conversation_key: str
+    in_reply_to: str
+    text: str
+
+
+class CrmAdapter(ABC):
+    """A CRM, seen as a set of records upserted by external key."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[AdapterSettings]] = AdapterSettings
+    capabilities: ClassVar[frozenset[CrmCapability]] = frozenset()
+    limits: ClassVar[CrmLimits] = CrmLimits()
+
+    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    async def start(self) -> None:
+        """Open connections; called once before the first :meth:`apply`."""
+
+    async def close(self) -> None:
+        """Release what :meth:`start` opened."""
+
+    @abstractmethod
+    async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:
+        """Upsert a batch of records of ONE object type, by external key.
+
+        ``len(ops) <= limits.batch_size(ops[0].object)`` and no two ops share an external
+        key. Return one result per op, in order. A record the CRM refuses gets
+        ``ok=False`` with the CRM's reason (``retryable=True`` if trying again may
+        succeed). Raise :class:`~scrm_core.errors.RetryableError` when the whole call
+        should be retried (rate limit, timeout) and :class:`~scrm_core.errors.FatalError`
+        when nothing will work until the operator acts.
+        """
+
+    async def pending_replies(self, cursor: str | None) -> tuple[list[PendingReply], str | None]:
+        """Replies agents wrote in the CRM since ``cursor``, and the new cursor."""
+        return [], cursor
+
+    async def erase(self, records: Mapping[CrmObject, Sequence[str]]) -> int:
+        """Delete the records with these external keys (an erase request). Returns how many went."""
+        raise FatalError(f"CRM adapter {self.name!r} cannot erase records")
+
+    async def check(self) -> list[CheckProblem]:
+        """Credentials, scopes and required fields; empty when all is well."""
+        return []

@@ -1,0 +1,342 @@
+"""Every hook scrm calls, documented. These docstrings ARE the hook reference (docs/hooks.md).
+
+Two kinds of hook:
+
+* **Registration hooks** are synchronous and called once at start-up. They register
+  objects (adapter classes, CLI commands) whose I/O methods are async.
+* **Event hooks** may be plain functions or ``async def``. The host calls them only
+  through :class:`scrm_core.plugins.Dispatcher`, which awaits them, isolates a failing
+  plugin (logged with its name, counted, the pipeline goes on) and implements
+  "first result" itself, because pluggy's ``firstresult`` cannot await a coroutine.
+
+Implement a hook by decorating a function of the same name with
+:data:`scrm_core.hookimpl` in a module named by an entry point in the ``scrm`` group.
+An implementation may accept fewer arguments than the spec lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import PROJECT_NAME
+
+if TYPE_CHECKING:
+    from .adapters import CrmAdapter, NetworkAdapter
+    from .models import Action, Conversation, CrmOperation, IdentityMatch, Message, ReplyDraft, Sentiment, SocialProfile
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+#: Hooks that must be plain functions (called once, synchronously, at start-up).
+SYNC_ONLY = frozenset({"scrm_register_networks", "scrm_register_crms", "scrm_register_commands"})
+#: Event hooks whose first non-None result wins (the Dispatcher stops there).
+FIRST_RESULT = frozenset({"scrm_match_identity", "scrm_map_to_crm", "scrm_detect_language", "scrm_analyze_sentiment"})
+
+
+# ---------------------------------------------------------------- registration
+
+
+@hookspec
+def scrm_register_networks(register: Callable[[type[NetworkAdapter]], None]) -> None:
+    """Register network adapter classes.
+
+    :param register: call it with each :class:`~scrm_core.NetworkAdapter` subclass; the
+        class's ``name`` is what a config's ``[[sources]] adapter = "..."`` refers to.
+    :returns: nothing.
+
+    Synchronous, called once at start-up. Example::
+
+        @hookimpl
+        def scrm_register_networks(register):
+            register(MastodonAdapter)
+    """
+
+
+@hookspec
+def scrm_register_crms(register: Callable[[type[CrmAdapter]], None]) -> None:
+    """Register CRM adapter classes.
+
+    :param register: call it with each :class:`~scrm_core.CrmAdapter` subclass; the class's
+        ``name`` is what ``[crm] adapter = "..."`` refers to.
+    :returns: nothing.
+
+    Synchronous, called once at start-up. Example::
+
+        @hookimpl
+        def scrm_register_crms(register):
+            register(LocalCrm)
+    """
+
+
+@hookspec
+def scrm_register_commands(cli: Any) -> None:
+    """Add commands to the ``scrm`` command line.
+
+    :param cli: the root :class:`typer.Typer` application. Add a command with
+        ``@cli.command()`` or a group with ``cli.add_typer(sub, name="...")``.
+    :returns: nothing.
+
+    Synchronous, called once when the CLI starts. Example::
+
+        @hookimpl
+        def scrm_register_commands(cli):
+            @cli.command()
+            def hello():
+                print("hello from my plugin")
+    """
+
+
+# ---------------------------------------------------------------- social profile
+
+
+@hookspec
+def scrm_enrich_profile(profile: SocialProfile) -> SocialProfile | None:
+    """Add to or correct a social profile before it is stored and sent to the CRM.
+
+    :param profile: the profile as the network gave it.
+    :returns: a replacement profile (its ``network`` and ``account_id`` must not change),
+        or None to keep it. Implementations run in turn, each seeing the previous result.
+
+    Called when a profile is new or changed. May be async. Example::
+
+        @hookimpl
+        def scrm_enrich_profile(profile):
+            if profile.handle and profile.handle.endswith("@acme.example"):
+                return profile.model_copy(update={"verified": True})
+    """
+
+
+@hookspec
+def scrm_match_identity(profile: SocialProfile, candidates: list[SocialProfile]) -> IdentityMatch | None:
+    """Propose which person a newly seen profile belongs to.
+
+    :param profile: the new profile.
+    :param candidates: known profiles that share an identifier with it.
+    :returns: an :class:`~scrm_core.models.IdentityMatch` (person key, evidence, whether
+        the evidence is verified), or None. Stops at the first non-None result.
+
+    The network's identity policy decides what happens to the match: ``never`` drops it,
+    ``suggest`` records it for an operator, ``verified`` links only verified evidence.
+    May be async. Example::
+
+        @hookimpl
+        def scrm_match_identity(profile, candidates):
+            for other in candidates:
+                if profile.email and profile.email == other.email:
+                    return IdentityMatch(person_key=other.key, evidence="same email", verified=False)
+    """
+
+
+# ---------------------------------------------------------------- conversation
+
+
+@hookspec
+def scrm_message_received(message: Message, conversation: Conversation) -> None:
+    """A new message was accepted (not seen before) and placed in its conversation.
+
+    :param message: the message, after understanding hooks filled ``language``,
+        ``sentiment``, ``labels`` and ``matched_queries``.
+    :param conversation: its conversation, counts already updated.
+    :returns: nothing; a notification.
+
+    May be async. Example::
+
+        @hookimpl
+        async def scrm_message_received(message, conversation):
+            await metrics.increment(message.network)
+    """
+
+
+@hookspec
+def scrm_classify_message(message: Message) -> list[str] | None:
+    """Label a message: intent (``intent:complaint``, ``intent:question``,
+    ``intent:purchase``, ``intent:praise``, ``intent:spam``), topic, anything routing uses.
+
+    :param message: the message (language and sentiment already set).
+    :returns: labels to add, or None. All implementations are called; labels are merged.
+
+    May be async. Example::
+
+        @hookimpl
+        def scrm_classify_message(message):
+            if "refund" in message.text.lower():
+                return ["intent:complaint", "topic:billing"]
+    """
+
+
+@hookspec
+def scrm_route_conversation(conversation: Conversation) -> list[Action] | None:
+    """Decide what the CRM should do about a conversation after a new message.
+
+    :param conversation: the conversation; ``conversation.last_message`` is the message
+        that triggered this pass.
+    :returns: actions (log, case, lead, label, priority, ignore), or None. All
+        implementations are called and their actions combined; ``ignore`` wins over all.
+
+    The default routing plugin (``scrm.routing``) applies the config's ``[[routing.rules]]``.
+    May be async. Example::
+
+        @hookimpl
+        def scrm_route_conversation(conversation):
+            if "vip" in conversation.labels:
+                return [Action(kind="priority", value="urgent")]
+    """
+
+
+@hookspec
+def scrm_map_to_crm(message: Message, conversation: Conversation, actions: list[Action]) -> list[CrmOperation] | None:
+    """Replace the default mapping of a message and its routing actions to CRM operations.
+
+    :param message: the message.
+    :param conversation: its conversation.
+    :param actions: what routing decided.
+    :returns: the complete list of operations for this message, or None to use the
+        default mapping. Stops at the first non-None result. Operations must be upserts
+        by the deterministic external keys (:func:`scrm_core.external_key`).
+
+    May be async. Example::
+
+        @hookimpl
+        def scrm_map_to_crm(message, conversation, actions):
+            if message.network == "internal":
+                return []  # never copy the internal network into the CRM
+    """
+
+
+@hookspec
+def scrm_message_edited(message: Message, conversation_key: str) -> None:
+    """A message was edited on its network; the CRM copy is being updated.
+
+    :param message: the message's new state.
+    :param conversation_key: the key of its conversation.
+    :returns: nothing; a notification. May be async. Example::
+
+        @hookimpl
+        def scrm_message_edited(message, conversation_key):
+            log.info("edited %s", message.key)
+    """
+
+
+@hookspec
+def scrm_message_deleted(message_key: str, conversation_key: str) -> None:
+    """A message was deleted on its network; its CRM copy is being redacted.
+
+    :param message_key: ``<network>:<id>`` of the deleted message.
+    :param conversation_key: its conversation's key.
+    :returns: nothing; a notification. May be async. Example::
+
+        @hookimpl
+        def scrm_message_deleted(message_key, conversation_key):
+            search_index.remove(message_key)
+    """
+
+
+@hookspec
+def scrm_before_reply(draft: ReplyDraft) -> ReplyDraft | None:
+    """Hold, change or refuse a reply before it is sent to the network.
+
+    :param draft: the reply: conversation, message replied to, text.
+    :returns: a changed draft (set ``hold=True`` to keep it for a person to approve, or
+        ``refused="reason"`` to drop it), or None to leave it. Implementations run in
+        turn, each seeing the previous result.
+
+    May be async. Example::
+
+        @hookimpl
+        def scrm_before_reply(draft):
+            if "password" in draft.text.lower():
+                return draft.model_copy(update={"refused": "never ask for passwords"})
+    """
+
+
+# ---------------------------------------------------------------- listening
+
+
+@hookspec
+def scrm_listening_match(message: Message, queries: dict[str, str]) -> list[str] | None:
+    """Which listening queries a message matches.
+
+    :param message: the message.
+    :param queries: the config's queries, name -> query text.
+    :returns: names of matching queries, or None. All results are merged into
+        ``message.matched_queries``. May be async. Example::
+
+        @hookimpl
+        def scrm_listening_match(message, queries):
+            return [name for name, q in queries.items() if q.lower() in message.text.lower()]
+    """
+
+
+@hookspec
+def scrm_detect_language(text: str) -> str | None:
+    """The language of a text, as a BCP-47 code (``"en"``, ``"pt-BR"``).
+
+    :param text: the message text.
+    :returns: the code, or None if unsure. Stops at the first non-None result.
+        Not called when the network already gave the language. May be async. Example::
+
+        @hookimpl
+        def scrm_detect_language(text):
+            return "en" if text.isascii() else None
+    """
+
+
+@hookspec
+def scrm_analyze_sentiment(text: str, language: str | None) -> Sentiment | None:
+    """The mood of a text.
+
+    :param text: the message text.
+    :param language: its language, if known.
+    :returns: a :class:`~scrm_core.Sentiment` (score -1..1 and label), or None.
+        Stops at the first non-None result. May be async. Example::
+
+        @hookimpl
+        def scrm_analyze_sentiment(text, language):
+            return Sentiment(score=-0.8, label="negative") if "awful" in text else None
+    """
+
+
+@hookspec
+def scrm_moderate(message: Message) -> list[str] | None:
+    """Moderation labels for a message (``spam``, ``abuse``, ``nsfw``...).
+
+    :param message: the message.
+    :returns: labels, or None. Merged into ``message.labels`` with a ``moderation:``
+        prefix; routing rules decide what to do with them (e.g. ignore spam).
+        May be async. Example::
+
+        @hookimpl
+        def scrm_moderate(message):
+            return ["spam"] if message.text.count("http") > 3 else None
+    """
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+@hookspec
+def scrm_startup(app: Any) -> None:
+    """The engine is about to start.
+
+    :param app: the :class:`scrm_core.engine.Engine` (its ``config`` and ``store``).
+    :returns: nothing. May be async. Example::
+
+        @hookimpl
+        async def scrm_startup(app):
+            await my_cache.warm()
+    """
+
+
+@hookspec
+def scrm_shutdown(app: Any) -> None:
+    """The engine has stopped: outbox flushed, checkpoints saved.
+
+    :param app: the :class:`scrm_core.engine.Engine`.
+    :returns: nothing. May be async. Example::
+
+        @hookimpl
+        async def scrm_shutdown(app):
+            await my_cache.close()
+    """

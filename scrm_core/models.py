@@ -1,0 +1,289 @@
+"""The data that flows through scrm: profiles, messages, conversations, events and CRM operations.
+
+Keys are the one idea to hold on to. Every profile, message and conversation has a
+stable key built from the network's own ids (never from a handle: handles change):
+
+* profile ``<network>:<account_id>``
+* message ``<network>:<message_id>``
+* conversation ``<network>:<root_message_id>``
+
+and every CRM write is an upsert by the external key ``scrm:<key>``, so a retry after a
+timeout can never create a second record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Action",
+    "ActionKind",
+    "Conversation",
+    "CrmObject",
+    "CrmOperation",
+    "Direction",
+    "Event",
+    "EventPage",
+    "IdentityMatch",
+    "Message",
+    "MessageCreated",
+    "MessageDeleted",
+    "MessageEdited",
+    "OperationResult",
+    "ProfileUpdated",
+    "ReplyDraft",
+    "Sentiment",
+    "SocialProfile",
+    "Visibility",
+    "external_key",
+]
+
+
+def external_key(key: str) -> str:
+    """The deterministic CRM external key for an scrm key: ``scrm:<network>:<id>``."""
+    return f"scrm:{key}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class SocialProfile(_Model):
+    """A person's account on one network."""
+
+    network: str = Field(min_length=1, description="Network name, e.g. 'mastodon'.")
+    account_id: str = Field(min_length=1, description="The network's stable account id (not the handle).")
+    handle: str | None = None
+    display_name: str | None = None
+    bio: str | None = None
+    url: str | None = None
+    avatar_url: str | None = None
+    followers: int | None = Field(default=None, ge=0)
+    verified: bool = False
+    email: str | None = Field(default=None, description="Only when the person gave it to the company.")
+
+    @property
+    def key(self) -> str:
+        return f"{self.network}:{self.account_id}"
+
+
+class Visibility(StrEnum):
+    public = "public"
+    direct = "direct"
+
+
+class Direction(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class Sentiment(_Model):
+    score: float = Field(ge=-1.0, le=1.0, description="-1 very negative .. +1 very positive.")
+    label: Literal["negative", "neutral", "positive"]
+
+
+class Message(_Model):
+    """One post, comment, reply or direct message."""
+
+    network: str = Field(min_length=1)
+    id: str = Field(min_length=1, description="The network's id of this message.")
+    author: SocialProfile
+    text: str
+    created_at: datetime
+    edited_at: datetime | None = None
+    thread_root_id: str | None = Field(default=None, description="Id of the thread's first message; None if this is it.")
+    parent_id: str | None = Field(default=None, description="Id of the message this one replies to.")
+    visibility: Visibility = Visibility.public
+    direction: Direction = Direction.inbound
+    mentions: list[str] = Field(default_factory=list)
+    hashtags: list[str] = Field(default_factory=list)
+    url: str | None = None
+    # Filled in by understanding hooks.
+    language: str | None = None
+    sentiment: Sentiment | None = None
+    labels: list[str] = Field(default_factory=list)
+    matched_queries: list[str] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.network}:{self.id}"
+
+    @property
+    def conversation_key(self) -> str:
+        return f"{self.network}:{self.thread_root_id or self.id}"
+
+
+class Conversation(_Model):
+    """A thread, keyed by network + root message id. Holds what routing needs, not every message."""
+
+    network: str
+    root_id: str
+    started_by: str = Field(description="Profile key of the author of the root message (or first seen).")
+    subject: str = ""
+    message_count: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    labels: list[str] = Field(default_factory=list)
+    needs_case: bool = False
+    priority: str | None = None
+    lead: bool = False
+    # The message that caused the current routing pass (not persisted).
+    last_message: Message | None = Field(default=None, exclude=True)
+
+    @property
+    def key(self) -> str:
+        return f"{self.network}:{self.root_id}"
+
+
+# ---------------------------------------------------------------- events
+
+
+class MessageCreated(_Model):
+    kind: Literal["message.created"] = "message.created"
+    message: Message
+
+    @property
+    def key(self) -> str:
+        return f"c:{self.message.key}"
+
+
+class MessageEdited(_Model):
+    """The message's full new state; ``message.edited_at`` is the version."""
+
+    kind: Literal["message.edited"] = "message.edited"
+    message: Message
+
+    @property
+    def key(self) -> str:
+        version = self.message.edited_at.isoformat() if self.message.edited_at else "?"
+        return f"e:{self.message.key}:{version}"
+
+
+class MessageDeleted(_Model):
+    kind: Literal["message.deleted"] = "message.deleted"
+    network: str
+    message_id: str
+    deleted_at: datetime | None = None
+
+    @property
+    def message_key(self) -> str:
+        return f"{self.network}:{self.message_id}"
+
+    @property
+    def key(self) -> str:
+        return f"d:{self.message_key}"
+
+
+class ProfileUpdated(_Model):
+    kind: Literal["profile.updated"] = "profile.updated"
+    profile: SocialProfile
+    version: str = Field(description="Anything that changes when the profile does, e.g. a timestamp.")
+
+    @property
+    def key(self) -> str:
+        return f"p:{self.profile.key}:{self.version}"
+
+
+Event = Annotated[
+    MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated, Field(discriminator="kind")
+]
+"""What a network adapter yields. ``event.key`` is the dedup key (kind, network, id, version)."""
+
+
+class EventPage(_Model):
+    """A run of events and the cursor that follows them.
+
+    The engine saves ``cursor`` in the same transaction as the events' results, so a crash
+    loses the whole page or none of it. ``rejects`` are records the adapter could not
+    parse; they go to the dead-letter queue with their reason.
+    """
+
+    events: list[Event]
+    cursor: str | None
+    rejects: list[tuple[str, str]] = Field(default_factory=list, description="(record locator, reason)")
+
+
+# ---------------------------------------------------------------- routing and CRM
+
+
+class ActionKind(StrEnum):
+    log = "log"
+    case = "case"
+    lead = "lead"
+    label = "label"
+    priority = "priority"
+    ignore = "ignore"
+
+
+class Action(_Model):
+    kind: ActionKind
+    value: str | None = None
+    rule: str | None = Field(default=None, description="Name of the routing rule that produced it.")
+
+
+class CrmObject(StrEnum):
+    """CRM object types, in the order a sink applies them (references point backwards)."""
+
+    contact = "contact"
+    profile = "profile"
+    case = "case"
+    lead = "lead"
+    message = "message"
+
+
+CRM_OBJECT_ORDER: dict[CrmObject, int] = {obj: i for i, obj in enumerate(CrmObject)}
+
+
+class CrmOperation(_Model):
+    """An upsert of one CRM record by its external key.
+
+    ``refs`` name other records by their external keys (``{"contact": "scrm:..."}``); the
+    adapter resolves them to CRM ids. Deletions are upserts too (``fields`` carries the
+    redaction), so every write the sink makes is idempotent.
+    """
+
+    object: CrmObject
+    external_key: str
+    fields: dict[str, Any] = Field(default_factory=dict)
+    refs: dict[str, str] = Field(default_factory=dict)
+
+    def merged_with(self, later: CrmOperation) -> CrmOperation:
+        """One operation equivalent to applying ``self`` then ``later`` (same record)."""
+        return CrmOperation(
+            object=self.object,
+            external_key=self.external_key,
+            fields={**self.fields, **later.fields},
+            refs={**self.refs, **later.refs},
+        )
+
+
+class IdentityMatch(_Model):
+    """A proposal that a profile belongs to a known person, with the evidence for it."""
+
+    person_key: str
+    evidence: str = Field(min_length=1, description="What shows it, e.g. 'email confirmed by the customer'.")
+    verified: bool = False
+
+
+class ReplyDraft(_Model):
+    """A reply on its way to a network. Plugins may change ``text``, set ``hold`` or ``refused``."""
+
+    conversation_key: str
+    in_reply_to: str = Field(description="Network id of the message replied to.")
+    text: str = Field(min_length=1)
+    hold: bool = False
+    refused: str | None = None
+
+
+class OperationResult(_Model):
+    """What the CRM said about one operation of a batch (same order as the batch)."""
+
+    external_key: str
+    ok: bool
+    crm_id: str | None = None
+    error: str | None = Field(default=None, description="The CRM's reason, for the dead-letter queue.")
+    retryable: bool = False

@@ -1,0 +1,211 @@
+"""The state store interface: everything scrm must remember between runs.
+
+One implementation per database (SQLite now, PostgreSQL later). Methods are synchronous
+and each is one transaction; the engine calls them from one dedicated worker thread (see
+:class:`scrm_core.store.AsyncStore`), so an implementation never has to be thread-safe and
+never blocks the event loop.
+
+The promise the engine builds on: :meth:`StateStore.commit_page` writes a page's seen
+events, profiles, conversations, message index, CRM operations, dead letters, audit
+entries AND the source's new cursor in ONE transaction. A crash loses all of it or none.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..models import Conversation, CrmObject, CrmOperation, SocialProfile
+
+__all__ = [
+    "AuditEntry",
+    "Checkpoint",
+    "DeadLetter",
+    "MessageRecord",
+    "NewDeadLetter",
+    "OutboxItem",
+    "PageCommit",
+    "ProfileRecord",
+    "Settlement",
+    "StateStore",
+]
+
+
+@dataclass(slots=True)
+class ProfileRecord:
+    """A profile as last seen, and the person it belongs to (its own key until linked)."""
+
+    profile: SocialProfile
+    person_key: str
+    fingerprint: str  # changes when the profile's CRM-relevant fields do
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """Index entry for a message: enough to route edits and deletions without the CRM."""
+
+    key: str
+    conversation_key: str
+    author_key: str
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class NewDeadLetter:
+    """Something that could not be processed. ``op`` is set for a CRM write (retryable later)."""
+
+    source: str  # source name, or "sink" for CRM writes
+    reason: str
+    locator: str = ""  # e.g. "demo.ndjson:17", or the op's external key
+    op: CrmOperation | None = None
+    payload: str = ""  # raw input excerpt for rejects (bounded by the caller)
+
+
+@dataclass(slots=True)
+class DeadLetter(NewDeadLetter):
+    id: int = 0
+    created_at: datetime | None = None
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    action: str  # e.g. "message.redacted", "subject.erased", "dlq.requeued"
+    subject: str  # the key acted on
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class PageCommit:
+    """Everything one page of events produced, committed atomically with the cursor."""
+
+    source: str
+    cursor: str | None
+    event_keys: Sequence[str] = ()
+    profiles: Sequence[ProfileRecord] = ()
+    conversations: Sequence[Conversation] = ()
+    messages: Sequence[MessageRecord] = ()
+    ops: Sequence[CrmOperation] = ()
+    dead_letters: Sequence[NewDeadLetter] = ()
+    audit: Sequence[AuditEntry] = ()
+
+
+@dataclass(slots=True)
+class OutboxItem:
+    seq: int  # strictly increasing in insertion order
+    op: CrmOperation
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class Settlement:
+    """The outcome of one sink flush, written in one transaction.
+
+    ``done``: outbox seqs applied, with the CRM id per (object, external key) to remember.
+    ``failed``: seqs refused for good, moved to the dead-letter queue with the reason.
+    ``retry``: seqs to keep in the outbox with their attempt count increased.
+    """
+
+    done: Sequence[int] = ()
+    crm_ids: Sequence[tuple[CrmObject, str, str]] = ()
+    failed: Sequence[tuple[int, str]] = ()
+    retry: Sequence[int] = ()
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    source: str
+    cursor: str | None
+    updated_at: datetime | None
+    events: int  # events committed from this source, all time
+
+
+@dataclass(slots=True)
+class ErasePlan:
+    """What an erase removed from the state store, so the CRM can remove the same records."""
+
+    person_key: str
+    records: dict[CrmObject, list[str]] = field(default_factory=dict)  # external keys
+
+
+class StateStore(ABC):
+    """Abstract state store. See the module docstring for the transaction promise."""
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Create or upgrade the schema; returns the schema version now in force."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- checkpoints and dedup
+    @abstractmethod
+    def checkpoint(self, source: str) -> str | None:
+        """The saved cursor of a source, None if it never committed."""
+
+    @abstractmethod
+    def checkpoints(self) -> list[Checkpoint]: ...
+
+    @abstractmethod
+    def unseen(self, event_keys: Sequence[str]) -> set[str]:
+        """The subset of ``event_keys`` never committed before."""
+
+    # -- lookups the pipeline needs before it decides
+    @abstractmethod
+    def profiles(self, keys: Sequence[str]) -> dict[str, ProfileRecord]: ...
+
+    @abstractmethod
+    def conversations(self, keys: Sequence[str]) -> dict[str, Conversation]: ...
+
+    @abstractmethod
+    def messages(self, keys: Sequence[str]) -> dict[str, MessageRecord]: ...
+
+    @abstractmethod
+    def commit_page(self, page: PageCommit) -> None:
+        """Write the page and the cursor in one transaction (upserts for profiles,
+        conversations and messages; inserts for the rest)."""
+
+    # -- outbox
+    @abstractmethod
+    def outbox_take(self, limit: int, after_seq: int = 0) -> list[OutboxItem]:
+        """Up to ``limit`` items with seq > ``after_seq``, oldest first. Does not remove them."""
+
+    @abstractmethod
+    def outbox_settle(self, settlement: Settlement) -> None: ...
+
+    @abstractmethod
+    def outbox_depth(self) -> int: ...
+
+    @abstractmethod
+    def crm_ids(self, obj: CrmObject, external_keys: Sequence[str]) -> dict[str, str]: ...
+
+    # -- dead letters
+    @abstractmethod
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    def dead_letter_count(self) -> int: ...
+
+    @abstractmethod
+    def requeue_dead_letters(self, ids: Sequence[int] | None = None) -> int:
+        """Move CRM-write dead letters (all, or these ids) back to the outbox; returns how
+        many. Rejected input records (no ``op``) stay: they need a fixed source."""
+
+    # -- audit and erase
+    @abstractmethod
+    def audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    @abstractmethod
+    def audit_log(self, limit: int = 100) -> list[tuple[datetime, AuditEntry]]: ...
+
+    @abstractmethod
+    def erase_person(self, person_key: str) -> ErasePlan:
+        """Remove a person's profiles, messages and conversations they started from the
+        store (and pending outbox ops about them); audit it; return the CRM keys to erase."""
+
+    # -- counts for summaries
+    @abstractmethod
+    def counts(self) -> Mapping[str, int]:
+        """Row counts: profiles, conversations, messages, outbox, dead_letters, seen_events."""
