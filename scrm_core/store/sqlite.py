@@ -1,0 +1,505 @@
+"""The embedded state store: one SQLite file in WAL mode (the default, ``sqlite:///scrm.db``).
+
+Each public method is one transaction. Writes use ``BEGIN IMMEDIATE`` so a second process
+waits on ``busy_timeout`` at the start instead of failing half-way with SQLITE_BUSY.
+The connection is used from one thread only (see :class:`scrm_core.store.AsyncStore`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from ..errors import FatalError
+from ..models import Conversation, CrmObject, CrmOperation, SocialProfile, external_key
+from .base import (
+    AuditEntry,
+    Checkpoint,
+    DeadLetter,
+    ErasePlan,
+    MessageRecord,
+    NewDeadLetter,
+    OutboxItem,
+    PageCommit,
+    ProfileRecord,
+    Settlement,
+    StateStore,
+)
+
+__all__ = ["MIGRATIONS", "SqliteStore"]
+
+T = TypeVar("T")
+
+# Keys per ``IN (...)`` query: far below SQLite's bound-variable limit on every build.
+_CHUNK = 500
+
+# Schema migrations, in order: MIGRATIONS[i] takes the schema from version i to i + 1.
+# Never edit one that has shipped; append a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE checkpoints (
+        source TEXT PRIMARY KEY,
+        cursor TEXT,
+        updated_at TEXT NOT NULL,
+        events INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE seen_events (key TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE profiles (
+        key TEXT PRIMARY KEY,
+        person_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX profiles_person_key ON profiles (person_key);
+    -- started_by is copied out of the JSON so erase can find a person's threads by index.
+    CREATE TABLE conversations (
+        key TEXT PRIMARY KEY,
+        started_by TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX conversations_started_by ON conversations (started_by);
+    -- No foreign key to conversations: an edit or deletion can index a message whose
+    -- thread the store never saw, and erase removes threads but not others' replies.
+    -- No index on author_key: it would cost ~20% of commit_page on the hot path, for
+    -- erase_person alone, which is rare and can afford a scan.
+    CREATE TABLE messages (
+        key TEXT PRIMARY KEY,
+        conversation_key TEXT NOT NULL,
+        author_key TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        in_crm INTEGER NOT NULL DEFAULT 1
+    ) WITHOUT ROWID;
+    -- AUTOINCREMENT: seqs are never reused, even after the outbox empties, so a sink's
+    -- "after_seq" watermark can never skip a new row.
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        object TEXT NOT NULL,
+        external_key TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        refs TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE crm_ids (
+        object TEXT NOT NULL,
+        external_key TEXT NOT NULL,
+        crm_id TEXT NOT NULL,
+        PRIMARY KEY (object, external_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        locator TEXT NOT NULL DEFAULT '',
+        op TEXT,
+        payload TEXT NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE identity_links (
+        id INTEGER PRIMARY KEY,
+        profile_key TEXT NOT NULL REFERENCES profiles (key) ON DELETE CASCADE,
+        person_key TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        verified INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        undone_at TEXT
+    );
+    CREATE INDEX identity_links_profile_key ON identity_links (profile_key);
+    CREATE INDEX identity_links_person_key ON identity_links (person_key);
+    """,
+]
+
+_UPSERT_PROFILE = """
+    INSERT INTO profiles (key, person_key, fingerprint, data) VALUES (?, ?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET
+        person_key = excluded.person_key, fingerprint = excluded.fingerprint, data = excluded.data
+"""
+_UPSERT_CONVERSATION = """
+    INSERT INTO conversations (key, started_by, data) VALUES (?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET started_by = excluded.started_by, data = excluded.data
+"""
+_UPSERT_MESSAGE = """
+    INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET
+        conversation_key = excluded.conversation_key, author_key = excluded.author_key,
+        deleted = excluded.deleted, in_crm = excluded.in_crm
+"""
+_INSERT_OUTBOX = "INSERT INTO outbox (object, external_key, fields, refs, created_at) VALUES (?, ?, ?, ?, ?)"
+_INSERT_DEAD_LETTER = """
+    INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_AUDIT = "INSERT INTO audit_log (at, action, subject, detail) VALUES (?, ?, ?, ?)"
+_UPSERT_CHECKPOINT = """
+    INSERT INTO checkpoints (source, cursor, updated_at, events) VALUES (?, ?, ?, ?)
+    ON CONFLICT (source) DO UPDATE SET
+        cursor = excluded.cursor, updated_at = excluded.updated_at, events = events + excluded.events
+"""
+# A refused outbox row becomes a sink dead letter without a round trip through Python;
+# the op JSON has the same shape as _op_json's.
+_OUTBOX_TO_DEAD_LETTER = """
+    INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at)
+    SELECT 'sink', ?, external_key,
+           json_object('object', object, 'external_key', external_key,
+                       'fields', json(fields), 'refs', json(refs)),
+           '', attempts + 1, ?
+    FROM outbox WHERE seq = ?
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _op_json(op: CrmOperation) -> bytes:
+    return orjson.dumps(
+        {"object": op.object.value, "external_key": op.external_key, "fields": op.fields, "refs": op.refs}
+    )
+
+
+def _op_from_json(raw: str | bytes) -> CrmOperation:
+    d = orjson.loads(raw)
+    return _op(d["object"], d["external_key"], d["fields"], d["refs"])
+
+
+def _op_row(obj: str, key: str, fields: str, refs: str) -> CrmOperation:
+    return _op(obj, key, orjson.loads(fields), orjson.loads(refs))
+
+
+def _op(obj: str, key: str, fields: Any, refs: Any) -> CrmOperation:
+    # model_construct skips validation: these values were written by this store.
+    return CrmOperation.model_construct(object=CrmObject(obj), external_key=key, fields=fields, refs=refs)
+
+
+def _decode(table: str, key: object, parse: Callable[..., T], *raw: Any) -> T:
+    """``parse(*raw)`` for data stored in a row; a failure names the damaged row."""
+    try:
+        return parse(*raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise FatalError(
+            f"state store: row {key!r} of table {table!r} cannot be read ({type(exc).__name__}); "
+            "the database is damaged: restore a backup or delete that row",
+            detail=str(exc),
+        ) from exc
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (``execute`` runs one at a time, and
+    ``executescript`` would commit the migration's transaction early)."""
+    stmt = ""
+    for part in script.split(";"):
+        stmt += part + ";"
+        if sqlite3.complete_statement(stmt):  # False while inside a string or a trigger body
+            if stmt.strip(" \t\n;"):
+                yield stmt
+            stmt = ""
+
+
+class SqliteStore(StateStore):
+    """:class:`StateStore` on one SQLite file (or ``":memory:"``). Call :meth:`migrate` first."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; _tx() says where they begin and end.
+        self._conn = sqlite3.connect(self.path, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode fsyncs at checkpoints, not at every commit: a committed page
+        # survives a crash of the process (the promise scrm makes), but a power loss or OS
+        # crash may lose the last few transactions. Sources re-deliver from the older
+        # cursor then, and upserts by external key keep that harmless.
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:  # some errors already rolled back
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def _select_in(self, sql: str, keys: Sequence[Any], *params: Any) -> Iterator[Any]:
+        """Rows of ``sql`` (whose ``{marks}`` becomes ``?, ?, ...``) for ``keys``, in chunks."""
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            yield from self._conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*params, *chunk))
+
+    # -- schema
+
+    def migrate(self) -> int:
+        with self._tx() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+            current: int = c.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise FatalError(
+                    f"the state store {self.path} has schema version {current}, but this scrm only "
+                    f"knows versions up to {len(MIGRATIONS)}: it was written by a newer scrm. "
+                    "Upgrade scrm to use it."
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for stmt in _statements(MIGRATIONS[version - 1]):
+                    c.execute(stmt)
+                c.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, _now()))
+        return max(current, len(MIGRATIONS))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- checkpoints and dedup
+
+    def checkpoint(self, source: str) -> str | None:
+        row = self._conn.execute("SELECT cursor FROM checkpoints WHERE source = ?", (source,)).fetchone()
+        if row is None:
+            return None
+        cursor: str | None = row[0]
+        return cursor
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self._conn.execute("SELECT source, cursor, updated_at, events FROM checkpoints ORDER BY source")
+        return [
+            Checkpoint(source, cursor, _decode("checkpoints", source, datetime.fromisoformat, at), events)
+            for source, cursor, at, events in rows
+        ]
+
+    def unseen(self, event_keys: Sequence[str]) -> set[str]:
+        seen = {k for (k,) in self._select_in("SELECT key FROM seen_events WHERE key IN ({marks})", event_keys)}
+        return set(event_keys) - seen
+
+    # -- lookups
+
+    def profiles(self, keys: Sequence[str]) -> dict[str, ProfileRecord]:
+        sql = "SELECT key, person_key, fingerprint, data FROM profiles WHERE key IN ({marks})"
+        return {
+            key: ProfileRecord(_decode("profiles", key, SocialProfile.model_validate_json, data), pk, fp)
+            for key, pk, fp, data in self._select_in(sql, keys)
+        }
+
+    def conversations(self, keys: Sequence[str]) -> dict[str, Conversation]:
+        sql = "SELECT key, data FROM conversations WHERE key IN ({marks})"
+        return {
+            key: _decode("conversations", key, Conversation.model_validate_json, data)
+            for key, data in self._select_in(sql, keys)
+        }
+
+    def messages(self, keys: Sequence[str]) -> dict[str, MessageRecord]:
+        sql = "SELECT key, conversation_key, author_key, deleted, in_crm FROM messages WHERE key IN ({marks})"
+        return {
+            key: MessageRecord(key, conv, author, bool(deleted), bool(in_crm))
+            for key, conv, author, deleted, in_crm in self._select_in(sql, keys)
+        }
+
+    # -- the hot path
+
+    def commit_page(self, page: PageCommit) -> None:
+        now = _now()
+        dumps = orjson.dumps
+        with self._tx() as c:
+            c.executemany("INSERT OR IGNORE INTO seen_events (key) VALUES (?)", [(k,) for k in page.event_keys])
+            c.executemany(
+                _UPSERT_PROFILE,
+                [(p.profile.key, p.person_key, p.fingerprint, p.profile.model_dump_json()) for p in page.profiles],
+            )
+            c.executemany(
+                _UPSERT_CONVERSATION, [(cv.key, cv.started_by, cv.model_dump_json()) for cv in page.conversations]
+            )
+            c.executemany(
+                _UPSERT_MESSAGE, [(m.key, m.conversation_key, m.author_key, m.deleted, m.in_crm) for m in page.messages]
+            )
+            c.executemany(
+                _INSERT_OUTBOX,
+                [(op.object.value, op.external_key, dumps(op.fields), dumps(op.refs), now) for op in page.ops],
+            )
+            self._insert_dead_letters(page.dead_letters, now)
+            self._insert_audit(page.audit, now)
+            c.execute(_UPSERT_CHECKPOINT, (page.source, page.cursor, now, len(page.event_keys)))
+
+    def _insert_dead_letters(self, letters: Sequence[NewDeadLetter], now: str) -> None:
+        self._conn.executemany(
+            _INSERT_DEAD_LETTER,
+            [
+                (d.source, d.reason, d.locator, None if d.op is None else _op_json(d.op), d.payload, 0, now)
+                for d in letters
+            ],
+        )
+
+    def _insert_audit(self, entries: Sequence[AuditEntry], now: str) -> None:
+        self._conn.executemany(_INSERT_AUDIT, [(now, e.action, e.subject, e.detail) for e in entries])
+
+    # -- outbox
+
+    def outbox_take(self, limit: int, after_seq: int = 0) -> list[OutboxItem]:
+        rows = self._conn.execute(
+            "SELECT seq, object, external_key, fields, refs, attempts FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            OutboxItem(seq, _decode("outbox", seq, _op_row, obj, key, fields, refs), attempts)
+            for seq, obj, key, fields, refs, attempts in rows
+        ]
+
+    def outbox_settle(self, settlement: Settlement) -> None:
+        now = _now()
+        with self._tx() as c:
+            c.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in settlement.done])
+            c.executemany(
+                "INSERT INTO crm_ids (object, external_key, crm_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (object, external_key) DO UPDATE SET crm_id = excluded.crm_id",
+                [(obj.value, key, crm_id) for obj, key, crm_id in settlement.crm_ids],
+            )
+            # attempts in the dead letter = tries made, this failed one included
+            c.executemany(_OUTBOX_TO_DEAD_LETTER, [(reason, now, seq) for seq, reason in settlement.failed])
+            c.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq, _ in settlement.failed])
+            c.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in settlement.retry])
+
+    def outbox_depth(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def crm_ids(self, obj: CrmObject, external_keys: Sequence[str]) -> dict[str, str]:
+        sql = "SELECT external_key, crm_id FROM crm_ids WHERE object = ? AND external_key IN ({marks})"
+        return dict(self._select_in(sql, external_keys, obj.value))
+
+    # -- dead letters
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` dead letters, oldest first."""
+        rows = self._conn.execute(
+            "SELECT id, source, reason, locator, op, payload, attempts, created_at"
+            " FROM dead_letters ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [
+            DeadLetter(
+                source=source,
+                reason=reason,
+                locator=locator,
+                op=None if op is None else _decode("dead_letters", id_, _op_from_json, op),
+                payload=payload,
+                id=id_,
+                created_at=_decode("dead_letters", id_, datetime.fromisoformat, at),
+                attempts=attempts,
+            )
+            for id_, source, reason, locator, op, payload, attempts, at in rows
+        ]
+
+    def dead_letter_count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+
+    def requeue_dead_letters(self, ids: Sequence[int] | None = None) -> int:
+        now = _now()
+        with self._tx() as c:
+            if ids is None:
+                rows = list(c.execute("SELECT id, op FROM dead_letters WHERE op IS NOT NULL ORDER BY id"))
+            else:
+                sql = "SELECT id, op FROM dead_letters WHERE op IS NOT NULL AND id IN ({marks})"
+                rows = sorted(self._select_in(sql, sorted(set(ids))))
+            ops = [_decode("dead_letters", id_, _op_from_json, op) for id_, op in rows]
+            dumps = orjson.dumps
+            c.executemany(
+                _INSERT_OUTBOX, [(o.object.value, o.external_key, dumps(o.fields), dumps(o.refs), now) for o in ops]
+            )
+            c.executemany("DELETE FROM dead_letters WHERE id = ?", [(id_,) for id_, _ in rows])
+            if rows:
+                self._insert_audit([AuditEntry("dlq.requeued", "dead_letters", f"{len(rows)} operation(s)")], now)
+        return len(rows)
+
+    # -- audit and erase
+
+    def audit(self, entries: Sequence[AuditEntry]) -> None:
+        now = _now()
+        with self._tx():
+            self._insert_audit(entries, now)
+
+    def audit_log(self, limit: int = 100) -> list[tuple[datetime, AuditEntry]]:
+        """The latest ``limit`` entries, newest first."""
+        rows = self._conn.execute(
+            "SELECT id, at, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [
+            (_decode("audit_log", id_, datetime.fromisoformat, at), AuditEntry(action, subject, detail))
+            for id_, at, action, subject, detail in rows
+        ]
+
+    def erase_person(self, person_key: str) -> ErasePlan:
+        """Besides what the interface lists, this also drops the person's identity links
+        and sink dead letters about them (a requeue would otherwise re-create the records).
+        Seen-event keys stay: they hold no personal data and stop a backfill re-importing."""
+        with self._tx() as c:
+            profiles = [k for (k,) in c.execute("SELECT key FROM profiles WHERE person_key = ?", (person_key,))]
+            messages = [
+                k for (k,) in self._select_in("SELECT key FROM messages WHERE author_key IN ({marks})", profiles)
+            ]
+            threads = [
+                k for (k,) in self._select_in("SELECT key FROM conversations WHERE started_by IN ({marks})", profiles)
+            ]
+            plan = ErasePlan(
+                person_key,
+                {
+                    CrmObject.contact: [external_key(person_key)],
+                    CrmObject.profile: [external_key(k) for k in profiles],
+                    CrmObject.case: [external_key(k) for k in threads],
+                    CrmObject.lead: [external_key(k) for k in profiles],
+                    CrmObject.message: [external_key(k) for k in messages],
+                },
+            )
+            c.execute("DELETE FROM identity_links WHERE person_key = ?", (person_key,))
+            c.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in profiles])  # cascades links
+            c.executemany("DELETE FROM messages WHERE key = ?", [(k,) for k in messages])
+            c.executemany("DELETE FROM conversations WHERE key = ?", [(k,) for k in threads])
+            c.executemany(
+                "DELETE FROM crm_ids WHERE object = ? AND external_key = ?",
+                [(obj.value, key) for obj, keys in plan.records.items() for key in keys],
+            )
+            outbox, letters = self._erase_pending({key for keys in plan.records.values() for key in keys})
+            detail = (
+                f"profiles={len(profiles)} messages={len(messages)} conversations={len(threads)} "
+                f"outbox={outbox} dead_letters={letters}"
+            )
+            self._insert_audit([AuditEntry("subject.erased", person_key, detail)], _now())
+        return plan
+
+    def _erase_pending(self, keys: set[str]) -> tuple[int, int]:
+        """Delete outbox rows and sink dead letters written to, or referring to, ``keys``.
+        Scans both tables in Python: they are short, and erase is rare."""
+
+        def hit(key: str, refs: Any) -> bool:
+            return key in keys or any(v in keys for v in refs.values())
+
+        c = self._conn
+        rows = c.execute("SELECT seq, external_key, refs FROM outbox")
+        seqs = [(seq,) for seq, key, refs in rows if hit(key, _decode("outbox", seq, orjson.loads, refs))]
+        c.executemany("DELETE FROM outbox WHERE seq = ?", seqs)
+        ids = []
+        for id_, op in c.execute("SELECT id, op FROM dead_letters WHERE op IS NOT NULL"):
+            parsed = _decode("dead_letters", id_, _op_from_json, op)
+            if hit(parsed.external_key, parsed.refs):
+                ids.append((id_,))
+        c.executemany("DELETE FROM dead_letters WHERE id = ?", ids)
+        return len(seqs), len(ids)
+
+    # -- counts
+
+    def counts(self) -> Mapping[str, int]:
+        tables = ("profiles", "conversations", "messages", "outbox", "dead_letters", "seen_events")
+        # One statement, so all counts come from the same snapshot.
+        row = self._conn.execute("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {t})" for t in tables)).fetchone()
+        return dict(zip(tables, row, strict=True))
