@@ -205,3 +205,7 @@ class CrmAdapter(ABC):
     async def check(self) -> list[CheckProblem]:
         """Credentials, scopes and required fields; empty when all is well."""
         return []
+
+    async def counts(self) -> dict[str, int]:
+        """Records per object type (``{"contacts": 12, ...}``) for summaries; ``{}`` if the CRM cannot tell cheaply."""
+        return {}

@@ -26,9 +26,7 @@ class FatalError(ScrmError):
 class RetryableError(ScrmError):
     """Try again later. ``retry_after`` is the wait the remote service asked for, in seconds."""
 
-    def __init__(
-        self, operator_message: str, *, retry_after: float | None = None, detail: str | None = None
-    ) -> None:
+    def __init__(self, operator_message: str, *, retry_after: float | None = None, detail: str | None = None) -> None:
         super().__init__(operator_message, detail=detail)
         self.retry_after = retry_after
 

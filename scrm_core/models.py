@@ -95,7 +95,9 @@ class Message(_Model):
     text: str
     created_at: datetime
     edited_at: datetime | None = None
-    thread_root_id: str | None = Field(default=None, description="Id of the thread's first message; None if this is it.")
+    thread_root_id: str | None = Field(
+        default=None, description="Id of the thread's first message; None if this is it."
+    )
     parent_id: str | None = Field(default=None, description="Id of the message this one replies to.")
     visibility: Visibility = Visibility.public
     direction: Direction = Direction.inbound
@@ -188,9 +190,7 @@ class ProfileUpdated(_Model):
         return f"p:{self.profile.key}:{self.version}"
 
 
-Event = Annotated[
-    MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated, Field(discriminator="kind")
-]
+Event = Annotated[MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated, Field(discriminator="kind")]
 """What a network adapter yields. ``event.key`` is the dedup key (kind, network, id, version)."""
 
 

@@ -50,6 +50,7 @@ class MessageRecord:
     conversation_key: str
     author_key: str
     deleted: bool = False
+    in_crm: bool = True  # False when routing ignored it (spam): edits and deletions then write nothing
 
 
 @dataclass(slots=True)

@@ -1,0 +1,5 @@
+"""``python -m scrm_core`` is the ``scrm`` command."""
+
+from .cli import main
+
+main()

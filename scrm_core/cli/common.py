@@ -1,0 +1,54 @@
+"""Shared pieces of the CLI: plugin host, config loading, consoles, logging."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from ..config import Config, load_config
+from ..errors import ConfigError
+from ..plugins import PluginHost
+
+console = Console()
+console_err = Console(stderr=True)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The scrm TOML file.", show_default=True)]
+StrictOption = Annotated[bool, typer.Option("--strict", help="A plugin that fails to load is an error, not a warning.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log what the engine does.")]
+
+_host: PluginHost | None = None
+
+
+def make_host(*, strict: bool = False) -> PluginHost:
+    """The process's plugin host (loaded once; ``--strict`` is decided at first use)."""
+    global _host
+    if _host is None:
+        _host = PluginHost(strict=strict).load()
+    return _host
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=console_err, show_time=False, show_path=False)],
+        force=True,
+    )
+    for name, error in make_host().load_errors.items():
+        logging.getLogger("scrm.plugins").warning("plugin %s was skipped: %s", name, error)
+
+
+def config_or_exit(path: Path, host: PluginHost) -> Config:
+    """Load and validate the config; print every problem and exit 2 if there are any."""
+    try:
+        return load_config(path, networks=host.networks, crms=host.crms)
+    except ConfigError as exc:
+        console_err.print(f"[bold red]{exc.path}[/]: {len(exc.problems)} problem(s)", highlight=False)
+        for problem in exc.problems:
+            console_err.print(f"  {exc.path}: {problem}", highlight=False, markup=False)
+        raise typer.Exit(2) from None

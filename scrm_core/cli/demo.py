@@ -1,0 +1,117 @@
+"""``scrm demo``: generate a replayed social stream and sync it into the embedded CRM.
+
+Needs the first-party ``scrm-replay`` and ``scrm-localcrm`` packages (installed by the
+README's set-up). Everything lands in one folder (``scrm-demo/`` by default) with the
+config it used, so ``scrm status -c scrm-demo/scrm.toml`` and friends work on it after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import Config
+from ..errors import FatalError
+from ..plugins import PluginHost
+from ..store import open_store
+from .common import StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging
+from .run import summary_table, sync
+
+CONFIG_TEMPLATE = """\
+# Written by `scrm demo`: a replayed social stream into the embedded CRM.
+[state]
+url = "sqlite:///state.db"
+
+[crm]
+adapter = "localcrm"
+settings = {{ path = "crm.db" }}
+{sources}
+"""
+
+SOURCE_TEMPLATE = """
+[[sources]]
+name = "{name}"
+adapter = "replay"
+settings = {{ paths = ["data/{file}"] }}
+"""
+
+
+def _generate(folder: Path, messages: int, seed: int) -> list[Path]:
+    try:
+        from scrm_replay.demo import generate_demo
+    except ImportError as exc:
+        raise FatalError("`scrm demo` needs the scrm-replay package: pip install -e adapters/replay") from exc
+    data = folder / "data"
+    if not any(data.glob("*.ndjson")):
+        with console.status(f"generating {messages:,} demo messages"):
+            generate_demo(data, messages=messages, seed=seed)
+    return sorted(data.glob("*.ndjson"))
+
+
+def _write_config(folder: Path, files: list[Path]) -> Path:
+    sources = "".join(SOURCE_TEMPLATE.format(name=f"demo-{f.stem}", file=f.name) for f in files)
+    path = folder / "scrm.toml"
+    path.write_text(CONFIG_TEMPLATE.format(sources=sources), encoding="utf-8")
+    return path
+
+
+def _count_lines(files: list[Path]) -> int:
+    total = 0
+    for f in files:
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                total += chunk.count(b"\n")
+    return total
+
+
+async def _crm_counts(config: Config, host: PluginHost) -> dict[str, int]:
+    cls = host.crms[config.crm.adapter]
+    from ..adapters import AdapterContext
+
+    crm = cls(cls.Settings.model_validate(config.crm.settings), AdapterContext(name="crm", base_dir=config.base_dir))
+    await crm.start()
+    try:
+        return await crm.counts()
+    finally:
+        await crm.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_command(
+        folder: Annotated[Path, typer.Option("--dir", help="Where the demo's data, state and CRM go.")] = Path(
+            "scrm-demo"
+        ),
+        messages: Annotated[int, typer.Option(help="Messages to generate.", min=1)] = 6000,
+        seed: Annotated[int, typer.Option(help="Seed of the deterministic generator.")] = 7,
+        fresh: Annotated[bool, typer.Option("--fresh", help="Delete the folder first.")] = False,
+        strict: StrictOption = False,
+        verbose: VerboseOption = False,
+    ) -> None:
+        """Generate a demo stream and sync it into the embedded CRM, then print a summary.
+
+        Run it twice: the second run finds nothing new and writes nothing.
+        """
+        host = make_host(strict=strict)
+        setup_logging(verbose)
+        if fresh and folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = _generate(folder, messages, seed)
+        config = config_or_exit(_write_config(folder, files), host)
+        stats = sync(config, host, follow=False, total=_count_lines(files))
+        store = open_store(config.state.url, config.base_dir)
+        try:
+            state = store.counts()
+        finally:
+            store.close()
+        crm = asyncio.run(_crm_counts(config, host))
+        counts = {"conversations": state.get("conversations", 0), **crm, "dead letters": state.get("dead_letters", 0)}
+        console.print(summary_table(counts, f"scrm demo: {folder}/ synced in {stats.seconds:.1f}s"))
+        console.print(
+            f"Look inside: scrm localcrm show -c {folder}/scrm.toml    Progress: scrm status -c {folder}/scrm.toml"
+        )

@@ -1,0 +1,66 @@
+"""``scrm run``: sync the configured sources into the CRM, with a live progress line."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..config import Config
+from ..engine import Engine, RunStats
+from ..plugins import PluginHost
+from .common import ConfigOption, StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging
+
+
+def _describe(stats: RunStats) -> str:
+    i, s = stats.ingest, stats.sink
+    return (
+        f"events {i.events:,}  new messages {i.messages:,}  edits {i.edits:,}  deletions {i.deletions:,}  "
+        f"CRM writes {s.applied:,} in {s.calls:,} calls  dead letters {i.rejects + s.dead_lettered:,}"
+    )
+
+
+def sync(config: Config, host: PluginHost, *, follow: bool, total: int | None = None) -> RunStats:
+    """Run the engine with a progress bar (a bar when the number of events is known)."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=total)
+
+        def report(stats: RunStats) -> None:
+            progress.update(task, completed=stats.ingest.events, description=_describe(stats))
+
+        stats = asyncio.run(Engine(config, host, progress=report).run(follow=follow))
+    console.print(_describe(stats) + f"  ({stats.seconds:.1f}s)", highlight=False)
+    if stats.plugin_failures:
+        console.print(f"[yellow]plugin failures:[/] {stats.plugin_failures}")
+    return stats
+
+
+def summary_table(counts: dict[str, int], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for name, value in counts.items():
+        table.add_row(name, f"{value:,}")
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_command(
+        config: ConfigOption = Path("scrm.toml"),
+        once: Annotated[bool, typer.Option("--once", help="Stop when every source is drained.")] = False,
+        strict: StrictOption = False,
+        verbose: VerboseOption = False,
+    ) -> None:
+        """Sync the configured sources into the CRM (continuously, or --once until drained)."""
+        host = make_host(strict=strict)
+        setup_logging(verbose)
+        cfg = config_or_exit(config, host)
+        stats = sync(cfg, host, follow=not once)
+        if stats.stopped_by_signal:
+            console.print("stopped: progress is saved; the next run goes on from here")

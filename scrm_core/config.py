@@ -1,0 +1,243 @@
+"""The one TOML configuration file: sources, CRM, listening, routing, identity, state.
+
+Validated once, at start, and every mistake is reported at once with the file and the key
+(``scrm.toml: sources[1].settings.paths: Field required``). Secrets come from the
+environment as ``${NAME}`` (write ``$${`` for a literal ``${``); adapters type them as
+``SecretStr``, and error messages never echo a value, only where it is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .adapters import CrmAdapter, NetworkAdapter
+from .errors import ConfigError
+from .models import Action, Direction, Visibility
+
+__all__ = [
+    "Config",
+    "CrmConfig",
+    "EngineConfig",
+    "IdentityConfig",
+    "IdentityPolicy",
+    "ListeningQuery",
+    "RoutingRule",
+    "RuleWhen",
+    "SourceConfig",
+    "StateConfig",
+    "load_config",
+]
+
+_ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StateConfig(_Section):
+    url: str = Field(default="sqlite:///scrm-state.db", description="sqlite:///PATH (relative to this file).")
+
+
+class IdentityPolicy(StrEnum):
+    never = "never"
+    suggest = "suggest"
+    verified = "verified"
+
+
+class SourceConfig(_Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Unique; names the checkpoint.")
+    adapter: str
+    enabled: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class CrmConfig(_Section):
+    adapter: str = "localcrm"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ListeningQuery(_Section):
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+
+
+class ListeningConfig(_Section):
+    queries: list[ListeningQuery] = Field(default_factory=list)
+
+
+class IdentityConfig(_Section):
+    default: IdentityPolicy = IdentityPolicy.never
+    networks: dict[str, IdentityPolicy] = Field(default_factory=dict)
+
+    def policy(self, network: str) -> IdentityPolicy:
+        return self.networks.get(network, self.default)
+
+
+class RuleWhen(_Section):
+    """Conditions of a routing rule; all given ones must hold (an empty ``when`` always does)."""
+
+    networks: list[str] | None = None
+    labels_any: list[str] | None = None
+    labels_all: list[str] | None = None
+    keywords_any: list[str] | None = None
+    queries_any: list[str] | None = None
+    visibility: Visibility | None = None
+    direction: Direction | None = None
+    min_followers: int | None = Field(default=None, ge=0)
+    sentiment_below: float | None = Field(default=None, ge=-1, le=1)
+    sentiment_above: float | None = Field(default=None, ge=-1, le=1)
+
+
+class RoutingRule(_Section):
+    name: str = Field(min_length=1)
+    when: RuleWhen = Field(default_factory=RuleWhen)
+    actions: list[Action] = Field(min_length=1)
+    continue_: bool = Field(default=False, alias="continue", description="Go on to the next rules after this one.")
+
+
+class RoutingConfig(_Section):
+    rules: list[RoutingRule] | None = Field(default=None, description="None: the built-in defaults.")
+
+
+class EngineConfig(_Section):
+    batch_window_ms: int = Field(default=100, ge=0, le=60_000, description="How long the sink waits to fill a batch.")
+    outbox_high_water: int = Field(default=20_000, ge=100, description="Ingest pauses above this outbox depth.")
+    pages_in_flight: int = Field(default=4, ge=1, le=64, description="Bounded queue between source readers and ingest.")
+    max_attempts: int = Field(default=8, ge=1, description="CRM write attempts before a record is dead-lettered.")
+    retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest back-off between retries.")
+
+
+class Config(_Section):
+    state: StateConfig = Field(default_factory=StateConfig)
+    sources: list[SourceConfig] = Field(min_length=1)
+    crm: CrmConfig = Field(default_factory=CrmConfig)
+    listening: ListeningConfig = Field(default_factory=ListeningConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    # Where the file was; relative paths in settings are resolved against base_dir.
+    path: Path = Field(default=Path("scrm.toml"), exclude=True)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _expand_env(value: Any, env: Mapping[str, str], loc: tuple[int | str, ...], problems: list[str]) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(0) == "$${":
+                return "${"
+            name = m.group(1)
+            if name not in env:
+                problems.append(f"{_where(loc)}: environment variable {name} is not set")
+                return ""
+            return env[name]
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, env, (*loc, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, env, (*loc, i), problems) for i, v in enumerate(value)]
+    return value
+
+
+def _validation_problems(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[str]:
+    # Only the location and pydantic's message: never the input, which may be a secret.
+    return [f"{_where((*prefix, *err['loc']))}: {err['msg']}" for err in exc.errors(include_input=False)]
+
+
+def load_config(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    networks: Mapping[str, type[NetworkAdapter]] | None = None,
+    crms: Mapping[str, type[CrmAdapter]] | None = None,
+) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` listing every problem.
+
+    With ``networks``/``crms`` (the plugin host's registries) the adapter names and each
+    adapter's own settings are checked too.
+    """
+    path = Path(path)
+    shown = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(shown, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(shown, [f"cannot read the file: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(shown, [f"not valid TOML: {exc}"]) from None
+
+    problems: list[str] = []
+    data = _expand_env(raw, os.environ if env is None else env, (), problems)
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems += _validation_problems(exc)
+    if config is not None:
+        problems += _semantic_problems(config, networks, crms)
+    if problems:
+        raise ConfigError(shown, problems)
+    assert config is not None
+    return config.model_copy(update={"path": path, "base_dir": path.resolve().parent})
+
+
+def _semantic_problems(
+    config: Config,
+    networks: Mapping[str, type[NetworkAdapter]] | None,
+    crms: Mapping[str, type[CrmAdapter]] | None,
+) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, source in enumerate(config.sources):
+        if source.name in seen:
+            problems.append(f"sources[{i}].name: {source.name!r} is used by an earlier source; names must be unique")
+        seen.add(source.name)
+        if networks is not None:
+            problems += _adapter_problems(("sources", i), source.adapter, source.settings, networks, "network")
+    if crms is not None:
+        problems += _adapter_problems(("crm",), config.crm.adapter, config.crm.settings, crms, "CRM")
+    names = [q.name for q in config.listening.queries]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(f"listening.queries[{i}].name: {name!r} is used by an earlier query")
+    for i, rule in enumerate(config.routing.rules or []):
+        unknown = set(rule.when.queries_any or ()) - set(names)
+        if unknown:
+            problems.append(f"routing.rules[{i}].when.queries_any: no listening query named {sorted(unknown)}")
+    return problems
+
+
+def _adapter_problems(
+    loc: tuple[int | str, ...],
+    adapter: str,
+    settings: dict[str, Any],
+    registry: Mapping[str, type[NetworkAdapter]] | Mapping[str, type[CrmAdapter]],
+    kind: str,
+) -> list[str]:
+    cls = registry.get(adapter)
+    if cls is None:
+        known = ", ".join(sorted(registry)) or "none installed"
+        return [f"{_where((*loc, 'adapter'))}: no {kind} adapter named {adapter!r} (installed: {known})"]
+    try:
+        cls.Settings.model_validate(settings)
+    except ValidationError as exc:
+        return _validation_problems(exc, (*loc, "settings"))
+    return []

@@ -1,0 +1,143 @@
+"""The default mapping from a message and its routing actions to CRM operations.
+
+A plugin replaces it per message through ``scrm_map_to_crm``. Every operation is an
+upsert by a deterministic external key, so re-running a page can never duplicate a record.
+The field names below are the contract CRM adapters map onto their own objects
+(docs/crm-fields.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..models import Action, ActionKind, Conversation, CrmObject, CrmOperation, Message, SocialProfile, external_key
+
+
+def profile_ops(profile: SocialProfile, person_key: str) -> list[CrmOperation]:
+    """The contact (the person) and the social profile beside it."""
+    contact = external_key(person_key)
+    return [
+        CrmOperation(
+            object=CrmObject.contact,
+            external_key=contact,
+            fields={"name": profile.display_name or profile.handle or profile.key, "email": profile.email},
+        ),
+        CrmOperation(
+            object=CrmObject.profile,
+            external_key=external_key(profile.key),
+            fields={
+                "network": profile.network,
+                "account_id": profile.account_id,
+                "handle": profile.handle,
+                "display_name": profile.display_name,
+                "url": profile.url,
+                "followers": profile.followers,
+                "verified": profile.verified,
+                "bio": profile.bio,
+            },
+            refs={"contact": contact},
+        ),
+    ]
+
+
+def understanding_fields(message: Message) -> dict[str, object]:
+    sentiment = message.sentiment
+    return {
+        "language": message.language,
+        "sentiment_score": sentiment.score if sentiment else None,
+        "sentiment_label": sentiment.label if sentiment else None,
+        "labels": message.labels,
+        "matched_queries": message.matched_queries,
+    }
+
+
+def message_op(message: Message, person_key: str, case_open: bool) -> CrmOperation:
+    refs = {"profile": external_key(message.author.key), "contact": external_key(person_key)}
+    if case_open:
+        refs["case"] = external_key(message.conversation_key)
+    return CrmOperation(
+        object=CrmObject.message,
+        external_key=external_key(message.key),
+        fields={
+            "network": message.network,
+            "message_id": message.id,
+            "conversation_key": message.conversation_key,
+            "parent_id": message.parent_id,
+            "text": message.text,
+            "created_at": message.created_at.isoformat(),
+            "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+            "deleted": False,
+            "deleted_at": None,
+            "direction": message.direction.value,
+            "visibility": message.visibility.value,
+            "url": message.url,
+            **understanding_fields(message),
+        },
+        refs=refs,
+    )
+
+
+def edit_op(message: Message) -> CrmOperation:
+    """A partial update: the new text and what understanding made of it."""
+    return CrmOperation(
+        object=CrmObject.message,
+        external_key=external_key(message.key),
+        fields={
+            "text": message.text,
+            "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+            **understanding_fields(message),
+        },
+    )
+
+
+def redact_op(message_key: str, deleted_at: datetime | None) -> CrmOperation:
+    """The CRM copy keeps its place in the conversation but loses its content."""
+    return CrmOperation(
+        object=CrmObject.message,
+        external_key=external_key(message_key),
+        fields={"text": "", "deleted": True, "deleted_at": deleted_at.isoformat() if deleted_at else None},
+    )
+
+
+def case_op(conversation: Conversation, person_key: str) -> CrmOperation:
+    return CrmOperation(
+        object=CrmObject.case,
+        external_key=external_key(conversation.key),
+        fields={
+            "subject": conversation.subject,
+            "status": "open",
+            "priority": conversation.priority,
+            "network": conversation.network,
+            "conversation_key": conversation.key,
+            "labels": conversation.labels,
+        },
+        refs={"contact": external_key(person_key)},
+    )
+
+
+def lead_op(message: Message, person_key: str) -> CrmOperation:
+    author = message.author
+    return CrmOperation(
+        object=CrmObject.lead,
+        external_key=external_key(author.key),
+        fields={
+            "name": author.display_name or author.handle or author.key,
+            "network": message.network,
+            "status": "new",
+            "labels": message.labels,
+        },
+        refs={"contact": external_key(person_key)},
+    )
+
+
+def default_ops(
+    message: Message, conversation: Conversation, actions: list[Action], person_key: str, case_changed: bool
+) -> list[CrmOperation]:
+    """Case (when opened or changed), lead (when asked for), then the message itself."""
+    ops: list[CrmOperation] = []
+    if case_changed:
+        ops.append(case_op(conversation, person_key))
+    if any(a.kind is ActionKind.lead for a in actions):
+        ops.append(lead_op(message, person_key))
+    ops.append(message_op(message, person_key, conversation.needs_case))
+    return ops

@@ -1,0 +1,225 @@
+"""The engine: sources -> bounded queue -> ingest -> one commit per page -> sink -> CRM.
+
+One reader task per source pulls pages from its adapter into a bounded queue (so a fast
+source cannot run ahead of the store: backpressure). One ingest task turns each page into
+a :class:`PageCommit` and commits it with the page's cursor. The sink drains the outbox
+into the CRM concurrently. SIGINT/SIGTERM stop reading, finish the page in hand, drain
+what the CRM accepts within ``drain_seconds``, and return: whatever is left is in the
+state store and is sent by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..adapters import AdapterContext, CrmAdapter, NetworkAdapter
+from ..config import Config, SourceConfig
+from ..errors import FatalError, RetryableError
+from ..models import EventPage
+from ..plugins import PluginHost
+from ..store import AsyncStore, open_store
+from .ingest import IngestCounts, Ingestor
+from .sink import Sink, SinkCounts
+
+log = logging.getLogger("scrm.engine")
+
+_DONE = object()  # a reader's end-of-stream marker in the queue
+
+
+@dataclass
+class RunStats:
+    ingest: IngestCounts
+    sink: SinkCounts
+    seconds: float = 0.0
+    pages: int = 0
+    stopped_by_signal: bool = False
+    plugin_failures: dict[str, int] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[RunStats], None]
+
+
+class Engine:
+    """Runs one configuration. ``run(follow=False)`` syncs until every source is drained."""
+
+    def __init__(
+        self,
+        config: Config,
+        host: PluginHost,
+        *,
+        progress: ProgressCallback | None = None,
+        drain_seconds: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.host = host
+        self.progress = progress
+        self.drain_seconds = drain_seconds
+        self.store: AsyncStore | None = None
+        self.crm: CrmAdapter | None = None
+        self._stop = asyncio.Event()
+        self._stopped_by_signal = False
+
+    # ------------------------------------------------------------ building
+
+    def _context(self, name: str) -> AdapterContext:
+        return AdapterContext(
+            name=name, base_dir=self.config.base_dir, logger=logging.getLogger(f"scrm.adapter.{name}")
+        )
+
+    def _build_crm(self) -> CrmAdapter:
+        cls = self.host.crms.get(self.config.crm.adapter)
+        if cls is None:
+            raise FatalError(f"no CRM adapter named {self.config.crm.adapter!r} is installed")
+        return cls(cls.Settings.model_validate(self.config.crm.settings), self._context("crm"))
+
+    def _build_source(self, source: SourceConfig) -> NetworkAdapter:
+        cls = self.host.networks.get(source.adapter)
+        if cls is None:
+            raise FatalError(f"source {source.name!r}: no network adapter named {source.adapter!r} is installed")
+        return cls(cls.Settings.model_validate(source.settings), self._context(source.name))
+
+    def request_stop(self) -> None:
+        """Stop reading; finish and flush what is in hand (what SIGINT/SIGTERM do)."""
+        self._stopped_by_signal = True
+        self._stop.set()
+
+    # ------------------------------------------------------------ running
+
+    async def run(self, *, follow: bool = False, handle_signals: bool = True) -> RunStats:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_stop)
+        config = self.config
+        self.store = store = AsyncStore(lambda: open_store(config.state.url, config.base_dir))
+        sources = {s.name: self._build_source(s) for s in config.sources if s.enabled}
+        self.crm = crm = self._build_crm()
+        ingestor = Ingestor(store, self.host.dispatch, config)
+        sink = Sink(store, crm, config.engine, follow=follow)
+        stats = RunStats(ingest=ingestor.counts, sink=sink.counts)
+        opened: list[NetworkAdapter | CrmAdapter] = []
+        try:
+            await store.migrate()
+            adapters: list[NetworkAdapter | CrmAdapter] = [crm, *sources.values()]
+            for adapter in adapters:
+                await adapter.start()
+                opened.append(adapter)
+            await sink.start()
+            await self.host.dispatch.call_all("scrm_startup", app=self)
+            await self._pump(sources, ingestor, sink, stats, follow)
+        finally:
+            for adapter in reversed(opened):
+                with contextlib.suppress(Exception):
+                    await adapter.close()
+            await self.host.dispatch.call_all("scrm_shutdown", app=self)
+            await store.close()
+            if handle_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            stats.seconds = time.perf_counter() - started
+            stats.stopped_by_signal = self._stopped_by_signal
+            stats.plugin_failures = dict(self.host.dispatch.failures)
+        return stats
+
+    async def _pump(
+        self, sources: dict[str, NetworkAdapter], ingestor: Ingestor, sink: Sink, stats: RunStats, follow: bool
+    ) -> None:
+        assert self.store is not None
+        queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize=self.config.engine.pages_in_flight)
+        cursors = {name: await self.store.checkpoint(name) for name in sources}
+        readers = [
+            asyncio.create_task(self._read(n, a, cursors[n], queue, follow), name=f"read:{n}")
+            for n, a in sources.items()
+        ]
+        sink_task = asyncio.create_task(sink.run(), name="sink")
+        stop_task = asyncio.create_task(self._stop.wait())
+        try:
+            await self._ingest_loop(queue, len(readers), ingestor, sink, stats, stop_task, sink_task)
+        finally:
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            stop_task.cancel()
+        # Drain: all input is committed; let the sink empty the outbox (bounded when stopping).
+        sink.finish()
+        timeout = self.drain_seconds if self._stop.is_set() else None
+        try:
+            await asyncio.wait_for(asyncio.shield(sink_task), timeout)
+        except TimeoutError:
+            sink.stop()
+            await sink_task
+        self._report(stats)
+
+    async def _ingest_loop(
+        self,
+        queue: asyncio.Queue[tuple[str, object]],
+        readers: int,
+        ingestor: Ingestor,
+        sink: Sink,
+        stats: RunStats,
+        stop_task: asyncio.Task[Any],
+        sink_task: asyncio.Task[None],
+    ) -> None:
+        assert self.store is not None
+        finished = 0
+        while finished < readers:
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, stop_task, sink_task}, return_when=asyncio.FIRST_COMPLETED)
+            if sink_task.done():
+                getter.cancel()
+                sink_task.result()  # a fatal CRM error ends the run here
+                raise FatalError("the sink stopped unexpectedly")
+            if not getter.done():
+                getter.cancel()
+                return  # stop requested: the page not yet taken is re-read next run
+            source, item = getter.result()
+            if item is _DONE:
+                finished += 1
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, EventPage)
+            commit = await ingestor.process(source, item)
+            await self.store.commit_page(commit)
+            stats.pages += 1
+            sink.notify(len(commit.ops))
+            self._report(stats)
+            await sink.wait_for_room()
+
+    async def _read(
+        self,
+        name: str,
+        adapter: NetworkAdapter,
+        cursor: str | None,
+        queue: asyncio.Queue[tuple[str, object]],
+        follow: bool,
+    ) -> None:
+        """Pull pages from one source; a retryable failure resumes from the last page read."""
+        attempt = 0
+        while True:
+            try:
+                async for page in adapter.listen(cursor, follow=follow):
+                    await queue.put((name, page))
+                    cursor, attempt = page.cursor, 0
+                await queue.put((name, _DONE))
+                return
+            except RetryableError as exc:
+                attempt += 1
+                wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempt, 300.0)
+                log.warning("source %s: %s; resuming in %.1fs", name, exc.operator_message, wait)
+                await asyncio.sleep(wait)
+            except Exception as exc:
+                await queue.put((name, exc))  # the ingest loop re-raises it: one failure, one clear stop
+                return
+
+    def _report(self, stats: RunStats) -> None:
+        if self.progress is not None:
+            self.progress(stats)

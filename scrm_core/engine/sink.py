@@ -1,0 +1,247 @@
+"""The sink: drains the outbox into the CRM in batches, exactly once per record.
+
+A flush takes the oldest outbox items, merges operations on the same record, groups them
+by object type in reference order (contact, profile, case, lead, message) and calls
+``CrmAdapter.apply`` with batches no larger than the adapter's limit. Then one store
+transaction settles the flush: applied items leave the outbox with their CRM ids,
+records the CRM refused for good go to the dead-letter queue with its reason, transient
+per-record failures stay for another attempt.
+
+A whole call that fails with :class:`RetryableError` (rate limit, timeout, 5xx) is
+retried with tenacity, waiting as long as the CRM asked. Because every write is an upsert
+by external key, a retry after a timeout whose request did land creates nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_never
+
+from ..adapters import CrmAdapter
+from ..config import EngineConfig
+from ..errors import FatalError, RetryableError
+from ..models import CRM_OBJECT_ORDER, CrmObject, CrmOperation, OperationResult
+from ..store import AsyncStore
+from ..store.base import OutboxItem, Settlement
+
+log = logging.getLogger("scrm.sink")
+
+
+class _Stopped(Exception):
+    """Raised out of a retry wait when the engine is stopping."""
+
+
+@dataclass
+class SinkCounts:
+    applied: int = 0  # outbox items settled as done
+    dead_lettered: int = 0
+    calls: int = 0  # apply() calls made, retries included
+    retried_calls: int = 0
+    record_retries: int = 0
+
+
+class TokenBucket:
+    """The CRM's steady request budget: ``rate`` per second with bursts up to ``burst``."""
+
+    def __init__(self, rate: float | None, burst: int) -> None:
+        self.rate, self.capacity = rate, float(burst)
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    async def acquire(self) -> None:
+        if self.rate is None:
+            return
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+@dataclass
+class _Group:
+    """One record's operations in this flush, merged, and the outbox items they came from."""
+
+    op: CrmOperation
+    seqs: list[int]
+    attempts: int
+
+
+def coalesce(items: Sequence[OutboxItem]) -> dict[CrmObject, list[_Group]]:
+    """Merge operations on the same record (in outbox order) and group them by object type."""
+    groups: dict[tuple[CrmObject, str], _Group] = {}
+    for item in items:
+        key = (item.op.object, item.op.external_key)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(item.op, [item.seq], item.attempts)
+        else:
+            group.op = group.op.merged_with(item.op)
+            group.seqs.append(item.seq)
+            group.attempts = max(group.attempts, item.attempts)
+    by_object: dict[CrmObject, list[_Group]] = {}
+    for group in groups.values():
+        by_object.setdefault(group.op.object, []).append(group)
+    return dict(sorted(by_object.items(), key=lambda kv: CRM_OBJECT_ORDER[kv[0]]))
+
+
+class Sink:
+    def __init__(self, store: AsyncStore, crm: CrmAdapter, config: EngineConfig, *, follow: bool) -> None:
+        self.store, self.crm, self.config = store, crm, config
+        self.counts = SinkCounts()
+        self.pending = 0  # outbox items not yet settled (as far as this process knows)
+        self.bucket = TokenBucket(crm.limits.requests_per_second, crm.limits.burst)
+        self._wake = asyncio.Event()
+        self._finishing = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._below_high_water = asyncio.Event()
+        self._below_high_water.set()
+        # In --once mode a CRM that stays down must end the run; when following, keep trying.
+        self._stop_retrying = stop_never if follow else stop_after_attempt(config.max_attempts)
+        self.take_limit = max(crm.limits.max_batch * 4, 1000)
+
+    async def start(self) -> None:
+        self.pending = await self.store.outbox_depth()
+        self._update_water()
+
+    def notify(self, added: int) -> None:
+        """Ingest committed ``added`` new outbox items."""
+        self.pending += added
+        self._update_water()
+        self._wake.set()
+
+    async def wait_for_room(self) -> None:
+        """Backpressure: ingest waits here while the outbox is above its high-water mark."""
+        await self._below_high_water.wait()
+
+    def finish(self) -> None:
+        """No more input: drain the outbox, then stop."""
+        self._finishing.set()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop as soon as the current call ends; what is unsent stays in the outbox."""
+        self._stopping.set()
+        self._finishing.set()
+        self._wake.set()
+
+    def _update_water(self) -> None:
+        if self.pending > self.config.outbox_high_water:
+            self._below_high_water.clear()
+        else:
+            self._below_high_water.set()
+
+    async def run(self) -> None:
+        try:
+            await self._loop()
+        except _Stopped:
+            log.info("sink stopped with %d operation(s) still in the outbox", self.pending)
+
+    async def _loop(self) -> None:
+        window = self.config.batch_window_ms / 1000
+        while not self._stopping.is_set():
+            if self.pending <= 0:
+                if self._finishing.is_set():
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.pending < self.crm.limits.max_batch and not self._finishing.is_set():
+                await self._sleep(window)  # let a batch fill up
+            backoff = await self.flush()
+            if backoff:
+                await self._sleep(backoff)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake early when asked to stop or finish."""
+        waiter = self._stopping if self._finishing.is_set() else self._finishing
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter.wait(), timeout=seconds)
+
+    async def flush(self) -> float:
+        """Send one outbox slice; returns how long to back off before the next (0: none)."""
+        items = await self.store.outbox_take(self.take_limit)
+        if not items:
+            self.pending = 0
+            self._update_water()
+            return 0.0
+        done: list[int] = []
+        crm_ids: list[tuple[CrmObject, str, str]] = []
+        failed: list[tuple[int, str]] = []
+        retry: list[int] = []
+        for obj, groups in coalesce(items).items():
+            size = self.crm.limits.batch_size(obj)
+            for start in range(0, len(groups), size):
+                batch = groups[start : start + size]
+                results = await self._apply([g.op for g in batch])
+                for group, result in zip(batch, results, strict=True):
+                    if result.ok:
+                        done += group.seqs
+                        if result.crm_id:
+                            crm_ids.append((obj, group.op.external_key, result.crm_id))
+                    elif result.retryable and group.attempts + 1 < self.config.max_attempts:
+                        retry += group.seqs
+                    else:
+                        reason = result.error or "refused by the CRM (no reason given)"
+                        failed += [(seq, reason) for seq in group.seqs]
+        await self.store.outbox_settle(Settlement(done=done, crm_ids=crm_ids, failed=failed, retry=retry))
+        self.counts.applied += len(done)
+        self.counts.dead_lettered += len(failed)
+        self.counts.record_retries += len(retry)
+        self.pending = max(0, self.pending - len(done) - len(failed))
+        self._update_water()
+        if failed:
+            log.warning("%d record(s) refused by the CRM went to the dead-letter queue", len(failed))
+        if retry:
+            attempts = max(i.attempts for i in items) + 1
+            return self._backoff(attempts, None)
+        return 0.0
+
+    def _backoff(self, attempt: int, asked: float | None) -> float:
+        if asked is not None:
+            return min(asked, self.config.retry_max_seconds)
+        exponential: float = min(0.5 * 2.0 ** (attempt - 1), self.config.retry_max_seconds)
+        return exponential * (0.5 + random.random() / 2)  # jitter: retries of many workers spread out
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = exc.retry_after if isinstance(exc, RetryableError) else None
+        wait = self._backoff(state.attempt_number, asked)
+        log.warning("CRM call failed (%s); retrying in %.1fs", exc, wait)
+        return wait
+
+    async def _apply(self, ops: list[CrmOperation]) -> list[OperationResult]:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(RetryableError),
+            wait=self._wait,
+            stop=self._stop_retrying,
+            sleep=self._retry_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.counts.retried_calls += 1
+                await self.bucket.acquire()
+                self.counts.calls += 1
+                results = await self.crm.apply(ops)
+        if len(results) != len(ops):
+            raise FatalError(
+                f"CRM adapter {self.crm.name!r} returned {len(results)} results for {len(ops)} operations",
+                detail="CrmAdapter.apply must return one result per operation, in order",
+            )
+        return results
+
+    async def _retry_sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+        if self._stopping.is_set():
+            raise _Stopped  # shutting down: the batch stays in the outbox for the next run

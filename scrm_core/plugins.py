@@ -1,0 +1,265 @@
+"""Plugin discovery, isolation and the one dispatch helper for event hooks.
+
+Plugins are modules named by entry points in the ``scrm`` group (plus the core's own
+built-in plugins, registered the same way). Each is loaded on its own: a plugin that
+fails to import, registers a hook that does not exist, or breaks in a registration hook
+is reported by name and skipped (``strict=True`` makes that fatal instead).
+
+Environment:
+
+* ``SCRM_LOAD_PLUGINS=a,b`` loads only these entry-point plugins (empty: none of them);
+* ``SCRM_DISABLE_PLUGINS=a,b`` skips these (built-ins included, e.g. ``scrm.routing``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import PROJECT_NAME, hookspecs
+from .adapters import CrmAdapter, NetworkAdapter
+from .errors import PluginError
+
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "Dispatcher", "PluginHost", "PluginInfo"]
+
+log = logging.getLogger("scrm.plugins")
+
+ENTRY_POINT_GROUP = "scrm"
+#: Core features that are ordinary plugins: name -> module.
+BUILTIN_PLUGINS: dict[str, str] = {"scrm.routing": "scrm_core.engine.routing"}
+
+_SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("scrm_"))
+
+
+@dataclass
+class PluginInfo:
+    """What ``scrm plugins`` shows about one plugin."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    crms: list[str] = field(default_factory=list)
+    error: str | None = None
+    builtin: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+class _InvalidPlugin(Exception):
+    """A plugin that imports but breaks the contract (unknown hook, async registration hook)."""
+
+
+def _env_list(env: Mapping[str, str], name: str) -> set[str] | None:
+    raw = env.get(name)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+class PluginHost:
+    """Owns the pluggy manager, the adapter registries and what went wrong while loading."""
+
+    def __init__(self, *, strict: bool = False, env: Mapping[str, str] | None = None) -> None:
+        self.strict = strict
+        self.env = os.environ if env is None else env
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.networks: dict[str, type[NetworkAdapter]] = {}
+        self.crms: dict[str, type[CrmAdapter]] = {}
+        self.dispatch = Dispatcher(self.pm)
+
+    # ------------------------------------------------------------ loading
+
+    def load(self, *, entry_points: bool = True) -> PluginHost:
+        """Load built-ins and (unless disabled) every entry point, then run registration hooks."""
+        disabled = _env_list(self.env, "SCRM_DISABLE_PLUGINS") or set()
+        allowed = _env_list(self.env, "SCRM_LOAD_PLUGINS")
+        for name, module in BUILTIN_PLUGINS.items():
+            if name not in disabled:
+                self._load_one(
+                    PluginInfo(name=name, module=module, builtin=True), partial(importlib.import_module, module)
+                )
+        if entry_points:
+            for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                if ep.name in disabled or (allowed is not None and ep.name not in allowed):
+                    continue
+                info = PluginInfo(name=ep.name, module=ep.value)
+                if ep.dist is not None:
+                    info.distribution, info.version = ep.dist.name, ep.dist.version
+                self._load_one(info, ep.load)
+        self._run_registrations()
+        self.dispatch.refresh()
+        return self
+
+    def register(self, plugin: object, name: str, *, builtin: bool = False) -> PluginInfo:
+        """Register an already-imported plugin object (tests, embedding applications)."""
+        module = getattr(plugin, "__name__", type(plugin).__name__)
+        info = self._load_one(PluginInfo(name=name, module=module, builtin=builtin), lambda: plugin)
+        self._run_registrations(only=name)
+        self.dispatch.refresh()
+        return info
+
+    def _load_one(self, info: PluginInfo, load: Callable[[], object]) -> PluginInfo:
+        self.plugins[info.name] = info
+        try:
+            plugin = load()
+            self._validate(plugin)
+            self.pm.register(plugin, name=info.name)
+        except _InvalidPlugin as exc:
+            self._fail(info, str(exc))
+            return info
+        except Exception as exc:  # any import failure: report by name, go on
+            self._fail(info, f"could not be loaded: {type(exc).__name__}: {exc}")
+            return info
+        info.hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
+        if info.distribution is None and isinstance(plugin, ModuleType):
+            info.version = getattr(plugin, "__version__", None)
+        return info
+
+    def _validate(self, plugin: object) -> None:
+        for attr in dir(plugin):
+            if not attr.startswith("scrm_"):
+                continue
+            fn = getattr(plugin, attr)
+            if self.pm.parse_hookimpl_opts(plugin, attr) is None:
+                continue
+            if attr not in _SPEC_NAMES:
+                raise _InvalidPlugin(f"implements unknown hook {attr!r} (a typo? see docs/hooks.md)")
+            if attr in hookspecs.SYNC_ONLY and inspect.iscoroutinefunction(fn):
+                raise _InvalidPlugin(f"{attr} must be a plain function, not async: it runs once at start-up")
+
+    def _fail(self, info: PluginInfo, message: str) -> None:
+        info.error = message
+        log.error("plugin %s %s", info.name, info.error)
+        if self.strict:
+            raise PluginError(info.name, info.error)
+
+    def _run_registrations(self, only: str | None = None) -> None:
+        """Call the registration hooks one plugin at a time so a failure is attributable."""
+        for hook_name, registry, kind in (
+            ("scrm_register_networks", self.networks, "networks"),
+            ("scrm_register_crms", self.crms, "crms"),
+        ):
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                info = self.plugins.get(impl.plugin_name)
+                if info is None or info.error or (only and impl.plugin_name != only):
+                    continue
+                try:
+                    impl.function(self._registrar(info, registry, kind))
+                except Exception as exc:
+                    self._fail(info, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
+                    self.pm.unregister(name=info.name)
+
+    @staticmethod
+    def _registrar(info: PluginInfo, registry: dict[str, Any], kind: str) -> Callable[[type[Any]], None]:
+        base = NetworkAdapter if kind == "networks" else CrmAdapter
+
+        def register(cls: type[Any]) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise TypeError(f"{cls!r} is not a {base.__name__} subclass")
+            name = getattr(cls, "name", None)
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"{cls.__name__} has no 'name'")
+            if name in registry and registry[name] is not cls:
+                raise ValueError(f"adapter name {name!r} is already taken by {registry[name].__module__}")
+            registry[name] = cls
+            getattr(info, kind).append(name)
+
+        return register
+
+    def register_commands(self, cli: Any) -> None:
+        for impl in self.pm.hook.scrm_register_commands.get_hookimpls():
+            try:
+                impl.function(cli)
+            except Exception as exc:
+                info = self.plugins.get(impl.plugin_name)
+                if info is not None:
+                    self._fail(info, f"failed in scrm_register_commands: {type(exc).__name__}: {exc}")
+
+    @property
+    def load_errors(self) -> dict[str, str]:
+        return {name: info.error for name, info in self.plugins.items() if info.error}
+
+
+@dataclass(slots=True)
+class _Impl:
+    plugin: str
+    function: Callable[..., Any]
+    argnames: tuple[str, ...]
+
+
+class Dispatcher:
+    """Calls event hooks: awaits async implementations, isolates failures, does first-result.
+
+    Implementations run in pluggy's order (``tryfirst``/``trylast``, then last registered
+    first). A plugin that raises is logged with its name and counted in ``failures``; the
+    other implementations still run and the pipeline goes on.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._pm = pm
+        self._impls: dict[str, list[_Impl]] = {}
+        self.failures: Counter[str] = Counter()
+
+    def refresh(self) -> None:
+        """Snapshot the implementations; call after (un)registering plugins."""
+        self._impls = {}
+        for name in _SPEC_NAMES - hookspecs.SYNC_ONLY:
+            impls = getattr(self._pm.hook, name).get_hookimpls()
+            self._impls[name] = [_Impl(i.plugin_name, i.function, tuple(i.argnames)) for i in reversed(impls)]
+
+    def has(self, hook: str) -> bool:
+        """True when any plugin implements ``hook`` (lets the hot path skip work)."""
+        return bool(self._impls.get(hook))
+
+    async def _call(self, hook: str, impl: _Impl, kwargs: Mapping[str, Any]) -> tuple[bool, Any]:
+        try:
+            result = impl.function(*[kwargs[a] for a in impl.argnames])
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            self.failures[impl.plugin] += 1
+            log.exception("plugin %s failed in %s; going on without it", impl.plugin, hook)
+            return False, None
+        return True, result
+
+    async def call_all(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Every implementation's non-None result, in call order."""
+        results = []
+        for impl in self._impls.get(hook, ()):
+            ok, result = await self._call(hook, impl, kwargs)
+            if ok and result is not None:
+                results.append(result)
+        return results
+
+    async def call_first(self, hook: str, **kwargs: Any) -> Any:
+        """The first non-None result; later implementations are not called."""
+        for impl in self._impls.get(hook, ()):
+            ok, result = await self._call(hook, impl, kwargs)
+            if ok and result is not None:
+                return result
+        return None
+
+    async def call_chain(self, hook: str, argname: str, value: Any, **kwargs: Any) -> Any:
+        """Pass ``value`` through every implementation; each may return a replacement."""
+        for impl in self._impls.get(hook, ()):
+            ok, result = await self._call(hook, impl, {**kwargs, argname: value})
+            if ok and result is not None:
+                value = result
+        return value

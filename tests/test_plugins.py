@@ -1,0 +1,138 @@
+"""The plugin host: discovery, isolation of broken plugins, allow/deny lists, dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from scrm_core import PluginError, hookimpl
+from scrm_core.plugins import PluginHost
+
+BROKEN_IMPORT = "import does_not_exist_anywhere\n"
+GOOD = """
+from scrm_core import hookimpl
+
+@hookimpl
+def scrm_classify_message(message):
+    return ["good"]
+"""
+
+
+def host(**env: str) -> PluginHost:
+    return PluginHost(env=env).load()
+
+
+def test_broken_import_is_reported_by_name_and_skipped(fake_distribution: Callable[..., Path]) -> None:
+    fake_distribution("acme-broken", "broken", BROKEN_IMPORT)
+    fake_distribution("acme-good", "goodone", GOOD)
+    h = host()
+    assert "does_not_exist_anywhere" in (h.plugins["broken"].error or "")
+    assert h.plugins["goodone"].error is None
+    assert h.plugins["goodone"].hooks == ["scrm_classify_message"]
+    assert h.plugins["goodone"].distribution == "acme-good"
+    assert h.dispatch.has("scrm_classify_message")
+
+
+def test_strict_makes_a_broken_plugin_fatal(fake_distribution: Callable[..., Path]) -> None:
+    fake_distribution("acme-broken", "broken", BROKEN_IMPORT)
+    with pytest.raises(PluginError, match="broken"):
+        PluginHost(strict=True, env={}).load()
+
+
+def test_unknown_hook_and_async_registration_hook_are_refused(fake_distribution: Callable[..., Path]) -> None:
+    fake_distribution("acme-typo", "typo", "from scrm_core import hookimpl\n@hookimpl\ndef scrm_clasify_message(message): ...\n")
+    fake_distribution(
+        "acme-async", "asyncreg", "from scrm_core import hookimpl\n@hookimpl\nasync def scrm_register_crms(register): ...\n"
+    )
+    h = host()
+    assert "unknown hook 'scrm_clasify_message'" in (h.plugins["typo"].error or "")
+    assert "must be a plain function" in (h.plugins["asyncreg"].error or "")
+
+
+def test_failing_registration_hook_is_isolated(fake_distribution: Callable[..., Path]) -> None:
+    fake_distribution(
+        "acme-reg", "badreg", "from scrm_core import hookimpl\n@hookimpl\ndef scrm_register_crms(register): register(42)\n"
+    )
+    h = host()
+    assert "not a CrmAdapter subclass" in (h.plugins["badreg"].error or "")
+    assert "localcrm" in h.crms  # the other plugins registered theirs
+
+
+def test_allow_and_deny_lists(fake_distribution: Callable[..., Path]) -> None:
+    fake_distribution("acme-good", "goodone", GOOD)
+    assert "goodone" not in host(SCRM_LOAD_PLUGINS="localcrm").plugins
+    assert set(host(SCRM_LOAD_PLUGINS="").plugins) == {"scrm.routing"}
+    assert "goodone" not in host(SCRM_DISABLE_PLUGINS="goodone").plugins
+    assert "scrm.routing" not in host(SCRM_DISABLE_PLUGINS="scrm.routing").plugins
+
+
+def test_scrm_plugins_json_lists_errors(fake_distribution: Callable[..., Path]) -> None:
+    site = fake_distribution("acme-broken", "broken", BROKEN_IMPORT)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(
+        [sys.executable, "-m", "scrm_core", "plugins", "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    plugins = {p["name"]: p for p in json.loads(out.stdout)}
+    assert "does_not_exist_anywhere" in plugins["broken"]["error"]
+    assert plugins["localcrm"]["crms"] == ["localcrm"]
+    assert plugins["replay"]["networks"] == ["replay"]
+    assert "scrm_route_conversation" in plugins["scrm.routing"]["hooks"]
+    strict = subprocess.run([sys.executable, "-m", "scrm_core", "plugins", "--strict"], env=env, capture_output=True)
+    assert strict.returncode != 0
+
+
+class _Order:
+    def __init__(self, name: str, result: object, *, fail: bool = False, is_async: bool = False) -> None:
+        self.name, self.result, self.fail, self.calls = name, result, fail, 0
+        if is_async:
+
+            async def impl(text: str) -> object:
+                return self._run()
+
+        else:
+
+            def impl(text: str) -> object:
+                return self._run()
+
+        self.scrm_detect_language = hookimpl(impl)
+
+    def _run(self) -> object:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("boom")
+        return self.result
+
+
+def test_dispatch_first_result_awaits_isolates_and_stops() -> None:
+    h = PluginHost(env={}).load(entry_points=False)
+    last = _Order("last", "fr")
+    winner = _Order("winner", "pt", is_async=True)
+    none = _Order("none", None)
+    broken = _Order("broken", "xx", fail=True)
+    for name, plugin in [("last", last), ("winner", winner), ("none", none), ("broken", broken)]:
+        h.register(plugin, name)  # pluggy calls the last registered first
+    result = asyncio.run(h.dispatch.call_first("scrm_detect_language", text="olá"))
+    assert result == "pt"
+    assert (broken.calls, none.calls, winner.calls, last.calls) == (1, 1, 1, 0)
+    assert h.dispatch.failures == {"broken": 1}
+
+
+def test_dispatch_call_all_collects_every_non_none_result() -> None:
+    h = PluginHost(env={}).load(entry_points=False)
+    plugins = {"a": SimpleNamespace(), "b": SimpleNamespace()}
+    plugins["a"].scrm_moderate = hookimpl(lambda message: ["spam"])
+
+    async def b(message: object) -> list[str]:
+        return ["abuse"]
+
+    plugins["b"].scrm_moderate = hookimpl(b)
+    for name, plugin in plugins.items():
+        h.register(plugin, name)
+    assert asyncio.run(h.dispatch.call_all("scrm_moderate", message=None)) == [["abuse"], ["spam"]]
