@@ -1,0 +1,380 @@
+"""localcrm beyond the conformance suite: its own rules, schema, replies, erase, reopening."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrm_localcrm import LocalCrm, LocalCrmReader, add_reply, check_database, mark_reply_sent
+from scrm_localcrm.schema import CURRENT_VERSION, SPECS
+
+from scrm_core import AdapterContext, CrmObject, CrmOperation, OperationResult
+from scrm_core.errors import FatalError
+from scrm_core.testing.crm import case_op, contact_op, lead_op, message_op, profile_op
+
+
+def make(tmp_path: Path, path: str = "crm.db") -> LocalCrm:
+    return LocalCrm(LocalCrm.Settings(path=path), AdapterContext(name="crm", base_dir=tmp_path))
+
+
+def run(tmp_path: Path, scenario: Callable[[LocalCrm], Awaitable[None]]) -> None:
+    async def main() -> None:
+        crm = make(tmp_path)
+        await crm.start()
+        try:
+            await scenario(crm)
+        finally:
+            await crm.close()
+
+    asyncio.run(main())
+
+
+def read(tmp_path: Path, obj: CrmObject, key: str) -> dict[str, Any] | None:
+    with LocalCrmReader(tmp_path / "crm.db") as crm:
+        return crm.record(obj, key)
+
+
+async def seed(crm: LocalCrm, n: int = 1) -> dict[str, str]:
+    contact, profile, case = contact_op(n), profile_op(n, contact=contact_op(n).external_key), case_op(n)
+    for op in (contact, profile, case):
+        assert all(r.ok for r in await crm.apply([op]))
+    return {"contact": contact.external_key, "profile": profile.external_key, "case": case.external_key}
+
+
+def op(obj: CrmObject, key: str, refs: dict[str, str] | None = None, **fields: Any) -> CrmOperation:
+    return CrmOperation(object=obj, external_key=key, fields=fields, refs=refs or {})
+
+
+def failed(results: list[OperationResult]) -> dict[str, str | None]:
+    return {r.external_key: r.error for r in results if not r.ok}
+
+
+# ---------------------------------------------------------------- upserts
+
+
+def test_partial_updates_touch_only_the_fields_they_carry(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        key = profile_op(1).external_key
+        await crm.apply([op(CrmObject.profile, key, followers=99)])
+        await crm.apply([message_op(1, refs=refs, text="original")])
+        edit = op(CrmObject.message, message_op(1).external_key, text="edited", edited_at="2024-05-02T00:00:00+00:00")
+        assert not failed(await crm.apply([edit]))
+
+    run(tmp_path, scenario)
+    profile = read(tmp_path, CrmObject.profile, profile_op(1).external_key)
+    assert profile is not None
+    assert profile["followers"] == 99 and profile["handle"] == "person1" and profile["verified"] is False
+    assert profile["_refs"] == {"contact": contact_op(1).external_key}  # refs not in the op are kept too
+    message = read(tmp_path, CrmObject.message, message_op(1).external_key)
+    assert message is not None
+    assert message["text"] == "edited" and message["edited_at"] == "2024-05-02T00:00:00+00:00"
+    assert message["labels"] == ["intent:complaint"] and message["sentiment_score"] == -0.4
+    assert message["created_at"] == "2024-05-01T12:00:00+00:00" and message["deleted"] is False
+
+
+def test_mixed_shapes_in_one_batch(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        await crm.apply([message_op(n, refs=refs) for n in range(3)])
+        batch = [
+            message_op(3, refs=refs),  # new, full
+            op(CrmObject.message, message_op(0).external_key, text="", deleted=True),  # redaction
+            op(CrmObject.message, message_op(1).external_key, text="edit", edited_at="2024-05-02T00:00:00Z"),
+            message_op(4, refs={"profile": refs["profile"]}),  # new, other refs
+        ]
+        results = await crm.apply(batch)
+        assert not failed(results)
+        assert [r.crm_id for r in results] == ["4", "1", "2", "5"]
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(tmp_path / "crm.db") as db:
+        assert db.count("messages") == 5
+        assert db.message(message_op(0).external_key)["text"] == ""  # type: ignore[index]
+        assert db.message(message_op(4).external_key)["_refs"] == {"profile": profile_op(1).external_key}  # type: ignore[index]
+
+
+def test_unknown_fields_go_to_extra_and_are_merged(tmp_path: Path) -> None:
+    key = contact_op(1).external_key
+
+    async def scenario(crm: LocalCrm) -> None:
+        first = op(CrmObject.contact, key, name="Ann", tier="gold", score=3, id=12345)
+        assert not failed(await crm.apply([first]))
+        assert not failed(await crm.apply([op(CrmObject.contact, key, score=4, owner={"team": "emea"})]))
+
+    run(tmp_path, scenario)
+    record = read(tmp_path, CrmObject.contact, key)
+    assert record is not None
+    assert record["name"] == "Ann"
+    assert (record["tier"], record["score"], record["owner"]) == ("gold", 4, {"team": "emea"})
+    assert record["_id"] == 1 and record["id"] == 12345  # a field named like a frame column cannot move the row
+
+
+def test_upsert_keeps_id_and_creation_time(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        (a,) = await crm.apply([contact_op(1)])
+        (b,) = await crm.apply([contact_op(1, name="Renamed")])
+        assert a.crm_id == b.crm_id == "1"
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(tmp_path / "crm.db") as db:
+        (row,) = db.rows("contacts")
+        assert row["name"] == "Renamed" and row["crm_created_at"] <= row["crm_updated_at"]
+
+
+# ---------------------------------------------------------------- rules a real CRM enforces
+
+
+def test_batch_contract_violations_raise_value_error(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        with pytest.raises(ValueError, match="limit is 500"):
+            await crm.apply([contact_op(n) for n in range(501)])
+        with pytest.raises(ValueError, match="one object type"):
+            await crm.apply([contact_op(1), profile_op(1)])
+        with pytest.raises(ValueError, match="same external key"):
+            await crm.apply([contact_op(1), contact_op(2), contact_op(1, name="again")])
+        assert await crm.counts() == dict.fromkeys(("contacts", "profiles", "cases", "leads", "messages"), 0)
+
+    run(tmp_path, scenario)
+
+
+def test_text_limit_is_per_record(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        batch = [message_op(1, refs=refs, text="x" * 40_123), message_op(2, refs=refs, text="y" * 32_000)]
+        results = await crm.apply(batch)
+        assert failed(results) == {batch[0].external_key: "text is 40,123 characters; the limit is 32,000"}
+        assert not results[0].retryable and results[1].ok
+        # An edit is held to the same limit.
+        edit = op(CrmObject.message, batch[1].external_key, text="z" * 32_001)
+        assert failed(await crm.apply([edit])) == {edit.external_key: "text is 32,001 characters; the limit is 32,000"}
+
+    run(tmp_path, scenario)
+    assert read(tmp_path, CrmObject.message, message_op(2).external_key)["text"] == "y" * 32_000  # type: ignore[index]
+
+
+def test_required_fields_name_the_field_and_the_record(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        results = await crm.apply([op(CrmObject.contact, "scrm:c:1", email="a@b.c"), contact_op(2)])
+        assert results[0].error == "new contact scrm:c:1 is missing name (a new contact needs name)"
+        assert not results[0].retryable and results[1].ok
+        results = await crm.apply([op(CrmObject.profile, "scrm:x:1", network="x")])
+        assert "missing account_id" in (results[0].error or "")
+        # An existing record may be updated without them, but not have them cleared.
+        ok = await crm.apply([op(CrmObject.contact, contact_op(2).external_key, email="new@example.org")])
+        assert ok[0].ok
+        cleared = await crm.apply([op(CrmObject.contact, contact_op(2).external_key, name=None)])
+        assert cleared[0].error == f"contact {contact_op(2).external_key}: name cannot be set to null"
+
+    run(tmp_path, scenario)
+
+
+def test_wrong_types_and_unknown_refs_are_record_errors(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        batch = [
+            message_op(1, refs=refs, created_at="yesterday"),
+            message_op(2, refs=refs, labels="not-a-list"),
+            message_op(3, refs=refs, sentiment_score="bad"),
+            message_op(4, refs={**refs, "owner": "scrm:user:1"}),
+            message_op(5, refs=refs, deleted=None, labels=("a", "b"), message_id=5),  # convertible: fine
+        ]
+        errors = failed(await crm.apply(batch))
+        assert "created_at is not an ISO-8601 time: 'yesterday'" in (errors[batch[0].external_key] or "")
+        assert "labels must be a list, got str" in (errors[batch[1].external_key] or "")
+        assert "sentiment_score must be a number" in (errors[batch[2].external_key] or "")
+        assert "unknown reference(s) owner" in (errors[batch[3].external_key] or "")
+        assert batch[4].external_key not in errors
+
+    run(tmp_path, scenario)
+    five = read(tmp_path, CrmObject.message, message_op(5).external_key)
+    assert five is not None and five["labels"] == ["a", "b"] and five["message_id"] == "5"
+
+
+def test_datetimes_are_stored_as_iso_text(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        when = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+        assert not failed(await crm.apply([message_op(1, refs=refs, created_at=when)]))
+
+    run(tmp_path, scenario)
+    assert read(tmp_path, CrmObject.message, message_op(1).external_key)["created_at"] == "2024-05-01T12:00:00+00:00"  # type: ignore[index]
+
+
+# ---------------------------------------------------------------- replies
+
+
+def test_pending_replies_cursor(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        await crm.apply([message_op(1, refs=refs, conversation=1), message_op(2, refs=refs, conversation=1)])
+        await crm.apply([message_op(3, refs=refs, conversation=1, direction="outbound")])
+        assert await crm.pending_replies(None) == ([], None)
+
+        first = add_reply(db, case_op(1).external_key, "Sorry! We are on it.")  # by case key
+        second = add_reply(db, "conformance:root1", "Fixed.", in_reply_to="m1")  # by conversation key
+        replies, cursor = await crm.pending_replies(None)
+        assert [(r.crm_id, r.conversation_key, r.in_reply_to, r.text) for r in replies] == [
+            (str(first), "conformance:root1", "m2", "Sorry! We are on it."),  # latest inbound message
+            (str(second), "conformance:root1", "m1", "Fixed."),
+        ]
+        assert cursor == str(second)
+        assert await crm.pending_replies(cursor) == ([], cursor)
+
+        third = add_reply(db, "1", "By case id.")
+        mark_reply_sent(db, third, network_message_id="n-99")  # sent already: not pending
+        fourth = add_reply(db, "conformance:root1", "Anything else?")
+        replies, cursor = await crm.pending_replies(cursor)
+        assert [r.crm_id for r in replies] == [str(fourth)] and cursor == str(fourth)
+
+        await crm.mark_reply_sent(str(first), network_message_id="n-100")
+        with pytest.raises(ValueError, match="cursor"):
+            await crm.pending_replies("not-a-number")
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(db) as crm:
+        rows = {r["id"]: r for r in crm.rows("outbound_replies")}
+    assert rows[1]["status"] == "sent" and rows[1]["network_message_id"] == "n-100" and rows[1]["case_id"] == 1
+    assert rows[3]["status"] == "sent" and rows[2]["status"] == "pending"
+
+
+def test_add_reply_needs_something_to_answer(tmp_path: Path) -> None:
+    run(tmp_path, lambda crm: asyncio.sleep(0))  # creates an empty database
+    with pytest.raises(LookupError, match="no inbound message"):
+        add_reply(tmp_path / "crm.db", "mastodon:404", "hello?")
+    with pytest.raises(ValueError, match="text"):
+        add_reply(tmp_path / "crm.db", "mastodon:404", "  ", in_reply_to="1")
+
+
+# ---------------------------------------------------------------- erase
+
+
+def test_erase_removes_children_first_and_unlinks_the_rest(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        refs1, refs2 = await seed(crm, 1), await seed(crm, 2)
+        shared = {**refs2, "contact": refs1["contact"]}  # a message of person 2 that points at contact 1
+        await crm.apply([message_op(1, refs=refs1), message_op(2, refs=refs2), message_op(3, refs=shared)])
+        await crm.apply([lead_op(1, contact=refs1["contact"])])
+        # Erase person 1 (contact, profile, case, lead and message at once); nothing fails on references.
+        erased = await crm.erase(
+            {
+                CrmObject.contact: [refs1["contact"]],
+                CrmObject.profile: [refs1["profile"]],
+                CrmObject.case: [refs1["case"]],
+                CrmObject.lead: [lead_op(1).external_key],
+                CrmObject.message: [message_op(1).external_key, "scrm:never:existed"],
+            }
+        )
+        assert erased == 5
+        # Erasing a contact alone unlinks what still points at it.
+        assert await crm.erase({CrmObject.contact: [refs2["contact"]]}) == 1
+        (new,) = await crm.apply([contact_op(3)])
+        assert new.crm_id == "3", "ids are never reused after an erase"
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(tmp_path / "crm.db") as db:
+        assert db.counts() == {
+            "contacts": 1,
+            "profiles": 1,
+            "cases": 1,
+            "leads": 0,
+            "messages": 2,
+            "outbound_replies": 0,
+        }
+        assert db.record(CrmObject.profile, profile_op(2).external_key)["_refs"] == {}  # type: ignore[index]
+        assert db.message(message_op(3).external_key)["_refs"] == {  # type: ignore[index]
+            "profile": profile_op(2).external_key,
+            "case": case_op(2).external_key,
+        }
+        assert db.message(message_op(1).external_key) is None
+
+
+# ---------------------------------------------------------------- lifecycle, schema, check
+
+
+def test_reopen_keeps_data(tmp_path: Path) -> None:
+    async def first(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        await crm.apply([message_op(n, refs=refs) for n in range(10)])
+
+    async def second(crm: LocalCrm) -> None:
+        results = await crm.apply([message_op(n, text="again") for n in range(10, 12)] + [message_op(3)])
+        assert [r.crm_id for r in results] == ["11", "12", "4"]
+        assert (await crm.counts())["messages"] == 12
+
+    run(tmp_path, first)
+    run(tmp_path, second)
+
+
+def test_db_work_runs_in_one_worker_thread(tmp_path: Path) -> None:
+    import threading
+
+    async def scenario(crm: LocalCrm) -> None:
+        assert crm._writer is not None
+        # The connection belongs to the worker thread: using it from the loop's thread fails.
+        with pytest.raises(sqlite3.ProgrammingError):
+            crm._writer.conn.execute("SELECT 1")
+        names = {await crm._run(lambda: threading.current_thread().name) for _ in range(5)}
+        assert len(names) == 1 and names.pop().startswith("localcrm-")
+
+    run(tmp_path, scenario)
+
+
+def test_apply_before_start_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="start"):
+        asyncio.run(make(tmp_path).apply([contact_op(1)]))
+
+
+def test_tables_match_the_field_specs(tmp_path: Path) -> None:
+    run(tmp_path, lambda crm: asyncio.sleep(0))
+    con = sqlite3.connect(tmp_path / "crm.db")
+    try:
+        for spec in SPECS.values():
+            columns = {row[1] for row in con.execute(f"PRAGMA table_info({spec.table})")}
+            expected = {"id", "external_key", "extra", "crm_created_at", "crm_updated_at", *spec.columns}
+            expected |= {f"{ref}_id" for ref in spec.refs}
+            assert columns == expected, spec.table
+        assert con.execute("SELECT max(version) FROM localcrm_schema").fetchone()[0] == CURRENT_VERSION
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        con.close()
+
+
+def test_newer_schema_is_refused_and_reported(tmp_path: Path) -> None:
+    run(tmp_path, lambda crm: asyncio.sleep(0))
+    con = sqlite3.connect(tmp_path / "crm.db")
+    con.execute("INSERT INTO localcrm_schema VALUES (?, 'later')", (CURRENT_VERSION + 1,))
+    con.commit()
+    con.close()
+    with pytest.raises(FatalError, match="pip install -U scrm-localcrm"):
+        run(tmp_path, lambda crm: asyncio.sleep(0))
+    (problem,) = asyncio.run(make(tmp_path).check())
+    assert "newer than this scrm-localcrm" in problem.problem and problem.fix == "pip install -U scrm-localcrm"
+
+
+def test_check_reports_unusable_paths(tmp_path: Path) -> None:
+    assert asyncio.run(make(tmp_path).check()) == []  # nothing yet, but it can be created
+    (tmp_path / "afile").write_text("x")
+    (problem,) = check_database(tmp_path / "afile" / "crm.db")
+    assert "is a file" in problem.problem and "mv" in problem.fix
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
+    (problem,) = check_database(tmp_path / "junk.db")
+    assert "not a localcrm database" in problem.problem
+
+
+def test_start_creates_the_folder(tmp_path: Path) -> None:
+    async def main() -> None:
+        crm = make(tmp_path, "deep/er/crm.db")
+        await crm.start()
+        await crm.close()
+
+    asyncio.run(main())
+    assert (tmp_path / "deep" / "er" / "crm.db").exists()
