@@ -216,6 +216,7 @@ class Dispatcher:
         self._pm = pm
         self._impls: dict[str, list[_Impl]] = {}
         self.failures: Counter[str] = Counter()
+        self._reported: set[tuple[str, str]] = set()
 
     def refresh(self) -> None:
         """Snapshot the implementations; call after (un)registering plugins."""
@@ -235,7 +236,13 @@ class Dispatcher:
                 result = await result
         except Exception:
             self.failures[impl.plugin] += 1
-            log.exception("plugin %s failed in %s; going on without it", impl.plugin, hook)
+            # The first failure of a plugin in a hook is logged with its traceback; repeats
+            # (one per message, often) only at debug level, and counted.
+            if (impl.plugin, hook) in self._reported:
+                log.debug("plugin %s failed in %s again", impl.plugin, hook, exc_info=True)
+            else:
+                self._reported.add((impl.plugin, hook))
+                log.exception("plugin %s failed in %s; going on without it (repeats are counted)", impl.plugin, hook)
             return False, None
         return True, result
 

@@ -23,6 +23,7 @@ __all__ = [
     "AuditEntry",
     "Checkpoint",
     "DeadLetter",
+    "ErasePlan",
     "MessageRecord",
     "NewDeadLetter",
     "OutboxItem",
