@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
+
 from scrm_core.config import Config, load_config
-from scrm_core.models import Event, MessageCreated
 from scrm_core.engine import Engine, RunStats
+from scrm_core.models import Event, MessageCreated
 from scrm_core.plugins import PluginHost
 
 # Routing that never ignores a message, so every message must reach the CRM.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from scrm_core import ConfigError
 from scrm_core.config import load_config
 from scrm_core.plugins import PluginHost
@@ -52,7 +53,9 @@ def test_a_good_config_loads_with_paths_relative_to_the_file(tmp_path: Path, hos
 def test_three_mistakes_are_all_reported_with_their_keys(tmp_path: Path, host: PluginHost) -> None:
     text = (
         GOOD.replace('adapter = "replay"', 'adapter = "replay"\nenabeld = true')  # typo'd key
-        .replace('settings = { paths = ["data/*.ndjson"] }', "settings = { paths = 5 }")  # wrong type in adapter settings
+        .replace(
+            'settings = { paths = ["data/*.ndjson"] }', "settings = { paths = 5 }"
+        )  # wrong type in adapter settings
         .replace('adapter = "localcrm"', 'adapter = "salesforse"')  # unknown adapter
     )
     found = problems(write(tmp_path, text), host)

@@ -31,6 +31,16 @@ def test_every_hook_docstring_has_params_returns_and_an_example() -> None:
 
 def test_every_cli_command_is_in_the_user_guide() -> None:
     guide = (DOCS / "cli.md").read_text()
-    for command in ("scrm demo", "scrm run", "scrm status", "scrm dlq list", "scrm dlq retry", "scrm plugins", "scrm config check",
-                    "scrm localcrm show", "scrm localcrm reply", "scrm replay generate"):
+    for command in (
+        "scrm demo",
+        "scrm run",
+        "scrm status",
+        "scrm dlq list",
+        "scrm dlq retry",
+        "scrm plugins",
+        "scrm config check",
+        "scrm localcrm show",
+        "scrm localcrm reply",
+        "scrm replay generate",
+    ):
         assert f"`{command}" in guide, command

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from scrm_core import CrmOperation, OperationResult, RetryableError, hookimpl
-from scrm_core.plugins import PluginHost
-from scrm_core.store import open_store
 from scrm_localcrm.adapter import LocalCrm
 from scrm_replay.demo import generate_demo
 
-from tests.e2e import crm_state, expected_messages, expected_profiles, load, run_once, write_config
+from scrm_core import CrmOperation, OperationResult, RetryableError, hookimpl
+from scrm_core.plugins import PluginHost
+from scrm_core.store import open_store
+from tests.e2e import crm_state, expected_messages, expected_profiles, run_once, write_config
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from scrm_core import PluginError, hookimpl
 from scrm_core.plugins import PluginHost
 
@@ -47,9 +48,13 @@ def test_strict_makes_a_broken_plugin_fatal(fake_distribution: Callable[..., Pat
 
 
 def test_unknown_hook_and_async_registration_hook_are_refused(fake_distribution: Callable[..., Path]) -> None:
-    fake_distribution("acme-typo", "typo", "from scrm_core import hookimpl\n@hookimpl\ndef scrm_clasify_message(message): ...\n")
     fake_distribution(
-        "acme-async", "asyncreg", "from scrm_core import hookimpl\n@hookimpl\nasync def scrm_register_crms(register): ...\n"
+        "acme-typo", "typo", "from scrm_core import hookimpl\n@hookimpl\ndef scrm_clasify_message(message): ...\n"
+    )
+    fake_distribution(
+        "acme-async",
+        "asyncreg",
+        "from scrm_core import hookimpl\n@hookimpl\nasync def scrm_register_crms(register): ...\n",
     )
     h = host()
     assert "unknown hook 'scrm_clasify_message'" in (h.plugins["typo"].error or "")
@@ -58,7 +63,9 @@ def test_unknown_hook_and_async_registration_hook_are_refused(fake_distribution:
 
 def test_failing_registration_hook_is_isolated(fake_distribution: Callable[..., Path]) -> None:
     fake_distribution(
-        "acme-reg", "badreg", "from scrm_core import hookimpl\n@hookimpl\ndef scrm_register_crms(register): register(42)\n"
+        "acme-reg",
+        "badreg",
+        "from scrm_core import hookimpl\n@hookimpl\ndef scrm_register_crms(register): register(42)\n",
     )
     h = host()
     assert "not a CrmAdapter subclass" in (h.plugins["badreg"].error or "")
