@@ -1,0 +1,341 @@
+"""The conformance suite for network adapters: subclass it in a test module and implement one method.
+
+::
+
+    from scrm_core.testing.network import NetworkAdapterConformance
+
+    class TestMyNetwork(NetworkAdapterConformance):
+        def make_adapter(self, scenario, tmp_path):
+            fake = FakeServer(tmp_path)      # or a file, or a local container
+            fake.load(scenario)              # the events the adapter should see
+            return MyAdapter(MyAdapter.Settings(base_url=fake.url, page_size=3), AdapterContext(name="t"))
+
+Every ``test_*`` method below then runs against your adapter. The suite does not need
+pytest-asyncio: each test drives the adapter with :func:`asyncio.run`. It checks the
+promises the engine relies on (``docs`` section "Adapter contracts"): a drain with
+``follow=False`` ends; resuming from any page's cursor yields exactly what came after it;
+cursors are plain strings; keys are stable; edits and deletions come after what they
+target; replies point at messages that exist; settings forbid unknown keys and keep
+secrets in ``SecretStr``.
+
+Adapt it with class attributes and methods rather than by skipping tests:
+``network`` names the network in the default scenario, :meth:`scenario` replaces it,
+:meth:`expected_keys` says which events your network can express, ``exactly_once = False``
+accepts re-delivery after a resume (the engine drops duplicates, but says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import types
+import typing
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import SecretStr, TypeAdapter, ValidationError
+
+from ..adapters import AdapterSettings, NetworkAdapter, NetworkCapability
+from ..errors import FatalError
+from ..models import (
+    Direction,
+    Event,
+    EventPage,
+    Message,
+    MessageCreated,
+    MessageDeleted,
+    MessageEdited,
+    ProfileUpdated,
+    SocialProfile,
+    Visibility,
+)
+
+__all__ = ["NetworkAdapterConformance", "default_scenario", "drain"]
+
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+#: Endings of a settings field name that mean it holds a secret (``api_key``, ``access_token``,
+#: ``client_secret``). Only the last ``_``-part counts: ``private_key_path`` and ``keywords`` are not secrets.
+SECRET_WORDS = ("token", "secret", "password", "passphrase", "key", "credentials")
+
+
+async def drain(adapter: NetworkAdapter, cursor: str | None = None) -> list[EventPage]:
+    """Every page ``adapter.listen(cursor, follow=False)`` yields, with ``start``/``close`` around it."""
+    await adapter.start()
+    try:
+        return [page async for page in adapter.listen(cursor, follow=False)]
+    finally:
+        await adapter.close()
+
+
+def default_scenario(network: str = "conformance") -> list[Event]:
+    """A small conversation history: threads, replies to replies, the brand answering, an edit,
+    a deletion, a direct message and a handle change. Ids are numeric strings."""
+    t0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+    people = {
+        name: SocialProfile(network=network, account_id=str(1000 + i), handle=name, display_name=name.title())
+        for i, name in enumerate(("alice", "bob", "carol", "dave", "brand"))
+    }
+    events: list[Event] = []
+    messages: dict[str, Message] = {}
+
+    def at(minutes: int) -> datetime:
+        return t0 + timedelta(minutes=minutes)
+
+    def post(minutes: int, mid: str, who: str, text: str, parent: str | None = None, **extra: Any) -> None:
+        root = None
+        if parent is not None:
+            root = messages[parent].thread_root_id or parent
+        direction = Direction.outbound if who == "brand" else Direction.inbound
+        msg = Message(
+            network=network,
+            id=mid,
+            author=people[who],
+            text=text,
+            created_at=at(minutes),
+            thread_root_id=root,
+            parent_id=parent,
+            direction=direction,
+            **extra,
+        )
+        messages[mid] = msg
+        events.append(MessageCreated(message=msg))
+
+    events.append(ProfileUpdated(profile=people["alice"], version=at(0).isoformat()))
+    post(1, "101", "alice", "my kettle stopped working after two weeks")
+    post(2, "102", "bob", "same here, mine died too", parent="101")
+    post(3, "103", "brand", "sorry to hear that! please DM us your order number", parent="102")
+    post(4, "104", "alice", "done, thanks", parent="103")
+    edited = messages["102"].model_copy(update={"text": "same here, mine died after a month", "edited_at": at(5)})
+    events.append(MessageEdited(message=edited))
+    post(6, "105", "carol", "does the X200 work with 110V outlets?")
+    post(7, "106", "dave", "crypto giveaway!!! click https://spam.example")
+    events.append(MessageDeleted(network=network, message_id="106", deleted_at=at(8)))
+    people["alice"] = people["alice"].model_copy(update={"handle": "alice_new"})
+    events.append(ProfileUpdated(profile=people["alice"], version=at(9).isoformat()))
+    post(10, "107", "carol", "hi, where is my order #123?", visibility=Visibility.direct)
+    post(11, "108", "brand", "yes, the X200 works from 110 to 240V", parent="105")
+    post(12, "109", "alice", "love the replacement kettle", mentions=["brand"])
+    post(13, "110", "bob", "agreed", parent="109")
+    edited = messages["101"].model_copy(update={"text": "my kettle stopped working (fixed now)", "edited_at": at(14)})
+    events.append(MessageEdited(message=edited))
+    post(15, "111", "dave", "where can I buy the X200?", hashtags=["kettles"])
+    return events
+
+
+class NetworkAdapterConformance:
+    """Base class of a network adapter's conformance tests. Implement :meth:`make_adapter`."""
+
+    #: Network name used by the default scenario's events.
+    network: ClassVar[str] = "conformance"
+    #: False if resuming may re-deliver events (at-least-once); they must still not be lost.
+    exactly_once: ClassVar[bool] = True
+    #: A drain must take at least this many pages, so resuming is really exercised:
+    #: configure a small page size in :meth:`make_adapter`.
+    min_pages: ClassVar[int] = 2
+    #: A cursor the adapter cannot have produced; ``listen`` must refuse it with FatalError.
+    garbage_cursor: ClassVar[str] = "\x00 not a cursor \x00"
+    #: Seconds one drain may take before the test fails (a drain with follow=False must end).
+    timeout: ClassVar[float] = 30.0
+
+    # ------------------------------------------------------------ to implement / adapt
+
+    def make_adapter(self, scenario: list[Event], tmp_path: Path) -> NetworkAdapter:
+        """An adapter instance whose network holds exactly ``scenario`` (in that order).
+
+        May be called more than once in a test with the same arguments (a restart); each call
+        must give an adapter over the same data. Not started: the suite calls ``start``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement make_adapter(scenario, tmp_path)")
+
+    def scenario(self) -> list[Event]:
+        """The events loaded into the network. Override when its ids must look different."""
+        return default_scenario(self.network)
+
+    def expected_keys(self, scenario: list[Event]) -> list[str]:
+        """Keys of the events a full drain must yield. Override if your network cannot express
+        some of them (e.g. no profile events)."""
+        return [event.key for event in scenario]
+
+    # ------------------------------------------------------------ helpers
+
+    def run_drain(self, adapter: NetworkAdapter, cursor: str | None = None) -> list[EventPage]:
+        return asyncio.run(asyncio.wait_for(drain(adapter, cursor), self.timeout))
+
+    def _drain_fresh(self, tmp_path: Path) -> tuple[list[Event], list[EventPage]]:
+        scenario = self.scenario()
+        pages = self.run_drain(self.make_adapter(scenario, tmp_path))
+        return scenario, pages
+
+    @staticmethod
+    def _keys(pages: Sequence[EventPage]) -> list[str]:
+        return [event.key for page in pages for event in page.events]
+
+    # ------------------------------------------------------------ class-level contract
+
+    def test_name_and_capabilities(self, tmp_path: Path) -> None:
+        adapter = self.make_adapter(self.scenario(), tmp_path)
+        cls = type(adapter)
+        assert isinstance(cls.name, str) and re.fullmatch(r"[a-z][a-z0-9_-]*", cls.name), (
+            f"{cls.__name__}.name must be a short lower-case identifier, got {getattr(cls, 'name', None)!r}"
+        )
+        caps = cls.capabilities
+        assert isinstance(caps, frozenset) and caps, f"{cls.__name__}.capabilities must be a non-empty frozenset"
+        assert all(isinstance(c, NetworkCapability) for c in caps), "capabilities must be NetworkCapability members"
+        receive = {NetworkCapability.poll, NetworkCapability.stream, NetworkCapability.webhook}
+        assert caps & receive, "capabilities must include at least one of poll, stream, webhook"
+
+    def test_settings_forbid_unknown_keys(self, tmp_path: Path) -> None:
+        adapter = self.make_adapter(self.scenario(), tmp_path)
+        settings_cls = type(adapter).Settings
+        assert issubclass(settings_cls, AdapterSettings), "Settings must subclass scrm_core.AdapterSettings"
+        assert settings_cls.model_config.get("extra") == "forbid", "Settings must keep extra='forbid'"
+        assert isinstance(adapter.settings, settings_cls), "the adapter's settings must be its Settings model"
+        data = adapter.settings.model_dump()
+        try:
+            settings_cls.model_validate({**data, "surely_not_a_setting": 1})
+        except ValidationError as exc:
+            assert any(e["type"] == "extra_forbidden" for e in exc.errors()), exc
+        else:
+            raise AssertionError("Settings accepted an unknown key")
+
+    def test_secrets_are_secretstr(self, tmp_path: Path) -> None:
+        adapter = self.make_adapter(self.scenario(), tmp_path)
+        for name, info in type(adapter).Settings.model_fields.items():
+            if not name.lower().rsplit("_", 1)[-1].endswith(SECRET_WORDS):
+                continue
+            assert _is_secret(info.annotation), (
+                f"setting {name!r} looks like a secret but is typed {info.annotation!r}; use pydantic.SecretStr"
+            )
+
+    # ------------------------------------------------------------ draining
+
+    def test_drain_yields_the_scenario(self, tmp_path: Path) -> None:
+        scenario, pages = self._drain_fresh(tmp_path)
+        assert all(isinstance(page, EventPage) for page in pages), "listen() must yield EventPage objects"
+        got = self._keys(pages)
+        expected = self.expected_keys(scenario)
+        if self.exactly_once:
+            assert Counter(got) == Counter(expected), _diff(expected, got)
+        else:
+            assert set(got) == set(expected), _diff(expected, got)
+        assert not [r for page in pages for r in page.rejects], "a clean scenario must not produce rejects"
+
+    def test_drain_takes_several_pages(self, tmp_path: Path) -> None:
+        _, pages = self._drain_fresh(tmp_path)
+        assert len(pages) >= self.min_pages, (
+            f"the scenario came in {len(pages)} page(s); configure a small page size in make_adapter "
+            f"so that resuming from a cursor is tested (or lower min_pages)"
+        )
+
+    def test_cursors_are_strings_that_round_trip(self, tmp_path: Path) -> None:
+        _, pages = self._drain_fresh(tmp_path)
+        for page in pages:
+            cursor = page.cursor
+            assert isinstance(cursor, str) and cursor, f"every page needs a non-empty str cursor, got {cursor!r}"
+            assert json.loads(json.dumps(cursor)) == cursor
+            cursor.encode("utf-8")  # storable as TEXT anywhere
+
+    def test_resume_from_every_cursor(self, tmp_path: Path) -> None:
+        scenario, pages = self._drain_fresh(tmp_path)
+        adapter = self.make_adapter(scenario, tmp_path)
+        all_keys = self._keys(pages)
+        consumed = 0
+        for i, page in enumerate(pages):
+            consumed += len(page.events)
+            assert page.cursor is not None
+            rest = self._keys(self.run_drain(adapter, page.cursor))
+            remaining = all_keys[consumed:]
+            if self.exactly_once:
+                assert rest == remaining, f"resuming after page {i}: " + _diff(remaining, rest)
+            else:
+                assert set(remaining) <= set(rest), f"resuming after page {i} lost events: " + _diff(remaining, rest)
+                assert set(rest) <= set(all_keys), f"resuming after page {i} invented events"
+
+    def test_resume_after_restart(self, tmp_path: Path) -> None:
+        scenario, pages = self._drain_fresh(tmp_path)
+        middle = pages[len(pages) // 2]
+        consumed = sum(len(p.events) for p in pages[: len(pages) // 2 + 1])
+        fresh = self.make_adapter(scenario, tmp_path)  # a new process, same saved cursor
+        rest = self._keys(self.run_drain(fresh, middle.cursor))
+        remaining = self._keys(pages)[consumed:]
+        if self.exactly_once:
+            assert rest == remaining, _diff(remaining, rest)
+        else:
+            assert set(remaining) <= set(rest), _diff(remaining, rest)
+
+    def test_garbage_cursor_is_fatal(self, tmp_path: Path) -> None:
+        adapter = self.make_adapter(self.scenario(), tmp_path)
+        try:
+            self.run_drain(adapter, self.garbage_cursor)
+        except FatalError as exc:
+            assert exc.operator_message, "the FatalError must say what is wrong"
+        else:
+            raise AssertionError(f"listen({self.garbage_cursor!r}) must raise FatalError")
+
+    # ------------------------------------------------------------ what the events say
+
+    def test_keys_are_stable(self, tmp_path: Path) -> None:
+        _, first = self._drain_fresh(tmp_path)
+        _, second = self._drain_fresh(tmp_path)
+        assert sorted(self._keys(first)) == sorted(self._keys(second)), "two drains gave different keys"
+        for page in first:
+            for event in page.events:
+                again = _EVENT.validate_json(_EVENT.dump_json(event))
+                assert again.key == event.key, f"{event.key} changed after a JSON round trip"
+                if isinstance(event, MessageCreated | MessageEdited):
+                    assert event.message.network and event.message.id, "messages need network and id"
+                    assert event.message.author.account_id, "authors need their stable account_id"
+
+    def test_edits_and_deletions_follow_their_message(self, tmp_path: Path) -> None:
+        _, pages = self._drain_fresh(tmp_path)
+        created: dict[str, Message] = {}
+        for event in (e for page in pages for e in page.events):
+            if isinstance(event, MessageCreated):
+                created.setdefault(event.message.key, event.message)
+            elif isinstance(event, MessageEdited):
+                original = created.get(event.message.key)
+                assert original is not None, f"edit {event.key} came before (or without) its message"
+                assert event.message.edited_at is not None, f"edit {event.key} has no edited_at"
+                assert event.message.edited_at >= original.created_at, f"edit {event.key} predates its message"
+            elif isinstance(event, MessageDeleted):
+                assert event.message_key in created, f"deletion {event.key} came before (or without) its message"
+
+    def test_replies_point_at_known_messages(self, tmp_path: Path) -> None:
+        _, pages = self._drain_fresh(tmp_path)
+        messages = [e.message for page in pages for e in page.events if isinstance(e, MessageCreated)]
+        ids = {(m.network, m.id) for m in messages}
+        for m in messages:
+            if m.thread_root_id is None:
+                assert m.parent_id is None, f"{m.key} has a parent but no thread_root_id"
+                continue
+            assert m.thread_root_id != m.id, f"{m.key}: a root's thread_root_id must be None"
+            assert (m.network, m.thread_root_id) in ids, f"{m.key}: root {m.thread_root_id} is not in the stream"
+            if m.parent_id is not None:
+                assert (m.network, m.parent_id) in ids, f"{m.key}: parent {m.parent_id} is not in the stream"
+
+
+def _is_secret(annotation: Any) -> bool:
+    """SecretStr, or an optional / union whose every non-None member is SecretStr."""
+    if annotation is SecretStr:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(members) and all(_is_secret(a) for a in members)
+    return False
+
+
+def _diff(expected: Sequence[str], got: Sequence[str]) -> str:
+    missing = Counter(expected) - Counter(got)
+    extra = Counter(got) - Counter(expected)
+    parts = []
+    if missing:
+        parts.append(f"missing {sorted(missing.elements())[:10]}")
+    if extra:
+        parts.append(f"unexpected or duplicated {sorted(extra.elements())[:10]}")
+    if not parts:
+        parts.append(f"same events, different order: expected {list(expected)[:10]}..., got {list(got)[:10]}...")
+    return "; ".join(parts)
