@@ -55,12 +55,16 @@ EDITED_AT = "2024-05-01T12:30:00+00:00"
 _SECRET_NAME = re.compile(r"token|secret|password|passphrase|credential|(^|_)(api)?key$", re.IGNORECASE)
 
 # ---------------------------------------------------------------- operations, as the engine sends them
+#
+# Keys follow the default mapping: a person's contact, profile and lead all have the key
+# of the profile (``scrm:<network>:<account id>``) until identity links them elsewhere,
+# and a case has its conversation's key. External keys are unique per object type only.
 
 
 def contact_op(n: int, *, name: str | None = None, email: str | None = None) -> CrmOperation:
     return CrmOperation(
         object=CrmObject.contact,
-        external_key=external_key(f"person:{NETWORK}:{n}"),
+        external_key=external_key(f"{NETWORK}:acct{n}"),
         fields={"name": name or f"Conformance Person {n}", "email": email},
     )
 
@@ -86,7 +90,7 @@ def profile_op(n: int, *, contact: str | None = None) -> CrmOperation:
 def case_op(n: int, *, contact: str | None = None, subject: str | None = None) -> CrmOperation:
     return CrmOperation(
         object=CrmObject.case,
-        external_key=external_key(f"case:{NETWORK}:root{n}"),
+        external_key=external_key(f"{NETWORK}:root{n}"),
         fields={
             "subject": subject or f"Conformance case {n}",
             "status": "open",
@@ -102,7 +106,7 @@ def case_op(n: int, *, contact: str | None = None, subject: str | None = None) -
 def lead_op(n: int, *, contact: str | None = None) -> CrmOperation:
     return CrmOperation(
         object=CrmObject.lead,
-        external_key=external_key(f"lead:{NETWORK}:{n}"),
+        external_key=external_key(f"{NETWORK}:acct{n}"),
         fields={"name": f"Conformance lead {n}", "network": NETWORK, "status": "new", "labels": ["intent:purchase"]},
         refs={"contact": contact} if contact else {},
     )
@@ -377,6 +381,28 @@ class CrmAdapterConformance:
             assert not results[1].retryable, "a record missing required fields will never succeed"
             assert self.read_back(adapter, CrmObject.message, bad.external_key) is None
             assert self.read_back(adapter, CrmObject.message, good2.external_key) is not None
+
+        self.run(tmp_path, scenario)
+
+    def test_external_keys_are_unique_per_object_type_only(self, tmp_path: Path) -> None:
+        async def scenario(adapter: CrmAdapter) -> None:
+            self.require(adapter, CrmCapability.contacts)
+            contact = contact_op(1, name="Contact record")
+            await self.apply_ok(adapter, [contact])
+            others: list[CrmOperation] = []
+            if CrmCapability.personas in adapter.capabilities:
+                others.append(profile_op(1, contact=contact.external_key))
+            if CrmCapability.leads in adapter.capabilities:
+                others.append(lead_op(1, contact=contact.external_key))
+            if not others:
+                pytest.skip("no other object type shares the contact's key")
+            for op in others:
+                assert op.external_key == contact.external_key  # as the default mapping does
+                await self.apply_ok(adapter, [op])
+            assert self.must_read(adapter, CrmObject.contact, contact.external_key)["name"] == "Contact record"
+            for op in others:
+                assert self.read_back(adapter, op.object, op.external_key) is not None
+            self.check_count(adapter, CrmObject.contact, 1)
 
         self.run(tmp_path, scenario)
 

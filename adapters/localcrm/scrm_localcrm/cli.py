@@ -38,6 +38,18 @@ _DISPLAY: dict[str, tuple[str, ...]] = {
     "outbound_replies": ("id", "status", "conversation_key", "in_reply_to", "text"),
 }
 
+_ONE_LINE = frozenset(
+    {"id", "created_at", "status", "priority", "direction", "followers", "network", "message_count", "email"}
+    | {"profile_id", "contact_id", "case_id", "in_reply_to"}
+)
+_HEADERS = {
+    "message_count": "msgs",
+    "conversation_key": "conversation",
+    "profile_id": "profile",
+    "contact_id": "contact",
+    "case_id": "case",
+}
+
 DbOption = Annotated[Path | None, typer.Option("--db", help="The localcrm SQLite file.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="An scrm config whose [crm] is localcrm.")]
 
@@ -99,9 +111,10 @@ def _open(path: Path) -> LocalCrmReader:
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Table:
     table = Table(title=title, title_justify="left")
     for col in columns:
-        # Long free text wraps (it is truncated already); everything else stays on one line.
-        wraps = col in ("text", "subject", "external_key", "conversation_key")
-        table.add_column(col, no_wrap=not wraps, overflow="fold", min_width=16 if wraps else min(len(col), 8))
+        header = _HEADERS.get(col, col)
+        # Short values (ids, times, statuses) stay on one line; text and keys wrap.
+        wraps = col not in _ONE_LINE
+        table.add_column(header, no_wrap=not wraps, overflow="fold", min_width=12 if wraps else min(len(header), 8))
     for row in rows:
         table.add_row(*(_cell(row.get(col), col) for col in columns))
     return table
@@ -144,7 +157,7 @@ def build_app() -> typer.Typer:
                 _rows_table(
                     "recent cases",
                     crm.recent_cases(5),
-                    ("id", "subject", "status", "priority", "conversation_key", "message_count"),
+                    ("id", "subject", "status", "priority", "message_count", "conversation_key"),
                 )
             )
             console.print(

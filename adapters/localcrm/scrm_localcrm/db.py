@@ -145,12 +145,21 @@ class LocalCrmReader:
 
     def recent_cases(self, limit: int = 5) -> list[dict[str, Any]]:
         """Newest cases first, with how many messages each holds."""
-        cur = self._conn.execute(
-            "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.case_id = c.id) AS message_count"
-            " FROM cases c ORDER BY c.crm_updated_at DESC, c.id DESC LIMIT ?",
-            (limit,),
+        cases = [
+            dict(row)
+            for row in self._conn.execute("SELECT * FROM cases ORDER BY crm_updated_at DESC, id DESC LIMIT ?", (limit,))
+        ]
+        # One pass over messages for all of them (messages.case_id has no index).
+        counts = dict(
+            self._conn.execute(
+                "SELECT case_id, count(*) FROM messages WHERE case_id IN (SELECT value FROM json_each(?))"
+                " GROUP BY case_id",
+                (orjson.dumps([c["id"] for c in cases]).decode(),),
+            ).fetchall()
         )
-        return [dict(row) for row in cur]
+        for case in cases:
+            case["message_count"] = counts.get(case["id"], 0)
+        return cases
 
     def recent_messages(self, limit: int = 5) -> list[dict[str, Any]]:
         """Newest messages first (by their network time), with the author's handle."""
@@ -171,14 +180,18 @@ def _find_conversation(conn: sqlite3.Connection, key: str) -> tuple[str, int | N
         if not row[0]:
             raise LookupError(f"case {key} has no conversation_key, so there is nothing to reply to")
         return str(row[0]), int(row[1])
-    case = conn.execute("SELECT id FROM cases WHERE conversation_key = ? ORDER BY id DESC LIMIT 1", (key,)).fetchone()
-    return key, (int(case[0]) if case else None)
+    # A conversation key, or "scrm:" + conversation key (how the default mapping keys cases).
+    conversation_key = key.removeprefix("scrm:")
+    case = conn.execute(
+        "SELECT id FROM cases WHERE conversation_key = ? ORDER BY id DESC LIMIT 1", (conversation_key,)
+    ).fetchone()
+    return conversation_key, (int(case[0]) if case else None)
 
 
 def add_reply(path: str | Path, key: str, text: str, *, in_reply_to: str | None = None) -> int:
     """Queue a reply as an agent would write it in the CRM; returns its id.
 
-    ``key`` is a case (external key or id) or a conversation key (``<network>:<root id>``).
+    ``key`` is a conversation key (``<network>:<root id>``) or a case (external key or id).
     Without ``in_reply_to`` the reply answers the conversation's latest inbound message.
     """
     if not text.strip():

@@ -178,12 +178,14 @@ CREATE INDEX leads_contact ON leads(contact_id);
 CREATE TABLE messages (
     id INTEGER PRIMARY KEY,
     external_key TEXT NOT NULL UNIQUE,
-    -- No foreign keys (hence no indexes) on profile_id and contact_id: authors are spread
-    -- all over, so those indexes would dirty pages all over the file on every insert.
-    -- erase() clears them itself.
+    -- The hot table keeps one index, on external_key. Refs here carry no foreign keys
+    -- (which would need an index each to delete a parent without a scan per row), and
+    -- there is no conversation index: authors and threads are spread all over, so each
+    -- such index dirties pages all over the file on every batch, which cost a third of
+    -- the insert rate. erase() clears the refs itself; `show` and `reply` scan.
     profile_id INTEGER,
     contact_id INTEGER,
-    case_id INTEGER REFERENCES cases(id) ON DELETE SET NULL,
+    case_id INTEGER,
     network TEXT,
     message_id TEXT,
     conversation_key TEXT,
@@ -205,9 +207,6 @@ CREATE TABLE messages (
     crm_created_at TEXT NOT NULL,
     crm_updated_at TEXT NOT NULL
 );
--- Makes ON DELETE SET NULL of a case a lookup, not a scan; cheap, as case messages cluster.
-CREATE INDEX messages_case ON messages(case_id);
-CREATE INDEX messages_conversation ON messages(conversation_key, created_at);
 -- Replies agents write in the CRM. AUTOINCREMENT: ids never come back after a delete,
 -- so a pending_replies cursor (the last id seen) can never skip a new reply.
 CREATE TABLE outbound_replies (

@@ -276,6 +276,7 @@ def test_erase_removes_children_first_and_unlinks_the_rest(tmp_path: Path) -> No
         assert erased == 5
         # Erasing a contact alone unlinks what still points at it.
         assert await crm.erase({CrmObject.contact: [refs2["contact"]]}) == 1
+        assert await crm.erase({CrmObject.case: [refs2["case"]]}) == 1
         (new,) = await crm.apply([contact_op(3)])
         assert new.crm_id == "3", "ids are never reused after an erase"
 
@@ -284,16 +285,14 @@ def test_erase_removes_children_first_and_unlinks_the_rest(tmp_path: Path) -> No
         assert db.counts() == {
             "contacts": 1,
             "profiles": 1,
-            "cases": 1,
+            "cases": 0,
             "leads": 0,
             "messages": 2,
             "outbound_replies": 0,
         }
         assert db.record(CrmObject.profile, profile_op(2).external_key)["_refs"] == {}  # type: ignore[index]
-        assert db.message(message_op(3).external_key)["_refs"] == {  # type: ignore[index]
-            "profile": profile_op(2).external_key,
-            "case": case_op(2).external_key,
-        }
+        assert db.message(message_op(3).external_key)["_refs"] == {"profile": profile_op(2).external_key}  # type: ignore[index]
+        assert db.message(message_op(2).external_key)["_refs"] == {"profile": profile_op(2).external_key}  # type: ignore[index]
         assert db.message(message_op(1).external_key) is None
 
 
@@ -378,3 +377,20 @@ def test_start_creates_the_folder(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert (tmp_path / "deep" / "er" / "crm.db").exists()
+
+
+def test_refs_to_an_erased_record_fail_until_it_is_back(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        assert not failed(await crm.apply([message_op(1, refs=refs)]))  # the profile's id is now cached
+        await crm.erase({CrmObject.profile: [refs["profile"]]})
+        (result,) = await crm.apply([message_op(2, refs=refs)])
+        assert not result.ok and result.retryable and result.error == f"profile {refs['profile']} not found"
+        (profile,) = await crm.apply([profile_op(1)])
+        assert profile.crm_id == "2"
+        assert not failed(await crm.apply([message_op(2, refs=refs)]))
+
+    run(tmp_path, scenario)
+    assert (
+        read(tmp_path, CrmObject.message, message_op(2).external_key)["_refs"]["profile"] == profile_op(1).external_key
+    )  # type: ignore[index]
