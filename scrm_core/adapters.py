@@ -110,9 +110,12 @@ class NetworkAdapter(ABC):
     def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
         """Yield pages of events that come after ``cursor`` (None: from the beginning).
 
-        Each page carries the cursor to resume *after* it. With ``follow=False`` the
-        iterator ends once it has caught up; with ``follow=True`` it waits for more.
-        Delivery may be at-least-once: the engine drops events it has seen.
+        Each page carries the cursor to resume *after* it: resuming from a page's cursor
+        yields exactly the events that came after that page (the conformance suite checks
+        it). Networks that can only promise at-least-once (a firehose with a time cursor)
+        may deliver some again; the engine drops events it has already committed.
+        With ``follow=False`` the iterator ends once it has caught up; with
+        ``follow=True`` it waits for more.
         """
 
     async def fetch_thread(self, root_id: str) -> list[Message]:

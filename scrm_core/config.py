@@ -191,29 +191,47 @@ def load_config(
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems += _validation_problems(exc)
+    # Adapter sections are checked from the raw data, so their mistakes are reported even
+    # when another part of the file is wrong too.
+    problems += _adapter_section_problems(data, networks, crms)
     if config is not None:
-        problems += _semantic_problems(config, networks, crms)
+        problems += _semantic_problems(config)
     if problems:
         raise ConfigError(shown, problems)
     assert config is not None
     return config.model_copy(update={"path": path, "base_dir": path.resolve().parent})
 
 
-def _semantic_problems(
-    config: Config,
+def _adapter_section_problems(
+    data: Any,
     networks: Mapping[str, type[NetworkAdapter]] | None,
     crms: Mapping[str, type[CrmAdapter]] | None,
 ) -> list[str]:
+    if not isinstance(data, dict):
+        return []
+    problems: list[str] = []
+    sources = data.get("sources")
+    if networks is not None and isinstance(sources, list):
+        for i, source in enumerate(sources):
+            if isinstance(source, dict) and isinstance(source.get("adapter"), str):
+                problems += _adapter_problems(
+                    ("sources", i), source["adapter"], source.get("settings", {}), networks, "network"
+                )
+    crm = data.get("crm", {})
+    if crms is not None and isinstance(crm, dict):
+        problems += _adapter_problems(
+            ("crm",), crm.get("adapter", CrmConfig().adapter), crm.get("settings", {}), crms, "CRM"
+        )
+    return problems
+
+
+def _semantic_problems(config: Config) -> list[str]:
     problems: list[str] = []
     seen: set[str] = set()
     for i, source in enumerate(config.sources):
         if source.name in seen:
             problems.append(f"sources[{i}].name: {source.name!r} is used by an earlier source; names must be unique")
         seen.add(source.name)
-        if networks is not None:
-            problems += _adapter_problems(("sources", i), source.adapter, source.settings, networks, "network")
-    if crms is not None:
-        problems += _adapter_problems(("crm",), config.crm.adapter, config.crm.settings, crms, "CRM")
     names = [q.name for q in config.listening.queries]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -228,10 +246,12 @@ def _semantic_problems(
 def _adapter_problems(
     loc: tuple[int | str, ...],
     adapter: str,
-    settings: dict[str, Any],
+    settings: Any,
     registry: Mapping[str, type[NetworkAdapter]] | Mapping[str, type[CrmAdapter]],
     kind: str,
 ) -> list[str]:
+    if not isinstance(settings, dict):
+        return []  # the model's own error says what is wrong with it
     cls = registry.get(adapter)
     if cls is None:
         known = ", ".join(sorted(registry)) or "none installed"
