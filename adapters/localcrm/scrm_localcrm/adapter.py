@@ -104,6 +104,12 @@ class LocalCrm(CrmAdapter):
         except SchemaTooNewError as e:
             conn.close()
             raise FatalError(f"{self.path}: {e}; upgrade it with: pip install -U scrm-localcrm") from e
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise FatalError(
+                f"{self.path} is not a localcrm database ({e}); set [crm.settings] path to another file",
+                detail=repr(e),
+            ) from e
         except BaseException:
             conn.close()
             raise

@@ -162,10 +162,14 @@ class LocalCrmReader:
         return cases
 
     def recent_messages(self, limit: int = 5) -> list[dict[str, Any]]:
-        """Newest messages first (by their network time), with the author's handle."""
+        """The messages most recently added to the CRM, with the author's handle.
+
+        By id, not by ``created_at``: that column has no index (see schema.py), and a scan
+        of a million messages to sort them takes seconds.
+        """
         cur = self._conn.execute(
             "SELECT m.*, p.handle AS author FROM messages m LEFT JOIN profiles p ON p.id = m.profile_id"
-            " ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+            " ORDER BY m.id DESC LIMIT ?",
             (limit,),
         )
         return [dict(row) for row in cur]

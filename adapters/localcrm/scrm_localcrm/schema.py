@@ -288,6 +288,7 @@ def migrate(conn: sqlite3.Connection, now: str) -> int:
             conn.execute("INSERT INTO localcrm_schema (version, applied_at) VALUES (?, ?)", (target, now))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
     return CURRENT_VERSION

@@ -38,8 +38,17 @@ __all__ = ["Writer", "validate_batch"]
 # Frame columns a field may not overwrite; a field with one of these names goes to extra.
 _RESERVED = frozenset({"id", "external_key", "extra", "crm_created_at", "crm_updated_at"})
 _MAX_PLANS = 1024
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_CACHED_REFS = 200_000  # per referenced table; ~30 MB at most
 _fromisoformat = datetime.fromisoformat
+# What SQLite's binding or constraints raise for one bad value (not for a bad database).
+_VALUE_ERRORS = (
+    sqlite3.InterfaceError,
+    sqlite3.IntegrityError,
+    sqlite3.ProgrammingError,
+    UnicodeEncodeError,
+    OverflowError,
+)
 
 
 # ---------------------------------------------------------------- value checks
@@ -52,6 +61,8 @@ class _FieldError(Exception):
 def _text(v: Any) -> Any:
     if v is None or type(v) is str:
         return v
+    if isinstance(v, str):  # a StrEnum, say
+        return str(v)
     if isinstance(v, int | float) and not isinstance(v, bool):
         return str(v)
     raise _FieldError(f"must be a string, got {type(v).__name__}")
@@ -72,11 +83,20 @@ def _time(v: Any) -> Any:
 
 
 def _int(v: Any) -> Any:
-    if v is None or type(v) is int:
-        return v
     if isinstance(v, float) and v.is_integer():
-        return int(v)
+        v = int(v)
+    if v is None or (type(v) is int and _INT64_MIN <= v <= _INT64_MAX):
+        return v
+    if type(v) is int:
+        raise _FieldError(f"is out of range: {v}")
     raise _FieldError(f"must be an integer, got {type(v).__name__}")
+
+
+def _check_ints(col: list[Any]) -> list[Any]:
+    values = [v for v in col if v is not None]
+    if values and (min(values) < _INT64_MIN or max(values) > _INT64_MAX):
+        raise ValueError("out of range")
+    return col
 
 
 def _real(v: Any) -> Any:
@@ -120,7 +140,7 @@ def _dump_lists(col: list[Any]) -> list[Any]:
 _FAST: dict[Kind, tuple[frozenset[type], Callable[[list[Any]], list[Any]] | None]] = {
     Kind.text: (frozenset({str, NoneType}), None),
     Kind.time: (frozenset({str, NoneType}), _check_times),
-    Kind.int: (frozenset({int, NoneType}), None),
+    Kind.int: (frozenset({int, NoneType}), _check_ints),
     Kind.real: (frozenset({float, int, NoneType}), None),
     Kind.bool: (frozenset({bool}), lambda col: list(map(int, col))),
     Kind.json: (frozenset({list}), _dump_lists),
@@ -243,7 +263,8 @@ class Writer:
             self.conn.execute("COMMIT")
             return result
         except BaseException as e:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+                self.conn.execute("ROLLBACK")
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
                 raise RetryableError("the localcrm database is busy", retry_after=1.0, detail=str(e)) from e
             if isinstance(e, sqlite3.DatabaseError) and any(w in str(e) for w in ("disk is full", "readonly", "I/O")):
@@ -281,10 +302,11 @@ class Writer:
                 wanted.setdefault(ref, set()).update(ops[i].refs[ref] for i in idx)
         ref_ids = {ref: self._resolve(spec.refs[ref], ref_keys) for ref, ref_keys in wanted.items()}
 
-        next_id = self._next_id(spec.table)
+        first_id = next_id = self._next_id(spec.table)
         for plan, idx in groups.items():
             next_id = self._write_group(spec, plan, [ops[i] for i in idx], idx, crm_ids, ref_ids, errors, now, next_id)
-        self.conn.execute("UPDATE localcrm_ids SET last_id = ? WHERE tbl = ?", (next_id - 1, spec.table))
+        if next_id != first_id:
+            self.conn.execute("UPDATE localcrm_ids SET last_id = ? WHERE tbl = ?", (next_id - 1, spec.table))
 
         return [
             errors.get(i) or OperationResult(external_key=key, ok=True, crm_id=str(crm_ids[i]))
@@ -411,16 +433,39 @@ class Writer:
         if new:
             new_ids = range(next_id, next_id + len(new))
             next_id += len(new)
-            for k, row_id in zip(new, new_ids, strict=True):
-                crm_ids[gidx[k]] = row_id
             cols = columns if len(new) == m else [[col[k] for k in new] for col in columns]
             new_keys = [gops[k].external_key for k in new]
-            self.conn.executemany(plan.insert_sql, zip(new_ids, new_keys, *cols, repeat(now), repeat(now)))
+            rows = list(zip(new_ids, new_keys, *cols, repeat(now), repeat(now)))
+            refused = self._execute(plan.insert_sql, rows, new, fail)
+            for k, row_id in zip(new, new_ids, strict=True):
+                if k not in refused:
+                    crm_ids[gidx[k]] = row_id
         if old_rows:
             cols = columns if len(old_rows) == m else [[col[k] for k in old_rows] for col in columns]
             ids_ = [crm_ids[gidx[k]] for k in old_rows]
-            self.conn.executemany(plan.update_sql, zip(*cols, repeat(now), ids_))
+            self._execute(plan.update_sql, list(zip(*cols, repeat(now), ids_)), old_rows, fail)
         return next_id
+
+    def _execute(
+        self, sql: str, rows: list[tuple[Any, ...]], ks: Sequence[int], fail: Callable[[int, str], None]
+    ) -> set[int]:
+        """executemany; if SQLite refuses a value (a lone surrogate, an int over 64 bits...),
+        undo the group and write it row by row, so only the offending records fail."""
+        # Any other error leaves the savepoint to the whole transaction's rollback.
+        self.conn.execute("SAVEPOINT localcrm_group")
+        refused: set[int] = set()
+        try:
+            self.conn.executemany(sql, rows)
+        except _VALUE_ERRORS:
+            self.conn.execute("ROLLBACK TO localcrm_group")
+            for k, row in zip(ks, rows, strict=True):
+                try:
+                    self.conn.execute(sql, row)
+                except _VALUE_ERRORS as e:
+                    fail(k, f"the CRM refused a value: {type(e).__name__}: {str(e)[:200]}")
+                    refused.add(k)
+        self.conn.execute("RELEASE localcrm_group")
+        return refused
 
     # ------------------------------------------------------------ erase, counts, replies
 

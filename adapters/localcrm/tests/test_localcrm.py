@@ -394,3 +394,26 @@ def test_refs_to_an_erased_record_fail_until_it_is_back(tmp_path: Path) -> None:
     assert (
         read(tmp_path, CrmObject.message, message_op(2).external_key)["_refs"]["profile"] == profile_op(1).external_key
     )  # type: ignore[index]
+
+
+def test_values_sqlite_cannot_store_fail_only_their_record(tmp_path: Path) -> None:
+    from scrm_core import Direction
+
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        batch = [
+            message_op(1, refs=refs),
+            message_op(2, refs=refs, text="broken \ud800 surrogate"),  # cannot be encoded as UTF-8
+            message_op(3, refs=refs, direction=Direction.outbound),  # a StrEnum is a string
+        ]
+        results = await crm.apply(batch)
+        assert results[0].ok and results[2].ok and [r.crm_id for r in results] == ["1", None, "3"]
+        assert not results[1].ok and "UnicodeEncodeError" in (results[1].error or "")
+        profiles = [op(CrmObject.profile, "scrm:x:big", network="x", account_id="big", followers=2**70)]
+        (big,) = await crm.apply(profiles)
+        assert big.error == "profile scrm:x:big: followers is out of range: 1180591620717411303424"
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(tmp_path / "crm.db") as db:
+        assert db.count("messages") == 2
+        assert db.message(message_op(3).external_key)["direction"] == "outbound"  # type: ignore[index]
