@@ -95,25 +95,24 @@ class LocalCrm(CrmAdapter):
                 f"cannot create the localcrm folder {folder}: {e.strerror}; run: {_mkdir_fix(folder)}",
                 detail=repr(e),
             ) from e
+        conn: sqlite3.Connection | None = None
         try:
             conn = db.connect(self.path, create=True)
-        except sqlite3.Error as e:
-            raise FatalError(f"cannot open the localcrm database {self.path}: {e}", detail=repr(e)) from e
-        try:
             migrate(conn, db.utc_now())
-        except SchemaTooNewError as e:
-            conn.close()
-            raise FatalError(f"{self.path}: {e}; upgrade it with: pip install -U scrm-localcrm") from e
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            raise FatalError(
-                f"{self.path} is not a localcrm database ({e}); set [crm.settings] path to another file",
-                detail=repr(e),
-            ) from e
-        except BaseException:
-            conn.close()
+            return Writer(conn, self.limits)
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, SchemaTooNewError):
+                raise FatalError(f"{self.path}: {e}; upgrade it with: pip install -U scrm-localcrm") from e
+            if isinstance(e, sqlite3.OperationalError):  # permissions, a locked or missing file...
+                raise FatalError(f"cannot open the localcrm database {self.path}: {e}", detail=repr(e)) from e
+            if isinstance(e, sqlite3.DatabaseError):  # SQLITE_NOTADB and the like
+                raise FatalError(
+                    f"{self.path} is not a localcrm database ({e}); set [crm.settings] path to another file",
+                    detail=repr(e),
+                ) from e
             raise
-        return Writer(conn, self.limits)
 
     async def start(self) -> None:
         if self._writer is not None:

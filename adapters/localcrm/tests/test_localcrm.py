@@ -367,6 +367,8 @@ def test_check_reports_unusable_paths(tmp_path: Path) -> None:
     (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
     (problem,) = check_database(tmp_path / "junk.db")
     assert "not a localcrm database" in problem.problem
+    with pytest.raises(FatalError, match="is not a localcrm database"):
+        asyncio.run(make(tmp_path, "junk.db").start())
 
 
 def test_start_creates_the_folder(tmp_path: Path) -> None:
