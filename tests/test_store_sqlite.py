@@ -234,6 +234,23 @@ def test_settle_done_failed_retry(store: SqliteStore) -> None:
     assert store.crm_ids(CrmObject.contact, [a.external_key]) == {a.external_key: "003B"}
 
 
+def test_commit_page_returns_the_seqs_outbox_take_sees(store: SqliteStore) -> None:
+    ops = [op(CrmObject.message, f"demo:{i}") for i in range(9)]
+    assert store.commit_page(PageCommit("demo", "0")) == []
+    first = store.commit_page(PageCommit("demo", "1", ops=ops[:4], audit=[AuditEntry("a", "b")]))
+    (dead,) = store.outbox_take(1)  # a settled seq is never given out again
+    store.outbox_settle(Settlement(failed=[(dead.seq, "refused")]))  # writes dead_letters rows too
+    letters = [NewDeadLetter("sink", "x", op=ops[0])]
+    second = store.commit_page(PageCommit("demo", "2", ops=ops[4:], dead_letters=letters))
+    assert store.commit_page(PageCommit("demo", "3", event_keys=["k"])) == []
+    taken = store.outbox_take(100)
+    assert [(i.seq, i.op) for i in taken] == list(zip(first[1:] + second, ops[1:], strict=True))
+    assert len(first) == 4 and first[0] == dead.seq and second[0] == first[-1] + 1
+    store.requeue_dead_letters()
+    third = store.commit_page(PageCommit("demo", "4", ops=ops[:2]))
+    assert [i.seq for i in store.outbox_take(100, after_seq=second[-1])][-2:] == third
+
+
 def test_seqs_are_not_reused_after_the_outbox_empties(store: SqliteStore) -> None:
     store.commit_page(PageCommit("demo", "1", ops=[op(CrmObject.contact, "demo:a")]))
     (item,) = store.outbox_take(1)

@@ -165,9 +165,13 @@ class StateStore(ABC):
     def messages(self, keys: Sequence[str]) -> dict[str, MessageRecord]: ...
 
     @abstractmethod
-    def commit_page(self, page: PageCommit) -> None:
+    def commit_page(self, page: PageCommit) -> list[int]:
         """Write the page and the cursor in one transaction (upserts for profiles,
-        conversations and messages; inserts for the rest)."""
+        conversations and messages; inserts for the rest).
+
+        Returns the outbox seqs given to ``page.ops``, in the same order: what
+        :meth:`outbox_take` would return for them, so a sink can keep the ops it was
+        just handed instead of reading them back."""
 
     # -- outbox
     @abstractmethod

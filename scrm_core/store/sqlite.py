@@ -310,7 +310,7 @@ class SqliteStore(StateStore):
 
     # -- the hot path
 
-    def commit_page(self, page: PageCommit) -> None:
+    def commit_page(self, page: PageCommit) -> list[int]:
         now = _now()
         dumps = orjson.dumps
         with self._tx() as c:
@@ -329,9 +329,14 @@ class SqliteStore(StateStore):
                 _INSERT_OUTBOX,
                 [(op.object.value, op.external_key, dumps(op.fields), dumps(op.refs), now) for op in page.ops],
             )
+            # The write lock is held and AUTOINCREMENT takes max(ever, current) + 1 per row,
+            # so the page's outbox rows got contiguous seqs ending at last_insert_rowid().
+            n = len(page.ops)
+            last = c.execute("SELECT last_insert_rowid()").fetchone()[0] if n else 0
             self._insert_dead_letters(page.dead_letters, now)
             self._insert_audit(page.audit, now)
             c.execute(_UPSERT_CHECKPOINT, (page.source, page.cursor, now, len(page.event_keys)))
+        return list(range(last - n + 1, last + 1))
 
     def _insert_dead_letters(self, letters: Sequence[NewDeadLetter], now: str) -> None:
         self._conn.executemany(
