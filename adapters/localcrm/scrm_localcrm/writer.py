@@ -195,9 +195,9 @@ def validate_batch(ops: Sequence[CrmOperation], limits: CrmLimits) -> None:
     """The batch contract of :meth:`CrmAdapter.apply`; breaking it is a bug in the caller."""
     if not ops:
         return
-    obj = ops[0].object
-    if any(op.object is not obj for op in ops):
-        kinds = sorted({op.object.value for op in ops})
+    obj = CrmObject(ops[0].object)  # a model_construct()ed op may hold a plain str
+    if any(op.object != obj for op in ops):
+        kinds = sorted({str(op.object) for op in ops})
         raise ValueError(f"apply() takes one object type per call, got {', '.join(kinds)}")
     if len(ops) > limits.batch_size(obj):
         raise ValueError(f"apply() got {len(ops)} {obj.value} operations; the limit is {limits.batch_size(obj)}")
@@ -277,7 +277,7 @@ class Writer:
         validate_batch(ops, self.limits)
         if not ops:
             return []
-        results: list[OperationResult] = self._transaction(lambda: self._apply(SPECS[ops[0].object], ops))
+        results: list[OperationResult] = self._transaction(lambda: self._apply(SPECS[CrmObject(ops[0].object)], ops))
         return results
 
     def _apply(self, spec: TableSpec, ops: Sequence[CrmOperation]) -> list[OperationResult]:

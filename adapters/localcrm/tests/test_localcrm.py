@@ -419,3 +419,17 @@ def test_values_sqlite_cannot_store_fail_only_their_record(tmp_path: Path) -> No
     with LocalCrmReader(tmp_path / "crm.db") as db:
         assert db.count("messages") == 2
         assert db.message(message_op(3).external_key)["direction"] == "outbound"  # type: ignore[index]
+
+
+def test_unvalidated_operations_with_plain_strings_work(tmp_path: Path) -> None:
+    # The engine may build merged operations with model_construct(): object is then a str.
+    async def scenario(crm: LocalCrm) -> None:
+        ops = [
+            CrmOperation.model_construct(object="contact", external_key=f"scrm:c:{n}", fields={"name": "A"}, refs={})
+            for n in range(3)
+        ]
+        assert not failed(await crm.apply(ops))
+        with pytest.raises(ValueError, match="contact, profile"):
+            await crm.apply([*ops[:1], CrmOperation.model_construct(object="profile", external_key="p", fields={})])
+
+    run(tmp_path, scenario)
