@@ -167,8 +167,8 @@ class MessageEdited(_Model):
 
 class MessageDeleted(_Model):
     kind: Literal["message.deleted"] = "message.deleted"
-    network: str
-    message_id: str
+    network: str = Field(min_length=1)
+    message_id: str = Field(min_length=1)
     deleted_at: datetime | None = None
 
     @property
@@ -203,7 +203,7 @@ class EventPage(_Model):
     """
 
     events: list[Event]
-    cursor: str | None
+    cursor: str | None = Field(description="Resumes right after this page; None only if the source has no position.")
     rejects: list[tuple[str, str]] = Field(default_factory=list, description="(record locator, reason)")
 
 
@@ -241,6 +241,11 @@ CRM_OBJECT_ORDER: dict[CrmObject, int] = {obj: i for i, obj in enumerate(CrmObje
 class CrmOperation(_Model):
     """An upsert of one CRM record by its external key.
 
+    External keys are unique per object type, not across types: a profile's contact, the
+    profile itself and its lead all carry ``scrm:<network>:<account id>`` and are three
+    records. An adapter that stores two scrm object types in one CRM object must tell
+    them apart (e.g. one external-ID field per type).
+
     ``refs`` name other records by their external keys (``{"contact": "scrm:..."}``); the
     adapter resolves them to CRM ids. Deletions are upserts too (``fields`` carries the
     redaction), so every write the sink makes is idempotent.
@@ -253,7 +258,7 @@ class CrmOperation(_Model):
 
     def merged_with(self, later: CrmOperation) -> CrmOperation:
         """One operation equivalent to applying ``self`` then ``later`` (same record)."""
-        return CrmOperation(
+        return CrmOperation.model_construct(  # both halves were validated already
             object=self.object,
             external_key=self.external_key,
             fields={**self.fields, **later.fields},

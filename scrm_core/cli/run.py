@@ -11,7 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..config import Config
-from ..engine import Engine, RunStats
+from ..engine import Engine, RunStats, tune_gc_for_throughput
 from ..plugins import PluginHost
 from .common import ConfigOption, StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging
 
@@ -26,6 +26,7 @@ def _describe(stats: RunStats) -> str:
 
 def sync(config: Config, host: PluginHost, *, follow: bool, total: int | None = None) -> RunStats:
     """Run the engine with a progress bar (a bar when the number of events is known)."""
+    tune_gc_for_throughput()
     columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("starting", total=total)

@@ -1,7 +1,7 @@
 """The async pipeline: ingest -> understand -> decide -> outbox -> sink."""
 
 from .ingest import IngestCounts, Ingestor
-from .runner import Engine, RunStats
+from .runner import Engine, RunStats, tune_gc_for_throughput
 from .sink import Sink, SinkCounts
 
-__all__ = ["Engine", "IngestCounts", "Ingestor", "RunStats", "Sink", "SinkCounts"]
+__all__ = ["Engine", "IngestCounts", "Ingestor", "RunStats", "Sink", "SinkCounts", "tune_gc_for_throughput"]

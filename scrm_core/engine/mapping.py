@@ -1,5 +1,8 @@
 """The default mapping from a message and its routing actions to CRM operations.
 
+Operations are built with ``model_construct``: the values come from validated models and
+this module, so validating them again would only cost time on the hot path.
+
 A plugin replaces it per message through ``scrm_map_to_crm``. Every operation is an
 upsert by a deterministic external key, so re-running a page can never duplicate a record.
 The field names below are the contract CRM adapters map onto their own objects
@@ -9,20 +12,27 @@ The field names below are the contract CRM adapters map onto their own objects
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from ..models import Action, ActionKind, Conversation, CrmObject, CrmOperation, Message, SocialProfile, external_key
+
+
+def _op(
+    *, object: CrmObject, external_key: str, fields: dict[str, Any], refs: dict[str, str] | None = None
+) -> CrmOperation:
+    return CrmOperation.model_construct(object=object, external_key=external_key, fields=fields, refs=refs or {})
 
 
 def profile_ops(profile: SocialProfile, person_key: str) -> list[CrmOperation]:
     """The contact (the person) and the social profile beside it."""
     contact = external_key(person_key)
     return [
-        CrmOperation(
+        _op(
             object=CrmObject.contact,
             external_key=contact,
             fields={"name": profile.display_name or profile.handle or profile.key, "email": profile.email},
         ),
-        CrmOperation(
+        _op(
             object=CrmObject.profile,
             external_key=external_key(profile.key),
             fields={
@@ -40,7 +50,7 @@ def profile_ops(profile: SocialProfile, person_key: str) -> list[CrmOperation]:
     ]
 
 
-def understanding_fields(message: Message) -> dict[str, object]:
+def understanding_fields(message: Message) -> dict[str, Any]:
     sentiment = message.sentiment
     return {
         "language": message.language,
@@ -55,7 +65,7 @@ def message_op(message: Message, person_key: str, case_open: bool) -> CrmOperati
     refs = {"profile": external_key(message.author.key), "contact": external_key(person_key)}
     if case_open:
         refs["case"] = external_key(message.conversation_key)
-    return CrmOperation(
+    return _op(
         object=CrmObject.message,
         external_key=external_key(message.key),
         fields={
@@ -79,7 +89,7 @@ def message_op(message: Message, person_key: str, case_open: bool) -> CrmOperati
 
 def edit_op(message: Message) -> CrmOperation:
     """A partial update: the new text and what understanding made of it."""
-    return CrmOperation(
+    return _op(
         object=CrmObject.message,
         external_key=external_key(message.key),
         fields={
@@ -92,7 +102,7 @@ def edit_op(message: Message) -> CrmOperation:
 
 def redact_op(message_key: str, deleted_at: datetime | None) -> CrmOperation:
     """The CRM copy keeps its place in the conversation but loses its content."""
-    return CrmOperation(
+    return _op(
         object=CrmObject.message,
         external_key=external_key(message_key),
         fields={"text": "", "deleted": True, "deleted_at": deleted_at.isoformat() if deleted_at else None},
@@ -100,7 +110,7 @@ def redact_op(message_key: str, deleted_at: datetime | None) -> CrmOperation:
 
 
 def case_op(conversation: Conversation, person_key: str) -> CrmOperation:
-    return CrmOperation(
+    return _op(
         object=CrmObject.case,
         external_key=external_key(conversation.key),
         fields={
@@ -117,7 +127,7 @@ def case_op(conversation: Conversation, person_key: str) -> CrmOperation:
 
 def lead_op(message: Message, person_key: str) -> CrmOperation:
     author = message.author
-    return CrmOperation(
+    return _op(
         object=CrmObject.lead,
         external_key=external_key(author.key),
         fields={

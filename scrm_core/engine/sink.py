@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,8 +73,15 @@ class _Group:
     """One record's operations in this flush, merged, and the outbox items they came from."""
 
     op: CrmOperation
-    seqs: list[int]
-    attempts: int
+    items: list[OutboxItem]
+
+    @property
+    def seqs(self) -> list[int]:
+        return [item.seq for item in self.items]
+
+    @property
+    def attempts(self) -> int:
+        return max(item.attempts for item in self.items)
 
 
 def coalesce(items: Sequence[OutboxItem]) -> dict[CrmObject, list[_Group]]:
@@ -83,11 +91,10 @@ def coalesce(items: Sequence[OutboxItem]) -> dict[CrmObject, list[_Group]]:
         key = (item.op.object, item.op.external_key)
         group = groups.get(key)
         if group is None:
-            groups[key] = _Group(item.op, [item.seq], item.attempts)
+            groups[key] = _Group(item.op, [item])
         else:
             group.op = group.op.merged_with(item.op)
-            group.seqs.append(item.seq)
-            group.attempts = max(group.attempts, item.attempts)
+            group.items.append(item)
     by_object: dict[CrmObject, list[_Group]] = {}
     for group in groups.values():
         by_object.setdefault(group.op.object, []).append(group)
@@ -95,11 +102,22 @@ def coalesce(items: Sequence[OutboxItem]) -> dict[CrmObject, list[_Group]]:
 
 
 class Sink:
+    """Owns the CRM side of the engine.
+
+    Operations reach it two ways. Those committed by this process arrive through
+    :meth:`notify` and are kept in memory (the outbox row is the durable copy, so a crash
+    loses nothing). Those left in the outbox by an earlier run (the backlog) are read
+    back from the store first, oldest first.
+    """
+
     def __init__(self, store: AsyncStore, crm: CrmAdapter, config: EngineConfig, *, follow: bool) -> None:
         self.store, self.crm, self.config = store, crm, config
         self.counts = SinkCounts()
-        self.pending = 0  # outbox items not yet settled (as far as this process knows)
         self.bucket = TokenBucket(crm.limits.requests_per_second, crm.limits.burst)
+        self._fresh: deque[OutboxItem] = deque()
+        self._backlog = 0  # items of earlier runs still in the outbox (an estimate once reading starts)
+        self._backlog_after = 0  # last backlog seq read
+        self._first_fresh_seq: int | None = None
         self._wake = asyncio.Event()
         self._finishing = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -109,13 +127,27 @@ class Sink:
         self._stop_retrying = stop_never if follow else stop_after_attempt(config.max_attempts)
         self.take_limit = max(crm.limits.max_batch * 4, 1000)
 
+    @property
+    def pending(self) -> int:
+        """Operations not yet settled, as far as this process knows."""
+        return len(self._fresh) + self._backlog
+
     async def start(self) -> None:
-        self.pending = await self.store.outbox_depth()
+        """Call before the first commit of this run: whatever is in the outbox now is backlog."""
+        self._backlog = await self.store.outbox_depth()
         self._update_water()
 
-    def notify(self, added: int) -> None:
-        """Ingest committed ``added`` new outbox items."""
-        self.pending += added
+    def notify(self, seqs: Sequence[int], ops: Sequence[CrmOperation]) -> None:
+        """Ingest committed ``ops`` as outbox items ``seqs``.
+
+        Called right after ``commit_page`` returns and before any other await, so a backlog
+        read that the store ran after this commit still sees ``_first_fresh_seq`` set.
+        """
+        if not ops:
+            return
+        if self._first_fresh_seq is None:
+            self._first_fresh_seq = seqs[0]
+        self._fresh.extend(map(OutboxItem, seqs, ops))
         self._update_water()
         self._wake.set()
 
@@ -167,17 +199,30 @@ class Sink:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter.wait(), timeout=seconds)
 
+    async def _take(self) -> list[OutboxItem]:
+        """The next slice: backlog from the store first, then what this run committed."""
+        if self._backlog:
+            items = await self.store.outbox_take(self.take_limit, self._backlog_after)
+            if self._first_fresh_seq is not None:
+                items = [i for i in items if i.seq < self._first_fresh_seq]
+            if items:
+                self._backlog_after = items[-1].seq
+                self._backlog = max(self._backlog - len(items), 1)  # exact again when a read comes back empty
+                return items
+            self._backlog = 0
+        fresh = self._fresh
+        return [fresh.popleft() for _ in range(min(self.take_limit, len(fresh)))]
+
     async def flush(self) -> float:
-        """Send one outbox slice; returns how long to back off before the next (0: none)."""
-        items = await self.store.outbox_take(self.take_limit)
+        """Send one slice; returns how long to back off before the next (0: none)."""
+        items = await self._take()
         if not items:
-            self.pending = 0
             self._update_water()
             return 0.0
         done: list[int] = []
         crm_ids: list[tuple[CrmObject, str, str]] = []
         failed: list[tuple[int, str]] = []
-        retry: list[int] = []
+        again: list[_Group] = []
         for obj, groups in coalesce(items).items():
             size = self.crm.limits.batch_size(obj)
             for start in range(0, len(groups), size):
@@ -189,21 +234,25 @@ class Sink:
                         if result.crm_id:
                             crm_ids.append((obj, group.op.external_key, result.crm_id))
                     elif result.retryable and group.attempts + 1 < self.config.max_attempts:
-                        retry += group.seqs
+                        again.append(group)
                     else:
                         reason = result.error or "refused by the CRM (no reason given)"
                         failed += [(seq, reason) for seq in group.seqs]
+        retry = [seq for group in again for seq in group.seqs]
         await self.store.outbox_settle(Settlement(done=done, crm_ids=crm_ids, failed=failed, retry=retry))
+        # Records to try again go back to the front, in order, one attempt older.
+        retry_items = [item for group in again for item in group.items]
+        for item in retry_items:
+            item.attempts += 1
+        self._fresh.extendleft(reversed(retry_items))
         self.counts.applied += len(done)
         self.counts.dead_lettered += len(failed)
         self.counts.record_retries += len(retry)
-        self.pending = max(0, self.pending - len(done) - len(failed))
         self._update_water()
         if failed:
             log.warning("%d record(s) refused by the CRM went to the dead-letter queue", len(failed))
-        if retry:
-            attempts = max(i.attempts for i in items) + 1
-            return self._backoff(attempts, None)
+        if again:
+            return self._backoff(max(g.attempts for g in again) + 1, None)
         return 0.0
 
     def _backoff(self, attempt: int, asked: float | None) -> float:
