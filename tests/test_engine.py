@@ -13,7 +13,7 @@ import pytest
 from scrm_localcrm.adapter import LocalCrm
 from scrm_replay.demo import generate_demo
 
-from scrm_core import CrmOperation, OperationResult, RetryableError, hookimpl
+from scrm_core import CrmOperation, FatalError, OperationResult, RetryableError, hookimpl
 from scrm_core.plugins import PluginHost
 from scrm_core.store import open_store
 from tests.e2e import crm_state, expected_messages, expected_profiles, run_once, write_config
@@ -207,3 +207,40 @@ def test_spam_is_not_copied_and_its_later_deletion_writes_nothing(tmp_path: Path
     finally:
         store.close()
     assert ("message.deleted", "t:9") in actions and ("message.redacted", "t:1") in actions
+
+
+class _Down(LocalCrm):
+    """A CRM that is down: every call fails as a transient error."""
+
+    name = "down"
+    calls = 0
+
+    async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:
+        type(self).calls += 1
+        raise RetryableError("HTTP 503 Service Unavailable", retry_after=0.001)
+
+
+def test_a_crm_outage_keeps_the_outbox_and_the_next_run_sends_it_first(
+    tmp_path: Path, host: PluginHost, demo_files: list[Path]
+) -> None:
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def scrm_register_crms(register: object) -> None:
+            register(_Down)  # type: ignore[operator]
+
+    host.register(Plugin(), "down")
+    engine = "max_attempts = 3\noutbox_high_water = 100\n"  # small: ingest must stop at the high-water mark
+    with pytest.raises(FatalError, match=r"the CRM kept failing .*HTTP 503.* stay in the outbox"):
+        run_once(write_config(tmp_path, demo_files, crm="down", engine=engine), host)
+    assert _Down.calls == 3  # gave up after max_attempts, no busy loop
+    store = open_store("sqlite:///state.db", tmp_path)
+    try:
+        backlog = store.outbox_depth()
+    finally:
+        store.close()
+    assert backlog > 0
+    # The CRM is back: the backlog and the rest of the stream go out, each record once.
+    stats = run_once(write_config(tmp_path, demo_files, engine=engine), host)
+    assert stats.sink.applied >= backlog
+    assert_exactly_once(tmp_path, demo_files)

@@ -154,22 +154,47 @@ class Engine:
         ]
         sink_task = asyncio.create_task(sink.run(), name="sink")
         stop_task = asyncio.create_task(self._stop.wait())
+        failed = False
         try:
             await self._ingest_loop(queue, len(readers), ingestor, sink, stats, stop_task, sink_task)
+        except BaseException:
+            failed = True
+            raise
         finally:
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
             stop_task.cancel()
-        # Drain: all input is committed; let the sink empty the outbox (bounded when stopping).
-        sink.finish()
-        timeout = self.drain_seconds if self._stop.is_set() else None
-        try:
-            await asyncio.wait_for(asyncio.shield(sink_task), timeout)
-        except TimeoutError:
-            sink.stop()
-            await sink_task
+            await self._drain(sink, sink_task, bounded=failed or self._stop.is_set(), quiet=failed)
         self._report(stats)
+
+    async def _drain(self, sink: Sink, sink_task: asyncio.Task[None], *, bounded: bool, quiet: bool) -> None:
+        """Let the sink send what is committed: all of it, or for ``drain_seconds`` when stopping.
+
+        A CRM that keeps failing ends the run with a FatalError saying the outbox is kept;
+        with ``quiet`` (the run is already failing for another reason) that is only logged.
+        """
+        if not sink_task.done():
+            sink.finish()
+            try:
+                await asyncio.wait_for(asyncio.shield(sink_task), self.drain_seconds if bounded else None)
+            except TimeoutError:
+                sink.stop()
+                await sink_task
+        try:
+            sink_task.result()
+        except Exception as exc:
+            error: Exception = exc
+            if isinstance(exc, RetryableError):
+                error = FatalError(
+                    f"the CRM kept failing ({exc.operator_message}); {sink.pending:,} operation(s) stay in the "
+                    "outbox and go out first with the next run",
+                    detail=exc.detail,
+                )
+            if quiet:  # never mask the error that is already ending the run
+                log.error("the sink failed too: %s", error)
+                return
+            raise error from exc
 
     async def _ingest_loop(
         self,
@@ -188,8 +213,7 @@ class Engine:
             await asyncio.wait({getter, stop_task, sink_task}, return_when=asyncio.FIRST_COMPLETED)
             if sink_task.done():
                 getter.cancel()
-                sink_task.result()  # a fatal CRM error ends the run here
-                raise FatalError("the sink stopped unexpectedly")
+                return  # the sink failed; _pump reports why
             if not getter.done():
                 getter.cancel()
                 return  # stop requested: the page not yet taken is re-read next run
@@ -205,7 +229,10 @@ class Engine:
             sink.notify(seqs, commit.ops)  # no await in between: see Sink.notify
             stats.pages += 1
             self._report(stats)
-            await sink.wait_for_room()
+            if not sink.has_room():  # backpressure, unless the sink has failed meanwhile
+                room = asyncio.ensure_future(sink.wait_for_room())
+                await asyncio.wait({room, sink_task}, return_when=asyncio.FIRST_COMPLETED)
+                room.cancel()
 
     async def _read(
         self,

@@ -151,6 +151,9 @@ class Sink:
         self._update_water()
         self._wake.set()
 
+    def has_room(self) -> bool:
+        return self._below_high_water.is_set()
+
     async def wait_for_room(self) -> None:
         """Backpressure: ingest waits here while the outbox is above its high-water mark."""
         await self._below_high_water.wait()
