@@ -28,7 +28,9 @@ STAMP = VENV / ".scrm-installed"
 
 def packages() -> list[Path]:
     """The workspace: the core, then every adapter and plugin distribution."""
-    found = [p.parent for pattern in ("adapters/*/pyproject.toml", "plugins/*/pyproject.toml") for p in ROOT.glob(pattern)]
+    found = [
+        p.parent for pattern in ("adapters/*/pyproject.toml", "plugins/*/pyproject.toml") for p in ROOT.glob(pattern)
+    ]
     return [ROOT, *sorted(found)]
 
 
