@@ -15,8 +15,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from scrm_replay.demo import generate_demo
 
@@ -108,3 +110,47 @@ def test_sigterm_stops_cleanly_and_the_next_run_finishes(tmp_path: Path) -> None
         assert con.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0  # flushed before exit
     assert _start(config).wait(timeout=TIMEOUT) == 0
     assert crm_state(tmp_path / "crm.db").messages == expected_messages(files)
+
+
+def test_continuous_run_follows_new_lines_until_sigterm(tmp_path: Path) -> None:
+    data = tmp_path / "live.ndjson"
+    data.write_bytes(_posts(0, 50))
+    config = write_config(tmp_path, [data], engine="")
+    config.write_text(config.read_text().replace("page_size = 200", "page_size = 200, poll_interval = 0.05"))
+    state_db = tmp_path / "state.db"
+    proc = subprocess.Popen([sys.executable, "-m", "scrm_core", "run", "-c", str(config)], stderr=subprocess.PIPE)
+    try:
+        _wait_until(lambda: _committed_events(state_db) >= 50, proc)
+        with data.open("ab") as fh:
+            fh.write(_posts(50, 80))  # the network keeps talking
+        _wait_until(lambda: _committed_events(state_db) >= 80, proc)
+        _wait_until(lambda: len(crm_state(tmp_path / "crm.db").messages) == 80, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=TIMEOUT) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    assert set(crm_state(tmp_path / "crm.db").messages) == {f"scrm:t:{n}" for n in range(80)}
+
+
+def _posts(start: int, end: int) -> bytes:
+    lines = []
+    for n in range(start, end):
+        author = {"network": "t", "account_id": f"a{n % 7}"}
+        message = {
+            "network": "t",
+            "id": str(n),
+            "author": author,
+            "text": f"post {n}",
+            "created_at": "2026-01-01T00:00:00Z",
+        }
+        lines.append(orjson.dumps({"kind": "message.created", "message": message}) + b"\n")
+    return b"".join(lines)
+
+
+def _wait_until(condition: Callable[[], bool], proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"scrm run exited early: {proc.stderr.read().decode() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting for the sync")
+        time.sleep(0.01)  # polling interval, not a wait for an outcome
