@@ -143,3 +143,12 @@ def test_dispatch_call_all_collects_every_non_none_result() -> None:
     for name, plugin in plugins.items():
         h.register(plugin, name)
     assert asyncio.run(h.dispatch.call_all("scrm_moderate", message=None)) == [["abuse"], ["spam"]]
+
+
+def test_the_pytest_kit_fixtures(scrm_host: PluginHost, make_message: Callable[..., object]) -> None:
+    """What a plugin author's tests get from the `scrm` pytest plugin."""
+    message = make_message("refund please", network="mastodon", id="9")
+    assert message.key == "mastodon:9"  # type: ignore[attr-defined]
+    assert set(scrm_host.plugins) == {"scrm.routing"}  # only the built-ins: tests stay isolated
+    scrm_host.register(SimpleNamespace(scrm_moderate=hookimpl(lambda message: ["spam"])), "mine")
+    assert asyncio.run(scrm_host.dispatch.call_all("scrm_moderate", message=message)) == [["spam"]]
