@@ -170,6 +170,34 @@ def test_unseen_dedups_across_pages_and_chunks(store: SqliteStore) -> None:
     assert store.counts()["seen_events"] == 750
 
 
+@pytest.mark.parametrize("odd", ["nul\x00byte", 'quote"back\\slash', "caf\u00e9 \U0001f600", "tab\tnewline\n", "[1]"])
+def test_keys_with_any_characters_round_trip(store: SqliteStore, odd: str) -> None:
+    # Lookups and seen events pass keys to SQLite as one JSON array; none may be mangled.
+    p = SocialProfile(network="demo", account_id=odd)
+    msg = MessageRecord(f"demo:{odd}", f"demo:{odd}", p.key)
+    conv = conversation(odd, p.key)
+    keys = [f"c:{odd}", "c:plain"]
+    assert store.unseen(keys) == set(keys)
+    store.commit_page(
+        PageCommit("demo", "1", event_keys=keys[:1], profiles=[ProfileRecord(p, p.key, "f")], conversations=[conv])
+    )
+    store.commit_page(PageCommit("demo", "2", messages=[msg]))
+    assert store.unseen(keys) == {"c:plain"}
+    assert store.unseen((f"c:{odd}",)) == set()  # any sequence, not only lists
+    assert store.profiles([p.key, "demo:x"]) == {p.key: ProfileRecord(p, p.key, "f")}
+    assert store.conversations([conv.key]) == {conv.key: conv}
+    assert store.messages([msg.key, "demo:nul"]) == {msg.key: msg}
+    assert store.counts()["seen_events"] == 1
+
+
+def test_keys_sqlite_cannot_encode_fail_as_before(store: SqliteStore) -> None:
+    with pytest.raises(UnicodeEncodeError):
+        store.unseen(["broken \ud800"])
+    with pytest.raises(UnicodeEncodeError):
+        store.commit_page(PageCommit("demo", "1", event_keys=["broken \ud800"]))
+    assert store.checkpoint("demo") is None
+
+
 def test_commit_page_is_all_or_nothing(store: SqliteStore) -> None:
     store.commit_page(person_page("alice", "cur-1"))
     before = dict(store.counts())
@@ -232,6 +260,16 @@ def test_settle_done_failed_retry(store: SqliteStore) -> None:
     # a CRM id can change (record merged in the CRM): the latest wins
     store.outbox_settle(Settlement(crm_ids=[(CrmObject.contact, a.external_key, "003B")]))
     assert store.crm_ids(CrmObject.contact, [a.external_key]) == {a.external_key: "003B"}
+
+
+def test_settle_deletes_exactly_the_done_seqs(store: SqliteStore) -> None:
+    ops = [op(CrmObject.message, f"demo:{i}") for i in range(12)]
+    seqs = store.commit_page(PageCommit("demo", "1", ops=ops))
+    done = [seqs[i] for i in (7, 0, 1, 2, 4, 5, 9, 10, 11, 1)]  # any order, repeats, gaps at 3, 6 and 8
+    store.outbox_settle(Settlement(done=done, retry=[seqs[6]]))
+    assert [(i.seq, i.attempts) for i in store.outbox_take(100)] == [(seqs[3], 0), (seqs[6], 1), (seqs[8], 0)]
+    store.outbox_settle(Settlement(done=[]))
+    assert store.outbox_depth() == 3
 
 
 def test_commit_page_returns_the_seqs_outbox_take_sees(store: SqliteStore) -> None:

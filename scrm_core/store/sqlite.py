@@ -7,6 +7,7 @@ The connection is used from one thread only (see :class:`scrm_core.store.AsyncSt
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -138,7 +139,8 @@ _UPSERT_MESSAGE = """
         conversation_key = excluded.conversation_key, author_key = excluded.author_key,
         deleted = excluded.deleted, in_crm = excluded.in_crm
 """
-_INSERT_OUTBOX = "INSERT INTO outbox (object, external_key, fields, refs, created_at) VALUES (?, ?, ?, ?, ?)"
+_INSERT_OUTBOX_HEAD = "INSERT INTO outbox (object, external_key, fields, refs, created_at)"
+_INSERT_OUTBOX = _INSERT_OUTBOX_HEAD + " VALUES (?, ?, ?, ?, ?)"
 _INSERT_DEAD_LETTER = """
     INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at)
     VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -165,6 +167,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+# ``op.object.value`` goes through the enum's property machinery; a dict lookup is 3x faster.
+_OBJECT_VALUE: dict[CrmObject, str] = {obj: obj.value for obj in CrmObject}
+_dump_conversation = Conversation.__pydantic_serializer__.to_json  # what model_dump_json calls
+_dump_profile = SocialProfile.__pydantic_serializer__.to_json
+
+
+@functools.cache
+def _multi_row_inserts(head: str, width: int) -> tuple[tuple[int, str], ...]:
+    """(rows, SQL) of multi-row INSERTs for ``head VALUES ...``, largest first: 128, 64, ...,
+    1 rows, each with at most 999 bound variables (the smallest limit any SQLite build has)."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return tuple(
+        (k, f"{head} VALUES {', '.join([row] * k)}") for k in (128, 64, 32, 16, 8, 4, 2, 1) if k * width <= 999
+    )
+
+
 def _op_json(op: CrmOperation) -> bytes:
     return orjson.dumps(
         {"object": op.object.value, "external_key": op.external_key, "fields": op.fields, "refs": op.refs}
@@ -185,16 +203,53 @@ def _op(obj: str, key: str, fields: Any, refs: Any) -> CrmOperation:
     return CrmOperation.model_construct(object=CrmObject(obj), external_key=key, fields=fields, refs=refs)
 
 
+def _runs(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """``seqs`` as (first, last) ranges of consecutive ints, covering exactly the same set."""
+    runs: list[tuple[int, int]] = []
+    it = iter(sorted(seqs))
+    for first in it:
+        last = first
+        for seq in it:
+            if seq > last + 1:
+                runs.append((first, last))
+                first = seq
+            last = seq
+        runs.append((first, last))
+    return runs
+
+
+_DECODE_ERRORS = (ValueError, TypeError, KeyError)
+# What model_validate_json calls, without its Python wrapper.
+_validate_profile = SocialProfile.__pydantic_validator__.validate_json
+_validate_conversation = Conversation.__pydantic_validator__.validate_json
+_BY_KEY: dict[tuple[str, str], str] = {}  # SQL of _by_key per (table, columns)
+
+
+def _json_keys(keys: Sequence[str]) -> str | None:
+    """``keys`` as a JSON array for json_each, or None if they must be bound one by one:
+    SQLite's JSON functions cut a string at NUL, and orjson refuses lone surrogates
+    (binding them raises the error callers have always seen)."""
+    try:
+        payload = orjson.dumps(keys)
+    except TypeError:  # not a list or tuple, or a str that is not valid UTF-8
+        return None
+    return None if b"\\u0000" in payload else payload.decode()
+
+
+def _damaged(table: str, key: object, exc: Exception) -> FatalError:
+    return FatalError(
+        f"state store: row {key!r} of table {table!r} cannot be read ({type(exc).__name__}); "
+        "the database is damaged: restore a backup or delete that row",
+        detail=str(exc),
+    )
+
+
 def _decode(table: str, key: object, parse: Callable[..., T], *raw: Any) -> T:
     """``parse(*raw)`` for data stored in a row; a failure names the damaged row."""
     try:
         return parse(*raw)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise FatalError(
-            f"state store: row {key!r} of table {table!r} cannot be read ({type(exc).__name__}); "
-            "the database is damaged: restore a backup or delete that row",
-            detail=str(exc),
-        ) from exc
+    except _DECODE_ERRORS as exc:
+        raise _damaged(table, key, exc) from exc
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -237,6 +292,35 @@ class SqliteStore(StateStore):
             if self._conn.in_transaction:  # some errors already rolled back
                 self._conn.execute("ROLLBACK")
             raise
+
+    def _insert_rows(self, head: str, width: int, flat: list[Any]) -> None:
+        """``head VALUES (?, ...), (?, ...), ...`` for rows of ``width`` values laid end to end
+        in ``flat``: a few statements of 128, 64, ... rows rather than one per row. Rows go
+        in in order; AUTOINCREMENT updates sqlite_sequence once per statement, not per row."""
+        n, i = len(flat) // width, 0
+        for k, sql in _multi_row_inserts(head, width):
+            while n - i >= k:
+                self._conn.execute(sql, flat[i * width : (i + k) * width])
+                i += k
+
+    def _by_key(self, table: str, columns: str, keys: Sequence[str]) -> Iterator[Any]:
+        """``columns`` of the rows of ``table`` whose ``key`` is in ``keys`` (in no set order).
+
+        The keys go in as ONE JSON array that json_each walks, each looked up by primary
+        key: a third cheaper per key than ``IN (?, ?, ...)``, which binds every key and
+        sorts them into a temporary index first."""
+        if not keys:
+            return iter(())
+        payload = _json_keys(keys)
+        if payload is None:
+            return self._select_in(f"SELECT {columns} FROM {table} WHERE key IN ({{marks}})", keys)
+        sql = _BY_KEY.get((table, columns))
+        if sql is None:
+            t_columns = ", ".join(f"t.{c.strip()}" for c in columns.split(","))
+            sql = _BY_KEY[table, columns] = (
+                f"SELECT {t_columns} FROM json_each(?) AS j CROSS JOIN {table} AS t ON t.key = j.value"
+            )
+        return self._conn.execute(sql, (payload,))
 
     def _select_in(self, sql: str, keys: Sequence[Any], *params: Any) -> Iterator[Any]:
         """Rows of ``sql`` (whose ``{marks}`` becomes ``?, ?, ...``) for ``keys``, in chunks."""
@@ -282,30 +366,37 @@ class SqliteStore(StateStore):
         ]
 
     def unseen(self, event_keys: Sequence[str]) -> set[str]:
-        seen = {k for (k,) in self._select_in("SELECT key FROM seen_events WHERE key IN ({marks})", event_keys)}
+        seen = {k for (k,) in self._by_key("seen_events", "key", event_keys)}
         return set(event_keys) - seen
 
     # -- lookups
 
     def profiles(self, keys: Sequence[str]) -> dict[str, ProfileRecord]:
-        sql = "SELECT key, person_key, fingerprint, data FROM profiles WHERE key IN ({marks})"
-        return {
-            key: ProfileRecord(_decode("profiles", key, SocialProfile.model_validate_json, data), pk, fp)
-            for key, pk, fp, data in self._select_in(sql, keys)
-        }
+        validate = _validate_profile
+        found: dict[str, ProfileRecord] = {}
+        for key, pk, fp, data in self._by_key("profiles", "key, person_key, fingerprint, data", keys):
+            try:
+                profile = validate(data)
+            except _DECODE_ERRORS as exc:
+                raise _damaged("profiles", key, exc) from exc
+            found[key] = ProfileRecord(profile, pk, fp)
+        return found
 
     def conversations(self, keys: Sequence[str]) -> dict[str, Conversation]:
-        sql = "SELECT key, data FROM conversations WHERE key IN ({marks})"
-        return {
-            key: _decode("conversations", key, Conversation.model_validate_json, data)
-            for key, data in self._select_in(sql, keys)
-        }
+        validate = _validate_conversation
+        found: dict[str, Conversation] = {}
+        for key, data in self._by_key("conversations", "key, data", keys):
+            try:
+                found[key] = validate(data)
+            except _DECODE_ERRORS as exc:
+                raise _damaged("conversations", key, exc) from exc
+        return found
 
     def messages(self, keys: Sequence[str]) -> dict[str, MessageRecord]:
-        sql = "SELECT key, conversation_key, author_key, deleted, in_crm FROM messages WHERE key IN ({marks})"
+        columns = "key, conversation_key, author_key, deleted, in_crm"
         return {
             key: MessageRecord(key, conv, author, bool(deleted), bool(in_crm))
-            for key, conv, author, deleted, in_crm in self._select_in(sql, keys)
+            for key, conv, author, deleted, in_crm in self._by_key("messages", columns, keys)
         }
 
     # -- the hot path
@@ -313,30 +404,43 @@ class SqliteStore(StateStore):
     def commit_page(self, page: PageCommit) -> list[int]:
         now = _now()
         dumps = orjson.dumps
+        obj_value = _OBJECT_VALUE
         with self._tx() as c:
-            c.executemany("INSERT OR IGNORE INTO seen_events (key) VALUES (?)", [(k,) for k in page.event_keys])
+            keys = _json_keys(page.event_keys) if page.event_keys else None
+            if keys is not None:  # one statement: a third cheaper than a row each
+                c.execute("INSERT OR IGNORE INTO seen_events (key) SELECT value FROM json_each(?)", (keys,))
+            else:
+                c.executemany("INSERT OR IGNORE INTO seen_events (key) VALUES (?)", zip(page.event_keys))
             c.executemany(
                 _UPSERT_PROFILE,
-                [(p.profile.key, p.person_key, p.fingerprint, p.profile.model_dump_json()) for p in page.profiles],
+                [
+                    (p.profile.key, p.person_key, p.fingerprint, _dump_profile(p.profile).decode())
+                    for p in page.profiles
+                ],
             )
             c.executemany(
-                _UPSERT_CONVERSATION, [(cv.key, cv.started_by, cv.model_dump_json()) for cv in page.conversations]
+                _UPSERT_CONVERSATION,
+                [(cv.key, cv.started_by, _dump_conversation(cv).decode()) for cv in page.conversations],
             )
             c.executemany(
                 _UPSERT_MESSAGE, [(m.key, m.conversation_key, m.author_key, m.deleted, m.in_crm) for m in page.messages]
             )
-            c.executemany(
-                _INSERT_OUTBOX,
-                [(op.object.value, op.external_key, dumps(op.fields), dumps(op.refs), now) for op in page.ops],
-            )
-            # The write lock is held and AUTOINCREMENT takes max(ever, current) + 1 per row,
-            # so the page's outbox rows got contiguous seqs ending at last_insert_rowid().
-            n = len(page.ops)
-            last = c.execute("SELECT last_insert_rowid()").fetchone()[0] if n else 0
-            self._insert_dead_letters(page.dead_letters, now)
-            self._insert_audit(page.audit, now)
+            ops = page.ops
+            if ops:
+                flat: list[Any] = []
+                add = flat.extend
+                for op in ops:
+                    add((obj_value[op.object], op.external_key, dumps(op.fields), dumps(op.refs), now))
+                self._insert_rows(_INSERT_OUTBOX_HEAD, 5, flat)
+                # The write lock is held and AUTOINCREMENT gives max(ever, current) + 1 per row, so
+                # the page's outbox rows got contiguous seqs ending at last_insert_rowid().
+                last: int = c.execute("SELECT last_insert_rowid()").fetchone()[0]
+            if page.dead_letters:
+                self._insert_dead_letters(page.dead_letters, now)
+            if page.audit:
+                self._insert_audit(page.audit, now)
             c.execute(_UPSERT_CHECKPOINT, (page.source, page.cursor, now, len(page.event_keys)))
-        return list(range(last - n + 1, last + 1))
+        return list(range(last - len(ops) + 1, last + 1)) if ops else []
 
     def _insert_dead_letters(self, letters: Sequence[NewDeadLetter], now: str) -> None:
         self._conn.executemany(
@@ -364,17 +468,21 @@ class SqliteStore(StateStore):
 
     def outbox_settle(self, settlement: Settlement) -> None:
         now = _now()
+        obj_value = _OBJECT_VALUE
         with self._tx() as c:
-            c.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in settlement.done])
+            # A flush settles whole runs of seqs: delete each run with one range.
+            c.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", _runs(settlement.done))
             c.executemany(
                 "INSERT INTO crm_ids (object, external_key, crm_id) VALUES (?, ?, ?)"
                 " ON CONFLICT (object, external_key) DO UPDATE SET crm_id = excluded.crm_id",
-                [(obj.value, key, crm_id) for obj, key, crm_id in settlement.crm_ids],
+                [(obj_value[obj], key, crm_id) for obj, key, crm_id in settlement.crm_ids],
             )
-            # attempts in the dead letter = tries made, this failed one included
-            c.executemany(_OUTBOX_TO_DEAD_LETTER, [(reason, now, seq) for seq, reason in settlement.failed])
-            c.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq, _ in settlement.failed])
-            c.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in settlement.retry])
+            if settlement.failed:
+                # attempts in the dead letter = tries made, this failed one included
+                c.executemany(_OUTBOX_TO_DEAD_LETTER, [(reason, now, seq) for seq, reason in settlement.failed])
+                c.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq, _ in settlement.failed])
+            if settlement.retry:
+                c.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", zip(settlement.retry))
 
     def outbox_depth(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
