@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
+from operator import attrgetter, itemgetter
 from types import NoneType
 from typing import Any
 
@@ -41,6 +42,10 @@ _MAX_PLANS = 1024
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_CACHED_REFS = 200_000  # per referenced table; ~30 MB at most
 _fromisoformat = datetime.fromisoformat
+_get_object = attrgetter("object")
+_get_key = attrgetter("external_key")
+# What OperationResult(...) calls, without BaseModel.__init__ around it: same checks, same model.
+_validate_result = OperationResult.__pydantic_validator__.validate_python
 # What SQLite's binding or constraints raise for one bad value (not for a bad database).
 _VALUE_ERRORS = (
     sqlite3.InterfaceError,
@@ -92,7 +97,7 @@ def _int(v: Any) -> Any:
     raise _FieldError(f"must be an integer, got {type(v).__name__}")
 
 
-def _check_ints(col: list[Any]) -> list[Any]:
+def _check_ints(col: Sequence[Any]) -> Sequence[Any]:
     values = [v for v in col if v is not None]
     if values and (min(values) < _INT64_MIN or max(values) > _INT64_MAX):
         raise ValueError("out of range")
@@ -126,18 +131,18 @@ def _json(v: Any) -> Any:
     raise _FieldError(f"must be a list, got {type(v).__name__}")
 
 
-def _check_times(col: list[Any]) -> list[Any]:
+def _check_times(col: Sequence[Any]) -> Sequence[Any]:
     deque(map(_fromisoformat, [v for v in col if v is not None]), maxlen=0)  # raises on a bad one
     return col
 
 
-def _dump_lists(col: list[Any]) -> list[Any]:
+def _dump_lists(col: Sequence[Any]) -> list[Any]:
     return list(map(bytes.decode, map(orjson.dumps, col)))
 
 
 # Per kind: the value types that need no per-value work, and the whole-column conversion
 # for them (it may raise; then every value goes through the per-value check instead).
-_FAST: dict[Kind, tuple[frozenset[type], Callable[[list[Any]], list[Any]] | None]] = {
+_FAST: dict[Kind, tuple[frozenset[type], Callable[[Sequence[Any]], Sequence[Any]] | None]] = {
     Kind.text: (frozenset({str, NoneType}), None),
     Kind.time: (frozenset({str, NoneType}), _check_times),
     Kind.int: (frozenset({int, NoneType}), _check_ints),
@@ -170,6 +175,12 @@ class _Plan:
     insert_sql: str
     update_sql: str
 
+    def columns(self, all_fields: list[dict[str, Any]]) -> list[Sequence[Any]]:
+        """The values of each of ``names``, column by column (row lookups by one itemgetter in C)."""
+        if len(self.names) > 1:
+            return list(zip(*map(itemgetter(*self.names), all_fields), strict=True))
+        return [[f[name] for f in all_fields] for name in self.names]
+
 
 def _make_plan(spec: TableSpec, field_names: tuple[str, ...], ref_names: tuple[str, ...]) -> _Plan:
     names = tuple(n for n in field_names if n in spec.columns and n not in _RESERVED)
@@ -196,12 +207,12 @@ def validate_batch(ops: Sequence[CrmOperation], limits: CrmLimits) -> None:
     if not ops:
         return
     obj = CrmObject(ops[0].object)  # a model_construct()ed op may hold a plain str
-    if any(op.object != obj for op in ops):
+    if list(map(_get_object, ops)).count(obj) != len(ops):  # some op.object != obj
         kinds = sorted({str(op.object) for op in ops})
         raise ValueError(f"apply() takes one object type per call, got {', '.join(kinds)}")
     if len(ops) > limits.batch_size(obj):
         raise ValueError(f"apply() got {len(ops)} {obj.value} operations; the limit is {limits.batch_size(obj)}")
-    if len({op.external_key for op in ops}) != len(ops):
+    if len(set(map(_get_key, ops))) != len(ops):
         dups = sorted(k for k, n in Counter(op.external_key for op in ops).items() if n > 1)
         raise ValueError(f"apply() got the same external key twice in one batch: {', '.join(dups[:5])}")
 
@@ -282,34 +293,49 @@ class Writer:
 
     def _apply(self, spec: TableSpec, ops: Sequence[CrmOperation]) -> list[OperationResult]:
         now = utc_now()
-        keys = [op.external_key for op in ops]
+        keys = list(map(_get_key, ops))
         existing = self._lookup(spec.table, keys)
         crm_ids: list[int | None] = list(map(existing.get, keys))
         errors: dict[int, OperationResult] = {}
 
         groups: dict[_Plan, list[int]] = {}
+        plans, obj = self._plans, spec.obj
         for i, op in enumerate(ops):
-            plan = self._plan(spec, op)
+            plan = plans.get((obj, tuple(op.fields), tuple(op.refs)))
+            if plan is None:
+                plan = self._plan(spec, op)
             group = groups.get(plan)
             if group is None:
                 groups[plan] = [i]
             else:
                 group.append(i)
 
+        # Per group and ref, the referenced keys; all of a ref's keys resolved at once.
+        targets: dict[tuple[_Plan, str], list[str]] = {}
         wanted: dict[str, set[str]] = {}
         for plan, idx in groups.items():
-            for ref in plan.refs:
-                wanted.setdefault(ref, set()).update(ops[i].refs[ref] for i in idx)
+            if plan.refs:
+                all_refs = [ops[i].refs for i in idx]
+                for ref in plan.refs:
+                    targets[plan, ref] = refs = list(map(itemgetter(ref), all_refs))
+                    wanted.setdefault(ref, set()).update(refs)
         ref_ids = {ref: self._resolve(spec.refs[ref], ref_keys) for ref, ref_keys in wanted.items()}
 
         first_id = next_id = self._next_id(spec.table)
         for plan, idx in groups.items():
-            next_id = self._write_group(spec, plan, [ops[i] for i in idx], idx, crm_ids, ref_ids, errors, now, next_id)
+            gops = ops if len(idx) == len(ops) else [ops[i] for i in idx]
+            gtargets = [targets[plan, ref] for ref in plan.refs]
+            next_id = self._write_group(spec, plan, gops, idx, crm_ids, ref_ids, gtargets, errors, now, next_id)
         if next_id != first_id:
             self.conn.execute("UPDATE localcrm_ids SET last_id = ? WHERE tbl = ?", (next_id - 1, spec.table))
 
+        validate = _validate_result
+        if not errors:
+            return [
+                validate({"external_key": k, "ok": True, "crm_id": str(c)}) for k, c in zip(keys, crm_ids, strict=True)
+            ]
         return [
-            errors.get(i) or OperationResult(external_key=key, ok=True, crm_id=str(crm_ids[i]))
+            errors.get(i) or validate({"external_key": key, "ok": True, "crm_id": str(crm_ids[i])})
             for i, key in enumerate(keys)
         ]
 
@@ -327,15 +353,18 @@ class Writer:
         self,
         spec: TableSpec,
         plan: _Plan,
-        gops: list[CrmOperation],
+        gops: Sequence[CrmOperation],
         gidx: list[int],
         crm_ids: list[int | None],
         ref_ids: dict[str, dict[str, Any]],
+        targets: list[list[str]],
         errors: dict[int, OperationResult],
         now: str,
         next_id: int,
     ) -> int:
-        """Check, convert and write ops of one shape; returns the next free id."""
+        """Check, convert and write ops of one shape; returns the next free id.
+
+        ``targets`` holds, per ref of the plan, the key each op refers to."""
         m = len(gops)
 
         def fail(k: int, error: str, retryable: bool = False) -> None:
@@ -355,8 +384,7 @@ class Writer:
                 )
             return next_id
 
-        all_fields = [op.fields for op in gops]
-        columns = [[f[name] for f in all_fields] for name in plan.names]
+        columns = plan.columns([op.fields for op in gops])
         pos = {name: j for j, name in enumerate(plan.names)}
 
         # Required fields: a new record needs them; an existing one may not clear them.
@@ -404,15 +432,14 @@ class Writer:
                         if v and len(v) > limit:
                             fail(k, f"{name} is {len(v):,} characters; the limit is {limit:,}")
 
-        for ref in plan.refs:
-            targets = [op.refs[ref] for op in gops]
-            ids = list(map(ref_ids[ref].get, targets))
+        for ref, ref_targets in zip(plan.refs, targets, strict=True):
+            ids = list(map(ref_ids[ref].get, ref_targets))
             if None in ids:
                 for k, ref_id in enumerate(ids):
                     if ref_id is None:
                         # The sink orders batches so this should not happen; if it does, the
                         # referenced record may simply not have arrived yet: worth a retry.
-                        fail(k, f"{ref} {targets[k]} not found", retryable=True)
+                        fail(k, f"{ref} {ref_targets[k]} not found", retryable=True)
             columns.append(ids)
 
         if plan.extras:
