@@ -251,7 +251,10 @@ class Writer:
         if missing:
             found = self._lookup(table, missing)
             if len(cache) + len(found) > _MAX_CACHED_REFS:
+                # Start over, but keep what this batch needs: the caller reads it from here.
+                kept = {k: cache[k] for k in keys if k in cache}
                 cache.clear()
+                cache.update(kept)
             cache.update(found)
         return cache
 

@@ -433,3 +433,23 @@ def test_unvalidated_operations_with_plain_strings_work(tmp_path: Path) -> None:
             await crm.apply([*ops[:1], CrmOperation.model_construct(object="profile", external_key="p", fields={})])
 
     run(tmp_path, scenario)
+
+
+def test_ref_cache_overflow_keeps_the_refs_the_batch_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scrm_localcrm.writer
+
+    monkeypatch.setattr(scrm_localcrm.writer, "_MAX_CACHED_REFS", 2)
+
+    async def scenario(crm: LocalCrm) -> None:
+        contacts = [contact_op(n) for n in range(1, 4)]
+        assert not failed(await crm.apply(contacts))
+        refs = [{"contact": c.external_key} for c in contacts]
+        assert not failed(await crm.apply([profile_op(1, contact=refs[0]["contact"])]))  # contact 1 now cached
+        # Contact 1 from the cache and two more looked up: over the limit, the cache starts over.
+        messages = [message_op(n, refs=refs[n - 1]) for n in range(1, 4)]
+        assert not failed(await crm.apply(messages))
+
+    run(tmp_path, scenario)
+    for n in range(1, 4):
+        message = read(tmp_path, CrmObject.message, message_op(n).external_key)
+        assert message is not None and message["_refs"] == {"contact": contact_op(n).external_key}
