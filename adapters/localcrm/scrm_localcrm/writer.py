@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
 from operator import attrgetter, itemgetter
@@ -160,6 +160,11 @@ _SLOW: dict[Kind, Callable[[Any], Any]] = {
 }
 
 
+def _all_none(columns: Sequence[Sequence[Any]]) -> tuple[int, ...]:
+    """Positions of the columns that hold only None."""
+    return tuple(j for j, col in enumerate(columns) if col.count(None) == len(col))
+
+
 # ---------------------------------------------------------------- plans
 
 
@@ -167,13 +172,14 @@ _SLOW: dict[Kind, Callable[[Any], Any]] = {
 class _Plan:
     """How to write ops of one shape: which fields are columns, which go to extra, the SQL."""
 
+    table: str
     names: tuple[str, ...]
     kinds: tuple[Kind, ...]
     extras: tuple[str, ...]
     refs: tuple[str, ...]
     unknown_refs: tuple[str, ...]
-    insert_sql: str
-    update_sql: str
+    cols: tuple[str, ...]  # the columns written: names, then <ref>_id, then extra if any
+    _sql: dict[tuple[bool, tuple[int, ...]], str] = field(default_factory=dict)
 
     def columns(self, all_fields: list[dict[str, Any]]) -> list[Sequence[Any]]:
         """The values of each of ``names``, column by column (row lookups by one itemgetter in C)."""
@@ -181,24 +187,39 @@ class _Plan:
             return list(zip(*map(itemgetter(*self.names), all_fields), strict=True))
         return [[f[name] for f in all_fields] for name in self.names]
 
+    def sql(self, insert: bool, nulls: tuple[int, ...] = ()) -> str:
+        """The INSERT (values: id, external_key, cols..., created, updated) or UPDATE (values:
+        cols..., updated, id) of this shape; the cols at positions ``nulls`` are set to a
+        literal NULL and get no value (binding None costs sqlite3 an adapter lookup)."""
+        key = (insert, nulls)
+        sql = self._sql.get(key)
+        if sql is None:
+            values = ["NULL" if j in nulls else "?" for j in range(len(self.cols))]
+            if insert:
+                names = ", ".join(["id", "external_key", *self.cols, "crm_created_at", "crm_updated_at"])
+                sql = f"INSERT INTO {self.table} ({names}) VALUES ({', '.join(['?', '?', *values, '?', '?'])})"
+            else:
+                sets = ", ".join(
+                    [*(f"{c} = {v}" for c, v in zip(self.cols, values, strict=True)), "crm_updated_at = ?"]
+                )
+                sql = f"UPDATE {self.table} SET {sets} WHERE id = ?"
+            self._sql[key] = sql
+        return sql
+
 
 def _make_plan(spec: TableSpec, field_names: tuple[str, ...], ref_names: tuple[str, ...]) -> _Plan:
     names = tuple(n for n in field_names if n in spec.columns and n not in _RESERVED)
     extras = tuple(n for n in field_names if n not in spec.columns or n in _RESERVED)
     refs = tuple(r for r in ref_names if r in spec.refs)
     unknown_refs = tuple(r for r in ref_names if r not in spec.refs)
-    cols = [*names, *(f"{r}_id" for r in refs), *(["extra"] if extras else [])]
-    insert_cols = ", ".join(["id", "external_key", *cols, "crm_created_at", "crm_updated_at"])
-    marks = ", ".join("?" * (len(cols) + 4))
-    sets = ", ".join([*(f"{c} = ?" for c in cols), "crm_updated_at = ?"])
     return _Plan(
+        table=spec.table,
         names=names,
         kinds=tuple(spec.columns[n] for n in names),
         extras=extras,
         refs=refs,
         unknown_refs=unknown_refs,
-        insert_sql=f"INSERT INTO {spec.table} ({insert_cols}) VALUES ({marks})",
-        update_sql=f"UPDATE {spec.table} SET {sets} WHERE id = ?",
+        cols=(*names, *(f"{r}_id" for r in refs), *(["extra"] if extras else [])),
     )
 
 
@@ -237,9 +258,12 @@ class Writer:
         self.conn.close()
 
     def _lookup(self, table: str, keys: Iterable[str], column: str = "id") -> dict[str, Any]:
-        """external key -> id (or another column) for the keys that exist; one query (json_each)."""
+        """external key -> id (or another column) for the keys that exist; one query: json_each
+        walks the keys, each looked up in the external_key index (no temporary index of
+        them first, as ``IN (SELECT value FROM json_each(?))`` builds)."""
         cur = self.conn.execute(
-            f"SELECT external_key, {column} FROM {table} WHERE external_key IN (SELECT value FROM json_each(?))",
+            f"SELECT t.external_key, t.{column} FROM json_each(?) AS j CROSS JOIN {table} AS t"
+            " ON t.external_key = j.value",
             (orjson.dumps(list(keys)).decode(),),
         )
         return dict(cur.fetchall())
@@ -464,16 +488,22 @@ class Writer:
             new_ids = range(next_id, next_id + len(new))
             next_id += len(new)
             cols = columns if len(new) == m else [[col[k] for k in new] for col in columns]
+            null_cols = _all_none(cols)
+            if null_cols:
+                cols = [col for j, col in enumerate(cols) if j not in null_cols]
             new_keys = [gops[k].external_key for k in new]
             rows = list(zip(new_ids, new_keys, *cols, repeat(now), repeat(now)))
-            refused = self._execute(plan.insert_sql, rows, new, fail)
+            refused = self._execute(plan.sql(True, null_cols), rows, new, fail)
             for k, row_id in zip(new, new_ids, strict=True):
                 if k not in refused:
                     crm_ids[gidx[k]] = row_id
         if old_rows:
             cols = columns if len(old_rows) == m else [[col[k] for k in old_rows] for col in columns]
+            null_cols = _all_none(cols)
+            if null_cols:
+                cols = [col for j, col in enumerate(cols) if j not in null_cols]
             ids_ = [crm_ids[gidx[k]] for k in old_rows]
-            self._execute(plan.update_sql, list(zip(*cols, repeat(now), ids_)), old_rows, fail)
+            self._execute(plan.sql(False, null_cols), list(zip(*cols, repeat(now), ids_)), old_rows, fail)
         return next_id
 
     def _execute(

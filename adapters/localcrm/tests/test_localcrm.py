@@ -453,3 +453,31 @@ def test_ref_cache_overflow_keeps_the_refs_the_batch_needs(tmp_path: Path, monke
     for n in range(1, 4):
         message = read(tmp_path, CrmObject.message, message_op(n).external_key)
         assert message is not None and message["_refs"] == {"contact": contact_op(n).external_key}
+
+
+def test_none_values_are_stored_as_null_not_as_column_defaults(tmp_path: Path) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        # direction, visibility and labels have column defaults; None in every op of the batch
+        # (a column of only None) and in some ops only must both end up NULL.
+        batch = [message_op(n, refs=refs, direction=None, labels=None, parent_id=None) for n in (1, 2)]
+        batch.append(message_op(3, refs=refs, direction=None, parent_id="m1"))
+        assert not failed(await crm.apply(batch))
+        # Updates: a field set to None in every op is cleared; one set in some ops only too.
+        updates = [
+            op(CrmObject.message, message_op(n).external_key, url=None, language=lang)
+            for n, lang in ((1, "en"), (3, None))
+        ]
+        assert not failed(await crm.apply(updates))
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(tmp_path / "crm.db") as db:
+        rows = {
+            r["message_id"]: r
+            for r in db._conn.execute("SELECT message_id, direction, labels, parent_id, url, language FROM messages")
+        }
+    assert [tuple(rows[f"m{n}"]) for n in (1, 2, 3)] == [
+        ("m1", None, None, None, None, "en"),
+        ("m2", None, None, None, message_op(2).fields["url"], message_op(2).fields["language"]),
+        ("m3", None, '["intent:complaint"]', "m1", None, None),
+    ]
