@@ -42,6 +42,7 @@ _MAX_PLANS = 1024
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_CACHED_REFS = 200_000  # per referenced table; ~30 MB at most
 _fromisoformat = datetime.fromisoformat
+_ONLY_NONE = {NoneType}
 _get_object = attrgetter("object")
 _get_key = attrgetter("external_key")
 # What OperationResult(...) calls, without BaseModel.__init__ around it: same checks, same model.
@@ -160,11 +161,6 @@ _SLOW: dict[Kind, Callable[[Any], Any]] = {
 }
 
 
-def _all_none(columns: Sequence[Sequence[Any]]) -> tuple[int, ...]:
-    """Positions of the columns that hold only None."""
-    return tuple(j for j, col in enumerate(columns) if col.count(None) == len(col))
-
-
 # ---------------------------------------------------------------- plans
 
 
@@ -271,7 +267,7 @@ class Writer:
     def _resolve(self, table: str, keys: set[str]) -> dict[str, int]:
         """external key -> id for refs into ``table``: from the cache, the rest in one query."""
         cache = self._ref_ids.setdefault(table, {})
-        missing = [k for k in keys if k not in cache]
+        missing = keys.difference(cache)
         if missing:
             found = self._lookup(table, missing)
             if len(cache) + len(found) > _MAX_CACHED_REFS:
@@ -327,15 +323,17 @@ class Writer:
 
         groups: dict[_Plan, list[int]] = {}
         plans, obj = self._plans, spec.obj
+        shape: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        group: list[int] = []
         for i, op in enumerate(ops):
-            plan = plans.get((obj, tuple(op.fields), tuple(op.refs)))
-            if plan is None:
-                plan = self._plan(spec, op)
-            group = groups.get(plan)
-            if group is None:
-                groups[plan] = [i]
-            else:
-                group.append(i)
+            op_shape = (tuple(op.fields), tuple(op.refs))
+            if op_shape != shape:  # ops of one shape mostly come in runs
+                shape = op_shape
+                plan = plans.get((obj, *shape))
+                if plan is None:
+                    plan = self._plan(spec, op)
+                group = groups.setdefault(plan, [])
+            group.append(i)
 
         # Per group and ref, the referenced keys; all of a ref's keys resolved at once.
         targets: dict[tuple[_Plan, str], list[str]] = {}
@@ -432,11 +430,15 @@ class Writer:
                         fail(k, f"{what} {gops[k].external_key}: {', '.join(cleared)} cannot be set to null")
 
         # Types, column by column; per value only when the column holds an unusual type.
+        null_cols: list[int] = []  # columns holding only None: written as a literal NULL
         for j, kind in enumerate(plan.kinds):
             col = columns[j]
             fast_types, convert = _FAST[kind]
             try:
-                if not set(map(type, col)) <= fast_types:
+                types = set(map(type, col))
+                if types == _ONLY_NONE:
+                    null_cols.append(j)
+                if not types <= fast_types:
                     raise _FieldError
                 if convert is not None:
                     columns[j] = convert(col)
@@ -481,6 +483,7 @@ class Writer:
                     merged.append(None)
             columns.append(merged)
 
+        none_cols = tuple(null_cols)
         ok = [k for k in range(m) if gidx[k] not in errors] if errors else range(m)
         new = [k for k in ok if crm_ids[gidx[k]] is None]
         old_rows = [k for k in ok if crm_ids[gidx[k]] is not None]
@@ -488,22 +491,20 @@ class Writer:
             new_ids = range(next_id, next_id + len(new))
             next_id += len(new)
             cols = columns if len(new) == m else [[col[k] for k in new] for col in columns]
-            null_cols = _all_none(cols)
-            if null_cols:
-                cols = [col for j, col in enumerate(cols) if j not in null_cols]
+            if none_cols:
+                cols = [col for j, col in enumerate(cols) if j not in none_cols]
             new_keys = [gops[k].external_key for k in new]
             rows = list(zip(new_ids, new_keys, *cols, repeat(now), repeat(now)))
-            refused = self._execute(plan.sql(True, null_cols), rows, new, fail)
+            refused = self._execute(plan.sql(True, none_cols), rows, new, fail)
             for k, row_id in zip(new, new_ids, strict=True):
                 if k not in refused:
                     crm_ids[gidx[k]] = row_id
         if old_rows:
             cols = columns if len(old_rows) == m else [[col[k] for k in old_rows] for col in columns]
-            null_cols = _all_none(cols)
-            if null_cols:
-                cols = [col for j, col in enumerate(cols) if j not in null_cols]
+            if none_cols:
+                cols = [col for j, col in enumerate(cols) if j not in none_cols]
             ids_ = [crm_ids[gidx[k]] for k in old_rows]
-            self._execute(plan.sql(False, null_cols), list(zip(*cols, repeat(now), ids_)), old_rows, fail)
+            self._execute(plan.sql(False, none_cols), list(zip(*cols, repeat(now), ids_)), old_rows, fail)
         return next_id
 
     def _execute(
