@@ -244,3 +244,14 @@ def test_a_crm_outage_keeps_the_outbox_and_the_next_run_sends_it_first(
     stats = run_once(write_config(tmp_path, demo_files, engine=engine), host)
     assert stats.sink.applied >= backlog
     assert_exactly_once(tmp_path, demo_files)
+
+
+def test_an_edit_seen_before_its_creation_wins(tmp_path: Path, host: PluginHost) -> None:
+    created = orjson.loads(_event(5, "first version"))
+    edited = {"kind": "message.edited", "message": {**created["message"], "text": "second version"}}
+    edited["message"]["edited_at"] = datetime.now(UTC).isoformat()
+    data = tmp_path / "posts.ndjson"
+    data.write_bytes(orjson.dumps(edited) + b"\n" + orjson.dumps(created) + b"\n")
+    stats = run_once(write_config(tmp_path, [data]), host)
+    assert crm_state(tmp_path / "crm.db").messages == {"scrm:t:5": ("second version", False)}
+    assert stats.ingest.messages == 1

@@ -36,6 +36,8 @@ from ..store import AsyncStore
 from ..store.base import AuditEntry, MessageRecord, NewDeadLetter, PageCommit, ProfileRecord
 from . import mapping
 
+AnyEvent = MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated
+
 _PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
 _LOG_ONLY = [Action(kind=ActionKind.log, rule="no-routing-plugin")]
 _SUBJECT_LEN = 120
@@ -110,9 +112,7 @@ class Ingestor:
             audit=work.audit,
         )
 
-    async def _fresh_events(
-        self, page: Page
-    ) -> tuple[list[MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated], list[str]]:
+    async def _fresh_events(self, page: Page) -> tuple[list[AnyEvent], list[str]]:
         """Events neither committed before nor repeated earlier in this page."""
         keyed = [(event.key, event) for event in page.events]
         unseen = await self.store.unseen(list({k for k, _ in keyed}))
@@ -126,7 +126,7 @@ class Ingestor:
         self.counts.duplicates += len(keyed) - len(fresh)
         return fresh, keys
 
-    async def _load(self, events: list[MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated]) -> _Work:
+    async def _load(self, events: list[AnyEvent]) -> _Work:
         profile_keys: set[str] = set()
         conversation_keys: set[str] = set()
         message_keys: set[str] = set()
@@ -248,9 +248,10 @@ class Ingestor:
 
     async def _created(self, work: _Work, message: Message) -> None:
         key = message.key
-        existing = work.messages.get(key)
-        if existing is not None and existing.deleted:
-            return  # deleted on the network before we saw it: never copy it
+        if key in work.messages:
+            # Known already: deleted before we saw it (never copy it), or first seen as an
+            # edit, which carried a newer state than this creation.
+            return
         record = await self._profile(work, message.author)
         await self._understand(message)
         conversation = self._conversation(work, message)
