@@ -32,7 +32,7 @@ from pathlib import Path
 
 
 def pin_to_one_cpu() -> int:
-    cpu = min(os.sched_getaffinity(0))
+    cpu = max(os.sched_getaffinity(0))  # the last CPU: other work on this machine tends to sit on the first
     os.sched_setaffinity(0, {cpu})
     return cpu
 
