@@ -186,8 +186,10 @@ class Engine:
         except Exception as exc:
             error: Exception = exc
             if isinstance(exc, RetryableError):
+                assert self.store is not None
+                waiting = await self.store.outbox_depth()
                 error = FatalError(
-                    f"the CRM kept failing ({exc.operator_message}); {sink.pending:,} operation(s) stay in the "
+                    f"the CRM kept failing ({exc.operator_message}); {waiting:,} operation(s) stay in the "
                     "outbox and go out first with the next run",
                     detail=exc.detail,
                 )

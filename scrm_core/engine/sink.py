@@ -226,23 +226,27 @@ class Sink:
         crm_ids: list[tuple[CrmObject, str, str]] = []
         failed: list[tuple[int, str]] = []
         again: list[_Group] = []
-        for obj, groups in coalesce(items).items():
-            size = self.crm.limits.batch_size(obj)
-            for start in range(0, len(groups), size):
-                batch = groups[start : start + size]
-                results = await self._apply([g.op for g in batch])
-                for group, result in zip(batch, results, strict=True):
-                    if result.ok:
-                        done += group.seqs
-                        if result.crm_id:
-                            crm_ids.append((obj, group.op.external_key, result.crm_id))
-                    elif result.retryable and group.attempts + 1 < self.config.max_attempts:
-                        again.append(group)
-                    else:
-                        reason = result.error or "refused by the CRM (no reason given)"
-                        failed += [(seq, reason) for seq in group.seqs]
-        retry = [seq for group in again for seq in group.seqs]
-        await self.store.outbox_settle(Settlement(done=done, crm_ids=crm_ids, failed=failed, retry=retry))
+        try:
+            for obj, groups in coalesce(items).items():
+                size = self.crm.limits.batch_size(obj)
+                for start in range(0, len(groups), size):
+                    batch = groups[start : start + size]
+                    results = await self._apply([g.op for g in batch])
+                    for group, result in zip(batch, results, strict=True):
+                        if result.ok:
+                            done += group.seqs
+                            if result.crm_id:
+                                crm_ids.append((obj, group.op.external_key, result.crm_id))
+                        elif result.retryable and group.attempts + 1 < self.config.max_attempts:
+                            again.append(group)
+                        else:
+                            reason = result.error or "refused by the CRM (no reason given)"
+                            failed += [(seq, reason) for seq in group.seqs]
+        finally:
+            # Also when a call gives up or the engine stops mid-slice: what the CRM took is
+            # settled now; the rest of the slice stays in the outbox for the next run.
+            retry = [seq for group in again for seq in group.seqs]
+            await self.store.outbox_settle(Settlement(done=done, crm_ids=crm_ids, failed=failed, retry=retry))
         # Records to try again go back to the front, in order, one attempt older.
         retry_items = [item for group in again for item in group.items]
         for item in retry_items:
