@@ -44,3 +44,19 @@ def test_every_cli_command_is_in_the_user_guide() -> None:
         "scrm replay generate",
     ):
         assert f"`{command}" in guide, command
+
+
+def test_the_readme_config_example_is_valid() -> None:
+    import tempfile
+
+    from scrm_core.config import load_config
+    from scrm_core.plugins import PluginHost
+
+    readme = (ROOT / "README.md").read_text()
+    (example,) = re.findall(r"```toml\n(\[state\].*?)```", readme, re.S)
+    host = PluginHost(env={}).load()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "scrm.toml"
+        path.write_text(example)
+        config = load_config(path, env={}, networks=host.networks, crms=host.crms)
+    assert [r.name for r in config.routing.rules or []] == ["angry-customers", "buyers"]
