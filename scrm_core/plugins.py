@@ -27,7 +27,7 @@ from typing import Any
 
 import pluggy
 
-from . import PROJECT_NAME, hookspecs
+from . import PROJECT_NAME, __version__, hookspecs
 from .adapters import CrmAdapter, NetworkAdapter
 from .errors import PluginError
 
@@ -93,7 +93,8 @@ class PluginHost:
         for name, module in BUILTIN_PLUGINS.items():
             if name not in disabled:
                 self._load_one(
-                    PluginInfo(name=name, module=module, builtin=True), partial(importlib.import_module, module)
+                    PluginInfo(name=name, module=module, distribution="scrm-core", version=__version__, builtin=True),
+                    partial(importlib.import_module, module),
                 )
         if entry_points:
             for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):

@@ -91,6 +91,7 @@ def test_scrm_plugins_json_lists_errors(fake_distribution: Callable[..., Path]) 
     assert plugins["localcrm"]["crms"] == ["localcrm"]
     assert plugins["replay"]["networks"] == ["replay"]
     assert "scrm_route_conversation" in plugins["scrm.routing"]["hooks"]
+    assert plugins["scrm.routing"]["version"] == plugins["localcrm"]["version"] == "0.1.0"
     strict = subprocess.run([sys.executable, "-m", "scrm_core", "plugins", "--strict"], env=env, capture_output=True)
     assert strict.returncode != 0
 

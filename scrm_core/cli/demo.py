@@ -53,7 +53,7 @@ def _generate(folder: Path, messages: int, seed: int) -> list[Path]:
 
 
 def _write_config(folder: Path, files: list[Path]) -> Path:
-    sources = "".join(SOURCE_TEMPLATE.format(name=f"demo-{f.stem}", file=f.name) for f in files)
+    sources = "".join(SOURCE_TEMPLATE.format(name=f.stem, file=f.name) for f in files)
     path = folder / "scrm.toml"
     path.write_text(CONFIG_TEMPLATE.format(sources=sources), encoding="utf-8")
     return path
