@@ -153,3 +153,29 @@ def test_the_pytest_kit_fixtures(scrm_host: PluginHost, make_message: Callable[.
     assert set(scrm_host.plugins) == {"scrm.routing"}  # only the built-ins: tests stay isolated
     scrm_host.register(SimpleNamespace(scrm_moderate=hookimpl(lambda message: ["spam"])), "mine")
     assert asyncio.run(scrm_host.dispatch.call_all("scrm_moderate", message=message)) == [["spam"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("api_key", True),
+        ("access_token", True),
+        ("client_secret", True),
+        ("password", True),
+        ("token_url", True),  # the stricter of the two old rules: one SecretStr too many beats a leak
+        ("credentials_file", True),
+        ("keywords", False),
+        ("private_key_path", False),
+        ("base_url", False),
+    ],
+)
+def test_both_conformance_suites_share_one_secret_rule(name: str, secret: bool) -> None:
+    from pydantic import SecretStr, create_model
+
+    from scrm_core.testing.settings import looks_secret, secrets_not_secretstr
+
+    assert looks_secret(name) is secret
+    as_str = create_model("S", **{name: (str, "x")})
+    as_secret = create_model("S", **{name: (SecretStr | None, None)})
+    assert bool(secrets_not_secretstr(as_str)) is secret
+    assert secrets_not_secretstr(as_secret) == []

@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import types
-import typing
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from ..adapters import AdapterSettings, CheckProblem, CrmAdapter, CrmCapability, CrmLimits
 from ..models import CrmObject, CrmOperation, OperationResult, external_key
+from .settings import secrets_not_secretstr
 
 __all__ = [
     "CREATED_AT",
@@ -52,7 +50,6 @@ __all__ = [
 NETWORK = "conformance"
 CREATED_AT = "2024-05-01T12:00:00+00:00"
 EDITED_AT = "2024-05-01T12:30:00+00:00"
-_SECRET_NAME = re.compile(r"token|secret|password|passphrase|credential|(^|_)(api)?key$", re.IGNORECASE)
 
 # ---------------------------------------------------------------- operations, as the engine sends them
 #
@@ -146,15 +143,6 @@ def message_op(
         fields={**base, **fields},
         refs=refs or {},
     )
-
-
-def _is_secret_type(annotation: Any) -> bool:
-    if annotation is SecretStr:
-        return True
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return bool(args) and all(a is SecretStr for a in args)
-    return False
 
 
 # ---------------------------------------------------------------- the suite
@@ -265,9 +253,8 @@ class CrmAdapterConformance:
         )
         assert issubclass(cls.Settings, AdapterSettings)
         assert cls.Settings.model_config.get("extra") == "forbid", "Settings must forbid unknown keys"
-        for field_name, info in cls.Settings.model_fields.items():
-            if _SECRET_NAME.search(field_name):
-                assert _is_secret_type(info.annotation), f"Settings.{field_name} looks secret: make it a SecretStr"
+        problems = secrets_not_secretstr(cls.Settings)
+        assert not problems, "; ".join(problems)
         caps = cls.capabilities
         assert isinstance(caps, frozenset) and caps, "declare capabilities"
         assert all(isinstance(c, CrmCapability) for c in caps)

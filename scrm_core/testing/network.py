@@ -29,15 +29,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import types
-import typing
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import SecretStr, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ..adapters import AdapterSettings, NetworkAdapter, NetworkCapability
 from ..errors import FatalError
@@ -53,13 +51,11 @@ from ..models import (
     SocialProfile,
     Visibility,
 )
+from .settings import secrets_not_secretstr
 
 __all__ = ["NetworkAdapterConformance", "default_scenario", "drain"]
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
-#: Endings of a settings field name that mean it holds a secret (``api_key``, ``access_token``,
-#: ``client_secret``). Only the last ``_``-part counts: ``private_key_path`` and ``keywords`` are not secrets.
-SECRET_WORDS = ("token", "secret", "password", "passphrase", "key", "credentials")
 
 
 async def drain(adapter: NetworkAdapter, cursor: str | None = None) -> list[EventPage]:
@@ -204,12 +200,8 @@ class NetworkAdapterConformance:
 
     def test_secrets_are_secretstr(self, tmp_path: Path) -> None:
         adapter = self.make_adapter(self.scenario(), tmp_path)
-        for name, info in type(adapter).Settings.model_fields.items():
-            if not name.lower().rsplit("_", 1)[-1].endswith(SECRET_WORDS):
-                continue
-            assert _is_secret(info.annotation), (
-                f"setting {name!r} looks like a secret but is typed {info.annotation!r}; use pydantic.SecretStr"
-            )
+        problems = secrets_not_secretstr(type(adapter).Settings)
+        assert not problems, "; ".join(problems)
 
     # ------------------------------------------------------------ draining
 
@@ -316,16 +308,6 @@ class NetworkAdapterConformance:
             assert (m.network, m.thread_root_id) in ids, f"{m.key}: root {m.thread_root_id} is not in the stream"
             if m.parent_id is not None:
                 assert (m.network, m.parent_id) in ids, f"{m.key}: parent {m.parent_id} is not in the stream"
-
-
-def _is_secret(annotation: Any) -> bool:
-    """SecretStr, or an optional / union whose every non-None member is SecretStr."""
-    if annotation is SecretStr:
-        return True
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return bool(members) and all(_is_secret(a) for a in members)
-    return False
 
 
 def _diff(expected: Sequence[str], got: Sequence[str]) -> str:
