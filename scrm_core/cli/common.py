@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,7 @@ from rich.logging import RichHandler
 from ..config import Config, load_config
 from ..errors import ConfigError
 from ..plugins import PluginHost
+from ..store import StateStore, open_store
 
 console = Console()
 console_err = Console(stderr=True)
@@ -30,6 +33,17 @@ def make_host(*, strict: bool = False) -> PluginHost:
     if _host is None:
         _host = PluginHost(strict=strict).load()
     return _host
+
+
+@contextmanager
+def state_store(config: Config) -> Iterator[StateStore]:
+    """The configured state store, migrated, closed on exit (for commands that read or mend it)."""
+    store = open_store(config.state.url, config.base_dir)
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
 
 
 def setup_logging(verbose: bool) -> None:

@@ -15,10 +15,10 @@ from typing import Annotated
 import typer
 
 from ..config import Config
+from ..engine import build_crm
 from ..errors import FatalError
 from ..plugins import PluginHost
-from ..store import open_store
-from .common import StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging
+from .common import StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging, state_store
 from .run import summary_table, sync
 
 CONFIG_TEMPLATE = """\
@@ -69,10 +69,7 @@ def _count_lines(files: list[Path]) -> int:
 
 
 async def _crm_counts(config: Config, host: PluginHost) -> dict[str, int]:
-    cls = host.crms[config.crm.adapter]
-    from ..adapters import AdapterContext
-
-    crm = cls(cls.Settings.model_validate(config.crm.settings), AdapterContext(name="crm", base_dir=config.base_dir))
+    crm = build_crm(config, host)
     await crm.start()
     try:
         return await crm.counts()
@@ -104,11 +101,8 @@ def register(app: typer.Typer) -> None:
         files = _generate(folder, messages, seed)
         config = config_or_exit(_write_config(folder, files), host)
         stats = sync(config, host, follow=False, total=_count_lines(files))
-        store = open_store(config.state.url, config.base_dir)
-        try:
+        with state_store(config) as store:
             state = store.counts()
-        finally:
-            store.close()
         crm = asyncio.run(_crm_counts(config, host))
         counts = {"conversations": state.get("conversations", 0), **crm, "dead letters": state.get("dead_letters", 0)}
         console.print(summary_table(counts, f"scrm demo: {folder}/ synced in {stats.seconds:.1f}s"))

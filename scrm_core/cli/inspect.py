@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -13,18 +11,7 @@ import typer
 from rich.table import Table
 
 from ..config import Config
-from ..store import StateStore, open_store
-from .common import ConfigOption, StrictOption, config_or_exit, console, make_host, setup_logging
-
-
-@contextmanager
-def _store(config: Config) -> Iterator[StateStore]:
-    store = open_store(config.state.url, config.base_dir)
-    try:
-        store.migrate()
-        yield store
-    finally:
-        store.close()
+from .common import ConfigOption, StrictOption, config_or_exit, console, make_host, setup_logging, state_store
 
 
 def _load(config: Path) -> Config:
@@ -45,7 +32,7 @@ def register(app: typer.Typer) -> None:
     def status_command(config: ConfigOption = Path("scrm.toml")) -> None:
         """Per source: cursor and how long since it moved; outbox depth; dead letters."""
         cfg = _load(config)
-        with _store(cfg) as store:
+        with state_store(cfg) as store:
             checkpoints = {c.source: c for c in store.checkpoints()}
             depth, dead = store.outbox_depth(), store.dead_letter_count()
         table = Table(title=f"scrm status: {config}")
@@ -73,7 +60,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List dead letters: where each came from and the reason."""
         cfg = _load(config)
-        with _store(cfg) as store:
+        with state_store(cfg) as store:
             letters, total = store.dead_letters(limit), store.dead_letter_count()
         table = Table(title=f"dead letters ({total:,})")
         for column in ("id", "source", "where", "reason", "retryable"):
@@ -91,7 +78,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Put failed CRM writes back in the outbox; the next `scrm run` sends them."""
         cfg = _load(config)
-        with _store(cfg) as store:
+        with state_store(cfg) as store:
             moved = store.requeue_dead_letters(ids or None)
             left = store.dead_letter_count()
         console.print(f"requeued {moved:,} operation(s); {left:,} dead letter(s) remain")

@@ -1,7 +1,17 @@
 """The async pipeline: ingest -> understand -> decide -> outbox -> sink."""
 
 from .ingest import IngestCounts, Ingestor
-from .runner import Engine, RunStats, tune_gc_for_throughput
+from .runner import Engine, RunStats, build_crm, build_source, tune_gc_for_throughput
 from .sink import Sink, SinkCounts
 
-__all__ = ["Engine", "IngestCounts", "Ingestor", "RunStats", "Sink", "SinkCounts", "tune_gc_for_throughput"]
+__all__ = [
+    "Engine",
+    "IngestCounts",
+    "Ingestor",
+    "RunStats",
+    "Sink",
+    "SinkCounts",
+    "build_crm",
+    "build_source",
+    "tune_gc_for_throughput",
+]

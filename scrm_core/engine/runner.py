@@ -59,6 +59,26 @@ class RunStats:
 ProgressCallback = Callable[[RunStats], None]
 
 
+def _context(config: Config, name: str) -> AdapterContext:
+    return AdapterContext(name=name, base_dir=config.base_dir, logger=logging.getLogger(f"scrm.adapter.{name}"))
+
+
+def build_crm(config: Config, host: PluginHost) -> CrmAdapter:
+    """The configured CRM adapter, not started yet."""
+    cls = host.crms.get(config.crm.adapter)
+    if cls is None:
+        raise FatalError(f"no CRM adapter named {config.crm.adapter!r} is installed")
+    return cls(cls.Settings.model_validate(config.crm.settings), _context(config, "crm"))
+
+
+def build_source(config: Config, host: PluginHost, source: SourceConfig) -> NetworkAdapter:
+    """One configured source's network adapter, not started yet."""
+    cls = host.networks.get(source.adapter)
+    if cls is None:
+        raise FatalError(f"source {source.name!r}: no network adapter named {source.adapter!r} is installed")
+    return cls(cls.Settings.model_validate(source.settings), _context(config, source.name))
+
+
 class Engine:
     """Runs one configuration. ``run(follow=False)`` syncs until every source is drained."""
 
@@ -79,25 +99,6 @@ class Engine:
         self._stop = asyncio.Event()
         self._stopped_by_signal = False
 
-    # ------------------------------------------------------------ building
-
-    def _context(self, name: str) -> AdapterContext:
-        return AdapterContext(
-            name=name, base_dir=self.config.base_dir, logger=logging.getLogger(f"scrm.adapter.{name}")
-        )
-
-    def _build_crm(self) -> CrmAdapter:
-        cls = self.host.crms.get(self.config.crm.adapter)
-        if cls is None:
-            raise FatalError(f"no CRM adapter named {self.config.crm.adapter!r} is installed")
-        return cls(cls.Settings.model_validate(self.config.crm.settings), self._context("crm"))
-
-    def _build_source(self, source: SourceConfig) -> NetworkAdapter:
-        cls = self.host.networks.get(source.adapter)
-        if cls is None:
-            raise FatalError(f"source {source.name!r}: no network adapter named {source.adapter!r} is installed")
-        return cls(cls.Settings.model_validate(source.settings), self._context(source.name))
-
     def request_stop(self) -> None:
         """Stop reading; finish and flush what is in hand (what SIGINT/SIGTERM do)."""
         self._stopped_by_signal = True
@@ -113,8 +114,8 @@ class Engine:
                 loop.add_signal_handler(sig, self.request_stop)
         config = self.config
         self.store = store = AsyncStore(lambda: open_store(config.state.url, config.base_dir))
-        sources = {s.name: self._build_source(s) for s in config.sources if s.enabled}
-        self.crm = crm = self._build_crm()
+        sources = {s.name: build_source(config, self.host, s) for s in config.sources if s.enabled}
+        self.crm = crm = build_crm(config, self.host)
         ingestor = Ingestor(store, self.host.dispatch, config)
         sink = Sink(store, crm, config.engine, follow=follow)
         stats = RunStats(ingest=ingestor.counts, sink=sink.counts)
