@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import FatalError
 from .models import CrmObject, CrmOperation, EventPage, Message, OperationResult, SocialProfile
+from .ratelimit import RateBudget
 
 if TYPE_CHECKING:
     import httpx
@@ -168,16 +169,31 @@ class PendingReply(BaseModel):
 
 
 class CrmAdapter(ABC):
-    """A CRM, seen as a set of records upserted by external key."""
+    """A CRM, seen as a set of records upserted by external key.
+
+    ``limits`` is the class's documented default; an adapter whose limits depend on the
+    account (a paid tier, a configured share of the budget) sets ``self.limits`` in its
+    ``__init__``. ``budget`` is the one request budget of this CRM account: the sink takes
+    a token from it before every call, and the adapter reports the service's rate-limit
+    signals to it (:mod:`scrm_core.ratelimit`).
+    """
 
     name: ClassVar[str]
     Settings: ClassVar[type[AdapterSettings]] = AdapterSettings
     capabilities: ClassVar[frozenset[CrmCapability]] = frozenset()
-    limits: ClassVar[CrmLimits] = CrmLimits()
+    limits: CrmLimits = CrmLimits()
 
     def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
         self.settings = settings
         self.context = context
+        self._budget: RateBudget | None = None
+
+    @property
+    def budget(self) -> RateBudget:
+        """Created on first use, from ``self.limits`` as they are by then."""
+        if self._budget is None:
+            self._budget = RateBudget(self.limits.requests_per_second, self.limits.burst)
+        return self._budget
 
     async def start(self) -> None:
         """Open connections; called once before the first :meth:`apply`."""

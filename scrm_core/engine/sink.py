@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,26 +45,6 @@ class SinkCounts:
     calls: int = 0  # apply() calls made, retries included
     retried_calls: int = 0
     record_retries: int = 0
-
-
-class TokenBucket:
-    """The CRM's steady request budget: ``rate`` per second with bursts up to ``burst``."""
-
-    def __init__(self, rate: float | None, burst: int) -> None:
-        self.rate, self.capacity = rate, float(burst)
-        self.tokens, self.stamp = float(burst), time.monotonic()
-
-    async def acquire(self) -> None:
-        if self.rate is None:
-            return
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
 @dataclass
@@ -113,7 +92,6 @@ class Sink:
     def __init__(self, store: AsyncStore, crm: CrmAdapter, config: EngineConfig, *, follow: bool) -> None:
         self.store, self.crm, self.config = store, crm, config
         self.counts = SinkCounts()
-        self.bucket = TokenBucket(crm.limits.requests_per_second, crm.limits.burst)
         self._fresh: deque[OutboxItem] = deque()
         self._backlog = 0  # items of earlier runs still in the outbox (an estimate once reading starts)
         self._backlog_after = 0  # last backlog seq read
@@ -287,7 +265,7 @@ class Sink:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     self.counts.retried_calls += 1
-                await self.bucket.acquire()
+                await self.crm.budget.acquire()
                 self.counts.calls += 1
                 results = await self.crm.apply(ops)
         if len(results) != len(ops):
