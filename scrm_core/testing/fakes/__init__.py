@@ -8,4 +8,4 @@ one on 127.0.0.1. They need the ``testing`` extra (``pip install scrm-core[testi
 from .faults import Fault, FaultInjector
 from .server import FakeServer
 
-__all__ = ["Fault", "FaultInjector", "FakeServer"]
+__all__ = ["FakeServer", "Fault", "FaultInjector"]
