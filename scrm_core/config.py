@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .adapters import CrmAdapter, NetworkAdapter
 from .errors import ConfigError
@@ -95,6 +96,10 @@ class RuleWhen(_Section):
     min_followers: int | None = Field(default=None, ge=0)
     sentiment_below: float | None = Field(default=None, ge=-1, le=1)
     sentiment_above: float | None = Field(default=None, ge=-1, le=1)
+    languages: list[str] | None = Field(default=None, description="BCP-47 codes; 'en' also matches 'en-GB'.")
+    business_hours: bool | None = Field(
+        default=None, description="true: only within [routing.business_hours]; false: only outside them."
+    )
 
 
 class RoutingRule(_Section):
@@ -104,8 +109,45 @@ class RoutingRule(_Section):
     continue_: bool = Field(default=False, alias="continue", description="Go on to the next rules after this one.")
 
 
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessHours(_Section):
+    """When the support team works, for rules with ``when.business_hours``."""
+
+    timezone: str = Field(default="UTC", description="IANA name, e.g. Europe/Paris.")
+    days: list[str] = Field(default_factory=lambda: list(_DAYS[:5]))
+    start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="17:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from None
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if d.lower() not in _DAYS]
+        if bad:
+            raise ValueError(f"unknown day(s) {', '.join(bad)}: use {', '.join(_DAYS)}")
+        return [d.lower() for d in value]
+
+
 class RoutingConfig(_Section):
     rules: list[RoutingRule] | None = Field(default=None, description="None: the built-in defaults.")
+    business_hours: BusinessHours | None = None
+
+    @model_validator(mode="after")
+    def _hours_defined_when_used(self) -> RoutingConfig:
+        for rule in self.rules or []:
+            if rule.when.business_hours is not None and self.business_hours is None:
+                raise ValueError(f"rule {rule.name!r} uses when.business_hours: define [routing.business_hours]")
+        return self
 
 
 class EngineConfig(_Section):

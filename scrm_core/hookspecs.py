@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 #: Hooks that must be plain functions (called once, synchronously, at start-up).
-SYNC_ONLY = frozenset({"scrm_register_networks", "scrm_register_crms", "scrm_register_commands"})
+SYNC_ONLY = frozenset({"scrm_register_networks", "scrm_register_crms", "scrm_register_commands", "scrm_check_config"})
 #: Event hooks whose first non-None result wins (the Dispatcher stops there).
 FIRST_RESULT = frozenset({"scrm_match_identity", "scrm_map_to_crm", "scrm_detect_language", "scrm_analyze_sentiment"})
 
@@ -85,6 +85,25 @@ def scrm_register_commands(cli: Any) -> None:
             @cli.command()
             def hello():
                 print("hello from my plugin")
+    """
+
+
+@hookspec
+def scrm_check_config(config: Any) -> list[str] | None:
+    """Check the parts of a loaded config that this plugin understands.
+
+    :param config: the validated :class:`scrm_core.config.Config`.
+    :returns: problems as ``"key: message"`` strings (``"listening.queries[2].query:
+        unbalanced parenthesis at column 14"``), or None when all is well. Every
+        plugin's problems are reported together, with the file's name, and the command
+        (``scrm run``, ``scrm config check``...) exits 2.
+
+    Synchronous, called once after the config loads. Example::
+
+        @hookimpl
+        def scrm_check_config(config):
+            if len(config.listening.queries) > 5000:
+                return ["listening.queries: more than 5000 queries"]
     """
 
 

@@ -13,11 +13,12 @@ timeout can never create a second record.
 
 from __future__ import annotations
 
+import string
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "Action",
@@ -132,6 +133,8 @@ class Conversation(_Model):
     labels: list[str] = Field(default_factory=list)
     needs_case: bool = False
     priority: str | None = None
+    queue: str | None = Field(default=None, description="Queue or owner the case goes to (routing's queue action).")
+    draft_reply: str | None = Field(default=None, description="A suggested reply for the agent, never sent by itself.")
     lead: bool = False
     # The message that caused the current routing pass (not persisted).
     last_message: Message | None = Field(default=None, exclude=True)
@@ -216,13 +219,40 @@ class ActionKind(StrEnum):
     lead = "lead"
     label = "label"
     priority = "priority"
+    queue = "queue"
+    draft_reply = "draft_reply"
     ignore = "ignore"
+
+
+DRAFT_PLACEHOLDERS = frozenset({"author", "handle", "network", "subject"})
+_VALUED_ACTIONS = frozenset({"label", "priority", "queue", "draft_reply"})
 
 
 class Action(_Model):
     kind: ActionKind
-    value: str | None = None
+    value: str | None = Field(
+        default=None,
+        description="label / priority / queue name; for draft_reply a template with {author}, {handle}, "
+        "{network} and {subject}.",
+    )
     rule: str | None = Field(default=None, description="Name of the routing rule that produced it.")
+
+    @model_validator(mode="after")
+    def _value_where_needed(self) -> Action:
+        if self.kind.value in _VALUED_ACTIONS and not self.value:
+            raise ValueError(f"a {self.kind.value} action needs a value")
+        if self.kind is ActionKind.draft_reply and self.value:
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(self.value) if name is not None}
+            except ValueError as exc:
+                raise ValueError(f"draft_reply template: {exc}") from None
+            unknown = names - DRAFT_PLACEHOLDERS
+            if unknown:
+                raise ValueError(
+                    f"draft_reply template uses {', '.join(sorted('{' + n + '}' for n in unknown))}; "
+                    f"known placeholders: {', '.join(sorted('{' + n + '}' for n in DRAFT_PLACEHOLDERS))}"
+                )
+        return self
 
 
 class CrmObject(StrEnum):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -192,6 +192,18 @@ class PluginHost:
                 info = self.plugins.get(impl.plugin_name)
                 if info is not None:
                     self._fail(info, f"failed in scrm_register_commands: {type(exc).__name__}: {exc}")
+
+    def config_problems(self, config: Any) -> list[str]:
+        """Every plugin's ``scrm_check_config`` problems; a plugin that fails to check is one too."""
+        problems: list[str] = []
+        for impl in reversed(self.pm.hook.scrm_check_config.get_hookimpls()):  # registration order
+            try:
+                found = cast("list[str] | None", impl.function(config))
+            except Exception as exc:
+                problems.append(f"(plugin {impl.plugin_name}) could not check the config: {type(exc).__name__}: {exc}")
+                continue
+            problems += [str(p) for p in found or []]
+        return problems
 
     @property
     def load_errors(self) -> dict[str, str]:

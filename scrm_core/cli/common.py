@@ -60,7 +60,11 @@ def setup_logging(verbose: bool) -> None:
 def config_or_exit(path: Path, host: PluginHost) -> Config:
     """Load and validate the config; print every problem and exit 2 if there are any."""
     try:
-        return load_config(path, networks=host.networks, crms=host.crms)
+        config = load_config(path, networks=host.networks, crms=host.crms)
+        problems = host.config_problems(config)
+        if problems:
+            raise ConfigError(str(path), problems)
+        return config
     except ConfigError as exc:
         console_err.print(f"[bold red]{exc.path}[/]: {len(exc.problems)} problem(s)", highlight=False)
         for problem in exc.problems:

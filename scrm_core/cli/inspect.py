@@ -11,7 +11,17 @@ import typer
 from rich.table import Table
 
 from ..config import Config
-from .common import ConfigOption, StrictOption, config_or_exit, console, make_host, setup_logging, state_store
+from ..engine.routing import rule_warnings
+from .common import (
+    ConfigOption,
+    StrictOption,
+    config_or_exit,
+    console,
+    console_err,
+    make_host,
+    setup_logging,
+    state_store,
+)
 
 
 def _load(config: Path) -> Config:
@@ -116,6 +126,10 @@ def register(app: typer.Typer) -> None:
         cfg = config_or_exit(config, host)
         enabled = [s.name for s in cfg.sources if s.enabled]
         rules = "built-in defaults" if cfg.routing.rules is None else f"{len(cfg.routing.rules)} rule(s)"
+        if cfg.routing.rules is not None:
+            names = [q.name for q in cfg.listening.queries]
+            for warning in rule_warnings(cfg.routing.rules, names):
+                console_err.print(f"[yellow]warning[/]: {config}: {warning}", highlight=False)
         console.print(
             f"[green]ok[/]: {config}: {len(enabled)} source(s) ({', '.join(enabled)}), CRM {cfg.crm.adapter}, "
             f"{len(cfg.listening.queries)} listening quer(ies), routing: {rules}",

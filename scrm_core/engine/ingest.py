@@ -35,6 +35,7 @@ from ..plugins import Dispatcher
 from ..store import AsyncStore
 from ..store.base import AuditEntry, MessageRecord, NewDeadLetter, PageCommit, ProfileRecord
 from . import mapping
+from .routing import render_draft
 
 AnyEvent = MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated
 
@@ -180,7 +181,8 @@ class Ingestor:
 
     # ------------------------------------------------------------ messages
 
-    async def _understand(self, message: Message) -> None:
+    async def understand(self, message: Message) -> None:
+        """Language, sentiment, listening matches, moderation and labels, written onto ``message``."""
         call = self.dispatch
         if message.language is None and call.has("scrm_detect_language"):
             language = await call.call_first("scrm_detect_language", text=message.text)
@@ -228,11 +230,19 @@ class Ingestor:
         return actions
 
     @staticmethod
-    def _apply_actions(conversation: Conversation, actions: list[Action]) -> bool:
+    def _apply_actions(conversation: Conversation, message: Message, actions: list[Action]) -> bool:
         """Update the conversation from routing; True if its case must be (re)written."""
         case_changed = False
         for action in actions:
-            if action.kind is ActionKind.case and not conversation.needs_case:
+            if action.kind is ActionKind.queue and action.value != conversation.queue:
+                conversation.queue = action.value
+                case_changed = True
+            elif action.kind is ActionKind.draft_reply and action.value:
+                draft = render_draft(action.value, message, conversation.subject)
+                if draft != conversation.draft_reply:
+                    conversation.draft_reply = draft
+                    case_changed = True
+            elif action.kind is ActionKind.case and not conversation.needs_case:
                 conversation.needs_case = case_changed = True
             elif action.kind is ActionKind.priority and action.value:
                 current = _PRIORITY_RANK.get(conversation.priority or "", -1)
@@ -253,7 +263,7 @@ class Ingestor:
             # edit, which carried a newer state than this creation.
             return
         record = await self._profile(work, message.author)
-        await self._understand(message)
+        await self.understand(message)
         conversation = self._conversation(work, message)
         call = self.dispatch
         if call.has("scrm_message_received"):
@@ -263,7 +273,7 @@ class Ingestor:
         if any(a.kind is ActionKind.ignore for a in actions):
             ops: list[CrmOperation] = []
         else:
-            case_changed = self._apply_actions(conversation, actions)
+            case_changed = self._apply_actions(conversation, message, actions)
             mapped = None
             if call.has("scrm_map_to_crm"):
                 mapped = await call.call_first(
@@ -290,7 +300,7 @@ class Ingestor:
             return
         if record.deleted:
             return
-        await self._understand(message)
+        await self.understand(message)
         if record.in_crm:
             work.ops.append(mapping.edit_op(message))
         self.counts.edits += 1

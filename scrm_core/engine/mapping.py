@@ -120,6 +120,9 @@ def case_op(conversation: Conversation, person_key: str) -> CrmOperation:
             "network": conversation.network,
             "conversation_key": conversation.key,
             "labels": conversation.labels,
+            # Only when routing set them, so CRMs without such fields see no change.
+            **({"queue": conversation.queue} if conversation.queue else {}),
+            **({"draft_reply": conversation.draft_reply} if conversation.draft_reply else {}),
         },
         refs={"contact": external_key(person_key)},
     )

@@ -5,14 +5,23 @@ unless the rule says ``continue = true``. With no rules configured, the defaults
 apply: spam is ignored, complaints and questions open a case, purchase intent a lead.
 It is an ordinary plugin: disable it (``SCRM_DISABLE_PLUGINS=scrm.routing``) and write
 your own ``scrm_route_conversation``.
+
+Each rule's ``when`` compiles once into a list of named checks, cheapest first, holding
+only the conditions the rule gives. The same checks explain a decision
+(``scrm rules test``), so what the explanation says is what routing does.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .. import hookimpl
-from ..config import RoutingRule, RuleWhen
+from ..config import _DAYS, BusinessHours, RoutingRule, RuleWhen
 from ..models import Action, ActionKind, Conversation, Direction, Message
 
 DEFAULT_RULES: list[RoutingRule] = [
@@ -38,70 +47,192 @@ DEFAULT_RULES: list[RoutingRule] = [
     RoutingRule(name="log-everything-else", actions=[Action(kind=ActionKind.log)]),
 ]
 
+Check = Callable[[Message], bool]
+log = logging.getLogger("scrm.routing")
+
+
+class Hours:
+    """Business hours in their time zone; ``contains`` takes any aware datetime."""
+
+    def __init__(self, hours: BusinessHours) -> None:
+        self.zone = ZoneInfo(hours.timezone)
+        self.days = {_DAYS.index(d) for d in hours.days}
+        self.start = time.fromisoformat(hours.start)
+        self.end = time.max if hours.end == "24:00" else time.fromisoformat(hours.end)
+        self.text = f"{', '.join(hours.days)} {hours.start}-{hours.end} {hours.timezone}"
+
+    def contains(self, when: datetime) -> bool:
+        local = when.astimezone(self.zone)
+        return local.weekday() in self.days and self.start <= local.time() < self.end
+
+
+def _language_matches(wanted: Sequence[str], language: str | None) -> bool:
+    if language is None:
+        return False
+    primary = language.lower().split("-")[0]
+    return any(w.lower() == language.lower() or w.lower() == primary for w in wanted)
+
+
+def compile_checks(when: RuleWhen, hours: Hours | None = None) -> list[tuple[str, Check]]:
+    """The rule's conditions as (description, check) pairs, cheapest first."""
+    checks: list[tuple[str, Check]] = []
+    add = checks.append
+    if when.networks is not None:
+        networks = frozenset(when.networks)
+        add((f"network in {sorted(networks)}", lambda m: m.network in networks))
+    if when.direction is not None:
+        direction = when.direction
+        add((f"direction is {direction.value}", lambda m: m.direction is direction))
+    if when.visibility is not None:
+        visibility = when.visibility
+        add((f"visibility is {visibility.value}", lambda m: m.visibility is visibility))
+    if when.labels_any is not None:
+        any_of = tuple(when.labels_any)
+        add((f"a label in {list(any_of)}", lambda m: any(x in m.labels for x in any_of)))
+    if when.labels_all is not None:
+        all_of = tuple(when.labels_all)
+        add((f"every label of {list(all_of)}", lambda m: all(x in m.labels for x in all_of)))
+    if when.queries_any is not None:
+        queries = tuple(when.queries_any)
+        add((f"matched a query in {list(queries)}", lambda m: any(q in m.matched_queries for q in queries)))
+    if when.languages is not None:
+        languages = tuple(when.languages)
+        add((f"language in {list(languages)}", lambda m: _language_matches(languages, m.language)))
+    if when.min_followers is not None:
+        floor = when.min_followers
+        add((f"author has >= {floor} followers", lambda m: (m.author.followers or 0) >= floor))
+    if when.sentiment_below is not None:
+        below = when.sentiment_below
+        add((f"sentiment < {below}", lambda m: m.sentiment is not None and m.sentiment.score < below))
+    if when.sentiment_above is not None:
+        above = when.sentiment_above
+        add((f"sentiment > {above}", lambda m: m.sentiment is not None and m.sentiment.score > above))
+    if when.business_hours is not None:
+        if hours is None:
+            raise ValueError("when.business_hours needs [routing.business_hours]")
+        inside, known = when.business_hours, hours
+        add(
+            (
+                f"{'within' if inside else 'outside'} business hours ({known.text})",
+                lambda m: known.contains(m.created_at) is inside,
+            ),
+        )
+    if when.keywords_any is not None:
+        keywords = tuple(k.lower() for k in when.keywords_any)
+        add((f"text contains one of {list(keywords)}", lambda m: any(k in m.text.lower() for k in keywords)))
+    return checks
+
 
 class CompiledRule:
-    """A rule with its actions already named after it (the hot path copies nothing)."""
+    """A rule with its checks compiled and its actions already named after it."""
 
-    __slots__ = ("actions", "continue_", "name", "when")
+    __slots__ = ("actions", "checks", "continue_", "name")
 
-    def __init__(self, rule: RoutingRule) -> None:
+    def __init__(self, rule: RoutingRule, hours: Hours | None = None) -> None:
         self.name = rule.name
-        self.when = rule.when
+        self.checks = compile_checks(rule.when, hours)
         self.actions = [a.model_copy(update={"rule": rule.name}) for a in rule.actions]
         self.continue_ = rule.continue_
 
-
-def compile_rules(rules: list[RoutingRule]) -> list[CompiledRule]:
-    return [CompiledRule(r) for r in rules]
-
-
-_rules: list[CompiledRule] = compile_rules(DEFAULT_RULES)
+    def matches(self, message: Message) -> bool:
+        return all(check(message) for _, check in self.checks)
 
 
-def matches(when: RuleWhen, message: Message) -> bool:
-    """Whether every condition given in ``when`` holds for ``message`` (cheapest checks first)."""
-    if when.networks is not None and message.network not in when.networks:
-        return False
-    if when.direction is not None and message.direction is not when.direction:
-        return False
-    if when.visibility is not None and message.visibility is not when.visibility:
-        return False
-    labels = message.labels
-    if when.labels_any is not None and not any(label in labels for label in when.labels_any):
-        return False
-    if when.labels_all is not None and not all(label in labels for label in when.labels_all):
-        return False
-    if when.queries_any is not None and not any(q in message.matched_queries for q in when.queries_any):
-        return False
-    if when.min_followers is not None and (message.author.followers or 0) < when.min_followers:
-        return False
-    score = message.sentiment.score if message.sentiment is not None else None
-    if when.sentiment_below is not None and (score is None or score >= when.sentiment_below):
-        return False
-    if when.sentiment_above is not None and (score is None or score <= when.sentiment_above):
-        return False
-    if when.keywords_any is not None:
-        text = message.text.lower()
-        return any(k.lower() in text for k in when.keywords_any)
-    return True
+def compile_rules(rules: list[RoutingRule], business_hours: BusinessHours | None = None) -> list[CompiledRule]:
+    hours = Hours(business_hours) if business_hours is not None else None
+    return [CompiledRule(r, hours) for r in rules]
 
 
 def route(rules: list[CompiledRule], message: Message) -> list[Action]:
     """First matching rule wins; a rule with ``continue`` lets the next ones add actions."""
     actions: list[Action] = []
     for rule in rules:
-        if matches(rule.when, message):
+        if rule.matches(message):
             actions += rule.actions
             if not rule.continue_:
                 break
     return actions
 
 
+@dataclass
+class RuleVerdict:
+    rule: str
+    fired: bool
+    reached: bool  # False: an earlier rule fired without ``continue``
+    conditions: list[tuple[str, bool]]
+
+
+def explain(rules: list[CompiledRule], message: Message) -> list[RuleVerdict]:
+    """Every rule's verdict on ``message``, each condition with its outcome (for ``scrm rules test``)."""
+    verdicts: list[RuleVerdict] = []
+    reached = True
+    for rule in rules:
+        conditions = [(text, check(message)) for text, check in rule.checks]
+        fired = reached and all(ok for _, ok in conditions)
+        verdicts.append(RuleVerdict(rule.name, fired, reached, conditions))
+        if fired and not rule.continue_:
+            reached = False
+    return verdicts
+
+
+def rule_warnings(rules: Sequence[RoutingRule], query_names: Sequence[str]) -> list[str]:
+    """Rules that can never fire, and why. ``scrm config check`` prints these."""
+    warnings: list[str] = []
+    seen_queries = set(query_names)
+    catch_all: str | None = None
+    earlier: dict[str, str] = {}
+    for i, rule in enumerate(rules):
+        where = f"routing.rules[{i}] ({rule.name!r})"
+        when = rule.when
+        if catch_all is not None:
+            warnings.append(f"{where} can never fire: rule {catch_all!r} before it matches everything")
+            continue
+        conditions = when.model_dump(exclude_none=True)
+        shape = repr(sorted(conditions.items()))
+        if shape in earlier:
+            warnings.append(f"{where} can never fire: rule {earlier[shape]!r} has the same conditions and stops")
+        if when.queries_any is not None:
+            unknown = [q for q in when.queries_any if q not in seen_queries]
+            if unknown and len(unknown) == len(when.queries_any):
+                warnings.append(f"{where} can never fire: no listening query named {', '.join(map(repr, unknown))}")
+            elif unknown:
+                warnings.append(f"{where}: no listening query named {', '.join(map(repr, unknown))}")
+        below, above = when.sentiment_below, when.sentiment_above
+        if below is not None and above is not None and below <= above:
+            warnings.append(f"{where} can never fire: sentiment below {below} and above {above}")
+        for value in (when.labels_any, when.queries_any, when.networks, when.keywords_any, when.languages):
+            if value == []:
+                warnings.append(f"{where} can never fire: an empty list matches nothing")
+                break
+        if not rule.continue_:
+            earlier.setdefault(shape, rule.name)
+            if not conditions:
+                catch_all = rule.name
+    return warnings
+
+
+def render_draft(template: str, message: Message, subject: str) -> str:
+    """A draft_reply template filled in (placeholders were checked when the config loaded)."""
+    author = message.author
+    return template.format(
+        author=author.display_name or author.handle or author.account_id,
+        handle=author.handle or author.account_id,
+        network=message.network,
+        subject=subject,
+    )
+
+
+_rules: list[CompiledRule] = compile_rules(DEFAULT_RULES)
+
+
 @hookimpl
 def scrm_startup(app: Any) -> None:
     global _rules
-    configured = app.config.routing.rules
-    _rules = compile_rules(DEFAULT_RULES if configured is None else configured)
+    routing = app.config.routing
+    _rules = compile_rules(DEFAULT_RULES if routing.rules is None else routing.rules, routing.business_hours)
+    if routing.rules is not None:
+        for warning in rule_warnings(routing.rules, [q.name for q in app.config.listening.queries]):
+            log.warning("%s", warning)
 
 
 @hookimpl
