@@ -37,7 +37,7 @@ log = logging.getLogger("scrm.plugins")
 
 ENTRY_POINT_GROUP = "scrm"
 #: Core features that are ordinary plugins: name -> module.
-BUILTIN_PLUGINS: dict[str, str] = {"scrm.routing": "scrm_core.engine.routing"}
+BUILTIN_PLUGINS: dict[str, str] = {"scrm.routing": "scrm_core.engine.routing", "scrm.identity": "scrm_core.identity"}
 
 _SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("scrm_"))
 

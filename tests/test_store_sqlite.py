@@ -90,7 +90,9 @@ def test_migrate_is_idempotent_and_reports_the_version(db: Path) -> None:
     assert s.migrate() == len(MIGRATIONS)
     s.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (v,) for v in range(1, len(MIGRATIONS) + 1)
+        ]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from ..models import Conversation, CrmObject, CrmOperation, SocialProfile
 
@@ -132,6 +133,40 @@ class ErasePlan:
     records: dict[CrmObject, list[str]] = field(default_factory=dict)  # external keys
 
 
+class LinkStatus(StrEnum):
+    suggested = "suggested"  # waiting for an operator
+    linked = "linked"
+    rejected = "rejected"  # an operator said no; the same evidence is not suggested again
+    undone = "undone"  # was linked; the link was undone and the previous person restored
+
+
+@dataclass(slots=True)
+class IdentityLink:
+    """A link (or a suggested one) from a profile to a person, with its evidence."""
+
+    id: int
+    profile_key: str
+    person_key: str
+    evidence: str
+    verified: bool
+    status: LinkStatus
+    created_at: datetime
+    previous_person_key: str | None = None  # what an undo restores
+    undone_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class PersonView:
+    """Everything the store knows about one person (``scrm customer show``)."""
+
+    person_key: str
+    profiles: list[ProfileRecord]
+    conversations: list[Conversation]
+    message_count: int
+    links: list[IdentityLink]
+    crm_ids: dict[str, str]  # "contact:<external key>" -> CRM id, for every record of the person
+
+
 class StateStore(ABC):
     """Abstract state store. See the module docstring for the transaction promise."""
 
@@ -210,6 +245,38 @@ class StateStore(ABC):
     def erase_person(self, person_key: str) -> ErasePlan:
         """Remove a person's profiles, messages and conversations they started from the
         store (and pending outbox ops about them); audit it; return the CRM keys to erase."""
+
+    # -- identity
+    @abstractmethod
+    def profiles_page(self, after: str = "", limit: int = 1000) -> list[ProfileRecord]:
+        """Up to ``limit`` stored profiles with keys after ``after``, in key order (for scans)."""
+
+    @abstractmethod
+    def suggest_link(self, profile_key: str, person_key: str, evidence: str, verified: bool) -> IdentityLink | None:
+        """Record a suggestion; None if this profile and person already have an open, linked
+        or rejected entry (an operator is never asked twice)."""
+
+    @abstractmethod
+    def identity_links(self, status: LinkStatus | None = None) -> list[IdentityLink]: ...
+
+    @abstractmethod
+    def link_identity(
+        self, profile_key: str, person_key: str, evidence: str, verified: bool, ops: Sequence[CrmOperation]
+    ) -> IdentityLink:
+        """Point the profile at the person, with the evidence, and queue ``ops`` (the CRM's
+        copy re-pointed) in one transaction; an open suggestion for the pair is accepted.
+        Raises ``KeyError`` for an unknown profile."""
+
+    @abstractmethod
+    def reject_suggestion(self, link_id: int) -> IdentityLink: ...
+
+    @abstractmethod
+    def undo_link(self, link_id: int, ops: Sequence[CrmOperation]) -> IdentityLink:
+        """Restore the person the profile had before the link and queue ``ops``; audited.
+        Raises ``ValueError`` if the link is not in force (or the profile moved since)."""
+
+    @abstractmethod
+    def person(self, person_key: str) -> PersonView: ...
 
     # -- counts for summaries
     @abstractmethod
