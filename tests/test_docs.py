@@ -45,6 +45,7 @@ def test_every_cli_command_is_in_the_user_guide() -> None:
         "scrm identity link",
         "scrm identity unlink",
         "scrm customer show",
+        "scrm erase",
         "scrm localcrm show",
         "scrm localcrm reply",
         "scrm replay generate",

@@ -201,3 +201,57 @@ def test_identity_commands_and_customer_view_end_to_end(tmp_path: Path) -> None:
         assert record is not None and record["_refs"]["contact"] == "scrm:mastodon:1"
     missing = scrm("customer", "show", "nobody:0", "-c", str(cfg), cwd=tmp_path)
     assert missing.returncode == 1 and "no person or profile" in missing.stderr
+
+
+@pytest.mark.slow
+def test_erase_removes_the_person_from_the_crm_and_the_store(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).isoformat()
+    other = SocialProfile(network="mastodon", account_id="2", handle="bob")
+    lines = [
+        {
+            "kind": "message.created",
+            "message": {
+                "network": "mastodon",
+                "id": "m1",
+                "text": "refund please, order late",
+                "created_at": now,
+                "author": masto().model_dump(),
+            },
+        },
+        {
+            "kind": "message.created",
+            "message": {
+                "network": "mastodon",
+                "id": "m2",
+                "text": "great product",
+                "created_at": now,
+                "author": other.model_dump(),
+            },
+        },
+    ]
+    data = tmp_path / "events.ndjson"
+    data.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    cfg = write_config(tmp_path, [data])
+    assert scrm("run", "--once", "-c", str(cfg), cwd=tmp_path).returncode == 0
+    refused = scrm("erase", "mastodon:1", "-c", str(cfg), cwd=tmp_path)  # no --yes and no answer: nothing happens
+    assert refused.returncode == 1
+    with LocalCrmReader(tmp_path / "crm.db") as crm:
+        assert crm.record(CrmObject.message, "scrm:mastodon:m1") is not None
+
+    done = scrm("erase", "mastodon:1", "--yes", "-c", str(cfg), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with LocalCrmReader(tmp_path / "crm.db") as crm:
+        for obj, key in [
+            (CrmObject.message, "scrm:mastodon:m1"),
+            (CrmObject.contact, "scrm:mastodon:1"),
+            (CrmObject.profile, "scrm:mastodon:1"),
+            (CrmObject.case, "scrm:mastodon:m1"),
+        ]:
+            assert crm.record(obj, key) is None, f"{obj.value} {key} survived"
+        assert crm.record(CrmObject.message, "scrm:mastodon:m2") is not None, "others are untouched"
+    again = scrm("erase", "mastodon:1", "--yes", "-c", str(cfg), cwd=tmp_path)
+    assert again.returncode == 1 and "no person or profile" in again.stderr
+    # A re-run of the source does not bring the erased messages back (their events are known).
+    assert scrm("run", "--once", "-c", str(cfg), cwd=tmp_path).returncode == 0
+    with LocalCrmReader(tmp_path / "crm.db") as crm:
+        assert crm.record(CrmObject.message, "scrm:mastodon:m1") is None

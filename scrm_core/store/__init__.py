@@ -134,6 +134,7 @@ class AsyncStore:
     requeue_dead_letters = _InWorker(StateStore.requeue_dead_letters)
     audit = _InWorker(StateStore.audit)
     audit_log = _InWorker(StateStore.audit_log)
+    erase_plan = _InWorker(StateStore.erase_plan)
     erase_person = _InWorker(StateStore.erase_person)
     profiles_page = _InWorker(StateStore.profiles_page)
     suggest_link = _InWorker(StateStore.suggest_link)

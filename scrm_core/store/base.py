@@ -242,6 +242,10 @@ class StateStore(ABC):
     def audit_log(self, limit: int = 100) -> list[tuple[datetime, AuditEntry]]: ...
 
     @abstractmethod
+    def erase_plan(self, person_key: str) -> ErasePlan:
+        """What :meth:`erase_person` would erase, without erasing it (empty: no such person)."""
+
+    @abstractmethod
     def erase_person(self, person_key: str) -> ErasePlan:
         """Remove a person's profiles, messages and conversations they started from the
         store (and pending outbox ops about them); audit it; return the CRM keys to erase."""

@@ -574,23 +574,7 @@ class SqliteStore(StateStore):
         and sink dead letters about them (a requeue would otherwise re-create the records).
         Seen-event keys stay: they hold no personal data and stop a backfill re-importing."""
         with self._tx() as c:
-            profiles = [k for (k,) in c.execute("SELECT key FROM profiles WHERE person_key = ?", (person_key,))]
-            messages = [
-                k for (k,) in self._select_in("SELECT key FROM messages WHERE author_key IN ({marks})", profiles)
-            ]
-            threads = [
-                k for (k,) in self._select_in("SELECT key FROM conversations WHERE started_by IN ({marks})", profiles)
-            ]
-            plan = ErasePlan(
-                person_key,
-                {
-                    CrmObject.contact: [external_key(person_key)],
-                    CrmObject.profile: [external_key(k) for k in profiles],
-                    CrmObject.case: [external_key(k) for k in threads],
-                    CrmObject.lead: [external_key(k) for k in profiles],
-                    CrmObject.message: [external_key(k) for k in messages],
-                },
-            )
+            plan, profiles, messages, threads = self._erase_scope(person_key)
             c.execute("DELETE FROM identity_links WHERE person_key = ?", (person_key,))
             c.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in profiles])  # cascades links
             c.executemany("DELETE FROM messages WHERE key = ?", [(k,) for k in messages])
@@ -606,6 +590,30 @@ class SqliteStore(StateStore):
             )
             self._insert_audit([AuditEntry("subject.erased", person_key, detail)], _now())
         return plan
+
+    def _erase_scope(self, person_key: str) -> tuple[ErasePlan, list[str], list[str], list[str]]:
+        """The plan, and the store keys of the person's profiles, messages and threads."""
+        c = self._conn
+        profiles = [k for (k,) in c.execute("SELECT key FROM profiles WHERE person_key = ?", (person_key,))]
+        messages = [k for (k,) in self._select_in("SELECT key FROM messages WHERE author_key IN ({marks})", profiles)]
+        threads = [
+            k for (k,) in self._select_in("SELECT key FROM conversations WHERE started_by IN ({marks})", profiles)
+        ]
+        plan = ErasePlan(
+            person_key,
+            {
+                CrmObject.contact: [external_key(person_key)],
+                CrmObject.profile: [external_key(k) for k in profiles],
+                CrmObject.case: [external_key(k) for k in threads],
+                CrmObject.lead: [external_key(k) for k in profiles],
+                CrmObject.message: [external_key(k) for k in messages],
+            },
+        )
+        return plan, profiles, messages, threads
+
+    def erase_plan(self, person_key: str) -> ErasePlan:
+        plan, profiles, _, _ = self._erase_scope(person_key)
+        return plan if profiles else ErasePlan(person_key)
 
     def _erase_pending(self, keys: set[str]) -> tuple[int, int]:
         """Delete outbox rows and sink dead letters written to, or referring to, ``keys``.

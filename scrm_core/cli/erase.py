@@ -1,0 +1,67 @@
+"""``scrm erase``: an erase request (right to erasure) for one person, in the CRM and in scrm."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import Config
+from ..engine import build_crm
+from ..errors import ScrmError
+from ..plugins import PluginHost
+from ..store.base import ErasePlan
+from .common import ConfigOption, config_or_exit, console, console_err, make_host, setup_logging, state_store
+
+
+async def _erase_in_crm(config: Config, host: PluginHost, plan: ErasePlan) -> int:
+    crm = build_crm(config, host)
+    await crm.start()
+    try:
+        return await crm.erase(plan.records)
+    finally:
+        await crm.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("erase")
+    def erase_command(
+        key: Annotated[str, typer.Argument(help="Person key, or any profile key of the person.")],
+        config: ConfigOption = Path("scrm.toml"),
+        yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    ) -> None:
+        """Erase a person: their contact, profiles, cases, leads and messages in the CRM, then in scrm.
+
+        The CRM goes first: if it fails, nothing in scrm is touched and the same command
+        can be run again (erasing is idempotent). Then the state store forgets the person
+        and drops pending operations about them; the audit log keeps that it happened,
+        not what was erased. Stop `scrm run` first, or a message it is sending about the
+        person may reach the CRM after the erase.
+        """
+        host = make_host()
+        setup_logging(False)
+        cfg = config_or_exit(config, host)
+        with state_store(cfg) as store:
+            record = store.profiles([key]).get(key)
+            person = record.person_key if record is not None else key
+            plan = store.erase_plan(person)
+            total = sum(len(keys) for keys in plan.records.values())
+            if not total:
+                console_err.print(f"[bold red]error:[/] no person or profile {key!r} in the state store")
+                raise typer.Exit(1)
+            summary = ", ".join(f"{len(keys)} {obj.value}(s)" for obj, keys in plan.records.items() if keys)
+            if not yes and not typer.confirm(f"erase {person}: {summary}?"):
+                raise typer.Exit(1)
+            try:
+                erased = asyncio.run(_erase_in_crm(cfg, host, plan))
+            except ScrmError as exc:
+                console_err.print(
+                    f"[bold red]error:[/] the CRM did not erase: {exc.operator_message}. "
+                    "Nothing was changed in scrm; run the command again.",
+                    highlight=False,
+                )
+                raise typer.Exit(1) from None
+            store.erase_person(person)
+        console.print(f"erased {person}: {erased} CRM record(s) deleted; scrm forgot {summary}", highlight=False)
