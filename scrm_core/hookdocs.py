@@ -29,7 +29,10 @@ _GROUPS = [
             "scrm_before_reply",
         ],
     ),
-    ("Listening", ["scrm_listening_match", "scrm_detect_language", "scrm_analyze_sentiment", "scrm_moderate"]),
+    (
+        "Listening",
+        ["scrm_redact_text", "scrm_listening_match", "scrm_detect_language", "scrm_analyze_sentiment", "scrm_moderate"],
+    ),
     ("Lifecycle", ["scrm_startup", "scrm_shutdown"]),
 ]
 

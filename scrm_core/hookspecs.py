@@ -289,6 +289,27 @@ def scrm_listening_match(message: Message, queries: dict[str, str]) -> list[str]
 
 
 @hookspec
+def scrm_redact_text(text: str, message: Message) -> str | None:
+    """Rewrite a message's text before anything else reads it (PII masking, profanity...).
+
+    :param text: the text so far (earlier implementations may have changed it).
+    :param message: the message, for context (network, author); its ``text`` is not
+        updated until every implementation has run.
+    :returns: the new text, or None to keep it. Implementations run in turn, each seeing
+        the previous result.
+
+    Called first for every new and edited message, before language, sentiment,
+    listening, moderation and classification, and before the conversation's subject is
+    taken from it, so nothing downstream (the CRM included) sees the original. May be
+    async. Example::
+
+        @hookimpl
+        def scrm_redact_text(text, message):
+            return text.replace("secret", "******") if "secret" in text else None
+    """
+
+
+@hookspec
 def scrm_detect_language(text: str) -> str | None:
     """The language of a text, as a BCP-47 code (``"en"``, ``"pt-BR"``).
 

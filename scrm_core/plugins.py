@@ -8,7 +8,9 @@ is reported by name and skipped (``strict=True`` makes that fatal instead).
 Environment:
 
 * ``SCRM_LOAD_PLUGINS=a,b`` loads only these entry-point plugins (empty: none of them);
-* ``SCRM_DISABLE_PLUGINS=a,b`` skips these (built-ins included, e.g. ``scrm.routing``).
+* ``SCRM_DISABLE_PLUGINS=a,b`` skips these (built-ins included, e.g. ``scrm.routing``);
+* ``SCRM_ENABLE_PLUGINS=a,b`` loads these *optional* plugins: entry points in the
+  ``scrm.optional`` group, which are off unless named (e.g. ``pii`` from scrm-pii).
 """
 
 from __future__ import annotations
@@ -31,11 +33,19 @@ from . import PROJECT_NAME, __version__, hookspecs
 from .adapters import CrmAdapter, NetworkAdapter
 from .errors import PluginError
 
-__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "Dispatcher", "PluginHost", "PluginInfo"]
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "OPTIONAL_ENTRY_POINT_GROUP",
+    "Dispatcher",
+    "PluginHost",
+    "PluginInfo",
+]
 
 log = logging.getLogger("scrm.plugins")
 
 ENTRY_POINT_GROUP = "scrm"
+OPTIONAL_ENTRY_POINT_GROUP = "scrm.optional"
 #: Core features that are ordinary plugins: name -> module.
 BUILTIN_PLUGINS: dict[str, str] = {"scrm.routing": "scrm_core.engine.routing", "scrm.identity": "scrm_core.identity"}
 
@@ -97,8 +107,11 @@ class PluginHost:
                     partial(importlib.import_module, module),
                 )
         if entry_points:
-            for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-                if ep.name in disabled or (allowed is not None and ep.name not in allowed):
+            enabled = _env_list(self.env, "SCRM_ENABLE_PLUGINS") or set()
+            found = [(ep, True) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+            found += [(ep, ep.name in enabled) for ep in metadata.entry_points(group=OPTIONAL_ENTRY_POINT_GROUP)]
+            for ep, wanted in sorted(found, key=lambda x: x[0].name):
+                if not wanted or ep.name in disabled or (allowed is not None and ep.name not in allowed):
                     continue
                 info = PluginInfo(name=ep.name, module=ep.value)
                 if ep.dist is not None:

@@ -182,8 +182,10 @@ class Ingestor:
     # ------------------------------------------------------------ messages
 
     async def understand(self, message: Message) -> None:
-        """Language, sentiment, listening matches, moderation and labels, written onto ``message``."""
+        """Redaction, then language, sentiment, listening matches, moderation and labels, onto ``message``."""
         call = self.dispatch
+        if call.has("scrm_redact_text"):
+            message.text = await call.call_chain("scrm_redact_text", "text", message.text, message=message)
         if message.language is None and call.has("scrm_detect_language"):
             language = await call.call_first("scrm_detect_language", text=message.text)
             message.language = language if isinstance(language, str) else None

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Three-class sentiment accuracy of the scrm-sentiment plugin (VADER), and what it costs.
+
+Prints one JSON object. For each labelled set in bench/data (see bench/data/README.md):
+
+* ``vader``: the plugin's hook, told the text is English; macro F1 over
+  negative/neutral/positive, per-class precision/recall/F1, confusion matrix.
+* ``vader_after_language_plugin``: as the pipeline runs it, the language plugin first;
+  when it calls a text non-English, VADER abstains and the message gets no sentiment,
+  counted here as neutral.
+* ``baseline_majority``: always the set's most frequent class (a trivial baseline; it
+  knows the class balance of the very set it is scored on, so it is if anything flattered).
+
+``cost`` is the hook's time per message on one pinned CPU: ``cold`` with every text new
+to its cache, ``cached`` for a repeated text; and the language plugin's, for the
+pipeline's budget.
+
+    .venv/bin/python bench/bench_sentiment_accuracy.py
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+CLASSES = ("negative", "neutral", "positive")
+#: Mean human rating on VADER's -4..+4 scale -> class: at least half a scale step from
+#: neutral counts as positive or negative.
+RATING_NEUTRAL_BELOW = 0.5
+
+Example = tuple[str, str]  # (text, gold class)
+
+
+def vader_ground_truth() -> list[Example]:
+    """Hutto & Gilbert's 4,200 tweets, each the mean of 20 human ratings (-4..+4)."""
+    examples = []
+    with (DATA / "vader_tweets_groundtruth.tsv").open(encoding="utf-8") as fh:
+        for line in fh:
+            _, rating, text = line.rstrip("\r\n").split("\t", 2)
+            mean = float(rating)
+            gold = "neutral" if abs(mean) < RATING_NEUTRAL_BELOW else ("positive" if mean > 0 else "negative")
+            examples.append((text, gold))
+    return examples
+
+
+def airline_sample() -> list[Example]:
+    """356 tweets to six US airlines, Feb 2015, labelled by CrowdFlower contributors."""
+    with (DATA / "airline_tweets_sample.csv").open(encoding="utf-8", newline="") as fh:
+        return [(row["text"], row["airline_sentiment"]) for row in csv.DictReader(fh)]
+
+
+def scores(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, object]:
+    confusion = {g: dict.fromkeys(CLASSES, 0) for g in CLASSES}
+    for g, p in zip(gold, predicted, strict=True):
+        confusion[g][p] += 1
+    per_class = {}
+    for c in CLASSES:
+        tp = confusion[c][c]
+        predicted_c = sum(confusion[g][c] for g in CLASSES)
+        actual_c = sum(confusion[c].values())
+        precision = tp / predicted_c if predicted_c else 0.0
+        recall = tp / actual_c if actual_c else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[c] = {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3), "n": actual_c}
+    return {
+        "macro_f1": round(sum(float(v["f1"]) for v in per_class.values()) / len(CLASSES), 3),
+        "accuracy": round(sum(confusion[c][c] for c in CLASSES) / len(gold), 3),
+        "per_class": per_class,
+        "confusion_gold_to_predicted": confusion,
+    }
+
+
+def evaluate(examples: list[Example]) -> dict[str, object]:
+    from scrm_language.plugin import scrm_detect_language
+    from scrm_sentiment.plugin import scrm_analyze_sentiment
+
+    def vader(text: str, language: str | None) -> str:
+        sentiment = scrm_analyze_sentiment(text, language)
+        return sentiment.label if sentiment else "neutral"  # no mood known: nothing to show in the CRM
+
+    gold = [g for _, g in examples]
+    with_language = [(t, scrm_detect_language(t)) for t, _ in examples]
+    majority = Counter(gold).most_common(1)[0][0]
+    return {
+        "examples": len(examples),
+        "class_counts": dict(Counter(gold)),
+        "vader": scores(gold, [vader(t, "en") for t, _ in examples]),
+        "vader_after_language_plugin": {
+            "abstained_as_not_english": sum(1 for _, lang in with_language if lang not in (None, "en")),
+            **scores(gold, [vader(t, lang) for t, lang in with_language]),
+        },
+        "baseline_majority": {"always": majority, **scores(gold, [majority] * len(gold))},
+    }
+
+
+def microseconds_per_call(fn: Callable[[str], object], texts: Sequence[str]) -> float:
+    started = time.perf_counter()
+    for text in texts:
+        fn(text)
+    return round((time.perf_counter() - started) / len(texts) * 1e6, 1)
+
+
+def cost(texts: list[str]) -> dict[str, float]:
+    from scrm_language.plugin import scrm_detect_language
+    from scrm_sentiment.analyzer import compound_score
+    from scrm_sentiment.plugin import scrm_analyze_sentiment
+
+    def sentiment(text: str) -> object:
+        return scrm_analyze_sentiment(text, "en")
+
+    compound_score.cache_clear()
+    cold = microseconds_per_call(sentiment, texts)  # every text seen for the first time
+    return {
+        "sentiment_us_per_message_cold": cold,
+        "sentiment_us_per_message_cached": microseconds_per_call(sentiment, texts),
+        "language_us_per_message": microseconds_per_call(scrm_detect_language, texts),
+        "messages": len(texts),
+    }
+
+
+def main() -> None:
+    cpu = max(os.sched_getaffinity(0))  # one CPU, as bench_pipeline does: these machines are noisy
+    os.sched_setaffinity(0, {cpu})
+    loaders = {"vader_tweets_groundtruth.tsv": vader_ground_truth, "airline_tweets_sample.csv": airline_sample}
+    # A set whose licence does not suit a deployment may be deleted: the others still run.
+    sets = {name.split(".")[0]: load() for name, load in loaders.items() if (DATA / name).exists()}
+    report = {
+        "machine": {"python": platform.python_version(), "cpu": cpu, "platform": platform.platform()},
+        "rating_rule": f"vader set: |mean rating| < {RATING_NEUTRAL_BELOW} -> neutral, else by sign",
+        "datasets": {name: evaluate(examples) for name, examples in sets.items()},
+        "cost": cost([t for examples in sets.values() for t, _ in examples]),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+import asyncio
+
+import pytest
+import scrm_language.plugin
+from scrm_language import LanguageDetector, detector_from_env
+
+from scrm_core.plugins import PluginHost
+
+
+def detect(text: str) -> str | None:
+    host = PluginHost(env={})
+    host.register(scrm_language.plugin, "language")
+    result: str | None = asyncio.run(host.dispatch.call_first("scrm_detect_language", text=text))
+    return result
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("My kettle stopped working after two days, I want a refund", "en"),
+        ("Ma bouilloire ne fonctionne plus après deux jours, je veux être remboursé", "fr"),
+        ("Mein Wasserkocher ist nach zwei Tagen kaputt gegangen", "de"),
+        ("¿El X200 funciona con placas de inducción?", "es"),
+        ("Minha chaleira parou de funcionar depois de dois dias", "pt"),
+        ("Il mio bollitore ha smesso di funzionare dopo due giorni", "it"),
+        ("Mijn waterkoker werkt niet meer na twee dagen", "nl"),
+        ("Мой чайник перестал работать через два дня", "ru"),
+        ("二日後にケトルが壊れました。返金してください。", "ja"),
+        ("이틀 만에 주전자가 고장났어요. 환불해 주세요.", "ko"),
+    ],
+)
+def test_detects_the_language_as_a_bcp47_code(text: str, language: str) -> None:
+    assert detect(text) == language
+
+
+@pytest.mark.parametrize("text", ["ok", "lol", "thanks!", "👍👍👍", "", "https://t.co/abc123 #ad @acme", "12345 678"])
+def test_abstains_on_texts_too_short_or_without_language(text: str) -> None:
+    assert detect(text) is None
+
+
+def test_mentions_links_and_hashtags_do_not_count_as_language() -> None:
+    # Only "merci" is language here: too little to tell.
+    assert detect("@AcmeSupport @AcmeHelp merci https://acme.example/orders/123 #AcmeFail") is None
+    assert detect("@AcmeSupport je suis très déçu du service client https://acme.example") == "fr"
+
+
+def test_low_confidence_abstains() -> None:
+    strict = LanguageDetector(min_confidence=0.99)
+    assert strict.detect("worst customer service ever") is None
+    assert LanguageDetector().detect("worst customer service ever") == "en"
+
+
+def test_candidates_narrow_the_choice() -> None:
+    # Among all languages "is it in stock?" is a toss-up with Frisian; among three it is English.
+    assert LanguageDetector().detect("is it in stock?") is None
+    assert LanguageDetector(candidates=["en", "fr", "de"]).detect("is it in stock?") == "en"
+
+
+def test_settings_come_from_the_environment() -> None:
+    detector = detector_from_env(
+        {"SCRM_LANGUAGE_MIN_CONFIDENCE": "0.9", "SCRM_LANGUAGE_MIN_LETTERS": "3", "SCRM_LANGUAGE_CANDIDATES": "en, fr"}
+    )
+    assert (detector.min_confidence, detector.min_letters) == (0.9, 3)
+    assert detector.detect("Bonjour, je voudrais un remboursement") == "fr"
+
+
+def test_same_text_same_answer() -> None:
+    text = "Where can I buy the X200 in Lisbon"
+    assert {detect(text) for _ in range(5)} == {"en"}
+
+
+def test_installed_entry_point_loads() -> None:
+    host = PluginHost(env={"SCRM_LOAD_PLUGINS": "language"}).load()
+    assert host.plugins["language"].error is None
+    assert host.plugins["language"].hooks == ["scrm_detect_language"]

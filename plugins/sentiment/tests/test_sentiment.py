@@ -1,0 +1,87 @@
+import asyncio
+
+import pytest
+import scrm_sentiment
+import scrm_sentiment.plugin
+
+from scrm_core import Sentiment, hookimpl
+from scrm_core.plugins import PluginHost
+
+
+def analyze(text: str, language: str | None = "en") -> Sentiment | None:
+    host = PluginHost(env={})
+    host.register(scrm_sentiment.plugin, "sentiment")
+    result: Sentiment | None = asyncio.run(
+        host.dispatch.call_first("scrm_analyze_sentiment", text=text, language=language)
+    )
+    return result
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Love my new kettle, thank you!", "positive"),
+        ("Still waiting for my refund. Worst service ever.", "negative"),
+        ("The parcel arrived on Tuesday.", "neutral"),
+        ("The product is not good", "negative"),  # negation
+        ("great 😍", "positive"),  # emoji
+        ("ugh :(", "negative"),  # emoticon and slang
+    ],
+)
+def test_labels_social_text(text: str, label: str) -> None:
+    result = analyze(text)
+    assert result is not None
+    assert result.label == label
+    assert -1.0 <= result.score <= 1.0
+
+
+def test_label_thresholds_are_vaders_documented_ones() -> None:
+    assert scrm_sentiment.label_for(0.05) == "positive"
+    assert scrm_sentiment.label_for(0.0499) == "neutral"
+    assert scrm_sentiment.label_for(-0.0499) == "neutral"
+    assert scrm_sentiment.label_for(-0.05) == "negative"
+
+
+def test_capitals_and_exclamation_marks_intensify() -> None:
+    calm, loud = analyze("this is bad"), analyze("this is BAD!!!")
+    assert calm is not None and loud is not None
+    assert loud.score < calm.score < 0
+
+
+@pytest.mark.parametrize("language", ["en", "en-GB", "EN-us", None])
+def test_english_or_unknown_language_is_analysed(language: str | None) -> None:
+    assert analyze("I love it", language) is not None
+
+
+@pytest.mark.parametrize("language", ["fr", "de", "pt-BR"])
+def test_other_languages_are_left_to_other_plugins(language: str) -> None:
+    assert analyze("Le service client est nul", language) is None
+
+
+class FrenchSentiment:
+    @hookimpl
+    def scrm_analyze_sentiment(self, text: str, language: str | None) -> Sentiment | None:
+        return Sentiment(score=-0.7, label="negative") if language == "fr" else None
+
+
+def test_another_plugin_answers_when_vader_abstains() -> None:
+    host = PluginHost(env={})
+    host.register(scrm_sentiment.plugin, "sentiment")
+    host.register(FrenchSentiment(), "french")
+    result = asyncio.run(host.dispatch.call_first("scrm_analyze_sentiment", text="c'est nul", language="fr"))
+    assert result == Sentiment(score=-0.7, label="negative")
+
+
+def test_blank_text_has_no_sentiment() -> None:
+    assert analyze("   ") is None
+
+
+def test_results_are_not_shared_between_messages() -> None:
+    first, second = analyze("I love it"), analyze("I love it")
+    assert first == second and first is not second
+
+
+def test_installed_entry_point_loads() -> None:
+    host = PluginHost(env={"SCRM_LOAD_PLUGINS": "sentiment"}).load()
+    assert host.plugins["sentiment"].error is None
+    assert host.plugins["sentiment"].hooks == ["scrm_analyze_sentiment"]
