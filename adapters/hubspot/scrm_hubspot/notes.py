@@ -1,0 +1,120 @@
+"""Finding the note that holds a message, without a unique-value property.
+
+HubSpot offers unique-value properties (and so upsert by ``idProperty``) on contacts,
+companies, deals, tickets and custom objects, not on notes
+(https://developers.hubspot.com/changelog/unique-properties-for-contacts). A message's
+external key is therefore an ordinary note property, and "a retry after a timeout never
+creates a second note" is kept another way:
+
+1. a new note is created together with its association to the contact, in ONE request
+   (batch create with ``associations``: https://developers.hubspot.com/docs/api/crm/notes),
+   so a note that exists is always reachable from its contact;
+2. before creating, the notes associated with the message's contact are listed (v4
+   associations batch read, read from the CRM's own store, not the search index, so it
+   sees a note created a moment ago) and their keys read; a key found there is updated,
+   never created again;
+3. an update that names no contact (an edit, a redaction) finds its note by key through
+   the search API: edits come long after the note was created and indexed.
+
+What this process created or found is remembered (bounded), so the steady state costs one
+association read per batch of new messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from scrm_core.errors import RetryableError
+
+from .api import HubSpotApi, error_category
+from .keys import LruMap, chunks
+from .schema import CONTACTS, NOTES
+
+__all__ = ["NoteIndex"]
+
+
+class NoteIndex:
+    """Note ids by message key (and keys by note id, to skip notes already seen)."""
+
+    def __init__(self, api: HubSpotApi, key_property: str, max_size: int = 100_000) -> None:
+        self.api = api
+        self.key_property = key_property
+        self._ids: LruMap[str, str] = LruMap(max_size)
+        self._keys: LruMap[str, str] = LruMap(max_size)  # note id -> key ("" for notes scrm did not write)
+
+    def remember(self, key: str, note_id: str) -> None:
+        self._ids.put(key, note_id)
+        self._keys.put(note_id, key)
+
+    def forget(self, key: str) -> None:
+        self._ids.pop(key)
+
+    async def existing(self, keys: Iterable[str], contacts: Mapping[str, str]) -> dict[str, str]:
+        """Note ids of the messages among ``keys`` that HubSpot already holds.
+
+        ``contacts`` maps the key of each message that is to be created to its contact's
+        record id; those are looked for among the contact's notes, the others by search.
+        """
+        found: dict[str, str] = {}
+        unknown: list[str] = []
+        for key in keys:
+            note_id = self._ids.get(key)
+            if note_id is None:
+                unknown.append(key)
+            else:
+                found[key] = note_id
+        by_contact = [k for k in unknown if k in contacts]
+        by_search = [k for k in unknown if k not in contacts]
+        if by_contact:
+            await self._learn_notes_of(sorted(set(contacts[k] for k in by_contact)))
+        if by_search:
+            await self._search(by_search)
+        for key in unknown:
+            note_id = self._ids.get(key)
+            if note_id is not None:
+                found[key] = note_id
+        return found
+
+    async def _learn_notes_of(self, contact_ids: list[str]) -> None:
+        note_ids: list[str] = []
+        for part in chunks(contact_ids):
+            body = {"inputs": [{"id": c} for c in part]}
+            reply = await self.api.call(
+                "read the notes of contacts", self.api.associations.get_page_with_http_info, CONTACTS, NOTES, body
+            )
+            self._raise_unless_ok(reply.ok, reply.status, reply.body, "read the notes of contacts")
+            for result in reply.body.get("results") or []:
+                note_ids += [str(t["toObjectId"]) for t in result.get("to") or []]
+        unseen = [n for n in dict.fromkeys(note_ids) if self._keys.get(n) is None]
+        for part in chunks(unseen):
+            read: dict[str, Any] = {"inputs": [{"id": n} for n in part], "properties": [self.key_property]}
+            reply = await self.api.call("read notes", self.api.objects.read_with_http_info, NOTES, read)
+            self._raise_unless_ok(reply.ok, reply.status, reply.body, "read notes")
+            for result in reply.body.get("results") or []:
+                key = (result.get("properties") or {}).get(self.key_property) or ""
+                self._keys.put(str(result["id"]), key)
+                if key:
+                    self._ids.put(key, str(result["id"]))
+
+    async def _search(self, keys: list[str]) -> None:
+        for part in chunks(keys):
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": [{"propertyName": self.key_property, "operator": "IN", "values": part}]}],
+                "properties": [self.key_property],
+                "limit": len(part),
+            }
+            reply = await self.api.call(
+                "search notes by key", self.api.search_api.do_search_with_http_info, NOTES, body
+            )
+            self._raise_unless_ok(reply.ok, reply.status, reply.body, "search notes")
+            for result in reply.body.get("results") or []:
+                key = (result.get("properties") or {}).get(self.key_property)
+                if key:
+                    self.remember(key, str(result["id"]))
+
+    @staticmethod
+    def _raise_unless_ok(ok: bool, status: int, body: object, what: str) -> None:
+        if not ok:
+            category, message = error_category(body)
+            raise RetryableError(f"HubSpot refused to {what} ({status} {category}: {message})")

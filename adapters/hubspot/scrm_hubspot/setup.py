@@ -1,0 +1,111 @@
+"""What ``scrm hubspot setup`` creates, and what ``check()`` reports: scrm's custom properties.
+
+The properties API lists an object's properties (``GET /crm/v3/properties/{objectType}``)
+and creates them in batches (``POST /crm/v3/properties/{objectType}/batch/create``) in a
+property group (``POST /crm/v3/properties/{objectType}/groups``)
+(https://developers.hubspot.com/docs/api/crm/properties). A property's
+``hasUniqueValue`` cannot be changed once it exists, so a key property made without it
+must be deleted in HubSpot and created again: that is reported, never done silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrm_core import CheckProblem
+from scrm_core.errors import FatalError
+
+from .api import HubSpotApi, error_category
+from .schema import GROUP, OBJECT_TYPES, SCHEMA_WRITE_SCOPES, custom_properties, unique_properties
+
+__all__ = ["SetupPlan", "apply_setup", "plan_setup"]
+
+FIX = "run `scrm hubspot setup -c <your scrm.toml>` (add --dry-run to see what it would do)"
+
+
+@dataclass
+class SetupPlan:
+    """Properties missing per object type, and key properties that exist without unique values."""
+
+    missing: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    not_unique: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not any(self.missing.values()) and not self.not_unique
+
+    def lines(self) -> list[str]:
+        """What is missing, one line each, with the scope creating it needs."""
+        out = []
+        for obj, definitions in self.missing.items():
+            for d in definitions:
+                unique = " (unique values)" if d["hasUniqueValue"] else ""
+                scope = SCHEMA_WRITE_SCOPES[obj]
+                out.append(f"{obj}: property {d['name']}{unique} is missing; creating it needs scope {scope}")
+        for obj, name in self.not_unique:
+            out.append(
+                f"{obj}: property {name} exists but does not require unique values; delete it in HubSpot "
+                "(Settings > Properties) and run `scrm hubspot setup` again"
+            )
+        return out
+
+    def problems(self) -> list[CheckProblem]:
+        problems = [
+            CheckProblem(
+                problem=f"HubSpot {obj} lack the scrm properties {', '.join(d['name'] for d in definitions)}",
+                fix=f"{FIX}; it needs scope {SCHEMA_WRITE_SCOPES[obj]}",
+            )
+            for obj, definitions in self.missing.items()
+            if definitions
+        ]
+        problems += [
+            CheckProblem(
+                problem=f"HubSpot {obj} property {name} does not require unique values, so upserts by it fail",
+                fix=f"delete {name} on {obj} in HubSpot (Settings > Properties), then {FIX}",
+            )
+            for obj, name in self.not_unique
+        ]
+        return problems
+
+
+async def plan_setup(api: HubSpotApi, key_property: str) -> SetupPlan:
+    """Compare the account's properties with what scrm needs (raises FatalError on missing read scopes)."""
+    wanted, unique = custom_properties(key_property), unique_properties(key_property)
+    plan = SetupPlan()
+    for obj in OBJECT_TYPES:
+        reply = await api.call(f"list {obj} properties", api.properties.get_all_with_http_info, obj)
+        if not reply.ok:
+            category, message = error_category(reply.body)
+            raise FatalError(f"HubSpot refused to list {obj} properties ({category}: {message})")
+        existing = {p["name"]: p for p in reply.body.get("results") or []}
+        plan.missing[obj] = [d for d in wanted[obj] if d["name"] not in existing]
+        plan.not_unique += [
+            (obj, n) for n in sorted(unique[obj]) if n in existing and not existing[n].get("hasUniqueValue")
+        ]
+    return plan
+
+
+async def apply_setup(api: HubSpotApi, plan: SetupPlan) -> list[str]:
+    """Create the property group and the missing properties; returns what was created."""
+    created = []
+    for obj, definitions in plan.missing.items():
+        if not definitions:
+            continue
+        group = {"name": GROUP, "label": "scrm", "displayOrder": -1}
+        reply = await api.call(
+            f"create the {obj} property group", api.property_groups.create_with_http_info, obj, group
+        )
+        if not reply.ok and reply.status != 409:  # 409: the group exists already
+            category, message = error_category(reply.body)
+            raise FatalError(f"HubSpot refused to create the scrm property group on {obj} ({category}: {message})")
+        for start in range(0, len(definitions), 100):
+            part = definitions[start : start + 100]
+            reply = await api.call(
+                f"create {obj} properties", api.property_batches.create_with_http_info, obj, {"inputs": part}
+            )
+            if not reply.ok:
+                category, message = error_category(reply.body)
+                raise FatalError(f"HubSpot refused to create {obj} properties ({category}: {message})")
+            created += [f"{obj}.{d['name']}" for d in part]
+    return created

@@ -1,0 +1,859 @@
+"""A stateful fake of HubSpot's CRM API, for adapter tests and benchmarks.
+
+It speaks the wire format the real ``hubspot-api-client`` expects and enforces the
+documented limits and error shapes, so an adapter that works against it makes the same
+calls it would make against HubSpot:
+
+* objects (contacts, tickets, notes) with string properties, and v4 associations
+  between them, HubSpot-defined type ids only (note→contact 202, note→ticket 228,
+  ticket→contact 16 and their inverses);
+* property definitions: built-in ones plus custom ones created through the properties
+  API; ``hasUniqueValue`` is refused on notes (HubSpot offers unique properties on
+  contacts, companies, deals, tickets and custom objects only), and an upsert by an
+  ``idProperty`` that is not a unique property is a 400, as in HubSpot;
+* batch endpoints capped at 100 inputs (over: 400 ``VALIDATION_ERROR``), answering 207
+  with ``numErrors`` / ``errors[]`` when some records fail (unknown property, missing
+  required property, unique-value conflict, unknown id, injected transient failure);
+* bearer-token auth with expiring tokens and the OAuth refresh endpoint
+  (``POST /oauth/v1/token``), 401 ``EXPIRED_AUTHENTICATION`` once a token expired, 403
+  ``MISSING_SCOPES`` naming the scope when the token lacks it;
+* a rolling request window and a daily quota, reported on every response in the
+  ``X-HubSpot-RateLimit-*`` headers, refused with 429 and ``policyName``
+  (``TEN_SECONDLY_ROLLING`` / ``DAILY``);
+* per-request faults drawn from a :class:`~scrm_core.testing.fakes.FaultInjector`.
+
+Use it with :class:`~scrm_core.testing.fakes.FakeServer`::
+
+    fake = FakeHubSpot(with_properties=True)
+    with FakeServer(fake.app) as server:
+        client = HubSpot(access_token=FakeHubSpot.TOKEN, host=server.url)
+        ...
+    assert max(r.records for r in fake.requests) <= 100
+
+HubSpot documentation this follows:
+https://developers.hubspot.com/docs/api/crm/understanding-the-crm (batch endpoints),
+https://developers.hubspot.com/docs/api/crm/properties (``hasUniqueValue``),
+https://developers.hubspot.com/docs/api/crm/associations (v4, type ids),
+https://developers.hubspot.com/docs/api/usage-details (rate limits, headers, 429 body),
+https://developers.hubspot.com/docs/api/oauth/tokens (refresh),
+https://developers.hubspot.com/changelog/unique-properties-for-contacts (unique properties).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .faults import Fault, FaultInjector
+
+__all__ = ["BATCH_LIMIT", "FakeHubSpot", "HubSpotRequest"]
+
+BATCH_LIMIT = 100
+SEARCH_LIMIT = 200
+TRANSIENT_RECORD_CATEGORY = "SERVICE_UNAVAILABLE"
+
+_OBJECT_NAMES = {
+    **{name: "contacts" for name in ("contacts", "contact", "0-1")},
+    **{name: "tickets" for name in ("tickets", "ticket", "0-5")},
+    **{name: "notes" for name in ("notes", "note", "0-46")},
+}
+#: HubSpot-defined unlabeled association types: (from, to) -> (type id, inverse type id).
+_ASSOCIATION_TYPES: dict[tuple[str, str], tuple[int, int]] = {
+    ("notes", "contacts"): (202, 201),
+    ("notes", "tickets"): (228, 227),
+    ("tickets", "contacts"): (16, 15),
+}
+_ASSOCIATION_TYPES.update({(b, a): (inv, t) for (a, b), (t, inv) in list(_ASSOCIATION_TYPES.items())})
+
+#: Object types on which HubSpot lets a property require unique values.
+_UNIQUE_CAPABLE = frozenset({"contacts", "tickets"})
+_REQUIRED_ON_CREATE = {"tickets": ("subject", "hs_pipeline_stage"), "notes": ("hs_timestamp",), "contacts": ()}
+_READ_SCOPE = {"contacts": "crm.objects.contacts.read", "tickets": "tickets", "notes": "crm.objects.contacts.read"}
+_WRITE_SCOPE = {"contacts": "crm.objects.contacts.write", "tickets": "tickets", "notes": "crm.objects.contacts.write"}
+_SCHEMA_READ_SCOPE = {
+    "contacts": "crm.schemas.contacts.read",
+    "tickets": "tickets",
+    "notes": "crm.schemas.contacts.read",
+}
+_SCHEMA_WRITE_SCOPE = {
+    "contacts": "crm.schemas.contacts.write",
+    "tickets": "tickets",
+    "notes": "crm.schemas.contacts.write",
+}
+
+
+def _builtin(name: str, type_: str = "string", field_type: str = "text", **more: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": name,
+        "type": type_,
+        "fieldType": field_type,
+        "groupName": "builtin",
+        "hasUniqueValue": False,
+        "hubspotDefined": True,
+        "options": [],
+        **more,
+    }
+
+
+def _builtin_properties() -> dict[str, dict[str, dict[str, Any]]]:
+    common = ["hs_object_id", "createdate", "lastmodifieddate"]
+    names = {
+        "contacts": ["email", "firstname", "lastname", "lifecyclestage", "hs_lead_status", *common],
+        "tickets": ["subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", *common],
+        "notes": ["hs_note_body", "hs_timestamp", "hubspot_owner_id", *common],
+    }
+    return {obj: {n: _builtin(n) for n in props} for obj, props in names.items()}
+
+
+@dataclass(frozen=True)
+class HubSpotRequest:
+    """One request the fake answered: what a test or a benchmark counts."""
+
+    method: str
+    path: str
+    status: int
+    records: int  # inputs in a batch body; 0 for other requests
+    fault: str | None = None
+
+
+@dataclass
+class _Record:
+    id: str
+    properties: dict[str, str]
+    created: str
+    updated: str
+
+
+@dataclass
+class _Outcome:
+    status: int
+    body: Any
+    records: int = 0
+
+
+@dataclass
+class _Window:
+    limit: int
+    seconds: float
+    stamps: deque[float] = field(default_factory=deque)
+
+    def remaining(self, now: float) -> int:
+        while self.stamps and self.stamps[0] <= now - self.seconds:
+            self.stamps.popleft()
+        return self.limit - len(self.stamps)
+
+
+class _Refused(Exception):
+    """A whole request refused with HubSpot's error body."""
+
+    def __init__(self, status: int, category: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.outcome = _Outcome(status, _error_body(category, message, **extra))
+
+
+def _error_body(category: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category, **extra}
+
+
+def _record_error(category: str, message: str, context: dict[str, list[str]]) -> dict[str, Any]:
+    return {"status": "error", "category": category, "message": message, "context": context}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FakeHubSpot:
+    """HubSpot's CRM API in memory. ``app`` is the ASGI app to serve with FakeServer.
+
+    :param tokens: access tokens that are valid from the start (private-app style).
+    :param client_id, client_secret, refresh_token: the OAuth app the token endpoint accepts.
+    :param token_ttl: lifetime in seconds of tokens the refresh endpoint issues.
+    :param scopes: scopes the tokens carry; None grants every scope.
+    :param rate_limit: (requests, seconds) of the rolling window; None: unlimited.
+    :param daily_limit: requests per day; None: unlimited.
+    :param with_properties: pre-create the custom properties scrm-hubspot needs (True,
+        read from ``scrm_hubspot.schema``), or the given ``{object type: [definition]}``.
+    :param faults: fault probabilities; change them while the fake runs.
+    """
+
+    TOKEN = "fake-hubspot-token"  # noqa: S105 - test values, not credentials
+    CLIENT_ID = "fake-client-id"
+    CLIENT_SECRET = "fake-client-secret"  # noqa: S105
+    REFRESH_TOKEN = "fake-refresh-token"  # noqa: S105
+
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = (TOKEN,),
+        client_id: str = CLIENT_ID,
+        client_secret: str = CLIENT_SECRET,
+        refresh_token: str = REFRESH_TOKEN,
+        token_ttl: float = 1800.0,
+        scopes: Collection[str] | None = None,
+        rate_limit: tuple[int, float] | None = (100, 10.0),
+        daily_limit: int | None = 250_000,
+        with_properties: bool | Mapping[str, Iterable[Mapping[str, Any]]] = False,
+        faults: FaultInjector | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
+        self.token_ttl = token_ttl
+        self.scopes = None if scopes is None else set(scopes)
+        self.rate_limit = rate_limit
+        self.daily_limit = daily_limit
+        self.faults = faults or FaultInjector()
+        self.clock = clock
+        self.requests: list[HubSpotRequest] = []
+        self._lock = threading.Lock()
+        self._tokens: dict[str, float | None] = dict.fromkeys(tokens)
+        self._custom = self._custom_definitions(with_properties)
+        self.reset()
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------ state for tests
+
+    def reset(self) -> None:
+        """Forget every record, association, request and custom property not given at construction."""
+        with self._lock:
+            self._ids = itertools.count(1001)
+            self.objects: dict[str, dict[str, _Record]] = {obj: {} for obj in _REQUIRED_ON_CREATE}
+            self._links: dict[tuple[str, str], dict[tuple[str, str], set[int]]] = {}
+            self.properties = _builtin_properties()
+            self.groups: dict[str, set[str]] = {obj: {"scrm"} for obj in self._custom}
+            for obj, definitions in self._custom.items():
+                for definition in definitions:
+                    self.properties[obj][definition["name"]] = {**_builtin(definition["name"]), **definition}
+            self.requests.clear()
+            self._window = _Window(*self.rate_limit) if self.rate_limit else None
+            self.daily_used = 0
+
+    @staticmethod
+    def _custom_definitions(
+        given: bool | Mapping[str, Iterable[Mapping[str, Any]]],
+    ) -> dict[str, list[dict[str, Any]]]:
+        if given is True:
+            from scrm_hubspot.schema import custom_properties  # the adapter's own list, when installed
+
+            given = custom_properties()
+        if not given:
+            return {}
+        return {_OBJECT_NAMES[obj]: [dict(d, hubspotDefined=False) for d in defs] for obj, defs in given.items()}
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far expires now (the next call gets 401 EXPIRED_AUTHENTICATION)."""
+        with self._lock:
+            self._tokens = dict.fromkeys(self._tokens, self.clock() - 1)
+
+    def find(self, object_type: str, prop: str, value: str) -> dict[str, str] | None:
+        """The properties of the record of ``object_type`` whose ``prop`` is ``value``, or None."""
+        with self._lock:
+            for record in self.objects[_OBJECT_NAMES[object_type]].values():
+                if record.properties.get(prop) == value:
+                    return dict(record.properties)
+        return None
+
+    def get(self, object_type: str, record_id: str) -> dict[str, str] | None:
+        with self._lock:
+            record = self.objects[_OBJECT_NAMES[object_type]].get(record_id)
+            return dict(record.properties) if record else None
+
+    def count(self, object_type: str) -> int:
+        with self._lock:
+            return len(self.objects[_OBJECT_NAMES[object_type]])
+
+    def associations(self, object_type: str, record_id: str, to_type: str) -> dict[str, set[int]]:
+        """Ids of the ``to_type`` records associated with this record, with the type ids from it."""
+        with self._lock:
+            links = self._links.get((_OBJECT_NAMES[object_type], record_id), {})
+            return {to_id: set(types) for (obj, to_id), types in links.items() if obj == _OBJECT_NAMES[to_type]}
+
+    def create(
+        self, object_type: str, properties: Mapping[str, str], *, associate: Iterable[tuple[str, str, int]] = ()
+    ) -> str:
+        """Create a record as a HubSpot user would (no auth, no limits); returns its id."""
+        obj = _OBJECT_NAMES[object_type]
+        with self._lock:
+            record = self._insert(obj, dict(properties))
+            for to_type, to_id, type_id in associate:
+                self._link(obj, record.id, _OBJECT_NAMES[to_type], to_id, type_id)
+        return record.id
+
+    def statuses(self, status: int) -> int:
+        """How many requests were answered with ``status`` (e.g. 429)."""
+        return sum(1 for r in self.requests if r.status == status)
+
+    # ------------------------------------------------------------ records
+
+    def _insert(self, obj: str, properties: dict[str, str]) -> _Record:
+        record_id = str(next(self._ids))
+        stamp = _now()
+        props = {**properties, "hs_object_id": record_id, "createdate": stamp, "lastmodifieddate": stamp}
+        record = _Record(record_id, props, stamp, stamp)
+        self.objects[obj][record_id] = record
+        return record
+
+    def _link(self, obj: str, obj_id: str, to: str, to_id: str, type_id: int) -> None:
+        type_ids = _ASSOCIATION_TYPES.get((obj, to))
+        if type_ids is None or type_ids[0] != type_id:
+            raise ValueError(f"association type {type_id} is not a HubSpot-defined type from {obj} to {to}")
+        if to_id not in self.objects[to]:
+            raise LookupError(f"{to} {to_id} does not exist")
+        self._links.setdefault((obj, obj_id), {}).setdefault((to, to_id), set()).add(type_ids[0])
+        self._links.setdefault((to, to_id), {}).setdefault((obj, obj_id), set()).add(type_ids[1])
+
+    def _archive(self, obj: str, record_id: str) -> None:
+        if self.objects[obj].pop(record_id, None) is None:
+            return
+        for other in self._links.pop((obj, record_id), {}):
+            self._links.get(other, {}).pop((obj, record_id), None)
+
+    def _unique_props(self, obj: str) -> set[str]:
+        unique = {n for n, d in self.properties[obj].items() if d.get("hasUniqueValue")}
+        return unique | {"email"} if obj == "contacts" else unique
+
+    def _check_values(self, obj: str, props: Mapping[str, Any], record_id: str | None) -> tuple[str, str] | None:
+        """(category, message) of the first problem with these values, or None."""
+        definitions = self.properties[obj]
+        for name, value in props.items():
+            definition = definitions.get(name)
+            if definition is None:
+                return "VALIDATION_ERROR", f'Property "{name}" does not exist'
+            if not isinstance(value, str):
+                return "VALIDATION_ERROR", f'Property "{name}" must be a string, got {type(value).__name__}'
+            if definition["type"] == "number" and value:
+                try:
+                    float(value)
+                except ValueError:
+                    return "VALIDATION_ERROR", f"{value!r} is not a valid number for property {name}"
+            options = {o["value"] for o in definition.get("options") or []}
+            if options and value and value not in options:
+                return "VALIDATION_ERROR", f"{value!r} was not one of the allowed options for {name}: {sorted(options)}"
+        for name in self._unique_props(obj) & props.keys():
+            value = props[name]
+            holder = next(
+                (r.id for r in self.objects[obj].values() if r.properties.get(name) == value and r.id != record_id),
+                None,
+            )
+            if value and holder is not None:
+                return "CONFLICT", f"A {obj[:-1]} with {name}={value!r} already exists. Existing ID: {holder}"
+        return None
+
+    def _write(self, obj: str, record: _Record | None, props: dict[str, Any]) -> tuple[_Record | None, Any]:
+        """Create (record None) or update; returns (record, None) or (None, (category, message))."""
+        problem = self._check_values(obj, props, record.id if record else None)
+        if problem is None and record is None:
+            missing = [p for p in _REQUIRED_ON_CREATE[obj] if not props.get(p)]
+            if missing:
+                problem = ("VALIDATION_ERROR", f"Required property {missing[0]!r} is missing")
+        if problem is not None:
+            return None, problem
+        if record is None:
+            return self._insert(obj, props), None
+        record.properties.update(props)
+        record.updated = record.properties["lastmodifieddate"] = _now()
+        return record, None
+
+    def _by_property(self, obj: str, prop: str, value: str) -> _Record | None:
+        return next((r for r in self.objects[obj].values() if r.properties.get(prop) == value), None)
+
+    @staticmethod
+    def _public(record: _Record, props: Iterable[str] | None = None, *, new: bool | None = None) -> dict[str, Any]:
+        wanted = set(props) | {"hs_object_id", "createdate", "lastmodifieddate"} if props is not None else None
+        shown = {k: v for k, v in record.properties.items() if wanted is None or k in wanted}
+        out: dict[str, Any] = {
+            "id": record.id,
+            "properties": shown,
+            "createdAt": record.created,
+            "updatedAt": record.updated,
+            "archived": False,
+        }
+        if new is not None:
+            out["new"] = new
+        return out
+
+    # ------------------------------------------------------------ batch endpoints
+
+    def _batch(self, results: list[dict[str, Any]], errors: list[dict[str, Any]], n: int, ok: int = 200) -> _Outcome:
+        stamp = _now()
+        # HubSpot does not promise input order; reversed proves a client maps results by key.
+        body: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results[::-1],
+            "startedAt": stamp,
+            "completedAt": stamp,
+        }
+        if errors:
+            body |= {"numErrors": len(errors), "errors": errors}
+        return _Outcome(207 if errors else ok, body, n)
+
+    def _inputs(self, body: Any) -> list[dict[str, Any]]:
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list):
+            raise _Refused(400, "VALIDATION_ERROR", "Invalid input JSON: 'inputs' must be a list")
+        if len(inputs) > BATCH_LIMIT:
+            raise _Refused(
+                400,
+                "VALIDATION_ERROR",
+                f"Batch input contains {len(inputs)} inputs, the maximum is {BATCH_LIMIT}",
+                context={"inputs": [str(len(inputs))]},
+            )
+        return inputs
+
+    def _transient(self, trace: str | None) -> dict[str, Any] | None:
+        if not self.faults.reject_record():
+            return None
+        context = {"objectWriteTraceId": [trace]} if trace else {}
+        return _record_error(TRANSIENT_RECORD_CATEGORY, "Temporarily unable to process this record", context)
+
+    def _upsert(self, obj: str, body: Any) -> _Outcome:
+        inputs = self._inputs(body)
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for item in inputs:
+            id_prop, key, trace = item.get("idProperty"), str(item.get("id", "")), item.get("objectWriteTraceId")
+            if id_prop not in self.properties[obj]:
+                raise _Refused(400, "VALIDATION_ERROR", f"Property {id_prop!r} does not exist on {obj}")
+            if id_prop not in self._unique_props(obj) or id_prop == "email":
+                raise _Refused(
+                    400, "VALIDATION_ERROR", f"Unable to perform update/upsert by non-unique property {id_prop}"
+                )
+            if (failure := self._transient(trace)) is not None:
+                errors.append(failure)
+                continue
+            existing = self._by_property(obj, id_prop, key)
+            record, problem = self._write(obj, existing, {**dict(item.get("properties") or {}), id_prop: key})
+            if record is None:
+                context = {"objectWriteTraceId": [trace]} if trace else {"ids": [key]}
+                errors.append(_record_error(problem[0], problem[1], context))
+            else:
+                results.append(self._public(record, new=existing is None) | _trace(trace))
+        return self._batch(results, errors, len(inputs))
+
+    def _create(self, obj: str, body: Any) -> _Outcome:
+        inputs = self._inputs(body)
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for item in inputs:
+            trace = item.get("objectWriteTraceId")
+            context = {"objectWriteTraceId": [trace]} if trace else {}
+            if (failure := self._transient(trace)) is not None:
+                errors.append(failure)
+                continue
+            links = [
+                (_OBJECT_NAMES.get(str(a.get("toObjectType", ""))), str(a["to"]["id"]), t["associationTypeId"])
+                for a in item.get("associations") or []
+                for t in a.get("types") or []
+            ]
+            bad = next(((to, i, t) for to, i, t in links if not self._link_target_ok(obj, to, i, t)), None)
+            if bad is not None:
+                msg = f"Association to {bad[1]} with type {bad[2]} is not valid for {obj}"
+                errors.append(_record_error("VALIDATION_ERROR", msg, context))
+                continue
+            record, problem = self._write(obj, None, dict(item.get("properties") or {}))
+            if record is None:
+                errors.append(_record_error(problem[0], problem[1], context))
+                continue
+            for to, to_id, type_id in links:
+                self._link(obj, record.id, to or self._association_target(obj, type_id), to_id, type_id)
+            results.append(self._public(record) | _trace(trace))
+        return self._batch(results, errors, len(inputs), ok=201)
+
+    def _association_target(self, obj: str, type_id: int) -> str:
+        return next((b for (a, b), (t, _) in _ASSOCIATION_TYPES.items() if a == obj and t == type_id), "")
+
+    def _link_target_ok(self, obj: str, to: str | None, to_id: str, type_id: int) -> bool:
+        target = to or self._association_target(obj, type_id)
+        return (
+            bool(target)
+            and _ASSOCIATION_TYPES.get((obj, target), (None,))[0] == type_id
+            and (to_id in self.objects[target])
+        )
+
+    def _update(self, obj: str, body: Any) -> _Outcome:
+        inputs = self._inputs(body)
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for item in inputs:
+            record_id, trace = str(item.get("id", "")), item.get("objectWriteTraceId")
+            if (failure := self._transient(trace)) is not None:
+                errors.append(failure)
+                continue
+            record = self.objects[obj].get(record_id)
+            if record is None:
+                errors.append(
+                    _record_error("OBJECT_NOT_FOUND", f"{obj[:-1]} {record_id} not found", {"ids": [record_id]})
+                )
+                continue
+            written, problem = self._write(obj, record, dict(item.get("properties") or {}))
+            if written is None:
+                errors.append(_record_error(problem[0], problem[1], {"ids": [record_id]}))
+            else:
+                results.append(self._public(written) | _trace(trace))
+        return self._batch(results, errors, len(inputs))
+
+    def _read(self, obj: str, body: Any) -> _Outcome:
+        inputs = self._inputs(body)
+        id_prop = body.get("idProperty")
+        if id_prop and id_prop not in self._unique_props(obj):
+            raise _Refused(400, "VALIDATION_ERROR", f"Unable to read by non-unique property {id_prop}")
+        props = body.get("properties") or []
+        results, missing = [], []
+        for item in inputs:
+            key = str(item.get("id", ""))
+            record = self._by_property(obj, id_prop, key) if id_prop else self.objects[obj].get(key)
+            if record is None:
+                missing.append(key)
+            else:
+                results.append(self._public(record, props))
+        errors = []
+        if missing:
+            message = f"Could not get some {obj[:-1].upper()} objects, they may be deleted or not exist."
+            errors.append(_record_error("OBJECT_NOT_FOUND", message, {"ids": missing}))
+        return self._batch(results, errors, len(inputs))
+
+    def _archive_batch(self, obj: str, body: Any) -> _Outcome:
+        inputs = self._inputs(body)
+        for item in inputs:
+            self._archive(obj, str(item.get("id", "")))
+        return _Outcome(204, None, len(inputs))
+
+    def _search(self, obj: str, body: Any) -> _Outcome:
+        limit = int(body.get("limit") or 10)
+        if limit > SEARCH_LIMIT:
+            raise _Refused(400, "VALIDATION_ERROR", f"limit must be at most {SEARCH_LIMIT}")
+        groups = body.get("filterGroups") or []
+        found = [r for r in self.objects[obj].values() if not groups or any(_matches(r, g) for g in groups)]
+        sorts = body.get("sorts") or []
+        if sorts:
+            sort = sorts[0]
+            name = sort["propertyName"] if isinstance(sort, dict) else str(sort).lstrip("-")
+            descending = isinstance(sort, dict) and sort.get("direction") == "DESCENDING"
+            found.sort(key=lambda r: _sort_key(r.properties.get(name, "")), reverse=descending)
+        else:
+            found.sort(key=lambda r: int(r.id))
+        start = int(body.get("after") or 0)
+        page = found[start : start + limit]
+        out: dict[str, Any] = {
+            "total": len(found),
+            "results": [self._public(r, body.get("properties") or []) for r in page],
+        }
+        if start + limit < len(found):
+            out["paging"] = {"next": {"after": str(start + limit)}}
+        return _Outcome(200, out)
+
+    def _associate(self, obj: str, to: str, body: Any) -> _Outcome:
+        inputs = self._inputs(body)
+        results, errors = [], []
+        for item in inputs:
+            from_id, to_id = str(item["from"]["id"]), str(item["to"]["id"])
+            try:
+                if from_id not in self.objects[obj]:
+                    raise LookupError(f"{obj} {from_id} does not exist")
+                for t in item.get("types") or []:
+                    self._link(obj, from_id, to, to_id, int(t["associationTypeId"]))
+            except (LookupError, ValueError) as e:
+                category = "VALIDATION_ERROR" if isinstance(e, ValueError) else "OBJECT_NOT_FOUND"
+                errors.append(_record_error(category, str(e), {"fromObjectId": [from_id], "toObjectId": [to_id]}))
+                continue
+            types = [{"category": "HUBSPOT_DEFINED", "typeId": t["associationTypeId"]} for t in item["types"]]
+            results.append(
+                {"fromObjectTypeId": obj, "fromObjectId": from_id, "toObjectId": to_id, "labels": [], "types": types}
+            )
+        return self._batch(results, errors, len(inputs), ok=201)
+
+    def _read_associations(self, obj: str, to: str, body: Any) -> _Outcome:
+        inputs = self._inputs(body)
+        results, missing = [], []
+        for item in inputs:
+            from_id = str(item.get("id", ""))
+            if from_id not in self.objects[obj]:
+                missing.append(from_id)
+                continue
+            links = self._links.get((obj, from_id), {})
+            targets = [
+                {
+                    "toObjectId": int(to_id),
+                    "associationTypes": [
+                        {"category": "HUBSPOT_DEFINED", "typeId": t, "label": None} for t in sorted(types)
+                    ],
+                }
+                for (kind, to_id), types in sorted(links.items())
+                if kind == to
+            ]
+            results.append({"from": {"id": from_id}, "to": targets})
+        errors = [_record_error("OBJECT_NOT_FOUND", f"No {obj} with these ids", {"ids": missing})] if missing else []
+        return self._batch(results, errors, len(inputs))
+
+    # ------------------------------------------------------------ properties and tokens
+
+    def _list_properties(self, obj: str) -> _Outcome:
+        return _Outcome(200, {"results": [dict(d) for d in self.properties[obj].values()]})
+
+    def _create_group(self, obj: str, body: Any) -> _Outcome:
+        name = body.get("name") if isinstance(body, dict) else None
+        if not name:
+            raise _Refused(400, "VALIDATION_ERROR", "name and label are required")
+        if name in self.groups.setdefault(obj, set()):
+            raise _Refused(409, "OBJECT_ALREADY_EXISTS", f"A group named '{name}' already exists.")
+        self.groups[obj].add(name)
+        return _Outcome(201, {"name": name, "label": body.get("label", name), "displayOrder": -1, "archived": False})
+
+    def _create_properties(self, obj: str, definitions: list[dict[str, Any]], *, batch: bool) -> _Outcome:
+        for d in definitions:
+            if not {"name", "label", "type", "fieldType", "groupName"} <= d.keys():
+                raise _Refused(400, "VALIDATION_ERROR", "name, label, type, fieldType and groupName are required")
+            if d["groupName"] not in self.groups.get(obj, set()) | {"builtin"}:
+                raise _Refused(400, "VALIDATION_ERROR", f"Property group {d['groupName']!r} does not exist on {obj}")
+            if d["name"] in self.properties[obj]:
+                raise _Refused(409, "OBJECT_ALREADY_EXISTS", f"Property named '{d['name']}' already exists.")
+            if d.get("hasUniqueValue") and obj not in _UNIQUE_CAPABLE:
+                raise _Refused(400, "VALIDATION_ERROR", f"Properties of {obj} cannot require unique values")
+        created = []
+        for d in definitions:
+            self.properties[obj][d["name"]] = {**_builtin(d["name"]), **d, "hubspotDefined": False}
+            created.append(self.properties[obj][d["name"]])
+        return _Outcome(
+            201, created[0] if len(created) == 1 else {"status": "COMPLETE", "results": created}, len(created)
+        )
+
+    def _token(self, form: Mapping[str, str]) -> _Outcome:
+        if form.get("grant_type") != "refresh_token":
+            return _Outcome(400, {"status": "BAD_GRANT_TYPE", "message": "grant_type must be refresh_token"})
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return _Outcome(400, {"status": "BAD_CLIENT_ID", "message": "missing or invalid client_id / client_secret"})
+        if form.get("refresh_token") != self.refresh_token:
+            return _Outcome(400, {"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"})
+        token = f"fake-access-{uuid.uuid4().hex}"
+        self._tokens[token] = self.clock() + self.token_ttl
+        body = {
+            "access_token": token,
+            "refresh_token": self.refresh_token,
+            "expires_in": int(self.token_ttl),
+            "token_type": "bearer",
+        }
+        return _Outcome(200, body)
+
+    # ------------------------------------------------------------ the request pipeline
+
+    def _authenticate(self, authorization: str | None, scope: str) -> None:
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        if token not in self._tokens:
+            raise _Refused(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.")
+        expires = self._tokens[token]
+        if expires is not None and expires <= self.clock():
+            raise _Refused(401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired.")
+        if self.scopes is not None and scope not in self.scopes:
+            raise _Refused(
+                403,
+                "MISSING_SCOPES",
+                "This app hasn't been granted all required scopes to make this call.",
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": [scope]},
+                    }
+                ],
+                links={"scopes": "https://developers.hubspot.com/scopes"},
+            )
+
+    def _spend(self) -> dict[str, str]:
+        """Count one request against the limits; the rate-limit headers after it."""
+        now = self.clock()
+        headers: dict[str, str] = {}
+        if self._window is not None:
+            remaining = self._window.remaining(now)
+            if remaining <= 0:
+                raise _RateLimited("TEN_SECONDLY_ROLLING", self._headers(now))
+        if self.daily_limit is not None and self.daily_used >= self.daily_limit:
+            raise _RateLimited("DAILY", self._headers(now))
+        if self._window is not None:
+            self._window.stamps.append(now)
+        self.daily_used += 1
+        headers = self._headers(now)
+        return headers
+
+    def _headers(self, now: float) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self._window is not None:
+            headers["X-HubSpot-RateLimit-Max"] = str(self._window.limit)
+            headers["X-HubSpot-RateLimit-Remaining"] = str(max(0, self._window.remaining(now)))
+            headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(int(self._window.seconds * 1000))
+        if self.daily_limit is not None:
+            headers["X-HubSpot-RateLimit-Daily"] = str(self.daily_limit)
+            headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(max(0, self.daily_limit - self.daily_used))
+        return headers
+
+    def _route(self, method: str, parts: list[str], body: Any) -> tuple[str, Callable[[], _Outcome]]:
+        """(scope needed, handler) for a CRM API path split on '/'."""
+        match parts:
+            case ["crm", "v3", "objects", obj, "batch", action] if method == "POST":
+                kind = _object(obj)
+                handlers = {
+                    "upsert": self._upsert,
+                    "create": self._create,
+                    "update": self._update,
+                    "read": self._read,
+                    "archive": self._archive_batch,
+                }
+                if action not in handlers:
+                    raise _Refused(404, "OBJECT_NOT_FOUND", f"No batch action {action!r}")
+                scope = (_READ_SCOPE if action == "read" else _WRITE_SCOPE)[kind]
+                return scope, lambda: handlers[action](kind, body)
+            case ["crm", "v3", "objects", obj, "search"] if method == "POST":
+                kind = _object(obj)
+                return _READ_SCOPE[kind], lambda: self._search(kind, body)
+            case ["crm", "v4", "associations", obj, to, "batch", action] if method == "POST":
+                kind, target = _object(obj), _object(to)
+                if action == "create":
+                    return _WRITE_SCOPE[kind], lambda: self._associate(kind, target, body)
+                if action == "read":
+                    return _READ_SCOPE[kind], lambda: self._read_associations(kind, target, body)
+            case ["crm", "v3", "properties", obj]:
+                kind = _object(obj)
+                if method == "GET":
+                    return _SCHEMA_READ_SCOPE[kind], lambda: self._list_properties(kind)
+                if method == "POST":
+                    return _SCHEMA_WRITE_SCOPE[kind], lambda: self._create_properties(kind, [body], batch=False)
+            case ["crm", "v3", "properties", obj, "batch", "create"] if method == "POST":
+                kind = _object(obj)
+                return _SCHEMA_WRITE_SCOPE[kind], lambda: self._create_properties(kind, self._inputs(body), batch=True)
+            case ["crm", "v3", "properties", obj, "groups"] if method == "POST":
+                kind = _object(obj)
+                return _SCHEMA_WRITE_SCOPE[kind], lambda: self._create_group(kind, body)
+        raise _Refused(404, "OBJECT_NOT_FOUND", f"No route {method} /{'/'.join(parts)} in the fake")
+
+    def _build_app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        def respond(outcome: _Outcome, headers: dict[str, str]) -> Response:
+            if outcome.body is None:
+                return Response(status_code=outcome.status, headers=headers)
+            return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+
+        async def token(request: Request) -> Response:
+            # application/x-www-form-urlencoded, parsed here: Starlette's form() needs python-multipart.
+            form = dict(urllib.parse.parse_qsl((await request.body()).decode()))
+            with self._lock:
+                outcome = self._token(form)
+                self.requests.append(HubSpotRequest("POST", request.url.path, outcome.status, 0))
+            return respond(outcome, {})
+
+        async def api(request: Request) -> Response:
+            raw = await request.body()
+            path = request.url.path
+            fault: Fault = Fault.none
+            headers: dict[str, str] = {}
+            with self._lock:
+                try:
+                    body = _json(raw)
+                    scope, handler = self._route(request.method, path.strip("/").split("/"), body)
+                    self._authenticate(request.headers.get("authorization"), scope)
+                    headers = self._spend()
+                    fault = self.faults.roll()
+                    if fault is Fault.rate_limited:
+                        raise _RateLimited("TEN_SECONDLY_ROLLING", headers)
+                    if fault is Fault.server_error:
+                        raise _Refused(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable")
+                    outcome = handler()
+                except _RateLimited as limited:
+                    outcome, headers = limited.outcome, limited.headers
+                except _Refused as refused:
+                    outcome = refused.outcome
+                status = 502 if fault is Fault.lost_response else outcome.status
+                self.requests.append(
+                    HubSpotRequest(
+                        request.method, path, status, outcome.records, None if fault is Fault.none else fault.value
+                    )
+                )
+            if fault is Fault.timeout:
+                await asyncio.sleep(self.faults.timeout_seconds)  # applied; the client gave up long ago
+            if fault is Fault.lost_response:
+                return Response("<html>502 Bad Gateway</html>", status_code=502, media_type="text/html")
+            return respond(outcome, headers)
+
+        return Starlette(
+            routes=[
+                Route("/oauth/v1/token", token, methods=["POST"]),
+                Route("/{path:path}", api, methods=["GET", "POST", "PATCH", "DELETE"]),
+            ]
+        )
+
+
+class _RateLimited(Exception):
+    def __init__(self, policy: str, headers: dict[str, str]) -> None:
+        super().__init__(policy)
+        limit = "daily" if policy == "DAILY" else "ten_secondly_rolling"
+        body = {
+            "status": "error",
+            "message": f"You have reached your {limit} limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()),
+            "policyName": policy,
+            "groupName": "publicapi",
+        }
+        self.outcome = _Outcome(429, body)
+        self.headers = headers
+
+
+def _object(name: str) -> str:
+    try:
+        return _OBJECT_NAMES[name]
+    except KeyError:
+        raise _Refused(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}") from None
+
+
+def _json(raw: bytes) -> Any:
+    import json
+
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise _Refused(400, "VALIDATION_ERROR", "Invalid input JSON") from None
+
+
+def _trace(trace: str | None) -> dict[str, Any]:
+    return {"objectWriteTraceId": trace} if trace else {}
+
+
+def _sort_key(value: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _matches(record: _Record, group: Mapping[str, Any]) -> bool:
+    """Whether a record passes every filter of one filter group (groups are OR-ed)."""
+    for f in group.get("filters") or []:
+        name, op = f["propertyName"], f.get("operator", "EQ")
+        actual = record.properties.get(name)
+        if op == "HAS_PROPERTY":
+            ok = bool(actual)
+        elif op == "NOT_HAS_PROPERTY":
+            ok = not actual
+        elif op in ("IN", "NOT_IN"):
+            ok = (actual in [str(v) for v in f.get("values") or []]) == (op == "IN")
+        elif actual is None:
+            ok = False
+        else:
+            a, b = _sort_key(actual), _sort_key(str(f.get("value")))
+            ok = {"EQ": a == b, "NEQ": a != b, "GT": a > b, "GTE": a >= b, "LT": a < b, "LTE": a <= b}.get(op, False)
+        if not ok:
+            return False
+    return True
