@@ -50,7 +50,14 @@ class FakeServer:
             self.ca_file = str(cert)
             ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30, **ssl
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+            # A client still holding a keep-alive connection must not hold up stop().
+            timeout_graceful_shutdown=1,
+            **ssl,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name=f"fake-server-{self.port}", daemon=True)
