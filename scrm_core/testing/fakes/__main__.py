@@ -25,7 +25,7 @@ def main() -> None:
 
         hubspot = FakeHubSpot(with_properties=True)
         server = FakeServer(hubspot.app, port=args.port)
-        settings = {"base_url": server.url, "access_token": FakeHubSpot.TOKEN}
+        settings: dict[str, str | None] = {"base_url": server.url, "access_token": FakeHubSpot.TOKEN}
     else:
         from .salesforce import FakeSalesforce
 
