@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +33,27 @@ actions = [{ kind = "log" }]
 """
 
 
+def toml_inline(values: dict[str, object]) -> str:
+    """A TOML inline table (strings, numbers, booleans): JSON's escapes are TOML's."""
+    return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in values.items()) + " }"
+
+
 def write_config(
-    folder: Path, data: list[Path], *, crm: str = "localcrm", extra: str = LOG_ALL_RULES, engine: str = ""
+    folder: Path,
+    data: list[Path],
+    *,
+    crm: str = "localcrm",
+    crm_settings: dict[str, object] | None = None,
+    extra: str = LOG_ALL_RULES,
+    engine: str = "",
 ) -> Path:
     sources = "".join(
         f'\n[[sources]]\nname = "src-{i}"\nadapter = "replay"\nsettings = {{ paths = ["{p}"], page_size = 200 }}\n'
         for i, p in enumerate(data)
     )
+    settings = toml_inline(crm_settings if crm_settings is not None else {"path": "crm.db"})
     text = (
-        f'[state]\nurl = "sqlite:///state.db"\n\n[crm]\nadapter = "{crm}"\nsettings = {{ path = "crm.db" }}\n'
+        f'[state]\nurl = "sqlite:///state.db"\n\n[crm]\nadapter = "{crm}"\nsettings = {settings}\n'
         f"{sources}\n[engine]\nbatch_window_ms = 0\nretry_max_seconds = 0.01\n{engine}\n{extra}"
     )
     path = folder / "scrm.toml"
