@@ -1,0 +1,122 @@
+"""One query -> a predicate (a closure, no tree walk) and its anchors (what the index keys on).
+
+Anchors are a necessary condition: a set of tokens and prefixes such that the query can
+only match a message containing at least one of them. ``acme AND (refund OR "money
+back")`` anchors on ``acme`` alone (one lookup, the rarest-looking side of the AND);
+``a OR b`` on ``{a, b}``; a NOT never anchors, and neither does ``min_followers:``.
+Queries without anchors are evaluated for every message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .evaluate import has_phrase, near, spans
+from .nodes import FIELD_MARK, And, Field, MinFollowers, Near, Node, Not, Or, Phrase, Prefix, Term
+from .text import Doc
+
+Predicate = Callable[[Doc], bool]
+
+# Guesses of how many messages carry a token; only their order matters (pick the rarest side).
+_COMMON = "a an and are at be but by for from have i in is it me my no not of on or so that the this to was we with you"
+_COMMON_WORDS = frozenset(_COMMON.split())
+
+
+def predicate(node: Node) -> Predicate:
+    """A closure answering ``evaluate(node, doc)``, with the set work pushed down to C."""
+    if isinstance(node, Term | Field):
+        token = node.token
+        return lambda doc: token in doc.tokens
+    if isinstance(node, Prefix):
+        return _prefix_predicate(node.prefix)
+    if isinstance(node, Phrase):
+        tokens, needed = node.tokens, frozenset(node.tokens)
+        return lambda doc: needed <= doc.tokens and has_phrase(doc, tokens)
+    if isinstance(node, Near):
+        left, right, distance = node.left, node.right, node.distance
+        # Both sides present is a set test; positions are built only when it passes.
+        both = _all([predicate(left), predicate(right)])
+        return lambda doc: both(doc) and near(spans(left, doc), spans(right, doc), distance)
+    if isinstance(node, MinFollowers):
+        count = node.count
+        return lambda doc: doc.followers >= count
+    if isinstance(node, Not):
+        inner = predicate(node.child)
+        return lambda doc: not inner(doc)
+    # Plain tokens of an AND/OR are tested together as one set operation.
+    plain = frozenset(c.token for c in node.children if isinstance(c, Term | Field))
+    rest = [predicate(c) for c in node.children if not isinstance(c, Term | Field)]
+    if isinstance(node, And):
+        return _all(([lambda doc: plain <= doc.tokens] if plain else []) + rest)
+    return _any(([lambda doc: not plain.isdisjoint(doc.tokens)] if plain else []) + rest)
+
+
+def _prefix_predicate(prefix: str) -> Predicate:
+    marked = "\n" + prefix
+    return lambda doc: marked in doc.joined()  # one substring search in C, not a loop over tokens
+
+
+def _all(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda doc: first(doc) and second(doc)
+    every = tuple(parts)
+    return lambda doc: all(part(doc) for part in every)
+
+
+def _any(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda doc: first(doc) or second(doc)
+    some = tuple(parts)
+    return lambda doc: any(part(doc) for part in some)
+
+
+@dataclass(frozen=True, slots=True)
+class Anchors:
+    tokens: frozenset[str]
+    prefixes: frozenset[str]
+    cost: float  # a guess of how often a message holds one of them
+
+
+def _token_cost(token: str) -> float:
+    if token.startswith(FIELD_MARK):
+        return 0.001 if token.startswith(f"{FIELD_MARK}author:") else 0.3
+    if token in _COMMON_WORDS:
+        return 0.1
+    return 0.002 if len(token) >= 5 else 0.005 if len(token) >= 3 else 0.02
+
+
+def anchors(node: Node) -> Anchors | None:
+    """What any message this node matches must contain (one of), or None if nothing is required."""
+    if isinstance(node, Term | Field):
+        return Anchors(frozenset({node.token}), frozenset(), _token_cost(node.token))
+    if isinstance(node, Prefix):
+        return Anchors(frozenset(), frozenset({node.prefix}), 5 * _token_cost(node.prefix))
+    if isinstance(node, Phrase):
+        rarest = min(node.tokens, key=_token_cost)
+        return Anchors(frozenset({rarest}), frozenset(), _token_cost(rarest))
+    if isinstance(node, Near):
+        return _cheapest([anchors(node.left), anchors(node.right)])
+    if isinstance(node, And):
+        return _cheapest([anchors(child) for child in node.children])
+    if isinstance(node, Or):
+        found = [anchors(child) for child in node.children]
+        if any(a is None for a in found):
+            return None
+        return Anchors(
+            frozenset().union(*(a.tokens for a in found if a)),
+            frozenset().union(*(a.prefixes for a in found if a)),
+            sum(a.cost for a in found if a),
+        )
+    return None  # NOT, min_followers
+
+
+def _cheapest(options: list[Anchors | None]) -> Anchors | None:
+    present = [a for a in options if a is not None]
+    return min(present, key=lambda a: a.cost) if present else None

@@ -1,0 +1,163 @@
+"""How text becomes tokens, for queries and messages alike (so both sides always agree).
+
+A token is a run of Unicode word characters (``\\w``: letters, digits, ``_``), a single
+emoji, a single Chinese or Japanese character (those scripts put no spaces between
+words), or a tag: ``#hashtag``, ``$cashtag`` (a letter first, so ``$5`` is the word
+``5``) or ``@mention`` (``@alice@mastodon.social`` and ``@alice.bsky.social`` whole). Text
+is NFC-normalised and casefolded first, so ``STRASSE`` finds ``Straße``. Word boundaries
+come free: ``bank`` is one token and ``banking`` another.
+
+A :class:`Doc` is one message tokenized once; every query is evaluated against it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+from .nodes import field_token
+
+_EMOJI = "\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff"
+# Chinese and Japanese are written without spaces: each character is a token, so the
+# query 銀行 (a phrase of two tokens) finds it inside 私の銀行は.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD_CHAR = rf"[^\W{_CJK}]"
+# Plain words first: most tokens are words, and the tag branches then fail on one char.
+_TOKEN = re.compile(rf"{_WORD_CHAR}+|[{_CJK}{_EMOJI}]|#(?<!\w#)\w+|\$(?<!\w\$)[^\W\d]\w*|@(?<!\w@)\w+(?:[.@]\w+)*")
+TAG_MARKS = "#@$"
+
+
+def normalize(text: str) -> str:
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text.casefold()
+
+
+def tokenize(text: str) -> list[str]:
+    """The tokens of ``text`` in order, normalised."""
+    return _TOKEN.findall(normalize(text))
+
+
+def tag_words(tag: str) -> list[str]:
+    """The tokens inside a tag: ``#refund`` -> ``refund``, so a plain word also finds the tag."""
+    body = tag[1:]
+    if body.isascii() and body.isalnum():
+        return [body]  # the usual case, without the regular expression
+    return _TOKEN.findall(body)
+
+
+def normalize_handle(handle: str) -> str:
+    return normalize(handle).lstrip("@")
+
+
+def normalize_language(code: str) -> str:
+    return code.casefold().replace("_", "-")
+
+
+class Doc:
+    """One message, tokenized once.
+
+    ``tokens`` holds the words, the tags, the words inside tags and one pseudo-token per
+    field value (``network:reddit``, ``lang:en``, ``is:reply``...), so words and exact
+    fields are both a set lookup. Positions (for phrases and NEAR) are built only when a
+    query that needs them is evaluated.
+    """
+
+    __slots__ = ("_joined", "_positions", "followers", "sequence", "tokens")
+
+    def __init__(self, message: Any) -> None:
+        text: str = message.text
+        sequence = _TOKEN.findall(text.casefold() if text.isascii() else normalize(text))
+        tokens = set(sequence)
+        author = message.author
+        marks: set[str] = set()
+        if "#" in text or "@" in text or "$" in text:
+            for token in sequence:
+                if token[0] in TAG_MARKS:
+                    marks.add(token[0])
+                    tokens.update(tag_words(token))
+        tokens.add(_NETWORK_TOKENS.get(message.network) or _network_token(message.network))
+        if message.language:
+            tokens.update(_language_tokens(message.language))
+        if author.handle:
+            tokens.add(_author(author.handle))
+        if message.parent_id is not None:
+            tokens.add(_IS_REPLY)
+        if author.verified:
+            tokens.add(_IS_VERIFIED)
+        if message.visibility == "direct":
+            tokens.add(_IS_DIRECT)
+        if "://" in text or "www." in text:
+            tokens.add(_HAS_LINKS)
+        if message.hashtags or message.mentions:
+            for tag in message.hashtags:
+                tag = "#" + normalize(tag).lstrip("#")
+                tokens.add(tag)
+                tokens.update(tag_words(tag))
+                marks.add("#")
+            for handle in message.mentions:
+                mention = "@" + normalize_handle(handle)
+                tokens.add(mention)
+                tokens.update(tag_words(mention))
+                marks.add("@")
+        if marks:
+            if "#" in marks:
+                tokens.add(_HAS_HASHTAGS)
+            if "@" in marks:
+                tokens.add(_HAS_MENTIONS)
+        self.sequence: list[str] = sequence
+        self.tokens: set[str] = tokens
+        self.followers: int = author.followers or 0
+        self._positions: dict[str, list[int]] | None = None
+        self._joined: str | None = None
+
+    def positions(self) -> dict[str, list[int]]:
+        """Token -> its positions in the text; a tag's inner words share the tag's position."""
+        if self._positions is None:
+            positions: dict[str, list[int]] = {}
+            for i, token in enumerate(self.sequence):
+                positions.setdefault(token, []).append(i)
+                if token[0] in TAG_MARKS:
+                    for word in tag_words(token):
+                        positions.setdefault(word, []).append(i)
+            self._positions = positions
+        return self._positions
+
+    def joined(self) -> str:
+        """Every token, each after a newline: ``"\\n" + prefix in doc.joined()`` finds a prefix in C."""
+        if self._joined is None:
+            self._joined = "\n" + "\n".join(self.tokens)
+        return self._joined
+
+    def has_prefix(self, prefix: str) -> bool:
+        return any(token.startswith(prefix) for token in self.tokens)
+
+
+_IS_REPLY = field_token("is", "reply")
+_IS_VERIFIED = field_token("is", "verified")
+_IS_DIRECT = field_token("is", "direct")
+_HAS_LINKS = field_token("has", "links")
+_HAS_HASHTAGS = field_token("has", "hashtags")
+_HAS_MENTIONS = field_token("has", "mentions")
+
+
+_NETWORK_TOKENS: dict[str, str] = {}
+
+
+def _network_token(network: str) -> str:
+    token = _NETWORK_TOKENS[network] = field_token("network", network.casefold())
+    return token
+
+
+def _author(handle: str) -> str:
+    handle = handle.casefold() if handle.isascii() else normalize(handle)  # authors are too many to cache
+    return field_token("author", handle.lstrip("@"))
+
+
+@lru_cache(maxsize=1024)
+def _language_tokens(code: str) -> tuple[str, ...]:
+    """``pt-BR`` -> ``lang:pt-br`` and ``lang:pt``: ``lang:pt`` matches every Portuguese."""
+    code = normalize_language(code)
+    return (field_token("lang", code), field_token("lang", code.split("-", 1)[0]))

@@ -1,0 +1,153 @@
+"""Parsing: every operator, precedence, normalisation, and errors that point at the column."""
+
+from __future__ import annotations
+
+import pytest
+from scrm_listening import And, Field, MinFollowers, Near, Not, Or, Phrase, Prefix, QuerySyntaxError, Term, parse
+
+
+def shape(text: str) -> str:
+    """The query with every group explicit: how precedence was applied."""
+    return str(parse(text))
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("acme", "acme"),
+        ("acme refund", "(acme AND refund)"),  # a space is AND
+        ("acme AND refund", "(acme AND refund)"),
+        ("acme OR globex", "(acme OR globex)"),
+        ("acme NOT job", "(acme AND NOT job)"),
+        ("acme -job", "(acme AND NOT job)"),
+        ("a OR b c", "(a OR (b AND c))"),  # AND binds tighter than OR
+        ("a b OR c d", "((a AND b) OR (c AND d))"),
+        ("(a OR b) c", "((a OR b) AND c)"),
+        ("NOT a b OR c", "((NOT a AND b) OR c)"),  # NOT binds tighter than AND
+        ("x -(a OR b)", "(x AND NOT (a OR b))"),
+        ("a NEAR/3 b c", "((a NEAR/3 b) AND c)"),  # NEAR binds tightest
+        ("x -a NEAR/2 b", "(x AND NOT (a NEAR/2 b))"),
+        ('(acme OR "acme corp") NEAR/5 (refund* OR broken)', '((acme OR "acme corp") NEAR/5 (refund* OR broken))'),
+        ("((a))", "a"),
+    ],
+)
+def test_precedence(query: str, expected: str) -> None:
+    assert shape(query) == expected
+
+
+def test_leaves_are_normalised_like_message_text() -> None:
+    assert parse("ACME").root == Term("acme")
+    assert parse('"Money  Back"').root == Phrase(("money", "back"))
+    assert parse("“money back”").root == Phrase(("money", "back"))  # typographic quotes
+    assert parse("don't").root == Phrase(("don", "t"))  # split like the text is
+    assert parse("acme.com").root == Phrase(("acme", "com"))
+    assert parse('"refund"').root == Term("refund")
+    assert parse("Refund*").root == Prefix("refund")
+    assert parse("#AcmeFail").root == Term("#acmefail")
+    assert parse("@AcmeSupport").root == Term("@acmesupport")
+    assert parse("@alice@mastodon.social").root == Term("@alice@mastodon.social")
+    assert parse("$ACME").root == Term("$acme")
+    assert parse("#acme*").root == Prefix("#acme")
+    assert parse("STRASSE").root == parse("straße").root  # casefolded
+    assert parse("😡").root == Term("😡")
+    assert parse("銀行").root == Phrase(("銀", "行"))  # CJK: one token per character
+    assert parse("and").root == Term("and")  # operators are upper case only
+
+
+def test_fields() -> None:
+    assert parse("author:@AcmeSupport x").root == And((Field("author", "acmesupport"), Term("x")))
+    assert parse("lang:pt_BR x").root == And((Field("lang", "pt-br"), Term("x")))
+    assert parse("network:Reddit x").root == And((Field("network", "reddit"), Term("x")))
+    assert parse("is:reply x").root == And((Field("is", "reply"), Term("x")))
+    assert parse("has:links x").root == And((Field("has", "links"), Term("x")))
+    assert parse("min_followers:1000").root == MinFollowers(1000)
+    assert parse("network:reddit").root == Field("network", "reddit")  # a field alone is a query
+    assert parse('"re:invent"').root == Phrase(("re", "invent"))  # quoted: searched as text
+    assert parse("https://acme.com").root == Phrase(("https", "acme", "com"))  # a URL is text, not a field
+
+
+def test_structure() -> None:
+    assert parse("a NEAR/0 b").root == Near(Term("a"), Term("b"), 0)
+    assert parse("a OR b OR c").root == Or((Term("a"), Term("b"), Term("c")))
+    assert parse("a NOT b").root == And((Term("a"), Not(Term("b"))))
+
+
+@pytest.mark.parametrize(
+    ("query", "message", "column"),
+    [
+        ('acme AND (refund OR "money back"', "unbalanced parenthesis: '(' is never closed", 10),
+        ("acme AND refund)", "unbalanced parenthesis: ')' without '('", 16),
+        ("(acme (refund)", "unbalanced parenthesis: '(' is never closed", 1),
+        ("acme ()", "empty parentheses", 6),
+        ('acme "money back', "unterminated quote", 6),
+        ('acme ""', "empty phrase", 6),
+        ("", "empty query", 1),
+        ("   ", "empty query", 1),
+        ("acme AND", "AND needs a term after it, found the end of the query", 9),
+        ("AND acme", "AND needs a term before it", 1),
+        ("acme OR", "OR needs a term after it, found the end of the query", 8),
+        ("acme OR OR globex", "OR needs a term after it, found 'OR'", 9),
+        ("acme AND OR globex", "AND needs a term after it, found 'OR'", 10),
+        ("acme NOT", "NOT needs a term after it, found the end of the query", 9),
+        ("acme (OR x)", "OR needs a term before it", 7),
+        ("acme - job", "'-' must touch the term it excludes, e.g. -job", 6),
+        ("acme NEAR/x refund", "NEAR needs a distance in words, e.g. NEAR/3", 6),
+        ("acme NEAR refund", "NEAR needs a distance in words, e.g. NEAR/3", 6),
+        ("acme NEAR/101 refund", "NEAR distance must be at most 100 words", 6),
+        ("acme NEAR/3", "NEAR/3 needs a word, phrase or group after it", 12),
+        ("NEAR/3 acme", "NEAR/n needs a term before it", 1),
+        ("a NEAR/2 b NEAR/3 c", "NEAR cannot be chained; combine two NEARs with AND", 12),
+        ("acme NEAR/3 -refund", "NEAR/3 needs a word, phrase or group after it", 13),
+        ("acme NEAR/3 lang:en", "NEAR works on words, phrases, wildcards, tags and OR-groups of them", 13),
+        ("(a b) NEAR/3 c", "NEAR works on words, phrases, wildcards, tags and OR-groups of them", 2),
+        ("acme re*und", "'*' goes at the end of a word, e.g. refund*", 8),
+        ("acme *und", "'*' goes at the end of a word, e.g. refund*", 6),
+        ("acme re*", "a wildcard needs at least 3 letters before '*'", 8),
+        ("acme #ab*", "a wildcard needs at least 3 letters before '*'", 9),
+        ("acme don't*", "a wildcard applies to one plain word or tag, e.g. refund*", 6),
+        ('acme "refund* policy"', "wildcards are not allowed inside a phrase", 13),
+        ("acme !!!", "nothing to search for in '!!!': no letters, digits or emoji", 6),
+        ("acme auther:bob", "unknown field 'auther:'", 6),
+        ("acme lang:", "lang: needs a value", 11),
+        ("acme lang:english", "lang: needs a language code, e.g. lang:en or lang:pt-br", 11),
+        ("acme is:retweet", "is: takes reply, verified, direct", 9),
+        ("acme has:video", "has: takes links, mentions, hashtags", 10),
+        ("acme min_followers:lots", "min_followers: needs a whole number, e.g. min_followers:1000", 20),
+        ("acme network:!!", "network: needs a network name, e.g. network:reddit", 14),
+        ("acme ”", "closing quote without an opening one", 6),
+    ],
+)
+def test_errors_point_at_the_column(query: str, message: str, column: int) -> None:
+    with pytest.raises(QuerySyntaxError) as raised:
+        parse(query)
+    error = raised.value
+    assert error.message.startswith(message)
+    assert error.column == column
+    assert f"at column {column}" in str(error)
+    if query.strip():
+        query_line, caret_line = str(error).splitlines()[1:]
+        assert query_line == f"  {query}"
+        assert caret_line == "  " + " " * (column - 1) + "^"
+
+
+@pytest.mark.parametrize(
+    ("query", "column"),
+    [("-spam", 1), ("NOT spam", 1), ("NOT (a OR b)", 1), ("acme OR -job", 9), ("-a -b", 1), ("(x OR (-a -b))", 8)],
+)
+def test_a_query_that_only_excludes_is_refused(query: str, column: int) -> None:
+    with pytest.raises(QuerySyntaxError, match="only excludes") as raised:
+        parse(query)
+    assert raised.value.column == column
+
+
+@pytest.mark.parametrize("query", ["acme -job", "network:reddit -spam", "min_followers:100 -spam", "(a -b) OR c"])
+def test_exclusions_beside_something_required_are_fine(query: str) -> None:
+    parse(query)
+
+
+def test_the_error_message_reads_well() -> None:
+    with pytest.raises(QuerySyntaxError) as raised:
+        parse("acme AND (refund")
+    assert str(raised.value) == (
+        "unbalanced parenthesis: '(' is never closed at column 10\n  acme AND (refund\n           ^"
+    )
