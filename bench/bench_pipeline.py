@@ -4,8 +4,10 @@
 Prints one JSON object. Every figure comes with a baseline measured in the same run, on
 the same data, pinned to the same single CPU, because these machines are noisy:
 
-* ``pipeline``: ``scrm run --once`` equivalent (ingest, understand with the default
-  plugins, route, outbox, sink) into localcrm, sentiment off.
+* ``pipeline``: ``scrm run --once`` equivalent (ingest, understand, route, outbox, sink)
+  into localcrm, with the first-party plugins minus understanding: sentiment off.
+* ``pipeline_with_understanding``: the same with sentiment (VADER), language detection,
+  influence and listening plugins on (the budget: >= 5,000 messages/s).
 * ``baseline_parse_only``: only reading and validating the NDJSON events (the ceiling
   for anything that consumes this input).
 * ``baseline_per_message``: a straightforward script writing each message to the same
@@ -44,12 +46,22 @@ def peak_rss_mb() -> float:
 # ---------------------------------------------------------------- child modes (one process each)
 
 
-def child_pipeline(folder: Path) -> dict[str, object]:
+# The plugin sets the two pipeline runs load (SCRM_LOAD_PLUGINS): the rest stay out even
+# when installed, so the "off" figure is comparable from one release to the next.
+PLUGIN_SETS = {
+    "core": "replay,localcrm,intent",
+    "understanding": "replay,localcrm,intent,sentiment,language,influence,listening",
+}
+
+
+def child_pipeline(folder: Path, plugins: str = "core") -> dict[str, object]:
     from scrm_core.config import load_config
     from scrm_core.engine import Engine, tune_gc_for_throughput
     from scrm_core.plugins import PluginHost
 
-    host = PluginHost(env={}).load()
+    for leftover in folder.glob("*.db*"):  # each run starts from an empty state store and CRM
+        leftover.unlink()
+    host = PluginHost(env={"SCRM_LOAD_PLUGINS": PLUGIN_SETS[plugins]}).load()
     config = load_config(folder / "scrm.toml", env={}, networks=host.networks, crms=host.crms)
     tune_gc_for_throughput()  # as `scrm run` does
     started, cpu = time.perf_counter(), time.process_time()
@@ -65,6 +77,7 @@ def child_pipeline(folder: Path) -> dict[str, object]:
         "crm_records_written": stats.sink.applied,
         "crm_calls": stats.sink.calls,
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "plugins": sorted(name for name, info in host.plugins.items() if not info.builtin and not info.error),
     }
 
 
@@ -132,6 +145,19 @@ def child_per_message(folder: Path, limit: int) -> dict[str, object]:
 # ---------------------------------------------------------------- parent
 
 
+# A brand's everyday listening: its name and products, competitors, a campaign.
+LISTENING_QUERIES = "".join(
+    f'\n[[listening.queries]]\nname = "{name}"\nquery = \'{query}\'\n'
+    for name, query in [
+        ("brand", '"acme" OR @acme OR #acme'),
+        ("orders", "(order OR parcel OR delivery) AND (late OR missing OR never)"),
+        ("refunds", 'refund* OR "money back"'),
+        ("competitor-globex", "globex OR #globex"),
+        ("campaign", '#acmesummer OR "summer sale"'),
+    ]
+)
+
+
 def prepare(folder: Path, messages: int, seed: int) -> float:
     from scrm_replay.demo import generate_demo
 
@@ -143,6 +169,7 @@ def prepare(folder: Path, messages: int, seed: int) -> float:
     )
     (folder / "scrm.toml").write_text(
         f'[state]\nurl = "sqlite:///state.db"\n[crm]\nadapter = "localcrm"\nsettings = {{ path = "crm.db" }}\n{sources}'
+        + LISTENING_QUERIES
     )
     return time.perf_counter() - started
 
@@ -170,7 +197,7 @@ def main() -> None:
         pin_to_one_cpu()
         mode, folder = args.child[0], Path(args.child[1])
         if mode == "pipeline":
-            result = child_pipeline(folder)
+            result = child_pipeline(folder, *args.child[2:])
         elif mode == "parse":
             result = child_parse_only(folder)
         else:
@@ -184,15 +211,19 @@ def main() -> None:
         "machine": platform.machine(),
         "cpus_available": len(os.sched_getaffinity(0)),
         "pinned_to_one_cpu": True,
-        "sentiment": "off",
     }
     with tempfile.TemporaryDirectory(prefix="scrm-bench-") as tmp:
         folder = Path(tmp) / "throughput"
         report["generate_seconds"] = round(prepare(folder, args.messages, args.seed), 2)
         report["pipeline"] = pipeline = in_child("pipeline", folder)
+        report["pipeline_with_understanding"] = understood = in_child("pipeline", folder, "understanding")
         report["baseline_parse_only"] = parse = in_child("parse", folder)
         report["baseline_per_message"] = per = in_child("per-message", folder, str(args.per_message_limit))
         report["ratios"] = {
+            "understanding_vs_off_speed": round(
+                float(understood["messages_per_s"]) / float(pipeline["messages_per_s"]),  # type: ignore[arg-type]
+                3,
+            ),
             "pipeline_vs_parse_only_speed": round(float(pipeline["events_per_s"]) / float(parse["events_per_s"]), 3),  # type: ignore[arg-type]
             "pipeline_vs_per_message_speed": round(
                 float(pipeline["messages_per_s"]) / float(per["messages_per_s"]),  # type: ignore[arg-type]
