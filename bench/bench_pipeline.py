@@ -147,7 +147,7 @@ def child_per_message(folder: Path, limit: int) -> dict[str, object]:
 
 # A brand's everyday listening: its name and products, competitors, a campaign.
 LISTENING_QUERIES = "".join(
-    f'\n[[listening.queries]]\nname = "{name}"\nquery = \'{query}\'\n'
+    f"\n[[listening.queries]]\nname = \"{name}\"\nquery = '{query}'\n"
     for name, query in [
         ("brand", '"acme" OR @acme OR #acme'),
         ("orders", "(order OR parcel OR delivery) AND (late OR missing OR never)"),
