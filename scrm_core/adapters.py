@@ -137,7 +137,7 @@ class CrmCapability(StrEnum):
     messages = "messages"
     outbound_replies = "outbound_replies"
     erase = "erase"
-    bulk = "bulk"
+    bulk = "bulk"  # a bulk path for backfills: limits.max_batch well above the live batch size
 
 
 class CrmLimits(BaseModel):

@@ -81,7 +81,6 @@ class HubSpotCrm(CrmAdapter):
             CrmCapability.messages,
             CrmCapability.outbound_replies,
             CrmCapability.erase,
-            CrmCapability.bulk,
         }
     )
     # Batch endpoints take 100 inputs; a private app may make 100 requests per 10 s.
