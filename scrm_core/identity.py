@@ -32,7 +32,7 @@ from .models import CrmObject, CrmOperation, IdentityMatch, SocialProfile, exter
 from .plugins import Dispatcher
 from .store.base import IdentityLink, ProfileRecord, StateStore
 
-__all__ = ["ScanResult", "builtin_match", "link", "repoint_ops", "scan", "undo"]
+__all__ = ["ScanResult", "builtin_match", "link", "person_of", "repoint_ops", "scan", "undo"]
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
 
@@ -128,8 +128,10 @@ async def scan(store: StateStore, dispatch: Dispatcher, config: Config) -> ScanR
     identity = config.identity
     # Every profile is held once, with its URL and email indexes: about 1 kB each.
     records: dict[str, ProfileRecord] = {}
-    while page := store.profiles_page(max(records, default=""), 1000):
+    after = ""
+    while page := store.profiles_page(after, 1000):
         records.update((r.profile.key, r) for r in page)
+        after = page[-1].profile.key
     result = ScanResult(profiles=len(records))
     seen: set[frozenset[str]] = set()
     for key, candidates in sorted(_candidates(records.values()).items()):
@@ -158,6 +160,12 @@ async def scan(store: StateStore, dispatch: Dispatcher, config: Config) -> ScanR
     return result
 
 
+def person_of(store: StateStore, key: str) -> str:
+    """A person key, given a person key or any of the person's profile keys."""
+    record = store.profiles([key]).get(key)
+    return record.person_key if record is not None else key
+
+
 def link(store: StateStore, profile_key: str, person_key: str, evidence: str, *, verified: bool) -> IdentityLink:
     """Link a profile to a person (accepting a suggestion if there is one) and re-point the CRM copy."""
     found = store.profiles([profile_key]).get(profile_key)
@@ -168,9 +176,7 @@ def link(store: StateStore, profile_key: str, person_key: str, evidence: str, *,
 
 def undo(store: StateStore, link_id: int) -> IdentityLink:
     """Undo a link: the profile's person and its CRM copy are as they were before it."""
-    target = next((x for x in store.identity_links() if x.id == link_id), None)
-    if target is None:
-        raise KeyError(f"no identity link #{link_id}")
+    target = store.identity_link(link_id)
     record = store.profiles([target.profile_key]).get(target.profile_key)
     if record is None or target.previous_person_key is None:
         raise ValueError(f"link #{link_id} cannot be undone: its profile is gone or it was never in force")

@@ -57,6 +57,13 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger("scrm.plugins").warning("plugin %s was skipped: %s", name, error)
 
 
+def load_for_command(path: Path) -> Config:
+    """The config for a command that reads or mends a deployment: quiet logging, exit 2 on problems."""
+    host = make_host()
+    setup_logging(False)
+    return config_or_exit(path, host)
+
+
 def config_or_exit(path: Path, host: PluginHost) -> Config:
     """Load and validate the config; print every problem and exit 2 if there are any."""
     try:

@@ -11,9 +11,10 @@ import typer
 from ..config import Config
 from ..engine import build_crm
 from ..errors import ScrmError
+from ..identity import person_of
 from ..plugins import PluginHost
 from ..store.base import ErasePlan
-from .common import ConfigOption, config_or_exit, console, console_err, make_host, setup_logging, state_store
+from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 
 async def _erase_in_crm(config: Config, host: PluginHost, plan: ErasePlan) -> int:
@@ -40,12 +41,9 @@ def register(app: typer.Typer) -> None:
         not what was erased. Stop `scrm run` first, or a message it is sending about the
         person may reach the CRM after the erase.
         """
-        host = make_host()
-        setup_logging(False)
-        cfg = config_or_exit(config, host)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
-            record = store.profiles([key]).get(key)
-            person = record.person_key if record is not None else key
+            person = person_of(store, key)
             plan = store.erase_plan(person)
             total = sum(len(keys) for keys in plan.records.values())
             if not total:
@@ -55,7 +53,7 @@ def register(app: typer.Typer) -> None:
             if not yes and not typer.confirm(f"erase {person}: {summary}?"):
                 raise typer.Exit(1)
             try:
-                erased = asyncio.run(_erase_in_crm(cfg, host, plan))
+                erased = asyncio.run(_erase_in_crm(cfg, make_host(), plan))
             except ScrmError as exc:
                 console_err.print(
                     f"[bold red]error:[/] the CRM did not erase: {exc.operator_message}. "

@@ -11,15 +11,8 @@ import typer
 from rich.table import Table
 
 from .. import identity
-from ..config import Config
-from ..store.base import IdentityLink, LinkStatus, StateStore
-from .common import ConfigOption, config_or_exit, console, console_err, make_host, setup_logging, state_store
-
-
-def _load(config: Path) -> Config:
-    host = make_host()
-    setup_logging(False)
-    return config_or_exit(config, host)
+from ..store.base import IdentityLink, LinkStatus
+from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 
 def _links_table(title: str, links: list[IdentityLink]) -> Table:
@@ -36,12 +29,6 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _person_of(store: StateStore, key: str) -> str:
-    """A person key, given a person key or any of the person's profile keys."""
-    record = store.profiles([key]).get(key)
-    return record.person_key if record is not None else key
-
-
 def register(app: typer.Typer) -> None:
     ident = typer.Typer(help="Which profiles are one person: scan for evidence, link, undo.", no_args_is_help=True)
     app.add_typer(ident, name="identity")
@@ -49,7 +36,7 @@ def register(app: typer.Typer) -> None:
     @ident.command("scan")
     def scan_command(config: ConfigOption = Path("scrm.toml")) -> None:
         """Look for evidence across stored profiles; link or suggest as [identity] policies say."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
             result = asyncio.run(identity.scan(store, make_host().dispatch, cfg))
         console.print(
@@ -66,7 +53,7 @@ def register(app: typer.Typer) -> None:
         show_all: Annotated[bool, typer.Option("--all", help="Every link and suggestion, any status.")] = False,
     ) -> None:
         """Suggested links waiting for an operator (accept with `link`, refuse with `reject`)."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
             links = store.identity_links(None if show_all else LinkStatus.suggested)
         console.print(_links_table("identity links" if show_all else "suggested links", links))
@@ -79,9 +66,9 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = Path("scrm.toml"),
     ) -> None:
         """Link a profile to a person. Stored with its evidence; undo with `unlink`."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
-            target = _person_of(store, person)
+            target = identity.person_of(store, person)
             try:
                 made = identity.link(store, profile, target, evidence, verified=True)
             except KeyError as exc:
@@ -93,7 +80,7 @@ def register(app: typer.Typer) -> None:
     @ident.command("unlink")
     def unlink_command(link_id: int, config: ConfigOption = Path("scrm.toml")) -> None:
         """Undo a link: the profile goes back to the person it had before."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
             try:
                 undone = identity.undo(store, link_id)
@@ -104,7 +91,7 @@ def register(app: typer.Typer) -> None:
     @ident.command("reject")
     def reject_command(link_id: int, config: ConfigOption = Path("scrm.toml")) -> None:
         """Refuse a suggestion; the same pair is not suggested again."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
             try:
                 store.reject_suggestion(link_id)
@@ -122,9 +109,9 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """The 360° view: every profile, conversation, case and lead of one person."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
-            view = store.person(_person_of(store, key))
+            view = store.person(identity.person_of(store, key))
         if not view.profiles:
             raise _fail(f"no person or profile {key!r} in the state store")
         cases = [c for c in view.conversations if c.needs_case]

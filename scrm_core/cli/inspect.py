@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..config import Config
 from ..engine.routing import rule_warnings
 from .common import (
     ConfigOption,
@@ -18,16 +17,11 @@ from .common import (
     config_or_exit,
     console,
     console_err,
+    load_for_command,
     make_host,
     setup_logging,
     state_store,
 )
-
-
-def _load(config: Path) -> Config:
-    host = make_host()
-    setup_logging(False)
-    return config_or_exit(config, host)
 
 
 def _ago(when: datetime | None) -> str:
@@ -41,7 +35,7 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_command(config: ConfigOption = Path("scrm.toml")) -> None:
         """Per source: cursor and how long since it moved; outbox depth; dead letters."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
             checkpoints = {c.source: c for c in store.checkpoints()}
             depth, dead = store.outbox_depth(), store.dead_letter_count()
@@ -69,7 +63,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
     ) -> None:
         """List dead letters: where each came from and the reason."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
             letters, total = store.dead_letters(limit), store.dead_letter_count()
         table = Table(title=f"dead letters ({total:,})")
@@ -87,7 +81,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = Path("scrm.toml"),
     ) -> None:
         """Put failed CRM writes back in the outbox; the next `scrm run` sends them."""
-        cfg = _load(config)
+        cfg = load_for_command(config)
         with state_store(cfg) as store:
             moved = store.requeue_dead_letters(ids or None)
             left = store.dead_letter_count()

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..engine.ingest import Ingestor
 from ..engine.routing import DEFAULT_RULES, RuleVerdict, compile_rules, explain
 from ..models import Event, Message, MessageCreated, MessageEdited
-from .common import ConfigOption, config_or_exit, console, console_err, make_host, setup_logging
+from .common import ConfigOption, console, console_err, load_for_command, make_host
 
 
 def read_message(path: Path) -> Message:
@@ -68,11 +68,9 @@ def register(app: typer.Typer) -> None:
         The installed plugins (language, sentiment, listening, classification) run first,
         exactly as in ``scrm run``; nothing is written anywhere.
         """
-        host = make_host()
-        setup_logging(False)
-        cfg = config_or_exit(config, host)
+        cfg = load_for_command(config)
         message = read_message(message_file)
-        asyncio.run(Ingestor(None, host.dispatch, cfg).understand(message))  # type: ignore[arg-type]
+        asyncio.run(Ingestor(None, make_host().dispatch, cfg).understand(message))  # type: ignore[arg-type]
         rules = cfg.routing.rules
         verdicts = explain(
             compile_rules(DEFAULT_RULES if rules is None else rules, cfg.routing.business_hours), message

@@ -139,6 +139,7 @@ class AsyncStore:
     profiles_page = _InWorker(StateStore.profiles_page)
     suggest_link = _InWorker(StateStore.suggest_link)
     identity_links = _InWorker(StateStore.identity_links)
+    identity_link = _InWorker(StateStore.identity_link)
     link_identity = _InWorker(StateStore.link_identity)
     reject_suggestion = _InWorker(StateStore.reject_suggestion)
     undo_link = _InWorker(StateStore.undo_link)

@@ -264,6 +264,10 @@ class StateStore(ABC):
     def identity_links(self, status: LinkStatus | None = None) -> list[IdentityLink]: ...
 
     @abstractmethod
+    def identity_link(self, link_id: int) -> IdentityLink:
+        """One link or suggestion; ``KeyError`` if there is none with this id."""
+
+    @abstractmethod
     def link_identity(
         self, profile_key: str, person_key: str, evidence: str, verified: bool, ops: Sequence[CrmOperation]
     ) -> IdentityLink:

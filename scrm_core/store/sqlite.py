@@ -664,7 +664,7 @@ class SqliteStore(StateStore):
             for id_, profile, person, evidence, verified, status, created, previous, undone in rows
         ]
 
-    def _link(self, link_id: int) -> IdentityLink:
+    def identity_link(self, link_id: int) -> IdentityLink:
         found = self._links("WHERE id = ?", (link_id,))
         if not found:
             raise KeyError(f"no identity link #{link_id}")
@@ -689,7 +689,7 @@ class SqliteStore(StateStore):
             )
             link_id = cur.lastrowid
         assert link_id is not None
-        return self._link(link_id)
+        return self.identity_link(link_id)
 
     def _queue(self, ops: Sequence[CrmOperation], now: str) -> None:
         self._conn.executemany(
@@ -731,21 +731,21 @@ class SqliteStore(StateStore):
             detail = f"link #{link_id}: {previous} -> {person_key}; evidence: {evidence}"
             self._insert_audit([AuditEntry("identity.linked", profile_key, detail)], now)
         assert link_id is not None
-        return self._link(link_id)
+        return self.identity_link(link_id)
 
     def reject_suggestion(self, link_id: int) -> IdentityLink:
         with self._tx() as c:
-            link = self._link(link_id)
+            link = self.identity_link(link_id)
             if link.status is not LinkStatus.suggested:
                 raise ValueError(f"link #{link_id} is {link.status.value}, not a suggestion")
             c.execute("UPDATE identity_links SET status = 'rejected' WHERE id = ?", (link_id,))
             self._insert_audit([AuditEntry("identity.rejected", link.profile_key, f"link #{link_id}")], _now())
-        return self._link(link_id)
+        return self.identity_link(link_id)
 
     def undo_link(self, link_id: int, ops: Sequence[CrmOperation]) -> IdentityLink:
         now = _now()
         with self._tx() as c:
-            link = self._link(link_id)
+            link = self.identity_link(link_id)
             if link.status is not LinkStatus.linked or link.previous_person_key is None:
                 raise ValueError(f"link #{link_id} is {link.status.value}: there is nothing to undo")
             row = c.execute("SELECT person_key FROM profiles WHERE key = ?", (link.profile_key,)).fetchone()
@@ -758,7 +758,7 @@ class SqliteStore(StateStore):
             self._queue(ops, now)
             detail = f"link #{link_id} undone: {link.person_key} -> {link.previous_person_key}"
             self._insert_audit([AuditEntry("identity.unlinked", link.profile_key, detail)], now)
-        return self._link(link_id)
+        return self.identity_link(link_id)
 
     def person(self, person_key: str) -> PersonView:
         profiles = [
@@ -780,14 +780,18 @@ class SqliteStore(StateStore):
             "WHERE person_key = ? OR profile_key IN (SELECT key FROM profiles WHERE person_key = ?)",
             (person_key, person_key),
         )
-        wanted = [(CrmObject.contact, external_key(person_key))]
-        wanted += [(obj, external_key(k)) for k in keys for obj in (CrmObject.profile, CrmObject.lead)]
-        wanted += [(CrmObject.case, external_key(cv.key)) for cv in conversations]
-        ids: dict[str, str] = {}
-        for obj, key in wanted:
-            found = self.crm_ids(obj, [key])
-            if key in found:
-                ids[f"{obj.value}:{key}"] = found[key]
+        profile_keys = [external_key(k) for k in keys]
+        wanted = {
+            CrmObject.contact: [external_key(person_key)],
+            CrmObject.profile: profile_keys,
+            CrmObject.lead: profile_keys,
+            CrmObject.case: [external_key(cv.key) for cv in conversations],
+        }
+        ids = {
+            f"{obj.value}:{key}": crm_id
+            for obj, obj_keys in wanted.items()
+            for key, crm_id in self.crm_ids(obj, obj_keys).items()
+        }
         return PersonView(person_key, profiles, conversations, messages, links, ids)
 
     def counts(self) -> Mapping[str, int]:
