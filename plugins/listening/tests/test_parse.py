@@ -142,7 +142,8 @@ def test_a_query_that_only_excludes_is_refused(query: str, column: int) -> None:
 
 @pytest.mark.parametrize("query", ["acme -job", "network:reddit -spam", "min_followers:100 -spam", "(a -b) OR c"])
 def test_exclusions_beside_something_required_are_fine(query: str) -> None:
-    parse(query)
+    parsed = parse(query)  # refusing it would raise QuerySyntaxError
+    assert parsed.text == query and "NOT" in str(parsed)
 
 
 def test_the_error_message_reads_well() -> None:
