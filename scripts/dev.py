@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -32,6 +33,15 @@ def packages() -> list[Path]:
         p.parent for pattern in ("adapters/*/pyproject.toml", "plugins/*/pyproject.toml") for p in ROOT.glob(pattern)
     ]
     return [ROOT, *sorted(found)]
+
+
+def test_extra(pkg: Path) -> str | None:
+    """The extra holding a package's test-only needs: ``dev`` for the core, ``test`` where declared
+    (e.g. the Matrix adapter's tests run a real Synapse homeserver)."""
+    if pkg == ROOT:
+        return "dev"
+    text = (pkg / "pyproject.toml").read_text()
+    return "test" if re.search(r"(?m)^test\s*=", text) else None
 
 
 def fingerprint() -> str:
@@ -56,7 +66,10 @@ def setup() -> None:
         venv.create(VENV, with_pip=True)
     pip = [BIN / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     run(*pip, "--upgrade", "pip")
-    editable = [arg for pkg in packages() for arg in ("-e", f"{pkg}[dev]" if pkg == ROOT else pkg)]
+    editable: list[str | Path] = []
+    for pkg in packages():
+        extra = test_extra(pkg)
+        editable += ["-e", f"{pkg}[{extra}]" if extra else pkg]
     run(*pip, *editable)
     STAMP.write_text(fingerprint())
 

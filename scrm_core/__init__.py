@@ -48,6 +48,7 @@ from .models import (  # noqa: E402
     Visibility,
     external_key,
 )
+from .webhooks import WebhookAnswer, WebhookRejected, WebhookRequest  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -88,6 +89,9 @@ __all__ = [
     "SkippableError",
     "SocialProfile",
     "Visibility",
+    "WebhookAnswer",
+    "WebhookRejected",
+    "WebhookRequest",
     "external_key",
     "hookimpl",
 ]

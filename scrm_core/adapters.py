@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import FatalError
-from .models import CrmObject, CrmOperation, EventPage, Message, OperationResult, SocialProfile
+from .models import CrmObject, CrmOperation, Event, EventPage, Message, OperationResult, SocialProfile
 from .ratelimit import RateBudget
+from .webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
 
 if TYPE_CHECKING:
     import httpx
@@ -96,13 +97,22 @@ class NetworkAdapter(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[AdapterSettings]] = AdapterSettings
     capabilities: ClassVar[frozenset[NetworkCapability]] = frozenset()
+    #: Request headers (lower case) stored beside a webhook payload, for :meth:`parse_webhook`.
+    #: Only what parsing needs: the signature has been checked by then, and credentials
+    #: never reach the state store.
+    webhook_headers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
         self.settings = settings
         self.context = context
 
+    @property
+    def network(self) -> str:
+        """The ``network`` its messages carry (replies to a conversation go out through it)."""
+        return self.name
+
     async def start(self) -> None:
-        """Open connections or sessions. Called once before :meth:`listen`."""
+        """Open connections or sessions. Called once before :meth:`listen` or :meth:`send_reply`."""
 
     async def close(self) -> None:
         """Release what :meth:`start` opened."""
@@ -126,7 +136,43 @@ class NetworkAdapter(ABC):
         raise FatalError(f"network adapter {self.name!r} cannot fetch profiles")
 
     async def send_reply(self, in_reply_to: str, text: str, idempotency_key: str) -> SentReply:
+        """Post ``text`` as a reply to the message with network id ``in_reply_to``.
+
+        Returns the posted message (``direction=outbound``, ``parent_id=in_reply_to``), which
+        the engine syncs back to the CRM. **Idempotent per key**: called again with the same
+        ``idempotency_key`` (after a crash, a timeout or a lost response) it must not post a
+        second reply, but return the first. Pass the key to the network where it takes one
+        (Mastodon's ``Idempotency-Key``, a Matrix transaction id, a Bluesky record key), or
+        look for the earlier reply before posting. Raise
+        :class:`~scrm_core.errors.RetryableError` when trying again may work and
+        :class:`~scrm_core.errors.SkippableError` when the network will never take this reply
+        (the message is gone, replies are not allowed there): the reply is marked failed
+        with that reason and the others still go out.
+        """
         raise FatalError(f"network adapter {self.name!r} cannot send replies")
+
+    # ------------------------------------------------------------ webhooks (capability ``webhook``)
+
+    def verify_webhook(self, request: WebhookRequest) -> WebhookAnswer | None:
+        """Check a request to this source's webhook endpoint before anything is parsed or stored.
+
+        Synchronous and cheap: verify the signature on ``request.body`` (the raw bytes) with
+        :func:`scrm_core.webhooks.signature_matches`, and the signed timestamp where the
+        network signs one. Raise :class:`~scrm_core.webhooks.WebhookRejected` to refuse;
+        return a :class:`~scrm_core.webhooks.WebhookAnswer` to answer at once without storing
+        (a subscription handshake); return None to have the payload stored durably and 200
+        answered. Never log or echo the secret.
+        """
+        raise WebhookRejected(404, "no_webhooks")
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[Event]:
+        """The events in one stored, already verified payload (``headers``: :attr:`webhook_headers`).
+
+        Called from the engine, not the receiver, so it may call the network's API (for a
+        post the payload only names). Raise :class:`~scrm_core.errors.SkippableError` for a
+        payload that will never parse: it goes to the dead-letter queue, the rest goes on.
+        """
+        raise FatalError(f"network adapter {self.name!r} receives no webhooks")
 
 
 class CrmCapability(StrEnum):

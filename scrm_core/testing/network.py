@@ -22,6 +22,19 @@ Adapt it with class attributes and methods rather than by skipping tests:
 ``network`` names the network in the default scenario, :meth:`scenario` replaces it,
 :meth:`expected_keys` says which events your network can express, ``exactly_once = False``
 accepts re-delivery after a resume (the engine drops duplicates, but says so).
+
+Three more promises need a hand from your fake, through hooks you implement on the test
+class (the instance is new for every test, so keep the fake on ``self`` in
+:meth:`make_adapter`):
+
+* :meth:`rate_limit_next_request`: the network refuses the next request with its
+  rate-limit answer; the drain must still yield everything, once.
+* :meth:`lose_next_response`: the network applies the next write but the answer is lost;
+  sending the reply again with the same idempotency key must not post it twice.
+* :meth:`webhook_requests`: signed requests as the network delivers them (webhook
+  networks): they must verify and parse, and any changed byte must be refused.
+
+A hook you do not implement skips its test, saying which hook is missing.
 """
 
 from __future__ import annotations
@@ -30,15 +43,16 @@ import asyncio
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from ..adapters import AdapterSettings, NetworkAdapter, NetworkCapability
-from ..errors import FatalError
+from ..adapters import AdapterSettings, NetworkAdapter, NetworkCapability, SentReply
+from ..errors import FatalError, RetryableError
 from ..models import (
     Direction,
     Event,
@@ -51,9 +65,10 @@ from ..models import (
     SocialProfile,
     Visibility,
 )
+from ..webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
 from .settings import secrets_not_secretstr
 
-__all__ = ["NetworkAdapterConformance", "default_scenario", "drain"]
+__all__ = ["NetworkAdapterConformance", "default_scenario", "drain", "drain_retrying"]
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -63,6 +78,33 @@ async def drain(adapter: NetworkAdapter, cursor: str | None = None) -> list[Even
     await adapter.start()
     try:
         return [page async for page in adapter.listen(cursor, follow=False)]
+    finally:
+        await adapter.close()
+
+
+async def drain_retrying(
+    adapter: NetworkAdapter, cursor: str | None = None, *, max_retries: int = 5, before: Any = None
+) -> tuple[list[EventPage], int]:
+    """Drain as the engine does: on :class:`RetryableError`, wait what the network asked
+    (at most 1 s here) and resume from the last page's cursor. Returns the pages and how
+    many retries it took. ``before`` (a callable) runs after ``start``, before the first page."""
+    await adapter.start()
+    pages: list[EventPage] = []
+    retries = 0
+    try:
+        if before is not None:
+            before()
+        while True:
+            try:
+                async for page in adapter.listen(cursor, follow=False):
+                    pages.append(page)
+                    cursor = page.cursor
+                return pages, retries
+            except RetryableError as exc:
+                retries += 1
+                if retries > max_retries:
+                    raise
+                await asyncio.sleep(min(exc.retry_after or 0.0, 1.0))
     finally:
         await adapter.close()
 
@@ -308,6 +350,188 @@ class NetworkAdapterConformance:
             assert (m.network, m.thread_root_id) in ids, f"{m.key}: root {m.thread_root_id} is not in the stream"
             if m.parent_id is not None:
                 assert (m.network, m.parent_id) in ids, f"{m.key}: parent {m.parent_id} is not in the stream"
+
+    # ------------------------------------------------------------ hooks into your fake (optional)
+
+    def rate_limit_next_request(self) -> Callable[[], int]:
+        """Make the network answer the adapter's next request with its rate-limit refusal
+        (429 and the network's own headers). Return a function that tells how many such
+        refusals the network has given so far (the test checks one really happened)."""
+        raise NotImplementedError
+
+    def lose_next_response(self) -> None:
+        """Make the network apply the adapter's next write, then lose the answer (a proxy's
+        502 or a dropped connection)."""
+        raise NotImplementedError
+
+    def webhook_requests(self, scenario: list[Event]) -> list[WebhookRequest]:
+        """Signed requests carrying ``scenario`` as the network would deliver it (webhook
+        networks only). Built with the secret the adapter from :meth:`make_adapter` holds."""
+        raise NotImplementedError
+
+    def webhook_expected_keys(self, scenario: list[Event]) -> list[str]:
+        """Keys of the events the webhook requests carry (default: :meth:`expected_keys`)."""
+        return self.expected_keys(scenario)
+
+    def reply_target(self, messages: list[Message]) -> Message:
+        """The message the reply tests answer (default: the first inbound public root message)."""
+        for m in messages:
+            if m.direction is Direction.inbound and m.visibility is Visibility.public and m.thread_root_id is None:
+                return m
+        raise AssertionError("the drain has no inbound public root message to reply to; override reply_target")
+
+    def network_replies(self, adapter: NetworkAdapter, target: Message) -> list[Message]:
+        """The replies to ``target`` that are on the network now (default: through ``fetch_thread``)."""
+
+        async def fetch() -> list[Message]:
+            await adapter.start()
+            try:
+                return await adapter.fetch_thread(target.thread_root_id or target.id)
+            finally:
+                await adapter.close()
+
+        thread = asyncio.run(asyncio.wait_for(fetch(), self.timeout))
+        return [m for m in thread if m.parent_id == target.id and m.direction is Direction.outbound]
+
+    # ------------------------------------------------------------ rate limits
+
+    def test_survives_a_rate_limit(self, tmp_path: Path) -> None:
+        scenario, clean = self._drain_fresh(tmp_path)
+        adapter = self.make_adapter(scenario, tmp_path)
+        refusals: list[Callable[[], int]] = []
+
+        def arm() -> None:
+            try:
+                refusals.append(self.rate_limit_next_request())
+            except NotImplementedError:
+                pytest.skip(f"{type(self).__name__} does not implement rate_limit_next_request()")
+
+        pages, _ = asyncio.run(asyncio.wait_for(drain_retrying(adapter, before=arm), self.timeout))
+        assert refusals[0]() >= 1, "the network never refused a request: rate_limit_next_request() had no effect"
+        expected, got = self._keys(clean), self._keys(pages)
+        if self.exactly_once:
+            assert got == expected, "after a rate limit: " + _diff(expected, got)
+        else:
+            assert set(got) == set(expected), "after a rate limit: " + _diff(expected, got)
+
+    # ------------------------------------------------------------ replies
+
+    def _reply_setup(self, tmp_path: Path) -> tuple[NetworkAdapter, Message]:
+        scenario, pages = self._drain_fresh(tmp_path)
+        adapter = self.make_adapter(scenario, tmp_path)
+        if NetworkCapability.reply not in type(adapter).capabilities:
+            pytest.skip(f"{type(adapter).__name__} does not declare the reply capability")
+        messages = [e.message for page in pages for e in page.events if isinstance(e, MessageCreated)]
+        return adapter, self.reply_target(messages)
+
+    def _send(self, adapter: NetworkAdapter, target: Message, text: str, key: str, before: Any = None) -> SentReply:
+        async def send() -> SentReply:
+            await adapter.start()
+            try:
+                if before is not None:
+                    before()
+                return await adapter.send_reply(target.id, text, key)
+            finally:
+                await adapter.close()
+
+        return asyncio.run(asyncio.wait_for(send(), self.timeout))
+
+    def _check_sent(self, sent: SentReply, target: Message, text: str) -> None:
+        m = sent.message
+        assert m.direction is Direction.outbound, "a sent reply must be direction=outbound"
+        assert m.parent_id == target.id, f"the sent reply's parent_id is {m.parent_id!r}, not {target.id!r}"
+        assert m.thread_root_id == (target.thread_root_id or target.id), "the sent reply must be in the target's thread"
+        assert text in m.text, f"the sent reply's text {m.text!r} does not carry {text!r}"
+        assert m.network == target.network and m.id, "the sent reply needs the network's id"
+
+    def test_reply_is_sent_once(self, tmp_path: Path) -> None:
+        adapter, target = self._reply_setup(tmp_path)
+        text, key = "Thanks for telling us, we are on it.", "reply-test-1"
+        first = self._send(adapter, target, text, key)
+        self._check_sent(first, target, text)
+        again = self._send(adapter, target, text, key)
+        assert again.message.id == first.message.id, "the same idempotency key posted a second reply"
+        other = self._send(adapter, target, "A second, different answer.", "reply-test-2")
+        assert other.message.id != first.message.id, "a new idempotency key must post a new reply"
+        on_network = [m for m in self.network_replies(adapter, target) if text in m.text]
+        assert len(on_network) == 1, f"the network holds {len(on_network)} copies of the reply"
+
+    def test_reply_survives_a_lost_response(self, tmp_path: Path) -> None:
+        adapter, target = self._reply_setup(tmp_path)
+        text, key = "We have sent a replacement.", "reply-lost-1"
+
+        def arm() -> None:
+            try:
+                self.lose_next_response()
+            except NotImplementedError:
+                pytest.skip(f"{type(self).__name__} does not implement lose_next_response()")
+
+        try:
+            self._send(adapter, target, text, key, before=arm)
+        except RetryableError:
+            pass  # what the engine expects of a lost answer; it tries again with the same key
+        else:
+            raise AssertionError("the answer was lost, yet send_reply reported success without raising RetryableError")
+        sent = self._send(adapter, target, text, key)
+        self._check_sent(sent, target, text)
+        on_network = [m for m in self.network_replies(adapter, target) if text in m.text]
+        assert len(on_network) == 1, f"after a lost answer and a retry the network holds {len(on_network)} copies"
+
+    # ------------------------------------------------------------ webhooks
+
+    def _webhook_setup(self, tmp_path: Path) -> tuple[NetworkAdapter, list[Event], list[WebhookRequest]]:
+        scenario = self.scenario()
+        adapter = self.make_adapter(scenario, tmp_path)
+        if NetworkCapability.webhook not in type(adapter).capabilities:
+            pytest.skip(f"{type(adapter).__name__} does not declare the webhook capability")
+        try:
+            requests = self.webhook_requests(scenario)
+        except NotImplementedError:
+            pytest.skip(f"{type(self).__name__} does not implement webhook_requests()")
+        assert requests, "webhook_requests() returned no requests"
+        return adapter, scenario, requests
+
+    def test_webhooks_verify_and_parse(self, tmp_path: Path) -> None:
+        adapter, scenario, requests = self._webhook_setup(tmp_path)
+        keep = {h.lower() for h in type(adapter).webhook_headers}
+
+        async def parse_all() -> list[str]:
+            await adapter.start()
+            try:
+                keys: list[str] = []
+                for request in requests:
+                    answer = adapter.verify_webhook(request)
+                    assert answer is None or isinstance(answer, WebhookAnswer)
+                    if answer is None:
+                        stored = {k: v for k, v in request.headers.items() if k in keep}
+                        keys += [e.key for e in await adapter.parse_webhook(request.body, stored)]
+                return keys
+            finally:
+                await adapter.close()
+
+        got = asyncio.run(asyncio.wait_for(parse_all(), self.timeout))
+        expected = self.webhook_expected_keys(scenario)
+        assert set(got) == set(expected), _diff(expected, got)
+
+    def test_webhooks_refuse_forgeries(self, tmp_path: Path) -> None:
+        adapter, _, requests = self._webhook_setup(tmp_path)
+        posts = [r for r in requests if r.body]
+        assert posts, "webhook_requests() has no request with a body"
+        request = posts[0]
+        body = bytearray(request.body)
+        body[len(body) // 2] ^= 0x01
+        forged = [
+            WebhookRequest(request.method, request.headers, request.query, bytes(body)),
+            WebhookRequest(request.method, {}, request.query, request.body),
+            WebhookRequest(request.method, request.headers, request.query, request.body + b" "),
+        ]
+        for i, bad in enumerate(forged):
+            try:
+                adapter.verify_webhook(bad)
+            except WebhookRejected as exc:
+                assert 400 <= exc.status < 500 and exc.reason
+            else:
+                raise AssertionError(f"forged webhook request #{i} (changed body or no signature) was accepted")
 
 
 def _diff(expected: Sequence[str], got: Sequence[str]) -> str:

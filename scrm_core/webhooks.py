@@ -1,0 +1,96 @@
+"""What a network adapter needs to receive webhooks: the request it checks, and the checks.
+
+``scrm serve`` reads a request's raw body (bounded), builds a :class:`WebhookRequest` and
+hands it to the source's :meth:`NetworkAdapter.verify_webhook
+<scrm_core.adapters.NetworkAdapter.verify_webhook>` **before anything is parsed or
+stored**. The adapter checks the signature (with :func:`signature_matches`, constant time)
+and, where the network signs one, the timestamp (:func:`check_timestamp`). It raises
+:class:`WebhookRejected` to refuse, returns a :class:`WebhookAnswer` to answer without
+storing (a subscription handshake), or returns None: the receiver then writes the raw
+payload to the state store and only then answers 200. Parsing into events happens later,
+in ``parse_webhook``, from the stored copy; so a crash right after the 200 loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+__all__ = [
+    "WebhookAnswer",
+    "WebhookRejected",
+    "WebhookRequest",
+    "check_timestamp",
+    "hmac_sha256_hex",
+    "signature_matches",
+]
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One request to a source's webhook endpoint. Header names are lower case."""
+
+    method: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """An answer given at once, with nothing stored (e.g. Meta's ``hub.challenge`` echo)."""
+
+    body: str
+    status: int = 200
+    media_type: str = "text/plain"
+
+
+class WebhookRejected(Exception):
+    """Refuse the request: ``status`` is the 4xx to answer, ``reason`` a short code that is counted.
+
+    ``reason`` is for metrics and logs (``bad_signature``, ``stale_timestamp``,
+    ``missing_signature``, ``bad_verify_token``...), never an echo of what was sent.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        if not 400 <= status < 500:
+            raise ValueError(f"a rejected webhook is answered with a 4xx, not {status}")
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def hmac_sha256_hex(secret: str | bytes, body: bytes) -> str:
+    """The hex HMAC-SHA256 of ``body`` (what Meta, Discourse and most networks sign)."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison; a missing signature never matches."""
+    if not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.strip().encode())
+
+
+def check_timestamp(signed: str | None, now: datetime, tolerance_seconds: float = 300.0) -> None:
+    """Refuse a signed Unix timestamp (seconds or milliseconds) further than ``tolerance`` from now.
+
+    A replayed request keeps its old, validly signed timestamp: that is what refuses it.
+    """
+    if not signed:
+        raise WebhookRejected(401, "missing_timestamp")
+    try:
+        value = float(signed)
+    except ValueError:
+        raise WebhookRejected(400, "bad_timestamp") from None
+    seconds = value / 1000.0 if value > 1e11 else value  # milliseconds since the epoch
+    if abs(now.timestamp() - seconds) > tolerance_seconds:
+        raise WebhookRejected(401, "stale_timestamp")
