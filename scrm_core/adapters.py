@@ -260,8 +260,22 @@ class CrmAdapter(ABC):
         """
 
     async def pending_replies(self, cursor: str | None) -> tuple[list[PendingReply], str | None]:
-        """Replies agents wrote in the CRM since ``cursor``, and the new cursor."""
+        """Replies agents wrote in the CRM since ``cursor``, and the new cursor.
+
+        Each reply is handed out once per cursor position; the engine saves the new cursor
+        together with the replies it received, so a crash re-reads at most one page (and
+        the engine drops a reply it already holds, by ``crm_id``).
+        """
         return [], cursor
+
+    async def reply_sent(self, reply: PendingReply, external_key: str, network_message_id: str) -> None:
+        """An agent's reply went out: mark the CRM record as sent, with the network's id.
+
+        Called before the sent message is synced back (a ``message`` upsert with
+        ``external_key``): a CRM that keeps the agent's reply as a message record should give
+        that record this external key here, so the sync-back updates it instead of adding a
+        second copy. Must be idempotent: after a crash it may be called again.
+        """
 
     async def erase(self, records: Mapping[CrmObject, Sequence[str]]) -> int:
         """Delete the records with these external keys (an erase request). Returns how many went."""

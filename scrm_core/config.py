@@ -30,8 +30,10 @@ __all__ = [
     "IdentityConfig",
     "IdentityPolicy",
     "ListeningQuery",
+    "RepliesConfig",
     "RoutingRule",
     "RuleWhen",
+    "ServeConfig",
     "SourceConfig",
     "StateConfig",
     "load_config",
@@ -158,6 +160,27 @@ class EngineConfig(_Section):
     retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest back-off between retries.")
 
 
+class RepliesConfig(_Section):
+    enabled: bool = Field(default=True, description="Send replies (from `scrm reply` and agents in the CRM).")
+    poll_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How often a following run asks the CRM for agents' replies."
+    )
+    claim_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A reply left 'sending' by a sender that died is sent again (same idempotency key) after this.",
+    )
+
+
+class ServeConfig(_Section):
+    host: str = Field(default="127.0.0.1", description="Address `scrm serve` listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="0: any free port (printed at start).")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576, description="Larger bodies get 413.")
+    keep_days: float = Field(
+        default=7.0, ge=0, description="Processed payloads are kept this long (replays are spotted)."
+    )
+
+
 class Config(_Section):
     state: StateConfig = Field(default_factory=StateConfig)
     sources: list[SourceConfig] = Field(min_length=1)
@@ -166,6 +189,8 @@ class Config(_Section):
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    replies: RepliesConfig = Field(default_factory=RepliesConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     # Where the file was; relative paths in settings are resolved against base_dir.
     path: Path = Field(default=Path("scrm.toml"), exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)

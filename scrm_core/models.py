@@ -136,6 +136,9 @@ class Conversation(_Model):
     queue: str | None = Field(default=None, description="Queue or owner the case goes to (routing's queue action).")
     draft_reply: str | None = Field(default=None, description="A suggested reply for the agent, never sent by itself.")
     lead: bool = False
+    last_inbound_id: str | None = Field(
+        default=None, description="Network id of the customer's latest message: what `scrm reply` answers."
+    )
     # The message that caused the current routing pass (not persisted).
     last_message: Message | None = Field(default=None, exclude=True)
 

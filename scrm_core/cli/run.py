@@ -16,12 +16,15 @@ from ..plugins import PluginHost
 from .common import ConfigOption, StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging
 
 
-def _describe(stats: RunStats) -> str:
-    i, s = stats.ingest, stats.sink
-    return (
+def describe(stats: RunStats) -> str:
+    i, s, r = stats.ingest, stats.sink, stats.replies
+    line = (
         f"events {i.events:,}  new messages {i.messages:,}  edits {i.edits:,}  deletions {i.deletions:,}  "
         f"CRM writes {s.applied:,} in {s.calls:,} calls  dead letters {i.rejects + s.dead_lettered:,}"
     )
+    if r.sent or r.held or r.refused or r.failed:
+        line += f"  replies sent {r.sent:,} held {r.held:,} refused {r.refused:,} failed {r.failed:,}"
+    return line
 
 
 def sync(config: Config, host: PluginHost, *, follow: bool, total: int | None = None) -> RunStats:
@@ -32,10 +35,10 @@ def sync(config: Config, host: PluginHost, *, follow: bool, total: int | None = 
         task = progress.add_task("starting", total=total)
 
         def report(stats: RunStats) -> None:
-            progress.update(task, completed=stats.ingest.events, description=_describe(stats))
+            progress.update(task, completed=stats.ingest.events, description=describe(stats))
 
         stats = asyncio.run(Engine(config, host, progress=report).run(follow=follow))
-    console.print(_describe(stats) + f"  ({stats.seconds:.1f}s)", highlight=False)
+    console.print(describe(stats) + f"  ({stats.seconds:.1f}s)", highlight=False)
     if stats.plugin_failures:
         console.print(f"[yellow]plugin failures:[/] {stats.plugin_failures}")
     return stats

@@ -22,6 +22,7 @@ from ..models import (
     ActionKind,
     Conversation,
     CrmOperation,
+    Direction,
     Message,
     MessageCreated,
     MessageDeleted,
@@ -216,8 +217,11 @@ class Ingestor:
             )
             work.conversations[key] = conversation
         conversation.message_count += 1
-        if conversation.last_at is None or message.created_at > conversation.last_at:
+        newest = conversation.last_at is None or message.created_at >= conversation.last_at
+        if newest:
             conversation.last_at = message.created_at
+        if message.direction is Direction.inbound and (newest or conversation.last_inbound_id is None):
+            conversation.last_inbound_id = message.id
         conversation.labels += [x for x in message.labels if x not in conversation.labels]
         conversation.last_message = message
         work.changed_conversations.add(key)

@@ -16,22 +16,33 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from ..adapters import AdapterContext, CrmAdapter, NetworkAdapter
+from ..adapters import AdapterContext, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
 from ..config import Config, SourceConfig
 from ..errors import FatalError, RetryableError
-from ..models import EventPage
+from ..models import EventPage, MessageCreated
 from ..plugins import PluginHost
-from ..store import AsyncStore, open_store
+from ..store import AsyncStore, ReplyRecord, ReplyStatus, open_store
+from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
+from .replies import REPLIES, ReplyCounts, ReplySender
 from .sink import Sink, SinkCounts
 
 log = logging.getLogger("scrm.engine")
 
 _DONE = object()  # a reader's end-of-stream marker in the queue
+
+
+@dataclass
+class _SentReply:
+    """A sent reply's message for the ingest loop; ``committed`` resolves once it is stored."""
+
+    page: EventPage
+    committed: asyncio.Future[None]
 
 
 def tune_gc_for_throughput() -> None:
@@ -50,6 +61,7 @@ def tune_gc_for_throughput() -> None:
 class RunStats:
     ingest: IngestCounts
     sink: SinkCounts
+    replies: ReplyCounts = field(default_factory=ReplyCounts)
     seconds: float = 0.0
     pages: int = 0
     stopped_by_signal: bool = False
@@ -57,6 +69,17 @@ class RunStats:
 
 
 ProgressCallback = Callable[[RunStats], None]
+Reader = Callable[[str | None], AsyncIterator[EventPage]]
+
+
+def _listen_reader(adapter: NetworkAdapter, follow: bool) -> Reader:
+    return lambda cursor: adapter.listen(cursor, follow=follow)
+
+
+def _inbox_reader(
+    store: AsyncStore, name: str, adapter: NetworkAdapter, follow: bool, waiting: asyncio.Event, keep: timedelta
+) -> Reader:
+    return lambda cursor: read_inbox(store, name, adapter, cursor, follow=follow, wake=waiting, keep=keep)
 
 
 def _context(config: Config, name: str) -> AdapterContext:
@@ -96,8 +119,24 @@ class Engine:
         self.drain_seconds = drain_seconds
         self.store: AsyncStore | None = None
         self.crm: CrmAdapter | None = None
+        self.sources: dict[str, NetworkAdapter] = {}
+        self.replies: ReplySender | None = None
         self._stop = asyncio.Event()
         self._stopped_by_signal = False
+        self._webhooks_waiting: dict[str, asyncio.Event] = {}
+        #: Set once the store is migrated and every adapter started (``scrm serve`` waits for it).
+        self.ready = asyncio.Event()
+        self._replies_waiting = asyncio.Event()
+
+    def webhook_stored(self, source: str) -> None:
+        """The receiver stored a payload for ``source``: read it now rather than at the next look."""
+        waiting = self._webhooks_waiting.get(source)
+        if waiting is not None:
+            waiting.set()
+
+    def reply_queued(self) -> None:
+        """A reply was queued: send it now rather than at the next poll."""
+        self._replies_waiting.set()
 
     def request_stop(self) -> None:
         """Stop reading; finish and flush what is in hand (what SIGINT/SIGTERM do)."""
@@ -106,7 +145,9 @@ class Engine:
 
     # ------------------------------------------------------------ running
 
-    async def run(self, *, follow: bool = False, handle_signals: bool = True) -> RunStats:
+    async def run(self, *, follow: bool = False, handle_signals: bool = True, listen: bool = True) -> RunStats:
+        """Sync until drained (or, with ``follow``, until stopped). ``listen=False`` only sends
+        the queued replies and flushes the outbox (what ``scrm reply`` runs)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         if handle_signals:
@@ -114,11 +155,12 @@ class Engine:
                 loop.add_signal_handler(sig, self.request_stop)
         config = self.config
         self.store = store = AsyncStore(lambda: open_store(config.state.url, config.base_dir))
-        sources = {s.name: build_source(config, self.host, s) for s in config.sources if s.enabled}
+        self.sources = sources = {s.name: build_source(config, self.host, s) for s in config.sources if s.enabled}
         self.crm = crm = build_crm(config, self.host)
         ingestor = Ingestor(store, self.host.dispatch, config)
         sink = Sink(store, crm, config.engine, follow=follow)
-        stats = RunStats(ingest=ingestor.counts, sink=sink.counts)
+        self.replies = ReplySender(store, self.host.dispatch, crm, sources, config.replies)
+        stats = RunStats(ingest=ingestor.counts, sink=sink.counts, replies=self.replies.counts)
         opened: list[NetworkAdapter | CrmAdapter] = []
         try:
             await store.migrate()
@@ -128,7 +170,8 @@ class Engine:
                 opened.append(adapter)
             await sink.start()
             await self.host.dispatch.call_all("scrm_startup", app=self)
-            await self._pump(sources, ingestor, sink, stats, follow)
+            self.ready.set()
+            await self._pump(self._readers(sources if listen else {}, follow), ingestor, sink, stats, follow)
         finally:
             for adapter in reversed(opened):
                 with contextlib.suppress(Exception):
@@ -143,28 +186,44 @@ class Engine:
             stats.plugin_failures = dict(self.host.dispatch.failures)
         return stats
 
+    def _readers(self, sources: dict[str, NetworkAdapter], follow: bool) -> dict[str, Reader]:
+        """What feeds the ingest loop, by checkpoint name: each source's ``listen``, the stored
+        webhook payloads of each webhook source, and the replies sent."""
+        assert self.store is not None
+        store = self.store
+        readers: dict[str, Reader] = {}
+        keep = timedelta(days=self.config.serve.keep_days)
+        for name, adapter in sources.items():
+            readers[name] = _listen_reader(adapter, follow)
+            if NetworkCapability.webhook in type(adapter).capabilities:
+                waiting = self._webhooks_waiting.setdefault(name, asyncio.Event())
+                readers[inbox_checkpoint(name)] = _inbox_reader(store, name, adapter, follow, waiting, keep)
+        return readers
+
     async def _pump(
-        self, sources: dict[str, NetworkAdapter], ingestor: Ingestor, sink: Sink, stats: RunStats, follow: bool
+        self, readers: dict[str, Reader], ingestor: Ingestor, sink: Sink, stats: RunStats, follow: bool
     ) -> None:
         assert self.store is not None
         queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize=self.config.engine.pages_in_flight)
-        cursors = {name: await self.store.checkpoint(name) for name in sources}
-        readers = [
-            asyncio.create_task(self._read(n, a, cursors[n], queue, follow), name=f"read:{n}")
-            for n, a in sources.items()
+        cursors = {name: await self.store.checkpoint(name) for name in readers}
+        tasks = [
+            asyncio.create_task(self._read(name, read, cursors[name], queue), name=f"read:{name}")
+            for name, read in readers.items()
         ]
+        if self.config.replies.enabled:
+            tasks.append(asyncio.create_task(self._send_replies(queue, follow), name="replies"))
         sink_task = asyncio.create_task(sink.run(), name="sink")
         stop_task = asyncio.create_task(self._stop.wait())
         failed = False
         try:
-            await self._ingest_loop(queue, len(readers), ingestor, sink, stats, stop_task, sink_task)
+            await self._ingest_loop(queue, len(tasks), ingestor, sink, stats, stop_task, sink_task)
         except BaseException:
             failed = True
             raise
         finally:
-            for task in readers:
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             stop_task.cancel()
             await self._drain(sink, sink_task, bounded=failed or self._stop.is_set(), quiet=failed)
         self._report(stats)
@@ -226,10 +285,14 @@ class Engine:
                 continue
             if isinstance(item, BaseException):
                 raise item
-            assert isinstance(item, EventPage)
-            commit = await ingestor.process(source, item)
+            sent = item if isinstance(item, _SentReply) else None
+            page = sent.page if sent is not None else item
+            assert isinstance(page, EventPage)
+            commit = await ingestor.process(source, page)
             seqs = await self.store.commit_page(commit)
             sink.notify(seqs, commit.ops)  # no await in between: see Sink.notify
+            if sent is not None:
+                sent.committed.set_result(None)
             stats.pages += 1
             self._report(stats)
             if not sink.has_room():  # backpressure, unless the sink has failed meanwhile
@@ -238,18 +301,13 @@ class Engine:
                 room.cancel()
 
     async def _read(
-        self,
-        name: str,
-        adapter: NetworkAdapter,
-        cursor: str | None,
-        queue: asyncio.Queue[tuple[str, object]],
-        follow: bool,
+        self, name: str, read: Reader, cursor: str | None, queue: asyncio.Queue[tuple[str, object]]
     ) -> None:
-        """Pull pages from one source; a retryable failure resumes from the last page read."""
+        """Pull pages from one reader; a retryable failure resumes from the last page read."""
         attempt = 0
         while True:
             try:
-                async for page in adapter.listen(cursor, follow=follow):
+                async for page in read(cursor):
                     await queue.put((name, page))
                     cursor, attempt = page.cursor, 0
                 await queue.put((name, _DONE))
@@ -262,6 +320,44 @@ class Engine:
             except Exception as exc:
                 await queue.put((name, exc))  # the ingest loop re-raises it: one failure, one clear stop
                 return
+
+    async def _send_replies(self, queue: asyncio.Queue[tuple[str, object]], follow: bool) -> None:
+        """Queue the CRM's new replies, send what is due, hand each sent message to ingest."""
+        sender = self.replies
+        assert sender is not None
+        try:
+            while not self._stop.is_set():
+                self._replies_waiting.clear()
+                try:
+                    await sender.collect_from_crm()
+                    for reply in await sender.due():
+                        if self._stop.is_set():
+                            break
+                        outcome = await sender.send(reply)
+                        if outcome is not None:
+                            await self._commit_sent(queue, *outcome)
+                except RetryableError as exc:
+                    log.warning("replies: %s; trying again at the next poll", exc.operator_message)
+                if not follow:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._replies_waiting.wait(), self.config.replies.poll_seconds)
+            await queue.put((REPLIES, _DONE))
+        except Exception as exc:
+            await queue.put((REPLIES, exc))
+
+    async def _commit_sent(self, queue: asyncio.Queue[tuple[str, object]], reply: ReplyRecord, sent: SentReply) -> None:
+        assert self.replies is not None and self.store is not None
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        page = EventPage(events=[MessageCreated(message=sent.message)], cursor=None)
+        try:
+            await queue.put((REPLIES, _SentReply(page, committed)))
+            await committed
+        except BaseException:
+            # Not stored: the next attempt sends with the same key (posting nothing new) and stores it.
+            await self.store.update_reply(reply.id, ReplyStatus.pending, error="sent, not yet recorded")
+            raise
+        await self.replies.mark_sent(reply, sent)
 
     def _report(self, stats: RunStats) -> None:
         if self.progress is not None:

@@ -17,11 +17,15 @@ from .base import (
     ErasePlan,
     MessageRecord,
     NewDeadLetter,
+    NewReply,
     OutboxItem,
     PageCommit,
     ProfileRecord,
+    ReplyRecord,
+    ReplyStatus,
     Settlement,
     StateStore,
+    StoredWebhook,
 )
 from .sqlite import SqliteStore
 
@@ -33,12 +37,16 @@ __all__ = [
     "ErasePlan",
     "MessageRecord",
     "NewDeadLetter",
+    "NewReply",
     "OutboxItem",
     "PageCommit",
     "ProfileRecord",
+    "ReplyRecord",
+    "ReplyStatus",
     "Settlement",
     "SqliteStore",
     "StateStore",
+    "StoredWebhook",
     "open_store",
 ]
 
@@ -145,3 +153,11 @@ class AsyncStore:
     undo_link = _InWorker(StateStore.undo_link)
     person = _InWorker(StateStore.person)
     counts = _InWorker(StateStore.counts)
+    store_webhook = _InWorker(StateStore.store_webhook)
+    stored_webhooks = _InWorker(StateStore.stored_webhooks)
+    prune_webhooks = _InWorker(StateStore.prune_webhooks)
+    enqueue_replies = _InWorker(StateStore.enqueue_replies)
+    replies = _InWorker(StateStore.replies)
+    reply = _InWorker(StateStore.reply)
+    claim_reply = _InWorker(StateStore.claim_reply)
+    update_reply = _InWorker(StateStore.update_reply)

@@ -167,6 +167,50 @@ class PersonView:
     crm_ids: dict[str, str]  # "contact:<external key>" -> CRM id, for every record of the person
 
 
+@dataclass(slots=True)
+class StoredWebhook:
+    """A verified webhook payload, as the receiver stored it before answering 2xx."""
+
+    id: int
+    source: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: datetime
+
+
+class ReplyStatus(StrEnum):
+    pending = "pending"  # waiting to be sent
+    held = "held"  # a scrm_before_reply plugin holds it for a person to approve
+    sending = "sending"  # claimed by a sender; a crash leaves it here and the claim expires
+    sent = "sent"
+    refused = "refused"  # a plugin refused it, or the operator cancelled it
+    failed = "failed"  # the network will never take it (the reason is in ``error``)
+
+
+@dataclass(slots=True)
+class NewReply:
+    """A reply to send: from ``scrm reply`` (origin ``cli``) or found in the CRM (origin ``crm``)."""
+
+    idempotency_key: str  # also the key the network sees, so it is stable across retries
+    origin: str
+    conversation_key: str
+    in_reply_to: str
+    text: str
+    crm_id: str | None = None
+
+
+@dataclass(slots=True)
+class ReplyRecord(NewReply):
+    id: int = 0
+    status: ReplyStatus = ReplyStatus.pending
+    attempts: int = 0
+    approved: bool = False
+    network_message_id: str | None = None
+    error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class StateStore(ABC):
     """Abstract state store. See the module docstring for the transaction promise."""
 
@@ -285,6 +329,57 @@ class StateStore(ABC):
 
     @abstractmethod
     def person(self, person_key: str) -> PersonView: ...
+
+    # -- webhooks: stored before the receiver answers 2xx, read back by the engine
+
+    @abstractmethod
+    def store_webhook(self, source: str, digest: str, headers: Mapping[str, str], body: bytes) -> int | None:
+        """Keep a verified payload durably; its id, or None if the same payload (``digest``) is
+        already kept for this source (a redelivery or a replay: stored once)."""
+
+    @abstractmethod
+    def stored_webhooks(self, source: str, after_id: int, limit: int) -> list[StoredWebhook]:
+        """Payloads of ``source`` with an id above ``after_id``, oldest first."""
+
+    @abstractmethod
+    def prune_webhooks(self, source: str, up_to_id: int, received_before: datetime) -> int:
+        """Forget processed payloads (id <= ``up_to_id``) received before the given time."""
+
+    # -- replies: the outbox towards the networks
+
+    @abstractmethod
+    def enqueue_replies(
+        self, replies: Sequence[NewReply], *, checkpoint: tuple[str, str | None] | None = None
+    ) -> list[ReplyRecord]:
+        """Add replies (one already known by its idempotency key is returned as it is) and, in
+        the same transaction, save ``checkpoint`` (source, cursor) if given."""
+
+    @abstractmethod
+    def replies(self, statuses: Sequence[ReplyStatus] = (), limit: int = 100) -> list[ReplyRecord]:
+        """Replies with one of ``statuses`` (all if empty), oldest first."""
+
+    @abstractmethod
+    def reply(self, reply_id: int) -> ReplyRecord:
+        """One reply; ``KeyError`` if there is none with this id."""
+
+    @abstractmethod
+    def claim_reply(self, reply_id: int, lease_seconds: float) -> ReplyRecord | None:
+        """Mark a pending reply (or one whose sender's claim is older than ``lease_seconds``) as
+        ``sending`` and count the attempt; None if another sender holds it or it is settled."""
+
+    @abstractmethod
+    def update_reply(
+        self,
+        reply_id: int,
+        status: ReplyStatus,
+        *,
+        text: str | None = None,
+        network_message_id: str | None = None,
+        error: str | None = None,
+        approved: bool | None = None,
+        audit: Sequence[AuditEntry] = (),
+    ) -> ReplyRecord:
+        """Set a reply's status (and text, network id, error, approval) with ``audit`` entries."""
 
     # -- counts for summaries
     @abstractmethod

@@ -11,7 +11,7 @@ import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,12 +28,16 @@ from .base import (
     LinkStatus,
     MessageRecord,
     NewDeadLetter,
+    NewReply,
     OutboxItem,
     PageCommit,
     PersonView,
     ProfileRecord,
+    ReplyRecord,
+    ReplyStatus,
     Settlement,
     StateStore,
+    StoredWebhook,
 )
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
@@ -131,6 +135,38 @@ MIGRATIONS: list[str] = [
     ALTER TABLE identity_links ADD COLUMN status TEXT NOT NULL DEFAULT 'linked';
     ALTER TABLE identity_links ADD COLUMN previous_person_key TEXT;
     """,
+    # 3: webhook payloads kept before the receiver answers 2xx, and the replies going out.
+    """
+    CREATE TABLE webhook_inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        received_at TEXT NOT NULL,
+        UNIQUE (source, digest)
+    );
+    CREATE INDEX webhook_inbox_source ON webhook_inbox (source, id);
+    CREATE TABLE replies (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        origin TEXT NOT NULL,
+        crm_id TEXT,
+        conversation_key TEXT NOT NULL,
+        in_reply_to TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'held', 'sending', 'sent', 'refused', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        approved INTEGER NOT NULL DEFAULT 0,
+        claimed_at TEXT,
+        network_message_id TEXT,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX replies_status ON replies (status, id);
+    """,
 ]
 
 _UPSERT_PROFILE = """
@@ -170,6 +206,32 @@ _OUTBOX_TO_DEAD_LETTER = """
            '', attempts + 1, ?
     FROM outbox WHERE seq = ?
 """
+
+
+_REPLY_COLUMNS = (
+    "id, idempotency_key, origin, crm_id, conversation_key, in_reply_to, text, status, attempts, approved,"
+    " network_message_id, error, created_at, updated_at"
+)
+
+
+def _reply(row: Sequence[Any]) -> ReplyRecord:
+    (id_, key, origin, crm_id, conv, parent, text, status, attempts, approved, net_id, error, created, updated) = row
+    return ReplyRecord(
+        idempotency_key=key,
+        origin=origin,
+        conversation_key=conv,
+        in_reply_to=parent,
+        text=text,
+        crm_id=crm_id,
+        id=id_,
+        status=ReplyStatus(status),
+        attempts=attempts,
+        approved=bool(approved),
+        network_message_id=net_id,
+        error=error,
+        created_at=_decode("replies", id_, datetime.fromisoformat, created),
+        updated_at=_decode("replies", id_, datetime.fromisoformat, updated),
+    )
 
 
 def _now() -> str:
@@ -364,6 +426,128 @@ class SqliteStore(StateStore):
 
     def close(self) -> None:
         self._conn.close()
+
+    # -- webhooks
+
+    def store_webhook(self, source: str, digest: str, headers: Mapping[str, str], body: bytes) -> int | None:
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO webhook_inbox (source, digest, headers, body, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (source, digest, orjson.dumps(dict(headers)).decode(), body, _now()),
+            )
+            return cur.lastrowid if cur.rowcount else None
+
+    def stored_webhooks(self, source: str, after_id: int, limit: int) -> list[StoredWebhook]:
+        rows = self._conn.execute(
+            "SELECT id, headers, body, received_at FROM webhook_inbox WHERE source = ? AND id > ? ORDER BY id LIMIT ?",
+            (source, after_id, limit),
+        )
+        return [
+            StoredWebhook(
+                id_,
+                source,
+                _decode("webhook_inbox", id_, orjson.loads, headers),
+                bytes(body),
+                _decode("webhook_inbox", id_, datetime.fromisoformat, at),
+            )
+            for id_, headers, body, at in rows
+        ]
+
+    def prune_webhooks(self, source: str, up_to_id: int, received_before: datetime) -> int:
+        with self._tx() as c:
+            cur = c.execute(
+                "DELETE FROM webhook_inbox WHERE source = ? AND id <= ? AND received_at < ?",
+                (source, up_to_id, received_before.astimezone(UTC).isoformat()),
+            )
+            return cur.rowcount
+
+    # -- replies
+
+    def enqueue_replies(
+        self, replies: Sequence[NewReply], *, checkpoint: tuple[str, str | None] | None = None
+    ) -> list[ReplyRecord]:
+        now = _now()
+        with self._tx() as c:
+            c.executemany(
+                "INSERT OR IGNORE INTO replies (idempotency_key, origin, crm_id, conversation_key, in_reply_to, text,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.idempotency_key, r.origin, r.crm_id, r.conversation_key, r.in_reply_to, r.text, now, now)
+                    for r in replies
+                ],
+            )
+            if checkpoint is not None:
+                c.execute(_UPSERT_CHECKPOINT, (checkpoint[0], checkpoint[1], now, len(replies)))
+            keys = [r.idempotency_key for r in replies]
+            rows = list(
+                self._select_in(f"SELECT {_REPLY_COLUMNS} FROM replies WHERE idempotency_key IN ({{marks}})", keys)
+            )
+        by_key = {row[1]: _reply(row) for row in rows}
+        return [by_key[k] for k in keys]
+
+    def replies(self, statuses: Sequence[ReplyStatus] = (), limit: int = 100) -> list[ReplyRecord]:
+        if statuses:
+            marks = ",".join("?" * len(statuses))
+            sql = f"SELECT {_REPLY_COLUMNS} FROM replies WHERE status IN ({marks}) ORDER BY id LIMIT ?"
+            rows = self._conn.execute(sql, (*[s.value for s in statuses], limit))
+        else:
+            rows = self._conn.execute(f"SELECT {_REPLY_COLUMNS} FROM replies ORDER BY id LIMIT ?", (limit,))
+        return [_reply(row) for row in rows]
+
+    def reply(self, reply_id: int) -> ReplyRecord:
+        row = self._conn.execute(f"SELECT {_REPLY_COLUMNS} FROM replies WHERE id = ?", (reply_id,)).fetchone()
+        if row is None:
+            raise KeyError(reply_id)
+        return _reply(row)
+
+    def claim_reply(self, reply_id: int, lease_seconds: float) -> ReplyRecord | None:
+        now = datetime.now(UTC)
+        expired = (now - timedelta(seconds=lease_seconds)).isoformat()
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE replies SET status = 'sending', attempts = attempts + 1, claimed_at = ?, updated_at = ?"
+                " WHERE id = ? AND (status = 'pending' OR (status = 'sending' AND claimed_at < ?))",
+                (now.isoformat(), now.isoformat(), reply_id, expired),
+            )
+            if not cur.rowcount:
+                return None
+        return self.reply(reply_id)
+
+    def update_reply(
+        self,
+        reply_id: int,
+        status: ReplyStatus,
+        *,
+        text: str | None = None,
+        network_message_id: str | None = None,
+        error: str | None = None,
+        approved: bool | None = None,
+        audit: Sequence[AuditEntry] = (),
+    ) -> ReplyRecord:
+        now = _now()
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE replies SET status = ?, text = COALESCE(?, text),"
+                " network_message_id = COALESCE(?, network_message_id), error = ?,"
+                " approved = COALESCE(?, approved), updated_at = ?,"
+                " claimed_at = CASE WHEN ? = 'sending' THEN claimed_at END WHERE id = ?",
+                (
+                    status.value,
+                    text,
+                    network_message_id,
+                    error,
+                    None if approved is None else int(approved),
+                    now,
+                    status.value,
+                    reply_id,
+                ),
+            )
+            if not cur.rowcount:
+                raise KeyError(reply_id)
+            if audit:
+                self._insert_audit(audit, now)
+        return self.reply(reply_id)
 
     # -- checkpoints and dedup
 

@@ -1,0 +1,104 @@
+"""``scrm serve``: the webhook receiver and a following sync in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from ..adapters import NetworkCapability
+from ..config import Config
+from ..engine import Engine, RunStats, tune_gc_for_throughput
+from ..plugins import PluginHost
+from ..receiver import ReceiverCounts, build_receiver
+from .common import ConfigOption, StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging
+from .run import describe
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: ``serve`` stops the receiver and the engine together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(256)
+    return sock
+
+
+async def serve(config: Config, host: PluginHost, *, address: str, port: int) -> tuple[RunStats, ReceiverCounts]:
+    """Run the engine (following) and, once its adapters are started, the receiver."""
+    engine = Engine(config, host)
+    engine_task = asyncio.create_task(engine.run(follow=True, handle_signals=False), name="engine")
+    ready = asyncio.create_task(engine.ready.wait())
+    await asyncio.wait({engine_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    counts = ReceiverCounts()
+    if engine_task.done():  # it failed while starting
+        ready.cancel()
+        return engine_task.result(), counts
+    assert engine.store is not None
+    hooks = {n: a for n, a in engine.sources.items() if NetworkCapability.webhook in type(a).capabilities}
+    app = build_receiver(
+        engine.store, hooks, max_body_bytes=config.serve.max_body_bytes, on_stored=engine.webhook_stored, counts=counts
+    )
+    sock = _bind(address, port)
+    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+
+    def stop() -> None:
+        server.should_exit = True
+        engine.request_stop()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    bound_host, bound_port = sock.getsockname()[:2]
+    console.print(f"receiving on http://{bound_host}:{bound_port}  (GET /health)", highlight=False)
+    for name in sorted(hooks):
+        console.print(f"  source {name}: /webhooks/{name}", highlight=False)
+    if not hooks:
+        console.print("  no configured source receives webhooks; the sync runs all the same", highlight=False)
+    server_task = asyncio.create_task(server.serve(sockets=[sock]), name="receiver")
+    try:
+        await asyncio.wait({engine_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True  # stop taking payloads first, then let the engine finish
+        await asyncio.gather(server_task, return_exceptions=True)
+        engine.request_stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        sock.close()
+    return await engine_task, counts
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_command(
+        config: ConfigOption = Path("scrm.toml"),
+        address: Annotated[str | None, typer.Option("--host", help="Listen address (default: [serve] host).")] = None,
+        port: Annotated[int | None, typer.Option("--port", help="Port (default: [serve] port; 0: any).")] = None,
+        strict: StrictOption = False,
+        verbose: VerboseOption = False,
+    ) -> None:
+        """Receive webhooks (verified, stored, then 200) and keep syncing, until Ctrl-C."""
+        plugins = make_host(strict=strict)
+        setup_logging(verbose)
+        cfg = config_or_exit(config, plugins)
+        tune_gc_for_throughput()
+        stats, counts = asyncio.run(
+            serve(cfg, plugins, address=address or cfg.serve.host, port=cfg.serve.port if port is None else port)
+        )
+        console.print(describe(stats) + f"  ({stats.seconds:.1f}s)", highlight=False)
+        console.print(f"webhooks: {counts.as_dict()}", highlight=False)
