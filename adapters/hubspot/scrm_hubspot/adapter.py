@@ -11,7 +11,8 @@ lead       ``lifecyclestage`` / ``hs_lead_status`` (as configured) and ``scrm_le
 case       ticket, upserted by ``key_property``, associated with the contact (type 16)
 message    note, associated with the contact (202) and the ticket (228); see
            :mod:`.notes` for how it stays idempotent without a unique property
-reply      a note an agent writes with ``scrm_direction = outbound`` and no key
+reply      a note an agent writes with ``scrm_direction = outbound`` and no key;
+           once sent it gets the message's key and becomes that message's note
 ========== ======================================================================
 
 Every ``apply`` is one object type; the first request was paid for by the sink, each
@@ -39,10 +40,11 @@ from scrm_core import (
     OperationResult,
     PendingReply,
 )
+from scrm_core import external_key as scrm_external_key
 from scrm_core.errors import FatalError, RetryableError
 
 from . import records
-from .api import HubSpotApi, Reply
+from .api import HubSpotApi, Reply, error_category
 from .batches import RecordOutcome, write_batch
 from .keys import LruMap, RecordIds, chunks
 from .notes import NoteIndex
@@ -276,7 +278,13 @@ class HubSpotCrm(CrmAdapter):
                 out[op.external_key] = _failed(f"case {case} is not in HubSpot yet", retryable=True)
         pending = [op for op in ops if op.external_key not in out]
         with_contact = {op.external_key: contacts[op.refs["contact"]] for op in pending if "contact" in op.refs}
-        existing = await self.notes.existing([op.external_key for op in pending], with_contact)
+        # An outbound message may be an agent's note on the ticket (see reply_sent).
+        on_ticket = {
+            op.external_key: tickets[op.refs["case"]]
+            for op in pending
+            if op.fields.get("direction") == "outbound" and op.refs.get("case") in tickets
+        }
+        existing = await self.notes.existing([op.external_key for op in pending], with_contact, on_ticket)
         creates = [op for op in pending if op.external_key not in existing]
         updates = [op for op in pending if op.external_key in existing]
         out |= await self._create_notes(creates, contacts, tickets)
@@ -438,6 +446,49 @@ class HubSpotCrm(CrmAdapter):
                 PendingReply(crm_id=note_id, conversation_key=conversation, in_reply_to=in_reply_to, text=text)
             )
         return replies, (str(results[-1]["id"]) if results else cursor)
+
+    async def reply_sent(self, reply: PendingReply, external_key: str, network_message_id: str) -> None:
+        """Make the agent's note the CRM record of the sent message.
+
+        1. one batch update of the note: ``scrm_key`` = the message's external key (so
+           ``pending_replies`` no longer finds it) and ``scrm_message_id`` = the network's id;
+        2. the note is associated with the conversation's ticket (found by its unique
+           ``scrm_key``, usually remembered; HubSpot keeps one association however often
+           it is created), so the sync-back finds it among the ticket's notes even after a
+           restart (:mod:`.notes`), and in this process by the remembered key at no cost.
+
+        Two or three requests, each taking a token from the budget; a repeat in the same
+        process costs none, a repeat after a restart the same two or three. A note deleted
+        meanwhile is only logged: the sync-back then creates the message as a new note.
+        """
+        await self.start()
+        if self.notes.known(external_key) == reply.crm_id:
+            return  # done already in this process
+        body = {
+            "inputs": [
+                {"id": reply.crm_id, "properties": {self.key: external_key, "scrm_message_id": network_message_id}}
+            ]
+        }
+        answer = await self.api.call("mark an agent's reply sent", self.api.objects.update_with_http_info, NOTES, body)
+        answered = answer.body if isinstance(answer.body, dict) else {}
+        if not answer.ok or answered.get("errors"):
+            errors = answered.get("errors") or [answered]
+            category, message = error_category(errors[0])
+            if category == "OBJECT_NOT_FOUND":
+                log.warning(
+                    "HubSpot note %s was deleted after its reply was sent (%s); the message comes back as a new note",
+                    reply.crm_id,
+                    network_message_id,
+                )
+                return
+            raise RetryableError(f"HubSpot refused to mark note {reply.crm_id} sent ({category}: {message})")
+        ticket_key = scrm_external_key(reply.conversation_key)
+        ticket = (await self.ids.find(TICKETS, self.key, [ticket_key])).get(ticket_key)
+        if ticket is not None:
+            failed = await self._associate(NOTES, TICKETS, NOTE_TO_TICKET, {external_key: (reply.crm_id, ticket)})
+            if failed:
+                raise RetryableError(failed[external_key].error or f"could not associate note {reply.crm_id}")
+        self.notes.remember(external_key, reply.crm_id)
 
     async def _ticket_conversations(self, note_ids: list[str]) -> dict[str, str]:
         """Conversation keys of the tickets these notes are on (for replies that do not say)."""

@@ -14,7 +14,11 @@ creates a second note" is kept another way:
    sees a note created a moment ago) and their keys read; a key found there is updated,
    never created again;
 3. an update that names no contact (an edit, a redaction) finds its note by key through
-   the search API: edits come long after the note was created and indexed.
+   the search API: edits come long after the note was created and indexed;
+4. an outbound message may be an agent's reply, a note the agent wrote on the ticket and
+   ``HubSpotCrm.reply_sent`` gave the message's key: the sync-back names the sender's
+   contact, not the ticket's, so an outbound message not found among its contact's notes
+   is looked for among its ticket's notes too (association read, no search index lag).
 
 What this process created or found is remembered (bounded), so the steady state costs one
 association read per batch of new messages.
@@ -29,7 +33,7 @@ from scrm_core.errors import RetryableError
 
 from .api import HubSpotApi, error_category
 from .keys import LruMap, chunks
-from .schema import CONTACTS, NOTES
+from .schema import CONTACTS, NOTES, TICKETS
 
 __all__ = ["NoteIndex"]
 
@@ -47,14 +51,22 @@ class NoteIndex:
         self._ids.put(key, note_id)
         self._keys.put(note_id, key)
 
+    def known(self, key: str) -> str | None:
+        """The remembered note id of ``key`` (no request), or None."""
+        return self._ids.get(key)
+
     def forget(self, key: str) -> None:
         self._ids.pop(key)
 
-    async def existing(self, keys: Iterable[str], contacts: Mapping[str, str]) -> dict[str, str]:
+    async def existing(
+        self, keys: Iterable[str], contacts: Mapping[str, str], tickets: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """Note ids of the messages among ``keys`` that HubSpot already holds.
 
         ``contacts`` maps the key of each message that is to be created to its contact's
         record id; those are looked for among the contact's notes, the others by search.
+        ``tickets`` maps keys of outbound messages to their ticket's id: a key not found
+        otherwise is looked for among that ticket's notes (an agent's reply lives there).
         """
         found: dict[str, str] = {}
         unknown: list[str] = []
@@ -67,23 +79,26 @@ class NoteIndex:
         by_contact = [k for k in unknown if k in contacts]
         by_search = [k for k in unknown if k not in contacts]
         if by_contact:
-            await self._learn_notes_of(sorted(set(contacts[k] for k in by_contact)))
+            await self._learn_notes_of(CONTACTS, sorted(set(contacts[k] for k in by_contact)))
         if by_search:
             await self._search(by_search)
+        on_tickets = [k for k in unknown if k in (tickets or {}) and self._ids.get(k) is None]
+        if on_tickets and tickets:
+            await self._learn_notes_of(TICKETS, sorted(set(tickets[k] for k in on_tickets)))
         for key in unknown:
             note_id = self._ids.get(key)
             if note_id is not None:
                 found[key] = note_id
         return found
 
-    async def _learn_notes_of(self, contact_ids: list[str]) -> None:
+    async def _learn_notes_of(self, obj: str, record_ids: list[str]) -> None:
+        """Read the keys of the notes associated with these contacts or tickets."""
         note_ids: list[str] = []
-        for part in chunks(contact_ids):
+        what = f"read the notes of {obj}"
+        for part in chunks(record_ids):
             body = {"inputs": [{"id": c} for c in part]}
-            reply = await self.api.call(
-                "read the notes of contacts", self.api.associations.get_page_with_http_info, CONTACTS, NOTES, body
-            )
-            self._raise_unless_ok(reply.ok, reply.status, reply.body, "read the notes of contacts")
+            reply = await self.api.call(what, self.api.associations.get_page_with_http_info, obj, NOTES, body)
+            self._raise_unless_ok(reply.ok, reply.status, reply.body, what)
             for result in reply.body.get("results") or []:
                 note_ids += [str(t["toObjectId"]) for t in result.get("to") or []]
         unseen = [n for n in dict.fromkeys(note_ids) if self._keys.get(n) is None]

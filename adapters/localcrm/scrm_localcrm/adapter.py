@@ -165,10 +165,25 @@ class LocalCrm(CrmAdapter):
         ]
         return replies, (str(rows[-1][0]) if rows else cursor)
 
-    async def mark_reply_sent(self, crm_id: str, *, network_message_id: str | None = None) -> None:
-        """Record in the CRM that a reply went out (localcrm only; not in the core contract yet)."""
+    async def reply_sent(self, reply: PendingReply, external_key: str, network_message_id: str) -> None:
+        """Mark the ``outbound_replies`` row sent, with the network's id of the posted message.
+
+        Idempotent (a second call writes the same values). The replies table is not the
+        messages table: the sync-back that follows lands in ``messages`` as an outbound
+        message under ``external_key``, beside this row, as any message scrm sends does.
+        A row deleted meanwhile is only logged: the message still comes back to ``messages``.
+        """
         writer = self._started()
-        await self._run(partial(db.mark_reply_sent, writer.conn, int(crm_id), network_message_id=network_message_id))
+        try:
+            reply_id = int(reply.crm_id)
+        except ValueError:
+            raise ValueError(f"not a localcrm reply id: {reply.crm_id!r}") from None
+        try:
+            await self._run(partial(db.mark_reply_sent, writer.conn, reply_id, network_message_id=network_message_id))
+        except LookupError:
+            self.context.logger.warning(
+                "localcrm: reply %s was sent as %s but its outbound_replies row is gone", reply_id, network_message_id
+            )
 
     async def counts(self) -> dict[str, int]:
         """Rows per object table (contacts, profiles, cases, leads, messages)."""

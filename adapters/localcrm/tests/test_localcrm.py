@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ import pytest
 from scrm_localcrm import LocalCrm, LocalCrmReader, add_reply, check_database, mark_reply_sent
 from scrm_localcrm.schema import CURRENT_VERSION, SPECS
 
-from scrm_core import AdapterContext, CrmObject, CrmOperation, OperationResult
+from scrm_core import AdapterContext, CrmObject, CrmOperation, OperationResult, PendingReply, external_key
+from scrm_core.engine import mapping
 from scrm_core.errors import FatalError
+from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, lead_op, message_op, profile_op
 
 
@@ -196,8 +199,6 @@ def test_wrong_types_and_unknown_refs_are_record_errors(tmp_path: Path) -> None:
 
 
 def test_datetimes_are_stored_as_iso_text(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
     async def scenario(crm: LocalCrm) -> None:
         refs = await seed(crm)
         when = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -235,7 +236,8 @@ def test_pending_replies_cursor(tmp_path: Path) -> None:
         replies, cursor = await crm.pending_replies(cursor)
         assert [r.crm_id for r in replies] == [str(fourth)] and cursor == str(fourth)
 
-        await crm.mark_reply_sent(str(first), network_message_id="n-100")
+        sent = PendingReply(crm_id=str(first), conversation_key="conformance:root1", in_reply_to="m2", text="x")
+        await crm.reply_sent(sent, "scrm:conformance:n-100", "n-100")
         with pytest.raises(ValueError, match="cursor"):
             await crm.pending_replies("not-a-number")
 
@@ -244,6 +246,80 @@ def test_pending_replies_cursor(tmp_path: Path) -> None:
         rows = {r["id"]: r for r in crm.rows("outbound_replies")}
     assert rows[1]["status"] == "sent" and rows[1]["network_message_id"] == "n-100" and rows[1]["case_id"] == 1
     assert rows[3]["status"] == "sent" and rows[2]["status"] == "pending"
+
+
+def sent_message(reply: PendingReply, network_id: str) -> Message:
+    """The message the network adapter reports after posting ``reply`` from the brand's account."""
+    network, _, root = reply.conversation_key.partition(":")
+    return Message(
+        network=network,
+        id=network_id,
+        author=SocialProfile(network=network, account_id="brand", handle="brand"),
+        text=reply.text,
+        created_at=datetime(2024, 5, 1, 13, 0, tzinfo=UTC),
+        thread_root_id=root,
+        parent_id=reply.in_reply_to,
+        direction=Direction.outbound,
+    )
+
+
+def test_an_agents_reply_comes_back_once_as_the_sent_message(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    brand = SocialProfile(network="conformance", account_id="brand", handle="brand")
+
+    async def agent_replies_and_scrm_sends(crm: LocalCrm) -> Message:
+        refs = await seed(crm)
+        await crm.apply([message_op(1, refs=refs, conversation=1)])
+        for profile_op_ in mapping.profile_ops(brand, brand.key):
+            assert not failed(await crm.apply([profile_op_]))
+        reply_id = add_reply(db, "conformance:root1", "A new kettle is on its way.", in_reply_to="m1")
+        (reply,), cursor = await crm.pending_replies(None)
+        assert (reply.crm_id, reply.text, reply.in_reply_to) == (str(reply_id), "A new kettle is on its way.", "m1")
+        assert await crm.pending_replies(cursor) == ([], cursor)
+        message = sent_message(reply, "n-500")
+        for _ in range(2):  # a crash after the first call repeats it
+            await crm.reply_sent(reply, external_key(message.key), message.id)
+        sync_back = mapping.message_op(message, brand.key, case_open=True)
+        assert not failed(await crm.apply([sync_back]))
+        assert await crm.pending_replies(None) == ([], None)
+        return message
+
+    message: Message | None = None
+
+    async def first(crm: LocalCrm) -> None:
+        nonlocal message
+        message = await agent_replies_and_scrm_sends(crm)
+
+    run(tmp_path, first)
+    assert message is not None
+
+    async def restarted(crm: LocalCrm) -> None:  # a new adapter applies the same sync-back again
+        assert not failed(await crm.apply([mapping.message_op(message, brand.key, case_open=True)]))
+        assert await crm.pending_replies(None) == ([], None)
+
+    run(tmp_path, restarted)
+    with LocalCrmReader(db) as crm:
+        (row,) = crm.rows("outbound_replies")
+        sent = [m for m in crm.rows("messages") if m["message_id"] == "n-500"]
+        assert crm.count("messages") == 2
+    assert (row["status"], row["network_message_id"]) == ("sent", "n-500")
+    assert len(sent) == 1
+    assert (sent[0]["external_key"], sent[0]["direction"], sent[0]["text"]) == (
+        "scrm:conformance:n-500",
+        "outbound",
+        "A new kettle is on its way.",
+    )
+    assert sent[0]["parent_id"] == "m1"
+
+
+def test_reply_sent_for_a_row_that_is_gone_only_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(crm: LocalCrm) -> None:
+        gone = PendingReply(crm_id="404", conversation_key="conformance:root1", in_reply_to="m1", text="hi")
+        await crm.reply_sent(gone, "scrm:conformance:n-1", "n-1")
+
+    with caplog.at_level("WARNING"):
+        run(tmp_path, scenario)
+    assert "row is gone" in caplog.text
 
 
 def test_add_reply_needs_something_to_answer(tmp_path: Path) -> None:

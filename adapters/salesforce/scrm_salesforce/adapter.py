@@ -18,6 +18,7 @@ records until the budget allows again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 from simple_salesforce.format import format_soql
 
 from scrm_core import (
@@ -43,7 +45,7 @@ from scrm_core.errors import FatalError, RetryableError
 
 from .bulk import bulk_results, csv_rows, read_csv
 from .check import problems_in_describe
-from .client import ApiLimitExceeded, SalesforceConnection
+from .client import ApiLimitExceeded, SalesforceConnection, error_items
 from .mapping import OBJECTS, Mapper
 from .results import check_setup_errors, collection_result
 from .settings import BULK_MAX_BATCH, SalesforceSettings
@@ -57,6 +59,7 @@ QUERY_KEYS = 100  # external keys per SOQL IN (...) list, to keep the query URL 
 REPLY_PAGE = 200
 DAY_SECONDS = 86_400
 SF_DATETIME = "%Y-%m-%dT%H:%M:%S.%f%z"
+_SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -245,6 +248,53 @@ class SalesforceCrm(CrmAdapter):
                     )
                 )
         return replies, cursor
+
+    async def reply_sent(self, reply: PendingReply, external_key: str, network_message_id: str) -> None:
+        """Give the agent's SocialPost the sent message's external key and ExternalPostId.
+
+        One ``PATCH sobjects/SocialPost/{Id}`` (204 No Content): with ``ExternalPostId`` set
+        the post is no longer pending, and the sync-back upsert by ``Scrm_Key__c`` then
+        updates this same record instead of adding a second one. Writing the same values
+        again is harmless, so a repeat after a crash costs one more request and changes
+        nothing. Two rare cases cost more:
+
+        - the post was deleted in Salesforce (404): logged; the sync-back creates the message anew;
+        - another SocialPost already holds the key (``DUPLICATE_VALUE``: scrm had copied the
+          sent message from the network before this call): that copy is deleted and the
+          PATCH repeated, so the agent's record stays the one record of the message.
+        """
+        if not _SF_ID.fullmatch(reply.crm_id):
+            self.context.logger.warning("salesforce: %r is not a SocialPost Id; reply not marked sent", reply.crm_id)
+            return
+        path = f"sobjects/SocialPost/{reply.crm_id}"
+        body = {self.mapper.key_field: external_key, "ExternalPostId": network_message_id}
+
+        def update(sf: Salesforce) -> str:
+            try:
+                sf.restful(path, method="PATCH", json=body)
+            except SalesforceResourceNotFound:
+                return "gone"
+            except SalesforceMalformedRequest as exc:
+                if any(item.get("errorCode") == "DUPLICATE_VALUE" for item in error_items(exc)):
+                    return "duplicate"
+                raise
+            return "ok"
+
+        outcome = await self._run("mark the agent's reply sent", update)
+        if outcome == "duplicate":
+            copies = [i for i in await self._ids_for(CrmObject.message, [external_key]) if i != reply.crm_id]
+            if copies:
+                await self._run("delete the copy of the agent's reply", partial(_delete, copies))
+            outcome = await self._run("mark the agent's reply sent", update)
+        if outcome == "gone":
+            self.context.logger.warning(
+                "salesforce: SocialPost %s was deleted after its reply was sent (%s); the sent message "
+                "comes back as a new SocialPost",
+                reply.crm_id,
+                network_message_id,
+            )
+        elif outcome != "ok":
+            raise RetryableError(f"salesforce: SocialPost {reply.crm_id} could not take the key {external_key}")
 
     # ------------------------------------------------------------ set-up
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,8 +16,10 @@ from pydantic import ValidationError
 from scrm_salesforce import SalesforceCrm, SalesforceSettings
 from scrm_salesforce.auth import JWT_GRANT
 
-from scrm_core import CrmObject, CrmOperation, external_key
+from scrm_core import CrmObject, CrmOperation, PendingReply, external_key
+from scrm_core.engine import mapping
 from scrm_core.errors import FatalError, RetryableError
+from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, message_op, profile_op
 from scrm_core.testing.fakes.salesforce import COLLECTION_LIMIT
 
@@ -369,6 +372,144 @@ def test_pending_replies_skip_what_is_already_posted(org: Any, tmp_path: Path) -
         assert await a.pending_replies(cursor) == ([], cursor)
 
     run(org.adapter(tmp_path), scenario)
+
+
+BRAND = SocialProfile(network="conformance", account_id="brand", handle="brand")
+
+
+def sent_message(reply: PendingReply, network_id: str) -> Message:
+    """The message the network adapter reports after posting ``reply`` from the brand's account."""
+    network, _, root = reply.conversation_key.partition(":")
+    return Message(
+        network=network,
+        id=network_id,
+        author=BRAND,
+        text=reply.text,
+        created_at=datetime(2024, 5, 1, 13, 0, tzinfo=UTC),
+        thread_root_id=root,
+        parent_id=reply.in_reply_to,
+        direction=Direction.outbound,
+    )
+
+
+def sync_back(message: Message) -> CrmOperation:
+    return mapping.message_op(message, BRAND.key, case_open=True)
+
+
+async def agent_wrote_a_reply(org: Any, a: SalesforceCrm, text: str = "A new kettle is on its way.") -> PendingReply:
+    """Seed a conversation and the brand's profile; an agent answers m1; return it as pending."""
+    refs = await seed(a)
+    assert all(r.ok for r in await a.apply([message_op(1, refs=refs, conversation=1)]))
+    for op in mapping.profile_ops(BRAND, BRAND.key):
+        assert all(r.ok for r in await a.apply([op]))
+    parent = org.fake.find("SocialPost", "ExternalPostId", "m1")
+    reply_id = org.fake.agent_reply(parent["Id"], text)
+    (reply,), cursor = await a.pending_replies(None)
+    assert (reply.crm_id, reply.text, reply.in_reply_to, reply.conversation_key) == (
+        reply_id,
+        text,
+        "m1",
+        "conformance:root1",
+    )
+    assert await a.pending_replies(cursor) == ([], cursor)
+    return reply
+
+
+def test_an_agents_reply_comes_back_as_the_same_social_post(org: Any, tmp_path: Path) -> None:
+    async def scenario(a: SalesforceCrm) -> Message:
+        reply = await agent_wrote_a_reply(org, a)
+        message = sent_message(reply, "n-500")
+        for _ in range(2):  # a crash after the first call repeats it
+            await a.reply_sent(reply, external_key(message.key), message.id)
+        assert await a.pending_replies(None) == ([], None)
+        assert all(r.ok for r in await a.apply([sync_back(message)]))
+        assert await a.pending_replies(None) == ([], None)
+        return message
+
+    message = run(org.adapter(tmp_path), scenario)
+    # A restarted adapter (nothing remembered) applies the same sync-back again.
+    assert all(r.ok for r in run(org.adapter(tmp_path), lambda a: a.apply([sync_back(message)])))
+
+    posts = [p for p in org.fake.records("SocialPost") if p["ExternalPostId"] == "n-500"]
+    assert len(posts) == 1 and org.fake.count("SocialPost") == 2
+    (post,) = posts
+    assert post["IsOutbound"] is True and post["Content"] == "A new kettle is on its way."
+    assert post[KEY] == "scrm:conformance:n-500" and post["Scrm_Conversation_Key__c"] == "conformance:root1"
+    assert org.fake.get("SocialPost", post["ReplyToId"])["ExternalPostId"] == "m1"
+    assert post["ParentId"] == org.fake.find("Case", KEY, "scrm:conformance:root1")["Id"]
+    by_id = org.fake.calls(path_contains=f"/sobjects/SocialPost/{post['Id']}", method="PATCH")
+    assert [c.status for c in by_id] == [204, 204]  # one request per reply_sent
+
+
+def test_a_copy_made_before_reply_sent_is_folded_into_the_agents_post(org: Any, tmp_path: Path) -> None:
+    async def scenario(a: SalesforceCrm) -> str:
+        reply = await agent_wrote_a_reply(org, a)
+        message = sent_message(reply, "n-501")
+        assert all(r.ok for r in await a.apply([sync_back(message)]))  # scrm saw its own post first
+        await a.reply_sent(reply, external_key(message.key), message.id)
+        assert all(r.ok for r in await a.apply([sync_back(message)]))
+        return reply.crm_id
+
+    reply_id = run(org.adapter(tmp_path), scenario)
+    (post,) = [p for p in org.fake.records("SocialPost") if p["ExternalPostId"] == "n-501"]
+    assert post["Id"] == reply_id and post[KEY] == "scrm:conformance:n-501"
+    assert org.fake.count("SocialPost") == 2
+
+
+def test_reply_sent_for_a_deleted_post_only_logs(org: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(a: SalesforceCrm) -> None:
+        reply = await agent_wrote_a_reply(org, a)
+        await a._run(
+            "delete", lambda sf: sf.restful("composite/sobjects", params={"ids": reply.crm_id}, method="DELETE")
+        )
+        with caplog.at_level(logging.WARNING):
+            await a.reply_sent(reply, "scrm:conformance:n-502", "n-502")
+
+    run(org.adapter(tmp_path), scenario)
+    assert "was deleted after its reply was sent" in caplog.text
+    (patch,) = org.fake.calls(path_contains="/data/v62.0/sobjects/SocialPost/", method="PATCH")
+    assert patch.status == 404 and patch.error_code == "ENTITY_IS_DELETED"
+
+
+def test_the_fake_updates_one_record_by_id_as_salesforce_does(org: Any) -> None:
+    token = requests.post(
+        f"{org.server.url}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": org.fake.consumer_key,
+            "client_secret": org.fake.client_secret,
+        },
+        verify=org.server.ca_file,
+        timeout=5,
+    ).json()["access_token"]
+    first = org.fake.insert("Contact", {"LastName": "a", KEY: "k1"})
+    second = org.fake.insert("Contact", {"LastName": "b"})
+
+    def patch(record_id: str, body: dict[str, Any]) -> requests.Response:
+        return requests.patch(
+            f"{org.server.url}/services/data/v62.0/sobjects/Contact/{record_id}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            verify=org.server.ca_file,
+            timeout=5,
+        )
+
+    ok = patch(second, {KEY: "k2", "Email": "b@example.com"})
+    assert ok.status_code == 204 and ok.content == b""
+    assert org.fake.get("Contact", second)["Email"] == "b@example.com"
+    assert org.fake.find("Contact", KEY, "k2")["Id"] == second
+    duplicate = patch(second, {KEY: "k1"})
+    assert duplicate.status_code == 400
+    assert duplicate.json() == [
+        {
+            "message": f"duplicate value found: {KEY} duplicates value on record with id: {first}",
+            "errorCode": "DUPLICATE_VALUE",
+            "fields": [KEY],
+        }
+    ]
+    unknown = patch(second, {"Nope__c": 1}).json()
+    assert unknown[0]["errorCode"] == "INVALID_FIELD" and unknown[0]["fields"] == ["Nope__c"]
+    assert patch("003000000000999AAA", {"LastName": "x"}).json()[0]["errorCode"] == "NOT_FOUND"
 
 
 # ---------------------------------------------------------------- Bulk API 2.0

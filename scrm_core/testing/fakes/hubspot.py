@@ -289,6 +289,16 @@ class FakeHubSpot:
                 self._link(obj, record.id, _OBJECT_NAMES[to_type], to_id, type_id)
         return record.id
 
+    def records(self, object_type: str) -> list[dict[str, str]]:
+        """The properties of every record of ``object_type`` (copies), oldest first."""
+        with self._lock:
+            return [dict(r.properties) for r in self.objects[_OBJECT_NAMES[object_type]].values()]
+
+    def archive(self, object_type: str, record_id: str) -> None:
+        """Delete a record as a HubSpot user would (its associations go with it)."""
+        with self._lock:
+            self._archive(_OBJECT_NAMES[object_type], record_id)
+
     def statuses(self, status: int) -> int:
         """How many requests were answered with ``status`` (e.g. 429)."""
         return sum(1 for r in self.requests if r.status == status)

@@ -22,6 +22,10 @@ What it speaks, in Salesforce's own shapes (the pages it follows are cited where
   ``INVALID_FIELD``, a foreign external id not found, ``DUPLICATE_VALUE``,
   ``INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST``), relationship references by external id.
 - ``DELETE composite/sobjects?ids=...``: up to 200 ids.
+- ``PATCH sobjects/{X}/{Id}``: update one record by Id, 204 No Content; errors as
+  ``[{"message", "errorCode", "fields"}]`` (404 ``NOT_FOUND`` / ``ENTITY_IS_DELETED``, 400
+  ``INVALID_FIELD``, ``DUPLICATE_VALUE`` for a unique field's value another record holds;
+  developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_update_fields.htm).
 - ``GET query?q=...``: the simple SOQL the adapter issues (one object, a field list with
   one level of parent relationship, ``WHERE`` with ``= != < <= > >= IN`` joined by ``AND``
   / ``OR`` and parentheses, ``ORDER BY``, ``LIMIT``); anything else is a 400
@@ -38,8 +42,9 @@ it then answers 502; ``partial_rate`` fails single collection records with the t
 ``UNABLE_TO_LOCK_ROW``.
 
 Tests read the org with :meth:`FakeSalesforce.find`, :meth:`FakeSalesforce.count` and
-:meth:`FakeSalesforce.records`, write as an agent would with :meth:`FakeSalesforce.insert`,
-and count calls in :attr:`FakeSalesforce.requests`.
+:meth:`FakeSalesforce.records`, write as an agent would with :meth:`FakeSalesforce.insert`
+(or :meth:`FakeSalesforce.agent_reply`, an outbound SocialPost answering a post), and count
+calls in :attr:`FakeSalesforce.requests`.
 """
 
 from __future__ import annotations
@@ -237,14 +242,17 @@ def scrm_custom_fields() -> dict[str, list[FieldSpec]]:
 
 
 class ApiError(Exception):
-    """A whole-request refusal, in REST API's ``[{"message", "errorCode"}]`` shape."""
+    """A whole-request refusal, in REST API's ``[{"message", "errorCode"}]`` shape (``fields`` when given)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.fields = status, code, message, fields
 
     def response(self) -> JSONResponse:
-        return JSONResponse([{"message": self.message, "errorCode": self.code}], status_code=self.status)
+        item: dict[str, Any] = {"message": self.message, "errorCode": self.code}
+        if self.fields is not None:
+            item["fields"] = self.fields
+        return JSONResponse([item], status_code=self.status)
 
 
 class RecordError(Exception):
@@ -330,6 +338,7 @@ class FakeSalesforce:
         self._index: dict[tuple[str, str], dict[Any, str]] = {}  # (sobject, external id field) -> value -> Id
         self._sessions: dict[str, float] = {}
         self._jobs: dict[str, dict[str, Any]] = {}
+        self._deleted: set[str] = set()  # Ids in the recycle bin
         self._ids = itertools.count(1)
         self._last_created = 0
         self._lock = threading.RLock()
@@ -375,6 +384,26 @@ class FakeSalesforce:
         with self._lock:
             return self._create(sobject, dict(fields))
 
+    def agent_reply(self, reply_to_id: str, content: str) -> str:
+        """An agent answers SocialPost ``reply_to_id`` in the Social Customer Service console.
+
+        The new post is outbound, replies to that post, sits on the same case and has no
+        ExternalPostId until the reply is published; returns its Id.
+        """
+        with self._lock:
+            parent = self._records["SocialPost"][reply_to_id]
+            fields = {
+                "Name": f"Re: {parent.get('Name') or reply_to_id}"[:255],
+                "Provider": parent.get("Provider"),
+                "Posted": self._now(),
+                "IsOutbound": True,
+                "MessageType": "Reply",
+                "ReplyToId": reply_to_id,
+                "ParentId": parent.get("ParentId"),
+                "Content": content,
+            }
+            return self._create("SocialPost", fields)
+
     def calls(self, *, path_contains: str = "", method: str | None = None) -> list[SalesforceRequest]:
         """Logged data requests whose path contains ``path_contains`` (and of ``method``)."""
         with self._lock:
@@ -393,6 +422,7 @@ class FakeSalesforce:
                 methods=["PATCH"],
             ),
             Route("/services/data/{version}/composite/sobjects", data(self._delete_collection), methods=["DELETE"]),
+            Route("/services/data/{version}/sobjects/{sobject}/{record_id}", data(self._update), methods=["PATCH"]),
             Route("/services/data/{version}/query", data(self._query), methods=["GET"]),
             Route("/services/data/{version}/query/", data(self._query), methods=["GET"]),
             Route("/services/data/{version}/jobs/ingest", data(self._create_job), methods=["POST"]),
@@ -697,6 +727,48 @@ class FakeSalesforce:
         self._last_created = second
         return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
+    # ------------------------------------------------------------ one record by Id
+
+    def _update(self, request: Request, body: bytes) -> Response:
+        """``PATCH sobjects/{X}/{Id}``: 204 No Content, or a 4xx with the error list."""
+        sobject = self._sobject(request.path_params["sobject"])
+        record_id = request.path_params["record_id"]
+        record = self._records[sobject].get(record_id)
+        if record is None:
+            if record_id in self._deleted:
+                raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        try:
+            fields = json.loads(body or b"{}")
+            assert isinstance(fields, dict)
+        except (ValueError, AssertionError) as exc:
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object of fields") from exc
+        fields.pop("attributes", None)
+        try:
+            self._validate(sobject, fields, creating=False)
+        except RecordError as exc:
+            raise ApiError(400, exc.code, exc.message, exc.fields) from None
+        schema = self.schema[sobject]
+        for name, value in fields.items():
+            if value is None or not (schema[name].unique or schema[name].external_id):
+                continue
+            holder = self._by_key(sobject, name, value)
+            if holder is not None and holder != record_id and schema[name].unique:
+                raise ApiError(
+                    400,
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {name} duplicates value on record with id: {holder}",
+                    [name],
+                )
+        for (indexed, key_field), index in self._index.items():
+            if indexed == sobject and key_field in fields:
+                index.pop(record.get(key_field), None)
+                if fields[key_field] is not None:
+                    index[fields[key_field]] = record_id
+        record.update(fields)
+        record["LastModifiedDate"] = self._now()
+        return Response(status_code=204, headers={"x-fake-records": "1"})
+
     def _delete_collection(self, request: Request, body: bytes) -> Response:
         ids = [i for i in request.query_params.get("ids", "").split(",") if i]
         if len(ids) > COLLECTION_LIMIT:
@@ -717,6 +789,7 @@ class FakeSalesforce:
                 results.append({"id": record_id, "success": False, "errors": [error.as_json()]})
                 continue
             record = self._records[sobject].pop(record_id)
+            self._deleted.add(record_id)
             for (indexed, key_field), index in self._index.items():
                 if indexed == sobject:
                     index.pop(record.get(key_field), None)

@@ -1,0 +1,16 @@
+"""The ``meta`` entry point: registers the Facebook Pages / Instagram adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scrm_core import NetworkAdapter, hookimpl
+
+from .adapter import MetaAdapter
+
+__all__ = ["scrm_register_networks"]
+
+
+@hookimpl
+def scrm_register_networks(register: Callable[[type[NetworkAdapter]], None]) -> None:
+    register(MetaAdapter)
