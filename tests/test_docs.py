@@ -34,6 +34,11 @@ def test_every_cli_command_is_in_the_user_guide() -> None:
     for command in (
         "scrm demo",
         "scrm run",
+        "scrm serve",
+        "scrm reply",
+        "scrm replies list",
+        "scrm replies approve",
+        "scrm replies cancel",
         "scrm status",
         "scrm dlq list",
         "scrm dlq retry",

@@ -1,4 +1,4 @@
-"""Stateful local fakes of the CRMs scrm writes to, for adapter tests and benchmarks.
+"""Stateful local fakes of the CRMs and networks scrm talks to, for adapter tests and benchmarks.
 
 Each fake is a Starlette app that keeps its records in memory, speaks the vendor's wire
 format and enforces its documented limits and error shapes; :class:`FakeServer` serves
@@ -7,9 +7,16 @@ one on 127.0.0.1. They need the ``testing`` extra (``pip install scrm-core[testi
 - :class:`~scrm_core.testing.fakes.hubspot.FakeHubSpot` (CRM v3/v4 objects, properties,
   associations, OAuth, rate-limit headers and 429s);
 - :class:`~scrm_core.testing.fakes.salesforce.FakeSalesforce` (OAuth JWT / client
-  credentials, sObject Collections, SOQL subset, Bulk API 2.0, ``Sforce-Limit-Info``).
+  credentials, sObject Collections, SOQL subset, Bulk API 2.0, ``Sforce-Limit-Info``);
+- networks: ``mastodon.FakeMastodon`` (REST, Link paging, streaming, ``Idempotency-Key``),
+  ``bluesky.FakeBluesky`` (XRPC and a Jetstream websocket), ``reddit.FakeReddit``,
+  ``x.FakeX`` (API v2), ``discourse.FakeDiscourse`` and ``meta.FakeMeta`` (with signed
+  webhook deliveries), and ``matrix_proxy.MatrixFaultProxy`` (faults in front of a real
+  Synapse). Each has ``load(events)`` to seed it from scrm events, a ``faults``
+  :class:`FaultInjector`, ``rate_limit_next()`` and ``lose_next_response()``.
 
-``python -m scrm_core.testing.fakes hubspot|salesforce`` serves one by hand.
+``python -m scrm_core.testing.fakes hubspot|salesforce`` serves a CRM fake by hand;
+a network fake is served with ``FakeServer(FakeMastodon().app)``.
 """
 
 from .faults import Fault, FaultInjector
