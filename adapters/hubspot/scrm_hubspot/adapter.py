@@ -457,13 +457,19 @@ class HubSpotCrm(CrmAdapter):
            it is created), so the sync-back finds it among the ticket's notes even after a
            restart (:mod:`.notes`), and in this process by the remembered key at no cost.
 
-        Two or three requests, each taking a token from the budget; a repeat in the same
-        process costs none, a repeat after a restart the same two or three. A note deleted
+        Before that, a note that already holds the key (the network's copy of the reply,
+        synced first) is archived, so the agent's note stays the one record of it. Four
+        requests (the ticket's notes, read directly; the update; the association), one more
+        when the ticket id is not remembered, one more to archive a copy; each takes a token
+        from the budget. A repeat in the same process costs none. A note deleted
         meanwhile is only logged: the sync-back then creates the message as a new note.
         """
         await self.start()
         if self.notes.known(external_key) == reply.crm_id:
             return  # done already in this process
+        ticket_key = scrm_external_key(reply.conversation_key)
+        ticket = (await self.ids.find(TICKETS, self.key, [ticket_key])).get(ticket_key)
+        await self._drop_earlier_copy(reply.crm_id, external_key, ticket)
         body = {
             "inputs": [
                 {"id": reply.crm_id, "properties": {self.key: external_key, "scrm_message_id": network_message_id}}
@@ -482,13 +488,24 @@ class HubSpotCrm(CrmAdapter):
                 )
                 return
             raise RetryableError(f"HubSpot refused to mark note {reply.crm_id} sent ({category}: {message})")
-        ticket_key = scrm_external_key(reply.conversation_key)
-        ticket = (await self.ids.find(TICKETS, self.key, [ticket_key])).get(ticket_key)
         if ticket is not None:
             failed = await self._associate(NOTES, TICKETS, NOTE_TO_TICKET, {external_key: (reply.crm_id, ticket)})
             if failed:
                 raise RetryableError(failed[external_key].error or f"could not associate note {reply.crm_id}")
         self.notes.remember(external_key, reply.crm_id)
+
+    async def _drop_earlier_copy(self, note_id: str, external_key: str, ticket: str | None) -> None:
+        """Archive a note already holding the sent message's key (the network's copy of the
+        reply, synced before ``reply_sent`` ran): HubSpot notes have no unique property, so
+        nothing else stops two notes from sharing the key, and the agent's note is the one
+        to keep. Looked for among the ticket's notes (two requests, none if remembered)."""
+        copy = self.notes.known(external_key)
+        if copy is None and ticket is not None:
+            copy = await self.notes.find_among_notes_of(TICKETS, ticket, external_key)
+        if copy is not None and copy != note_id:
+            log.info("HubSpot note %s copied reply note %s before it was marked sent; archived", copy, note_id)
+            await self._archive(NOTES, [copy])
+            self.notes.forget(external_key)
 
     async def _ticket_conversations(self, note_ids: list[str]) -> dict[str, str]:
         """Conversation keys of the tickets these notes are on (for replies that do not say)."""

@@ -58,6 +58,12 @@ class NoteIndex:
     def forget(self, key: str) -> None:
         self._ids.pop(key)
 
+    async def find_among_notes_of(self, obj: str, record_id: str, key: str) -> str | None:
+        """The note holding ``key`` among one record's notes (read directly: search lags)."""
+        if self._ids.get(key) is None:
+            await self._learn_notes_of(obj, [record_id])
+        return self._ids.get(key)
+
     async def existing(
         self, keys: Iterable[str], contacts: Mapping[str, str], tickets: Mapping[str, str] | None = None
     ) -> dict[str, str]:
