@@ -430,6 +430,15 @@ class SqliteStore(StateStore):
     # -- webhooks
 
     def store_webhook(self, source: str, digest: str, headers: Mapping[str, str], body: bytes) -> int | None:
+        # The 200 that follows tells the network to forget the payload: this one commit is
+        # fsynced (WAL with synchronous=NORMAL survives a process crash, not a power cut).
+        self._conn.execute("PRAGMA synchronous = FULL")
+        try:
+            return self._insert_webhook(source, digest, headers, body)
+        finally:
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _insert_webhook(self, source: str, digest: str, headers: Mapping[str, str], body: bytes) -> int | None:
         with self._tx() as c:
             cur = c.execute(
                 "INSERT OR IGNORE INTO webhook_inbox (source, digest, headers, body, received_at)"
