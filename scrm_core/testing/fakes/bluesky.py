@@ -232,8 +232,6 @@ class FakeBluesky:
         self._tokens: dict[str, _Token] = {}
         self._window: list[float] = []
         self._login_window: dict[str, list[float]] = {}
-        self._next_429 = 0
-        self._next_lost = 0
         self._seq = itertools.count(1)
         self.app = self._build_app()
 
@@ -284,14 +282,12 @@ class FakeBluesky:
 
     def rate_limit_next(self) -> Callable[[], int]:
         """The next XRPC request is refused with 429; returns how many 429s were given so far."""
-        with self._lock:
-            self._next_429 += 1
+        self.faults.arm(Fault.rate_limited)
         return lambda: self.statuses[429]
 
     def lose_next_response(self) -> None:
         """The next write (createRecord / deleteRecord) is applied, then answered 502."""
-        with self._lock:
-            self._next_lost += 1
+        self.faults.arm(Fault.lost_response)
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far expires now (the next call gets ExpiredToken)."""
@@ -659,9 +655,8 @@ class FakeBluesky:
         limit, seconds = self.rate_limit
         now = self.clock()
         self._window = [t for t in self._window if t > now - seconds]
-        refused = self._next_429 > 0 or len(self._window) >= limit
-        if self._next_429 > 0:
-            self._next_429 -= 1
+        armed = self.faults.take_armed(Fault.rate_limited)
+        refused = armed or len(self._window) >= limit
         if not refused:
             self._window.append(now)
         reset = int((self._window[0] if self._window else now) + seconds)
@@ -702,8 +697,7 @@ class FakeBluesky:
                         answer = exc.answer
                     except (ValueError, KeyError, TypeError) as exc:
                         answer = _Answer(400, {"error": "InvalidRequest", "message": f"Input is invalid: {exc}"})
-                    if nsid in _WRITES and self._next_lost > 0:
-                        self._next_lost -= 1
+                    if nsid in _WRITES and self.faults.take_armed(Fault.lost_response):
                         lost = True
                     lost = lost or fault is Fault.lost_response
                 headers |= answer.headers

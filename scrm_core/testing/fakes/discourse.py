@@ -192,8 +192,6 @@ class FakeDiscourse:
         self._topic_ids = itertools.count(1)
         self._event_ids = itertools.count(1)
         self._memo: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._armed_429 = 0
-        self._armed_lost = 0
         self.app = self._build_app()
 
     # ------------------------------------------------------------ seeding and inspection
@@ -336,13 +334,11 @@ class FakeDiscourse:
 
     def rate_limit_next(self) -> None:
         """The next API request is refused with Discourse's 429."""
-        with self._lock:
-            self._armed_429 += 1
+        self.faults.arm(Fault.rate_limited)
 
     def lose_next_response(self) -> None:
         """The next write (POST) is applied, then answered with a proxy's 502."""
-        with self._lock:
-            self._armed_lost += 1
+        self.faults.arm(Fault.lost_response)
 
     # ------------------------------------------------------------ webhooks
 
@@ -611,8 +607,7 @@ class FakeDiscourse:
                         ) from None
                     viewer = self._authenticate(request.headers)
                     fault = self.faults.roll()
-                    if self._armed_429:
-                        self._armed_429 -= 1
+                    if self.faults.take_armed(Fault.rate_limited):
                         fault = Fault.rate_limited
                     if fault is Fault.rate_limited:
                         wait = self.rate_limit_wait
@@ -627,8 +622,7 @@ class FakeDiscourse:
                         )
                     if fault is Fault.server_error:
                         raise _Answer(503, {"errors": ["Service Unavailable"]})
-                    if request.method == "POST" and self._armed_lost:
-                        self._armed_lost -= 1
+                    if request.method == "POST" and self.faults.take_armed(Fault.lost_response):
                         fault = Fault.lost_response
                     query: dict[str, list[str]] = {}
                     for k, v in request.query_params.multi_items():

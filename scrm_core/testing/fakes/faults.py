@@ -3,6 +3,11 @@
 A fake asks :meth:`FaultInjector.roll` once per request it serves and answers with the
 fault drawn, in its vendor's own error shape. Rates are probabilities per request and
 can be changed while the fake runs (``fake.faults.rate_429 = 0.2``).
+
+A test that needs one fault at one moment arms it instead (``faults.arm(Fault.rate_limited)``,
+what the fakes' ``rate_limit_next()`` and ``lose_next_response()`` do); the fake takes it
+with :meth:`FaultInjector.take_armed` at the request that can suffer it (any request for a
+rate limit, a write for a lost answer).
 """
 
 from __future__ import annotations
@@ -40,6 +45,21 @@ class FaultInjector:
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
+        self._armed: Counter[Fault] = Counter()
+
+    def arm(self, fault: Fault, times: int = 1) -> None:
+        """Make the next ``times`` requests that can suffer ``fault`` suffer it, whatever the rates."""
+        with self._lock:
+            self._armed[fault] += times
+
+    def take_armed(self, fault: Fault) -> bool:
+        """Whether this request suffers an armed ``fault`` (and disarm one). Not in ``counts``:
+        those tally the faults drawn by chance."""
+        with self._lock:
+            if self._armed[fault] <= 0:
+                return False
+            self._armed[fault] -= 1
+            return True
 
     def roll(self) -> Fault:
         """The fault for this request (``Fault.none`` most of the time), counted."""
@@ -68,4 +88,7 @@ class FaultInjector:
         return hit
 
     def clear(self) -> None:
+        """No more faults: rates to zero, armed faults disarmed."""
         self.rate_429 = self.rate_5xx = self.rate_timeout = self.rate_lost_response = self.partial_rate = 0.0
+        with self._lock:
+            self._armed.clear()

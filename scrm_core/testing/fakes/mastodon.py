@@ -149,8 +149,6 @@ class FakeMastodon:
         self._next_status = 100_000
         self._window_start = time.time()
         self._spent: dict[str, int] = {}
-        self._armed_429 = 0
-        self._armed_lost = 0
         self._subscribers: list[tuple[str, asyncio.AbstractEventLoop, asyncio.Queue[str]]] = []
         self._lock = threading.RLock()
         self.app = self._build_app()
@@ -255,13 +253,11 @@ class FakeMastodon:
 
     def rate_limit_next(self) -> None:
         """The next API request (not the stream) gets a 429."""
-        with self._lock:
-            self._armed_429 += 1
+        self.faults.arm(Fault.rate_limited)
 
     def lose_next_response(self) -> None:
         """The next write is applied, then answered with a proxy's 502."""
-        with self._lock:
-            self._armed_lost += 1
+        self.faults.arm(Fault.lost_response)
 
     def posted(self, account_id: str | None = None) -> list[dict[str, Any]]:
         """Statuses by ``account_id`` (default: the brand), as the API shows them."""
@@ -692,8 +688,7 @@ class FakeMastodon:
                     token, me = me_from(request)
                     headers, over = self._spend(token)
                     fault = self.faults.roll()
-                    if self._armed_429:
-                        self._armed_429 -= 1
+                    if self.faults.take_armed(Fault.rate_limited):
                         fault = Fault.rate_limited
                     if over or fault is Fault.rate_limited:
                         self.rate_limited += 1
@@ -703,8 +698,7 @@ class FakeMastodon:
                         raise _Answer(503, {"error": "Service Unavailable"})
                     status, body, extra, write = self._route(request.method, parts, query, form, me, key)
                     headers.update(extra)
-                    if write and self._armed_lost:
-                        self._armed_lost -= 1
+                    if write and self.faults.take_armed(Fault.lost_response):
                         fault = Fault.lost_response
                 except _Answer as answer:
                     status, body = answer.status, answer.body

@@ -27,7 +27,6 @@ It never reaches beyond the ``upstream`` URL it was given::
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from typing import Any
 
@@ -68,9 +67,6 @@ class MatrixFaultProxy:
         self.faults = faults or FaultInjector()
         self.counts: Counter[str] = Counter()
         self.requests: list[tuple[str, str]] = []  # (method, path), for tests that check what was asked
-        self._lock = threading.Lock()
-        self._rate_limit_next = 0
-        self._lose_next_write = 0
         self._client: httpx.AsyncClient | None = None
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "PUT", "POST", "DELETE", "OPTIONS"])]
@@ -80,17 +76,13 @@ class MatrixFaultProxy:
 
     def rate_limit_next(self, times: int = 1) -> None:
         """Refuse the next ``times`` requests with 429 ``M_LIMIT_EXCEEDED``."""
-        with self._lock:
-            self._rate_limit_next += times
+        self.faults.arm(Fault.rate_limited, times)
 
     def lose_next_response(self) -> None:
         """Forward the next write, then answer 502 instead of the homeserver's answer."""
-        with self._lock:
-            self._lose_next_write += 1
+        self.faults.arm(Fault.lost_response)
 
     def reset(self) -> None:
-        with self._lock:
-            self._rate_limit_next = self._lose_next_write = 0
         self.faults.clear()
         self.counts.clear()
         self.requests.clear()
@@ -102,13 +94,10 @@ class MatrixFaultProxy:
     # ------------------------------------------------------------ serving
 
     def _fault_for(self, method: str) -> Fault:
-        with self._lock:
-            if self._rate_limit_next:
-                self._rate_limit_next -= 1
-                return Fault.rate_limited
-            if self._lose_next_write and method in _WRITES:
-                self._lose_next_write -= 1
-                return Fault.lost_response
+        if self.faults.take_armed(Fault.rate_limited):
+            return Fault.rate_limited
+        if method in _WRITES and self.faults.take_armed(Fault.lost_response):
+            return Fault.lost_response
         fault = self.faults.roll()
         if fault is Fault.timeout:  # not simulated here: forward normally
             return Fault.none

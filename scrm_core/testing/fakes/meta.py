@@ -164,21 +164,17 @@ class FakeMeta:
         self.refusals = 0  # rate-limit refusals given
         self._ids = itertools.count(5001)
         self._lock = threading.Lock()
-        self._rate_limit_next = False
-        self._lose_next_write = False
         self.app = self._build_app()
 
     # ------------------------------------------------------------ test controls
 
     def rate_limit_next(self) -> None:
         """Refuse the next request with code 32 (Page request limit reached)."""
-        with self._lock:
-            self._rate_limit_next = True
+        self.faults.arm(Fault.rate_limited)
 
     def lose_next_response(self) -> None:
         """Apply the next write, then answer 502 as a proxy that lost the answer."""
-        with self._lock:
-            self._lose_next_write = True
+        self.faults.arm(Fault.lost_response)
 
     def replies_to(self, node_id: str) -> list[MetaNode]:
         with self._lock:
@@ -555,8 +551,7 @@ class FakeMeta:
             with self._lock:
                 try:
                     self._authenticate(request.headers.get("authorization"), query)
-                    if self._rate_limit_next:
-                        self._rate_limit_next = False
+                    if self.faults.take_armed(Fault.rate_limited):  # answered as a Page limit (code 32)
                         self.refusals += 1
                         raise _Refused(400, 32, "(#32) Page request limit reached", headers=self._usage_headers(True))
                     fault = self.faults.roll()
@@ -571,8 +566,7 @@ class FakeMeta:
                         form = dict(urllib.parse.parse_qsl(raw.decode())) if raw else {}
                         form |= {k: v for k, v in query.items() if k == "message"}
                         body = self._post(parts, form)
-                        if self._lose_next_write:
-                            self._lose_next_write = False
+                        if self.faults.take_armed(Fault.lost_response):
                             fault = Fault.lost_response
                     else:
                         body = self._get(parts, query, str(request.url).split("?")[0])

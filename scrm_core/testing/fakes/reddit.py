@@ -170,8 +170,6 @@ class FakeReddit:
         self.subreddits: dict[str, bool] = {subreddit.lower(): False}  # name -> private
         self.mention_inbox: dict[str, list[str]] = {}  # lower-case username -> comment fullnames
         self.tokens: dict[str, str] = {}  # access token -> lower-case username
-        self._next: deque[Fault] = deque()
-        self._lose_next_write = False
         self._stamps: deque[float] = deque()
         self._seq = itertools.count()
         self._next_id = {"t1": 36**5, "t2": 36**4, "t3": 36**4}
@@ -297,11 +295,11 @@ class FakeReddit:
 
     def rate_limit_next(self) -> None:
         """Answer the next API request with 429 and spent rate-limit headers."""
-        self._next.append(Fault.rate_limited)
+        self.faults.arm(Fault.rate_limited)
 
     def lose_next_response(self) -> None:
         """Apply the next write (POST), then answer 502 as a proxy that lost the answer."""
-        self._lose_next_write = True
+        self.faults.arm(Fault.lost_response)
 
     def statuses(self, status: int) -> int:
         return sum(1 for r in self.requests if r.status == status)
@@ -622,17 +620,17 @@ class FakeReddit:
                 try:
                     me = self._me(request.headers.get("authorization"))
                     headers = self._spend()
-                    queued = self._next.popleft() if self._next else None
-                    fault = queued or self.faults.roll()
-                    if queued is not None:  # roll() counts what it draws; count queued faults too
-                        self.faults.counts[queued.value] += 1
+                    if self.faults.take_armed(Fault.rate_limited):  # counted too, like a drawn one
+                        fault = Fault.rate_limited
+                        self.faults.counts[fault.value] += 1
+                    else:
+                        fault = self.faults.roll()
                     if fault is Fault.rate_limited or int(headers["x-ratelimit-used"]) > self.rate_limit:
                         headers.update({"x-ratelimit-remaining": "0.0", "x-ratelimit-reset": "1"})
                         raise _Answer(429, {"message": "Too Many Requests", "error": 429}, headers)
                     if fault is Fault.server_error:
                         raise _Answer(500, {"message": "Internal Server Error", "error": 500}, headers)
-                    if request.method == "POST" and self._lose_next_write:
-                        self._lose_next_write = False
+                    if request.method == "POST" and self.faults.take_armed(Fault.lost_response):
                         fault = Fault.lost_response
                     status, body = 200, self._route(request.method, parts, query, form, me)
                 except _Answer as answer:

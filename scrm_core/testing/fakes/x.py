@@ -123,8 +123,6 @@ class FakeX:
         self._lock = threading.Lock()
         self._ids = itertools.count(2000)
         self._windows: dict[str, tuple[int, int]] = {}  # endpoint -> (used, reset epoch)
-        self._forced_429 = 0
-        self._lose_writes = 0
         self.rate_limited = 0  # 429s answered so far
         self.add_user(owner_id, owner_username, owner_username.title())
         self.app = self._build_app()
@@ -183,14 +181,13 @@ class FakeX:
     def rate_limit_next(self) -> Callable[[], int]:
         """Answer the next request with 429; returns a function counting 429s since."""
         with self._lock:
-            self._forced_429 += 1
             before = self.rate_limited
+        self.faults.arm(Fault.rate_limited)
         return lambda: self.rate_limited - before
 
     def lose_next_response(self) -> None:
         """Apply the next write (POST/DELETE), then answer 502 as a proxy that lost the answer."""
-        with self._lock:
-            self._lose_writes += 1
+        self.faults.arm(Fault.lost_response)
 
     def load(self, events: Iterable[Any]) -> None:
         """Seed from scrm events (``scrm_core.models``), keeping their numeric ids.
@@ -597,10 +594,8 @@ class FakeX:
                     body = json.loads(raw) if raw else {}
                     caller, user = self._caller(request.headers.get("authorization", ""))
                     endpoint, handler = self._route(method, path, params, body, caller, user)
-                    forced = self._forced_429 > 0
-                    if forced:
-                        self._forced_429 -= 1
-                    else:
+                    forced = self.faults.take_armed(Fault.rate_limited)
+                    if not forced:
                         fault = self.faults.roll()
                     headers, refused = self._spend(endpoint, force=forced or fault is Fault.rate_limited)
                     if refused:
@@ -608,8 +603,7 @@ class FakeX:
                         raise _Refused(429, "Too Many Requests", "Too Many Requests")
                     if fault is Fault.server_error:
                         raise _Refused(503, "Service Unavailable", "Service Unavailable")
-                    if method in ("POST", "DELETE") and self._lose_writes > 0:
-                        self._lose_writes -= 1
+                    if method in ("POST", "DELETE") and self.faults.take_armed(Fault.lost_response):
                         lose = True
                     status, answer = (201 if method == "POST" else 200), handler()
                 except _Refused as refused_:
