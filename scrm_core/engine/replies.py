@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ..adapters import CrmAdapter, CrmCapability, NetworkAdapter, NetworkCapability, PendingReply, SentReply
 from ..config import RepliesConfig
-from ..errors import FatalError, RetryableError, SkippableError
+from ..errors import RetryableError, SkippableError
 from ..models import ReplyDraft, external_key
 from ..plugins import Dispatcher
 from ..store import AsyncStore, AuditEntry, NewReply, ReplyRecord, ReplyStatus
@@ -188,13 +188,4 @@ class ReplySender:
         log.warning("reply %d %s: %s", reply.id, status.value, reason)
         await self.store.update_reply(
             reply.id, status, error=reason, audit=[AuditEntry(f"reply.{status.value}", reply.conversation_key, reason)]
-        )
-
-
-def check_reply_sources(sender: ReplySender, network: str) -> None:
-    """Refuse early (``scrm reply``) when no configured source can answer on ``network``."""
-    if network not in sender.networks:
-        raise FatalError(
-            f"no enabled source can send replies on {network!r}: add a [[sources]] entry whose adapter "
-            "declares the reply capability"
         )
