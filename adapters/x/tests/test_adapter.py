@@ -182,7 +182,11 @@ def test_follow_mode_picks_up_new_posts(fake: FakeX, url: str) -> None:
         raise AssertionError("listen ended")
 
     async def later() -> None:
-        await asyncio.sleep(0.2)  # the first polls find nothing
+        # Post only once the listener has polled and found nothing (two mentions reads).
+        deadline = asyncio.get_running_loop().time() + 10
+        while sum(1 for r in fake.requests if "/mentions" in r.path) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "the listener never polled"
+            await asyncio.sleep(0.01)
         fake.post("1000", "@brand are you there?")
 
     async def both(a: XAdapter) -> str:
