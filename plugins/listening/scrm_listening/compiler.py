@@ -12,8 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .evaluate import has_phrase, near, spans
-from .nodes import FIELD_MARK, And, Field, MinFollowers, Near, Node, Not, Or, Phrase, Prefix, Term
+from .evaluate import cased_spans, has_phrase, near, proximity_spans, spans
+from .nodes import (
+    FIELD_MARK,
+    And,
+    Cased,
+    Field,
+    MinFollowers,
+    Near,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Proximity,
+    Term,
+    Wildcard,
+)
 from .text import Doc
 
 Predicate = Callable[[Doc], bool]
@@ -30,14 +45,24 @@ def predicate(node: Node) -> Predicate:
         return lambda doc: token in doc.tokens
     if isinstance(node, Prefix):
         return _prefix_predicate(node.prefix)
+    if isinstance(node, Wildcard):
+        prefix, regex = "\n" + node.prefix, node.regex
+        # The literal prefix is one substring search in C; the pattern runs only when it is there.
+        return lambda doc: prefix in doc.joined() and regex.search(doc.joined()) is not None
     if isinstance(node, Phrase):
         tokens, needed = node.tokens, frozenset(node.tokens)
         return lambda doc: needed <= doc.tokens and has_phrase(doc, tokens)
+    if isinstance(node, Proximity):
+        tokens, needed, slop = node.tokens, frozenset(node.tokens), node.slop
+        return lambda doc: needed <= doc.tokens and bool(proximity_spans(doc, tokens, slop))
+    if isinstance(node, Cased):
+        cased, needed = node, frozenset(node.folded)
+        return lambda doc: needed <= doc.tokens and bool(cased_spans(doc, cased))
     if isinstance(node, Near):
-        left, right, distance = node.left, node.right, node.distance
+        left, right, distance, ordered = node.left, node.right, node.distance, node.ordered
         # Both sides present is a set test; positions are built only when it passes.
         both = _all([predicate(left), predicate(right)])
-        return lambda doc: both(doc) and near(spans(left, doc), spans(right, doc), distance)
+        return lambda doc: both(doc) and near(spans(left, doc), spans(right, doc), distance, ordered)
     if isinstance(node, MinFollowers):
         count = node.count
         return lambda doc: doc.followers >= count
@@ -96,10 +121,13 @@ def anchors(node: Node) -> Anchors | None:
     """What any message this node matches must contain (one of), or None if nothing is required."""
     if isinstance(node, Term | Field):
         return Anchors(frozenset({node.token}), frozenset(), _token_cost(node.token))
-    if isinstance(node, Prefix):
+    if isinstance(node, Prefix | Wildcard):
         return Anchors(frozenset(), frozenset({node.prefix}), 5 * _token_cost(node.prefix))
-    if isinstance(node, Phrase):
+    if isinstance(node, Phrase | Proximity):
         rarest = min(node.tokens, key=_token_cost)
+        return Anchors(frozenset({rarest}), frozenset(), _token_cost(rarest))
+    if isinstance(node, Cased):
+        rarest = min(node.folded, key=_token_cost)
         return Anchors(frozenset({rarest}), frozenset(), _token_cost(rarest))
     if isinstance(node, Near):
         return _cheapest([anchors(node.left), anchors(node.right)])

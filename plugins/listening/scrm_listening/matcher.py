@@ -1,13 +1,15 @@
 """All queries compiled once into one matcher: an inverted index from token to queries.
 
-Per message: tokenize once (:class:`~scrm_listening.text.Doc`), look each distinct token up
-in the index, and evaluate only the queries one of whose anchors is present (plus the few
-with no anchor). A message about the weather wakes none of 1,000 brand queries.
+Per message: tokenize once (:meth:`Doc.scan <scrm_listening.text.Doc.scan>`), look each
+distinct token up in the index, and evaluate only the queries one of whose anchors is
+present (plus the few with no anchor). A message about the weather wakes none of 1,000
+brand queries, and is done after the scan: the rest of its :class:`~scrm_listening.text.Doc`
+(words inside tags, fields) is built only for messages with candidate queries.
 
-Each token's hits (exact, plus every wildcard prefix of it) are worked out the first time
-it is seen and remembered. After that a message costs two set operations in C (tokens
-never seen before; tokens with hits) and a loop over the few tokens that hit something,
-however many queries and wildcards there are.
+Each token's hits (exact, plus every wildcard prefix of it; for a tag, those of the words
+inside it too) are worked out the first time it is seen and remembered. After that a
+message costs two set operations in C (tokens never seen before; tokens with hits) and a
+loop over the few tokens that hit something, however many queries and wildcards there are.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 from .compiler import Predicate, anchors, predicate
 from .errors import QuerySyntaxError
-from .nodes import Query
+from .nodes import FIELD_MARK, Query
 from .parser import parse
-from .text import Doc
+from .text import TAG_MARKS, Doc, tag_words
 
 #: Distinct tokens remembered by the lookup cache before it starts again (bounds memory).
 _CACHE_LIMIT = 200_000
@@ -48,6 +50,8 @@ class Matcher:
             for prefix in found.prefixes:
                 self._prefix.setdefault(prefix, []).append(index)
         self._always: tuple[int, ...] = tuple(always)
+        #: Fields some query is anchored on (``network:reddit`` alone): looked up before the doc is complete.
+        self._field_kinds = frozenset(t[1:].split(":", 1)[0] for t in self._exact if t.startswith(FIELD_MARK))
         self._prefix_lengths = sorted({len(p) for p in self._prefix})
         self._known: set[str] = set()  # tokens already looked up
         self._hits: dict[str, tuple[int, ...]] = {}  # those of them that wake some query
@@ -58,9 +62,28 @@ class Matcher:
 
     def match(self, message: Any) -> list[str]:
         """Names of the queries ``message`` matches, in the order the queries were given."""
-        return self.match_doc(Doc(message))
+        doc = Doc.scan(message)
+        candidates = self._candidates(doc)
+        if not candidates:
+            return []
+        doc.complete()
+        predicates, names = self._predicates, self.names
+        return [names[i] for i in sorted(candidates) if predicates[i](doc)]
 
     def match_doc(self, doc: Doc) -> list[str]:
+        """:meth:`match` for a message already tokenized."""
+        candidates = self._candidates(doc)
+        if not candidates:
+            return []
+        doc.complete()
+        predicates, names = self._predicates, self.names
+        return [names[i] for i in sorted(candidates) if predicates[i](doc)]
+
+    def candidates(self, message: Any) -> int:
+        """How many queries would be evaluated for ``message`` (for tuning and the benchmark)."""
+        return len(self._candidates(Doc.scan(message)))
+
+    def _candidates(self, doc: Doc) -> set[int]:
         tokens = doc.tokens
         if not self._known.issuperset(tokens):
             self._learn(tokens)
@@ -68,19 +91,11 @@ class Matcher:
         hits = self._hits
         for token in tokens & self._hit_tokens:
             candidates.update(hits[token])
-        if not candidates:
-            return []
-        predicates, names = self._predicates, self.names
-        return [names[i] for i in sorted(candidates) if predicates[i](doc)]
-
-    def candidates(self, message: Any) -> int:
-        """How many queries would be evaluated for ``message`` (for tuning and the benchmark)."""
-        tokens = Doc(message).tokens
-        self._learn(tokens)
-        found = set(self._always)
-        for token in tokens & self._hit_tokens:
-            found.update(self._hits[token])
-        return len(found)
+        if self._field_kinds:
+            exact = self._exact
+            for token in doc.field_tokens(self._field_kinds):
+                candidates.update(exact.get(token, _NONE))
+        return candidates
 
     def _learn(self, tokens: set[str]) -> None:
         """Work out the hits of the message's tokens not seen before."""
@@ -91,11 +106,14 @@ class Matcher:
             self._hit_tokens.clear()
             unseen = tokens
         for token in unseen:
-            hits = set(self._exact.get(token, _NONE))
-            for length in self._prefix_lengths:
-                if length > len(token):
-                    break
-                hits.update(self._prefix.get(token[:length], _NONE))
+            hits: set[int] = set()
+            # A tag also stands for the words inside it (#acmefail is found by acme*).
+            for word in (token, *tag_words(token)) if token[0] in TAG_MARKS else (token,):
+                hits.update(self._exact.get(word, _NONE))
+                for length in self._prefix_lengths:
+                    if length > len(word):
+                        break
+                    hits.update(self._prefix.get(word[:length], _NONE))
             if hits:
                 self._hits[token] = tuple(hits)
                 self._hit_tokens.add(token)

@@ -31,8 +31,9 @@ WORDS = [
 ]
 TAGS = ["#acme", "#acmefail", "@acme", "@acme_help", "$acme"]
 EMOJI = ["😡", "😍"]
-PREFIXES = ["ref*", "bank*", "acm*", "#acm*", "glo*"]
-PHRASES = ['"money back"', '"acme refund"', '"the bank"', '"refund broken"']
+PREFIXES = ["ref*", "bank*", "acm*", "#acm*", "glo*", "ref?nd", "ba?k*", "re*ded", "acme?"]
+PHRASES = ['"money back"', '"acme refund"', '"the bank"', '"refund broken"', '"acme refund"~2', '"back money"~3']
+CASED = ["{ACME}", "{Acme}", "{BANK}", "{Money Back}"]
 FIELDS = [
     "network:x",
     "network:reddit",
@@ -50,13 +51,22 @@ FIELDS = [
 
 def random_positional(rng: random.Random) -> str:
     kind = rng.random()
-    if kind < 0.5:
+    if kind < 0.45:
         return rng.choice(WORDS + TAGS + EMOJI)
-    if kind < 0.7:
+    if kind < 0.6:
         return rng.choice(PREFIXES)
-    if kind < 0.9:
+    if kind < 0.75:
         return rng.choice(PHRASES)
-    return "(" + " OR ".join(rng.sample(WORDS, 2)) + ")"
+    if kind < 0.85:
+        return rng.choice(CASED)
+    if kind < 0.95:
+        return "(" + " OR ".join(rng.sample(WORDS, 2)) + ")"
+    return f"({random_near(rng)})"
+
+
+def random_near(rng: random.Random) -> str:
+    operator = rng.choice(["NEAR/{}", "NEAR/{}f", "ONEAR/{}"]).format(rng.randint(0, 3))
+    return f"{random_positional(rng)} {operator} {random_positional(rng)}"
 
 
 def random_query(rng: random.Random, depth: int = 0) -> str:
@@ -67,20 +77,19 @@ def random_query(rng: random.Random, depth: int = 0) -> str:
             return random_positional(rng)
         if leaf < 0.8:
             return rng.choice(FIELDS)
-        return f"{random_positional(rng)} NEAR/{rng.randint(0, 3)} {random_positional(rng)}"
+        return f"({random_near(rng)})"
     if kind < 0.5:
         return rng.choice(["NOT ", "-"]) + "(" + random_query(rng, depth + 1) + ")"
     op = rng.choice([" AND ", " ", " OR "])
     parts = [random_query(rng, depth + 1) for _ in range(rng.randint(2, 3))]
-    joined = op.join(parts)
-    return f"({joined})" if rng.random() < 0.5 else joined
+    return f"({op.join(parts)})"  # AND and OR never meet without brackets (refused)
 
 
 def random_message(rng: random.Random, msg: Callable[..., Message]) -> Message:
     pieces = rng.choices(
         WORDS + TAGS + EMOJI + [",", ".", "!", "https://acme.com/x", "bob@acme.com"], k=rng.randint(0, 12)
     )
-    text = " ".join(p.upper() if rng.random() < 0.2 else p for p in pieces)
+    text = " ".join(rng.choice([p, p, p.upper(), p.capitalize()]) for p in pieces)
     return msg(
         text,
         network=rng.choice(["x", "reddit", "mastodon"]),
