@@ -82,6 +82,9 @@ def cased_spans(doc: Doc, node: Cased) -> list[Span]:
     present = doc.tokens
     if any(token not in present for token in node.folded):
         return []  # not even in any case
+    text = doc.nfc_text()
+    if any(token not in text for token in node.tokens):
+        return []  # not written in this case anywhere (one substring search each, before positions)
     return _consecutive(doc.cased_positions(), node.tokens)
 
 

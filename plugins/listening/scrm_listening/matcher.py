@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .compiler import Predicate, anchors, predicate
+from .compiler import Predicate, anchors, predicate, token_weights
 from .errors import QuerySyntaxError
-from .nodes import FIELD_MARK, Query
+from .nodes import FIELD_MARK, Field, Query, walk
 from .parser import parse
-from .text import TAG_MARKS, Doc, tag_words
+from .prefilter import compile_prefilter
+from .text import TAG_MARKS, Doc, normalize_text, tag_words
 
 #: Distinct tokens remembered by the lookup cache before it starts again (bounds memory).
 _CACHE_LIMIT = 200_000
@@ -40,8 +41,9 @@ class Matcher:
         self._exact: dict[str, list[int]] = {}
         self._prefix: dict[str, list[int]] = {}
         always: list[int] = []
+        weight = token_weights(query.root for _, query in queries)
         for index, (_, query) in enumerate(queries):
-            found = anchors(query.root)
+            found = anchors(query.root, weight)
             if found is None:
                 always.append(index)
                 continue
@@ -52,7 +54,13 @@ class Matcher:
         self._always: tuple[int, ...] = tuple(always)
         #: Fields some query is anchored on (``network:reddit`` alone): looked up before the doc is complete.
         self._field_kinds = frozenset(t[1:].split(":", 1)[0] for t in self._exact if t.startswith(FIELD_MARK))
+        #: Fields any query tests: the only ones a candidate's doc is completed with.
+        self._fields = frozenset(n.name for _, q in queries for n in walk(q.root) if isinstance(n, Field))
         self._prefix_lengths = sorted({len(p) for p in self._prefix})
+        # Without queries that need no anchor or anchor on a field, a text holding no anchor
+        # as a substring wakes nothing: found in C before tokenizing (most of a firehose).
+        text_anchors = [token for token in self._exact if not token.startswith(FIELD_MARK)] + list(self._prefix)
+        self._prefilter = None if self._always or self._field_kinds else compile_prefilter(text_anchors)
         self._known: set[str] = set()  # tokens already looked up
         self._hits: dict[str, tuple[int, ...]] = {}  # those of them that wake some query
         self._hit_tokens: set[str] = set()
@@ -62,11 +70,18 @@ class Matcher:
 
     def match(self, message: Any) -> list[str]:
         """Names of the queries ``message`` matches, in the order the queries were given."""
-        doc = Doc.scan(message)
+        prefilter = self._prefilter
+        if prefilter is None:
+            doc = Doc.scan(message)
+        else:
+            normalized = normalize_text(message.text)
+            if prefilter.search(normalized) is None and not (message.hashtags or message.mentions):
+                return []
+            doc = Doc.scan(message, normalized)
         candidates = self._candidates(doc)
         if not candidates:
             return []
-        doc.complete()
+        doc.complete(self._fields)
         predicates, names = self._predicates, self.names
         return [names[i] for i in sorted(candidates) if predicates[i](doc)]
 

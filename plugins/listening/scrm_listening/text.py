@@ -35,9 +35,34 @@ def normalize(text: str) -> str:
     return text.casefold()
 
 
+def normalize_text(text: str) -> str:
+    """:func:`normalize`, with the common all-ASCII case first (nothing to compose)."""
+    return text.casefold() if text.isascii() else normalize(text)
+
+
 def tokenize(text: str) -> list[str]:
     """The tokens of ``text`` in order, normalised."""
-    return _TOKEN.findall(normalize(text))
+    return _tokens(normalize(text))
+
+
+def _tokens(normalized: str, tags: list[str] | None = None, findall: Any = _TOKEN.findall) -> list[str]:
+    """``_TOKEN.findall(normalized)``, faster: no token spans a space, and most words are plain.
+
+    A plain ASCII word (letters and digits only) is its own token; only the others (with
+    punctuation, tags, emoji, other scripts) go through the regular expression. The tags
+    found are appended to ``tags`` if given.
+    """
+    tokens: list[str] = []
+    add = tokens.append
+    for word in normalized.split():
+        if word.isalnum() and word.isascii():
+            add(word)
+        else:
+            found = findall(word)
+            tokens += found
+            if tags is not None and ("#" in word or "@" in word or "$" in word):
+                tags += [token for token in found if token[0] in TAG_MARKS]
+    return tokens
 
 
 def case_tokens(text: str) -> tuple[list[str], list[str]]:
@@ -78,51 +103,65 @@ class Doc:
     that are candidates of some query. ``Doc(message)`` does both.
     """
 
-    __slots__ = ("_cased", "_joined", "_positions", "complete_", "followers", "message", "sequence", "text", "tokens")
+    __slots__ = (
+        "_cased",
+        "_joined",
+        "_positions",
+        "complete_",
+        "followers",
+        "message",
+        "sequence",
+        "tags",
+        "text",
+        "tokens",
+    )
 
     def __init__(self, message: Any) -> None:
         self._scan(message)
         self.complete()
 
     @classmethod
-    def scan(cls, message: Any) -> Doc:
-        """Only the tokens of the text and the network's tags: enough to find candidate queries."""
+    def scan(cls, message: Any, normalized: str | None = None) -> Doc:
+        """Only the tokens of the text and the network's tags: enough to find candidate queries.
+
+        :param normalized: ``normalize_text(message.text)``, when the caller has it already.
+        """
         doc = cls.__new__(cls)
-        doc._scan(message)
+        doc._scan(message, normalized)
         return doc
 
-    def _scan(self, message: Any) -> None:
+    def _scan(self, message: Any, normalized: str | None = None) -> None:
+        # The hot path of every message: only what finding candidates needs. The caches
+        # below (positions, joined, cased) are set when first used.
         text: str = message.text
-        sequence = _TOKEN.findall(text.casefold() if text.isascii() else normalize(text))
+        tags: list[str] = []
+        sequence = _tokens(normalize_text(text) if normalized is None else normalized, tags)
         tokens = set(sequence)
         if message.hashtags or message.mentions:
-            tokens.update("#" + normalize(tag).lstrip("#") for tag in message.hashtags)
-            tokens.update("@" + normalize_handle(handle) for handle in message.mentions)
+            tags += ["#" + normalize(tag).lstrip("#") for tag in message.hashtags]
+            tags += ["@" + normalize_handle(handle) for handle in message.mentions]
+            tokens.update(tags)
+        self.tags: list[str] = tags  # the text's and the network's hashtags, mentions and cashtags
         self.message = message
         self.text = text
         self.sequence: list[str] = sequence
         self.tokens: set[str] = tokens
         self.complete_ = False
-        self._positions: dict[str, list[int]] | None = None
-        self._joined: str | None = None
-        self._cased: dict[str, list[int]] | None = None
 
-    def complete(self) -> None:
-        """Add the words inside tags and the fields' pseudo-tokens (once)."""
+    def complete(self, fields: frozenset[str] | None = None) -> None:
+        """Add the words inside tags and the fields' pseudo-tokens (once).
+
+        :param fields: the fields some query tests (the matcher knows); None: all of them.
+        """
         if self.complete_:
             return
         self.complete_ = True
         tokens = self.tokens
-        for tag in self._tags():
+        for tag in self.tags:
             tokens.update(tag_words(tag))
-        tokens |= self.field_tokens()
+        if fields is None or fields:
+            tokens |= self.field_tokens(fields)
         self.followers: int = self.message.author.followers or 0
-
-    def _tags(self) -> list[str]:
-        message, text = self.message, self.text
-        if "#" in text or "@" in text or "$" in text or message.hashtags or message.mentions:
-            return [token for token in self.tokens if token[0] in TAG_MARKS]
-        return []
 
     def field_tokens(self, kinds: frozenset[str] | None = None) -> set[str]:
         """Pseudo-tokens of the fields in ``kinds`` (``network``, ``lang``, ``author``, ``is``, ``has``; None: all)."""
@@ -144,7 +183,7 @@ class Doc:
         if kinds is None or "has" in kinds:
             if "://" in text or "www." in text:
                 found.add(_HAS_LINKS)
-            marks = {tag[0] for tag in self._tags()}
+            marks = {tag[0] for tag in self.tags}
             if "#" in marks:
                 found.add(_HAS_HASHTAGS)
             if "@" in marks:
@@ -153,7 +192,7 @@ class Doc:
 
     def positions(self) -> dict[str, list[int]]:
         """Token -> its positions in the text; a tag's inner words share the tag's position."""
-        if self._positions is None:
+        if getattr(self, "_positions", None) is None:
             positions: dict[str, list[int]] = {}
             for i, token in enumerate(self.sequence):
                 positions.setdefault(token, []).append(i)
@@ -163,9 +202,13 @@ class Doc:
             self._positions = positions
         return self._positions
 
+    def nfc_text(self) -> str:
+        text = self.text
+        return text if text.isascii() or unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
     def cased_positions(self) -> dict[str, list[int]]:
         """Token as written (case kept) -> its positions in :attr:`sequence` (for ``{ACME}``)."""
-        if self._cased is None:
+        if getattr(self, "_cased", None) is None:
             raw, _ = case_tokens(self.text)
             if len(raw) == len(self.sequence):
                 places: list[int] = list(range(len(raw)))
@@ -185,7 +228,7 @@ class Doc:
 
     def joined(self) -> str:
         """Every token, each after a newline: ``"\\n" + prefix in doc.joined()`` finds a prefix in C."""
-        if self._joined is None:
+        if getattr(self, "_joined", None) is None:
             self._joined = "\n" + "\n".join(self.tokens)
         return self._joined
 
