@@ -19,12 +19,20 @@ The queries mix the shapes brand teams write, including every construct of the s
 
     .venv/bin/python bench/bench_listening.py
     .venv/bin/python bench/bench_listening.py --queries 1000 --messages 50000 --repeats 5
+
+Beside an older matcher (``--shapes classic`` keeps to the query shapes it read as today's
+does; ``--listening-path`` imports ``scrm_listening`` from another checkout)::
+
+    git archive 4a24bcc plugins/listening | tar -x -C /tmp/old
+    .venv/bin/python bench/bench_listening.py --shapes classic --listening-path /tmp/old/plugins/listening
+    .venv/bin/python bench/bench_listening.py --shapes classic
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import os
 import platform
@@ -38,9 +46,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins" / "listening")]  # runs without installing the plugin
-
-from scrm_listening import Doc, compile_queries, evaluate, parse  # noqa: E402
+sys.path[:0] = [str(ROOT)]
 
 from scrm_core import Message, SocialProfile  # noqa: E402
 from scrm_core.engine import tune_gc_for_throughput  # noqa: E402
@@ -73,7 +79,11 @@ def brand_names(rng: random.Random, count: int) -> list[str]:
     return sorted(names)
 
 
-def make_queries(rng: random.Random, count: int, brands: list[str]) -> dict[str, str]:
+#: The first shapes (before NEAR/nf, "phrase"~n, ONEAR, nested NEAR, ? and {CASE}).
+CLASSIC_SHAPES = 10
+
+
+def make_queries(rng: random.Random, count: int, brands: list[str], classic: bool = False) -> dict[str, str]:
     """Query shapes in roughly the mix a brand team writes: mostly brand AND topic."""
     queries: dict[str, str] = {}
     shapes: list[Callable[[str, str], str]] = [
@@ -94,6 +104,8 @@ def make_queries(rng: random.Random, count: int, brands: list[str]) -> dict[str,
         lambda b, t: f"({b} ONEAR/2 {rng.choice(PRODUCTS)}) NEAR/4 ({' OR '.join(rng.sample(TOPICS[t], 2))})",
         lambda b, t: f"{{{b.upper()}}} AND (colo?r OR {b[:3]}?{b[4:]} OR cust*er*)",
     ]
+    if classic:
+        shapes = shapes[:CLASSIC_SHAPES]
     while len(queries) < count:
         brand, topic = rng.choice(brands), rng.choice(list(TOPICS))
         queries[f"q{len(queries):04d}"] = rng.choice(shapes)(brand, topic)
@@ -150,6 +162,7 @@ class Timing:
     """Median CPU seconds and median wall seconds of several runs."""
 
     def __init__(self, cpu: list[float], wall: list[float]) -> None:
+        self.each = cpu
         self.cpu = statistics.median(cpu)
         self.wall = statistics.median(wall)
 
@@ -158,6 +171,7 @@ class Timing:
             "messages_per_cpu_s": round(count / self.cpu),
             "us_cpu_per_message": round(self.cpu / count * 1e6, 2),
             "messages_per_wall_s": round(count / self.wall),
+            "cpu_seconds_each_repeat": [round(seconds, 3) for seconds in self.each],
         }
 
 
@@ -181,13 +195,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
+    parser.add_argument("--shapes", choices=["all", "classic"], default="all", help="classic: the older shapes only")
+    parser.add_argument(
+        "--listening-path",
+        type=Path,
+        default=ROOT / "plugins" / "listening",
+        help="where scrm_listening is imported from",
+    )
     args = parser.parse_args()
+    sys.path.insert(0, str(args.listening_path.resolve()))
+    listening = importlib.import_module("scrm_listening")
+    Doc, compile_queries, evaluate, parse = (
+        listening.Doc,
+        listening.compile_queries,
+        listening.evaluate,
+        listening.parse,
+    )
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     pinned = None if args.no_pin else pin_to_one_cpu()
     rng = random.Random(args.seed)
     brands = brand_names(rng, 300)
-    queries = make_queries(rng, args.queries, brands)
+    queries = make_queries(rng, args.queries, brands, classic=args.shapes == "classic")
     messages = make_messages(rng, args.messages, brands)
     tune_gc_for_throughput()  # as `scrm run` does: the 50,000 messages are not rescanned by every collection
 
@@ -231,6 +260,8 @@ def main() -> None:
         "cpus_available": cpus,
         "pinned_to_one_cpu": pinned is not None,
         "gc": "tuned as scrm run (freeze + threshold 50000)",
+        "listening_from": str(Path(listening.__file__).resolve().parent),
+        "query_shapes": args.shapes,
         "seed": args.seed,
         "repeats": args.repeats,
         "queries": len(queries),
