@@ -210,3 +210,15 @@ def test_a_filter_without_a_matcher_stops_with_a_clear_error(tmp_path: Path) -> 
     page = EventPage(events=[MessageCreated(message=msg("m1", "acme"))], cursor="1")
     with pytest.raises(FatalError, match="listening_filter = true but no plugin matches listening queries"):
         asyncio.run(ingestor.process("src-0", page))
+
+
+def test_the_filter_covers_a_webhook_sources_stored_payloads_too(tmp_path: Path, host: PluginHost) -> None:
+    from scrm_core.engine.inbox import inbox_checkpoint
+
+    data = tmp_path / "firehose.ndjson"
+    data.write_bytes(b"")
+    config = write_config(tmp_path, [data], extra=FILTER)
+    source_with_filter(config)
+    ingestor = Ingestor(None, host.dispatch, load(config, host))  # type: ignore[arg-type]
+    assert ingestor.filter.applies("src-0") and ingestor.filter.applies(inbox_checkpoint("src-0"))
+    assert not ingestor.filter.applies("replies")

@@ -29,6 +29,7 @@ from ..models import Direction, Message, MessageCreated, MessageDeleted, Message
 from ..plugins import Dispatcher
 from ..store.base import MessageRecord, ProfileRecord
 from .addressing import CompanyAccounts
+from .inbox import inbox_checkpoint
 
 AnyEvent = MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated
 
@@ -40,7 +41,10 @@ class _Lookups(Protocol):
 
 class ListeningFilter:
     def __init__(self, config: Config, dispatch: Dispatcher, store: _Lookups | None, accounts: CompanyAccounts) -> None:
-        self.sources = frozenset(s.name for s in config.sources if s.listening_filter)
+        # getattr: a Config built with model_construct to run understanding alone has no sources.
+        filtered = [s.name for s in getattr(config, "sources", ()) if s.listening_filter]
+        # A webhook source's stored payloads are read under their own checkpoint name.
+        self.sources = frozenset([*filtered, *map(inbox_checkpoint, filtered)])
         self.accounts = accounts
         self.queries = {q.name: q.query for q in config.listening.queries}
         self.dispatch = dispatch
