@@ -8,7 +8,7 @@ below with it.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 from .nodes import (
@@ -141,31 +141,41 @@ def spans(node: Node, doc: Doc) -> list[Span]:
     raise TypeError(f"not positional: {node!r}")  # the parser refuses these
 
 
-def _gap(left: Span, right: Span, ordered: bool) -> int | None:
-    """Words between two occurrences that do not overlap (left first if ``ordered``), else None."""
-    if left[1] < right[0]:
-        return right[0] - left[1] - 1
-    if not ordered and right[1] < left[0]:
-        return left[0] - right[1] - 1
-    return None
-
-
 def near(left: list[Span], right: list[Span], distance: int, ordered: bool = False) -> bool:
-    """Some occurrence of each, not overlapping, with at most ``distance`` words between."""
-    for one in left:
-        for other in right:
-            gap = _gap(one, other, ordered)
-            if gap is not None and gap <= distance:
+    """Some occurrence of each, not overlapping, with at most ``distance`` words between.
+
+    Binary search over the right side's starts and ends: a long post with a word hundreds
+    of times costs n log n, not n².
+    """
+    if not left or not right:
+        return False
+    starts = sorted(first for first, _ in right)
+    ends = sorted(last for _, last in right)
+    for first, last in left:
+        after = bisect_left(starts, last + 1)  # right side starting after this one ends
+        if after < len(starts) and starts[after] <= last + 1 + distance:
+            return True
+        if not ordered:
+            before = bisect_right(ends, first - 1)  # right side ending before this one starts
+            if before and ends[before - 1] >= first - 1 - distance:
                 return True
     return False
 
 
 def near_spans(left: list[Span], right: list[Span], distance: int, ordered: bool = False) -> list[Span]:
-    """The spans a NEAR covers (from the first word of one side to the last of the other): for nesting."""
-    found = []
-    for one in left:
-        for other in right:
-            gap = _gap(one, other, ordered)
-            if gap is not None and gap <= distance:
-                found.append((min(one[0], other[0]), max(one[1], other[1])))
-    return found
+    """The spans a NEAR covers (from the first word of one side to the last of the other): for nesting.
+
+    Only the right-side occurrences within ``distance`` of each left one are visited.
+    """
+    by_start = sorted(right)
+    starts = [first for first, _ in by_start]
+    by_end = sorted(right, key=lambda span: span[1])
+    ends = [last for _, last in by_end]
+    found: set[Span] = set()
+    for first, last in left:
+        for _, other_last in by_start[bisect_left(starts, last + 1) : bisect_right(starts, last + 1 + distance)]:
+            found.add((first, max(last, other_last)))
+        if not ordered:
+            for other_first, _ in by_end[bisect_left(ends, first - 1 - distance) : bisect_right(ends, first - 1)]:
+                found.add((min(first, other_first), last))
+    return sorted(found)

@@ -146,3 +146,50 @@ def test_rendered_queries_parse_back_to_the_same_tree() -> None:
         except QuerySyntaxError:
             continue
         assert parse(str(query)).root == query.root, str(query)
+
+
+def _brute_near_spans(left: list[tuple[int, int]], right: list[tuple[int, int]], distance: int, ordered: bool):  # type: ignore[no-untyped-def]
+    found = set()
+    for lf, ll in left:
+        for rf, rl in right:
+            if ll < rf and rf - ll - 1 <= distance:
+                found.add((lf, max(ll, rl)))
+            elif not ordered and rl < lf and lf - rl - 1 <= distance:
+                found.add((min(lf, rf), ll))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_near_by_binary_search_agrees_with_every_pair(seed: int) -> None:
+    from scrm_listening.evaluate import near, near_spans
+
+    rng = random.Random(seed)
+    for _ in range(2000):
+        spans = [[(p, p + rng.choice((0, 0, 1, 2))) for p in rng.sample(range(40), rng.randint(0, 6))] for _ in "lr"]
+        left, right = spans
+        distance, ordered = rng.randint(0, 5), rng.random() < 0.5
+        expected = _brute_near_spans(left, right, distance, ordered)
+        assert near_spans(left, right, distance, ordered) == expected, (left, right, distance, ordered)
+        assert near(left, right, distance, ordered) is bool(expected), (left, right, distance, ordered)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_proximity_agrees_with_trying_every_placement(seed: int, msg: Callable[..., Message]) -> None:
+    """``"a b c"~n`` (Lucene's sloppy phrase) against a brute force over every placement of the words."""
+    import itertools
+
+    from scrm_listening.evaluate import proximity_spans
+
+    rng = random.Random(seed)
+    for _ in range(400):
+        words = rng.choices(["a", "b", "c", "d"], k=rng.randint(0, 9))
+        phrase = tuple(rng.choices(["a", "b", "c"], k=rng.randint(2, 3)))
+        slop = rng.randint(0, 4)
+        where = [[i for i, w in enumerate(words) if w == token] for token in phrase]
+        expected = any(
+            len(set(places)) == len(places)
+            and max(p - i for i, p in enumerate(places)) - min(p - i for i, p in enumerate(places)) <= slop
+            for places in itertools.product(*where)
+        )
+        got = bool(proximity_spans(Doc(msg(" ".join(words))), phrase, slop))
+        assert got is expected, (words, phrase, slop)
