@@ -66,13 +66,19 @@ class CompanyAccounts:
 
         :param replied_to: the company's account that wrote the message's parent, when known.
         """
-        if message.direction is not Direction.inbound or self.owns(message.author):
+        if message.direction is not Direction.inbound:
             return None
-        if message.visibility is Visibility.direct:
-            return "a direct message"
         names = self._names.get(message.network)
-        if not names:
+        if message.visibility is Visibility.direct:
+            found: str | None = "a direct message"
+        elif names:
+            found = self._evidence(message, names, replied_to)
+        else:
             return None
+        return None if found is None or self.owns(message.author) else found
+
+    @staticmethod
+    def _evidence(message: Message, names: frozenset[str], replied_to: str | None) -> str | None:
         in_text = _TEXT_MENTION.findall(message.text) if "@" in message.text else []
         for mention in (*message.mentions, *in_text):
             if _normal(mention) in names:
@@ -96,14 +102,18 @@ class Addressing:
 
     async def mark(self, events: Iterable[object]) -> None:
         messages = [e.message for e in events if isinstance(e, MessageCreated | MessageEdited)]
-        if not messages:
+        if not self.accounts:  # only direct messages can be addressed to the company
+            for message in messages:
+                if message.visibility is Visibility.direct and message.direction is Direction.inbound:
+                    message.addressed_to_us = True
             return
-        parents = await self._replied_to(messages) if self.accounts else {}
+        parents = await self._replied_to(messages) if messages else {}
+        reason = self.accounts.reason
         for message in messages:
             if message.addressed_to_us:
                 continue  # the adapter knew (a mentions or direct-message feed)
             parent = parents.get(f"{message.network}:{message.parent_id}") if message.parent_id else None
-            message.addressed_to_us = self.accounts.reason(message, parent) is not None
+            message.addressed_to_us = reason(message, parent) is not None
 
     def _display(self, profile: SocialProfile) -> str | None:
         return f"@{profile.handle or profile.account_id}" if self.accounts.owns(profile) else None
