@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .models import Action, Direction, Visibility
 
 __all__ = [
+    "CompanyConfig",
     "Config",
     "CrmConfig",
     "EngineConfig",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 _ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NETWORK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
 class _Section(BaseModel):
@@ -61,6 +63,36 @@ class SourceConfig(_Section):
     adapter: str
     enabled: bool = True
     settings: dict[str, Any] = Field(default_factory=dict)
+    listening_filter: bool = Field(
+        default=False,
+        description="Drop, before anything is stored, messages that match no listening query and are not "
+        "addressed to the company (for firehose sources).",
+    )
+
+
+class CompanyConfig(_Section):
+    """The company itself: its own accounts, per network (``when.addressed_to_us``, the listening filter)."""
+
+    accounts: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="network -> the company's handles or account ids there, e.g. "
+        '{ x = ["acmehelp"], mastodon = ["acmehelp@mastodon.social"], bluesky = ["acme.bsky.social"] }.',
+    )
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts_are_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        problems = []
+        for network, names in value.items():
+            if not _NETWORK_NAME.match(network):
+                problems.append(f"{network!r} is not a network name (lower case, e.g. mastodon)")
+            for i, name in enumerate(names):
+                account = name.strip()
+                if not account.lstrip("@") or any(c.isspace() for c in account):
+                    problems.append(f"{network}[{i}] is not a handle or account id")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {network: [name.strip() for name in names] for network, names in value.items()}
 
 
 class CrmConfig(_Section):
@@ -101,6 +133,11 @@ class RuleWhen(_Section):
     languages: list[str] | None = Field(default=None, description="BCP-47 codes; 'en' also matches 'en-GB'.")
     business_hours: bool | None = Field(
         default=None, description="true: only within [routing.business_hours]; false: only outside them."
+    )
+    addressed_to_us: bool | None = Field(
+        default=None,
+        description="true: only messages that reply to, mention or are a direct message to one of "
+        "[company] accounts; false: only the others.",
     )
 
 
@@ -185,6 +222,7 @@ class Config(_Section):
     state: StateConfig = Field(default_factory=StateConfig)
     sources: list[SourceConfig] = Field(min_length=1)
     crm: CrmConfig = Field(default_factory=CrmConfig)
+    company: CompanyConfig = Field(default_factory=CompanyConfig)
     listening: ListeningConfig = Field(default_factory=ListeningConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
@@ -303,6 +341,12 @@ def _semantic_problems(config: Config) -> list[str]:
     for i, name in enumerate(names):
         if name in names[:i]:
             problems.append(f"listening.queries[{i}].name: {name!r} is used by an earlier query")
+    for i, source in enumerate(config.sources):
+        if source.listening_filter and not names and not config.company.accounts:
+            problems.append(
+                f"sources[{i}].listening_filter: with no [[listening.queries]] and no [company] accounts "
+                "it would drop every message but direct ones"
+            )
     for i, rule in enumerate(config.routing.rules or []):
         unknown = set(rule.when.queries_any or ()) - set(names)
         if unknown:

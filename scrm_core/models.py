@@ -105,6 +105,11 @@ class Message(_Model):
     mentions: list[str] = Field(default_factory=list)
     hashtags: list[str] = Field(default_factory=list)
     url: str | None = None
+    addressed_to_us: bool = Field(
+        default=False,
+        description="Replies to, mentions or is a direct message to one of the company's accounts "
+        "([company] accounts). Set by the engine; an adapter that knows (a mentions feed) may set it too.",
+    )
     # Filled in by understanding hooks.
     language: str | None = None
     sentiment: Sentiment | None = None

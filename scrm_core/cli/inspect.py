@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
         rules = "built-in defaults" if cfg.routing.rules is None else f"{len(cfg.routing.rules)} rule(s)"
         if cfg.routing.rules is not None:
             names = [q.name for q in cfg.listening.queries]
-            for warning in rule_warnings(cfg.routing.rules, names):
+            for warning in rule_warnings(cfg.routing.rules, names, company_accounts=bool(cfg.company.accounts)):
                 console_err.print(f"[yellow]warning[/]: {config}: {warning}", highlight=False)
         console.print(
             f"[green]ok[/]: {config}: {len(enabled)} source(s) ({', '.join(enabled)}), CRM {cfg.crm.adapter}, "

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import TypeAdapter, ValidationError
 
+from ..engine.addressing import CompanyAccounts
 from ..engine.ingest import Ingestor
 from ..engine.routing import DEFAULT_RULES, RuleVerdict, compile_rules, explain
 from ..models import Event, Message, MessageCreated, MessageEdited
@@ -34,11 +35,12 @@ def read_message(path: Path) -> Message:
         raise typer.BadParameter(f"{path}: not a message: {problems}") from None
 
 
-def _print(message: Message, verdicts: list[RuleVerdict], defaults: bool) -> None:
+def _print(message: Message, verdicts: list[RuleVerdict], defaults: bool, addressed: str | None) -> None:
     sentiment = f"{message.sentiment.label} ({message.sentiment.score:+.2f})" if message.sentiment else "none"
     console.print(
         f"message {message.key}: language {message.language or 'unknown'}, sentiment {sentiment}, "
-        f"labels {message.labels or '[]'}, queries {message.matched_queries or '[]'}",
+        f"labels {message.labels or '[]'}, queries {message.matched_queries or '[]'}, "
+        f"addressed to the company: {f'yes ({addressed})' if addressed else 'no'}",
         highlight=False,
         markup=False,
     )
@@ -71,6 +73,10 @@ def register(app: typer.Typer) -> None:
         cfg = load_for_command(config)
         message = read_message(message_file)
         asyncio.run(Ingestor(None, make_host().dispatch, cfg).understand(message))  # type: ignore[arg-type]
+        # The parent's author is not looked up here (nothing is read from the state store).
+        addressed = "set by the adapter" if message.addressed_to_us else None
+        addressed = addressed or CompanyAccounts(cfg.company.accounts).reason(message)
+        message.addressed_to_us = addressed is not None
         rules = cfg.routing.rules
         verdicts = explain(
             compile_rules(DEFAULT_RULES if rules is None else rules, cfg.routing.business_hours), message
@@ -83,6 +89,7 @@ def register(app: typer.Typer) -> None:
                 "sentiment": message.sentiment.model_dump() if message.sentiment else None,
                 "labels": message.labels,
                 "matched_queries": message.matched_queries,
+                "addressed_to_us": addressed,
                 "fired": fired,
                 "rules": [
                     {"rule": v.rule, "fired": v.fired, "reached": v.reached, "conditions": v.conditions}
@@ -91,6 +98,6 @@ def register(app: typer.Typer) -> None:
             }
             typer.echo(json.dumps(out, indent=2))
         else:
-            _print(message, verdicts, rules is None)
+            _print(message, verdicts, rules is None, addressed)
             if not fired:
                 console_err.print("no rule fires: the message is only logged", highlight=False)

@@ -22,6 +22,8 @@ def describe(stats: RunStats) -> str:
         f"events {i.events:,}  new messages {i.messages:,}  edits {i.edits:,}  deletions {i.deletions:,}  "
         f"CRM writes {s.applied:,} in {s.calls:,} calls  dead letters {i.rejects + s.dead_lettered:,}"
     )
+    if i.filtered:
+        line += f"  dropped by the listening filter {i.filtered:,}"
     if r.sent or r.held or r.refused or r.failed:
         line += f"  replies sent {r.sent:,} held {r.held:,} refused {r.refused:,} failed {r.failed:,}"
     return line

@@ -36,6 +36,8 @@ from ..plugins import Dispatcher
 from ..store import AsyncStore
 from ..store.base import AuditEntry, MessageRecord, NewDeadLetter, PageCommit, ProfileRecord
 from . import mapping
+from .addressing import Addressing, CompanyAccounts
+from .listening_filter import ListeningFilter
 from .routing import render_draft
 
 AnyEvent = MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated
@@ -55,6 +57,7 @@ class IngestCounts:
     ignored: int = 0
     rejects: int = 0
     ops: int = 0
+    filtered: int = 0  # dropped by a source's listening filter before anything was stored
 
 
 @dataclass
@@ -87,9 +90,19 @@ class Ingestor:
         self.dispatch = dispatch
         self.queries = {q.name: q.query for q in config.listening.queries}
         self.counts = IngestCounts()
+        accounts = CompanyAccounts(config.company.accounts)
+        self.addressing = Addressing(accounts, store)
+        self.filter = ListeningFilter(config, dispatch, store, accounts)
 
     async def process(self, source: str, page: Page) -> PageCommit:
-        fresh, keys = await self._fresh_events(page)
+        events: list[AnyEvent] = list(page.events)
+        await self.addressing.mark(events)
+        if self.filter.applies(source):
+            kept = await self.filter.keep(events)
+            self.counts.filtered += len(events) - len(kept)
+            self.counts.events += len(events) - len(kept)
+            events = kept
+        fresh, keys = await self._fresh_events(events)
         work = await self._load(fresh)
         for event in fresh:
             if isinstance(event, MessageCreated):
@@ -114,9 +127,9 @@ class Ingestor:
             audit=work.audit,
         )
 
-    async def _fresh_events(self, page: Page) -> tuple[list[AnyEvent], list[str]]:
+    async def _fresh_events(self, events: list[AnyEvent]) -> tuple[list[AnyEvent], list[str]]:
         """Events neither committed before nor repeated earlier in this page."""
-        keyed = [(event.key, event) for event in page.events]
+        keyed = [(event.key, event) for event in events]
         unseen = await self.store.unseen(list({k for k, _ in keyed}))
         fresh, keys = [], []
         for key, event in keyed:

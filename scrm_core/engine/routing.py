@@ -86,6 +86,10 @@ def compile_checks(when: RuleWhen, hours: Hours | None = None) -> list[tuple[str
     if when.visibility is not None:
         visibility = when.visibility
         add((f"visibility is {visibility.value}", lambda m: m.visibility is visibility))
+    if when.addressed_to_us is not None:
+        addressed = when.addressed_to_us
+        text = "addressed to the company" if addressed else "not addressed to the company"
+        add((f"{text} ([company] accounts)", lambda m: m.addressed_to_us is addressed))
     if when.labels_any is not None:
         any_of = tuple(when.labels_any)
         add((f"a label in {list(any_of)}", lambda m: any(x in m.labels for x in any_of)))
@@ -175,8 +179,13 @@ def explain(rules: list[CompiledRule], message: Message) -> list[RuleVerdict]:
     return verdicts
 
 
-def rule_warnings(rules: Sequence[RoutingRule], query_names: Sequence[str]) -> list[str]:
-    """Rules that can never fire, and why. ``scrm config check`` prints these."""
+def rule_warnings(
+    rules: Sequence[RoutingRule], query_names: Sequence[str], *, company_accounts: bool = True
+) -> list[str]:
+    """Rules that can never fire, and why. ``scrm config check`` prints these.
+
+    :param company_accounts: whether ``[company] accounts`` lists any (``when.addressed_to_us`` needs them).
+    """
     warnings: list[str] = []
     seen_queries = set(query_names)
     catch_all: str | None = None
@@ -197,6 +206,8 @@ def rule_warnings(rules: Sequence[RoutingRule], query_names: Sequence[str]) -> l
                 warnings.append(f"{where} can never fire: no listening query named {', '.join(map(repr, unknown))}")
             elif unknown:
                 warnings.append(f"{where}: no listening query named {', '.join(map(repr, unknown))}")
+        if when.addressed_to_us and not company_accounts:
+            warnings.append(f"{where}: when.addressed_to_us without [company] accounts: only direct messages count")
         below, above = when.sentiment_below, when.sentiment_above
         if below is not None and above is not None and below <= above:
             warnings.append(f"{where} can never fire: sentiment below {below} and above {above}")
@@ -231,7 +242,8 @@ def scrm_startup(app: Any) -> None:
     routing = app.config.routing
     _rules = compile_rules(DEFAULT_RULES if routing.rules is None else routing.rules, routing.business_hours)
     if routing.rules is not None:
-        for warning in rule_warnings(routing.rules, [q.name for q in app.config.listening.queries]):
+        names = [q.name for q in app.config.listening.queries]
+        for warning in rule_warnings(routing.rules, names, company_accounts=bool(app.config.company.accounts)):
             log.warning("%s", warning)
 
 

@@ -2,7 +2,7 @@
 
 ::
 
-    query = parse('acme AND (refund* OR "money back") -job')
+    query = parse('acme AND (refund* OR "money back") -job')  # or "acme support"~3, colo?r, {ACME}, a NEAR/3f b
     warnings(query)                       # advice, e.g. parts that can never match
     matcher = compile_queries({"billing": 'acme refund*', "praise": "acme (love OR great)"})
     matcher.match(message)                # ['billing']
@@ -19,7 +19,22 @@ from .errors import QuerySyntaxError
 from .evaluate import evaluate, matches
 from .lint import warnings
 from .matcher import Matcher, compile_queries
-from .nodes import And, Field, MinFollowers, Near, Node, Not, Or, Phrase, Prefix, Query, Term
+from .nodes import (
+    And,
+    Cased,
+    Field,
+    MinFollowers,
+    Near,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Proximity,
+    Query,
+    Term,
+    Wildcard,
+)
 from .parser import parse
 from .pushdown import to_x_rule
 from .text import Doc, tokenize
@@ -28,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "And",
+    "Cased",
     "Doc",
     "Field",
     "Matcher",
@@ -38,9 +54,11 @@ __all__ = [
     "Or",
     "Phrase",
     "Prefix",
+    "Proximity",
     "Query",
     "QuerySyntaxError",
     "Term",
+    "Wildcard",
     "check_queries",
     "compile_queries",
     "evaluate",

@@ -4,17 +4,37 @@ Queries that only exclude are refused by the parser; what is left here is advice
 
 * a part that can never match (``acme AND -acme``, ``"money back" -back``,
   ``network:x network:reddit``);
-* AND and OR mixed without parentheses (``a b OR c`` is read as ``(a AND b) OR c``);
-* ``and``/``or``/``not``/``near`` in lower case, searched as words.
+* ``and``/``or``/``not``/``near`` in lower case, searched as words;
+* a query without any operator, which Talkwalker reads differently: several words as a
+  proximity search (``cat dog`` as ``"cat dog"~10``), words in capitals case-sensitively.
 """
 
 from __future__ import annotations
 
-from .nodes import And, Field, MinFollowers, Near, Node, Not, Or, Phrase, Prefix, Query, Term, render
+from .lexer import Kind, lex
+from .nodes import (
+    And,
+    Cased,
+    Field,
+    MinFollowers,
+    Near,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Proximity,
+    Query,
+    Term,
+    Wildcard,
+    render,
+    walk,
+)
 from .parser import parse
 from .text import TAG_MARKS, tag_words
 
 _LOWER_OPERATORS = frozenset({"and", "or", "not", "near"})
+_TALKWALKER = "developer.talkwalker.com/docs/query-syntax/special-transformations"
 
 
 def warnings(query: Query | str) -> list[str]:
@@ -24,31 +44,36 @@ def warnings(query: Query | str) -> list[str]:
     reason = _never(parsed.root)
     if reason:
         found.append(f"can never match: {reason}")
-    found += _mixed_without_parentheses(parsed.root)
     found += [
         f"'{node.token}' at column {node.column} is searched as a word; write {node.token.upper()} for the operator"
-        for node in _walk(parsed.root)
+        for node in walk(parsed.root)
         if isinstance(node, Term) and node.token in _LOWER_OPERATORS
     ]
+    found += _read_differently_by_talkwalker(parsed.text)
     return found
 
 
-def _walk(node: Node) -> list[Node]:
-    if isinstance(node, Not):
-        return [node, *_walk(node.child)]
-    if isinstance(node, Near):
-        return [node, *_walk(node.left), *_walk(node.right)]
-    if isinstance(node, And | Or):
-        return [node, *(n for child in node.children for n in _walk(child))]
-    return [node]
-
-
-def _mixed_without_parentheses(root: Node) -> list[str]:
-    return [
-        f"AND binds tighter than OR: read as {render(node)}; add parentheses to say so"
-        for node in _walk(root)
-        if isinstance(node, Or) and any(isinstance(c, And) and not c.grouped for c in node.children)
-    ]
+def _read_differently_by_talkwalker(text: str) -> list[str]:
+    """Talkwalker's special reading of a query with no operator at all (scrm reads it as Brandwatch does)."""
+    lexemes = lex(text)[:-1]
+    if any(lexeme.kind is not Kind.WORD or any(c in lexeme.text for c in "*?:") for lexeme in lexemes):
+        return []
+    found = []
+    capitals = [w.text for w in lexemes if w.text.isupper() and sum(c.isalpha() for c in w.text) >= 2]
+    simple = all(not any(c in w.text for c in "#@$+-&") for w in lexemes)
+    if capitals:
+        found.append(
+            f"{capitals[0]} is matched in any case; Talkwalker reads capitals in a query without operators "
+            f"as case-sensitive: write {{{capitals[0]}}} for that ({_TALKWALKER})"
+        )
+    if len(lexemes) > 1 and simple and not capitals:
+        words = " ".join(w.text for w in lexemes)
+        found.append(
+            f"the words are ANDed; Talkwalker reads words without operators as a proximity search "
+            f'("{words}"~{10 * (len(lexemes) - 1)}): write AND between them, or the quoted form, to say which '
+            f"({_TALKWALKER})"
+        )
+    return found
 
 
 def _never(node: Node) -> str | None:
@@ -95,6 +120,8 @@ def _implies(need: Node, ban: Node) -> bool:
         return all(_implies(child, ban) for child in need.children)
     if isinstance(need, Near):
         return _implies(need.left, ban) or _implies(need.right, ban)
+    if isinstance(need, Cased) and isinstance(ban, Cased):
+        return need.tokens == ban.tokens
     if isinstance(ban, Or):
         return any(_implies(need, alternative) for alternative in ban.children)
     if isinstance(ban, And):
@@ -104,8 +131,10 @@ def _implies(need: Node, ban: Node) -> bool:
         return ban.token in words
     if isinstance(ban, Prefix):
         return any(w.startswith(ban.prefix) for w in words) or (
-            isinstance(need, Prefix) and need.prefix.startswith(ban.prefix)
+            isinstance(need, Prefix | Wildcard) and need.prefix.startswith(ban.prefix)
         )
+    if isinstance(ban, Wildcard):
+        return any(ban.regex.match(w) for w in words)
     if isinstance(ban, Phrase) and isinstance(need, Phrase):
         n = len(ban.tokens)
         return any(need.tokens[i : i + n] == ban.tokens for i in range(len(need.tokens) - n + 1))
@@ -120,6 +149,8 @@ def _words(node: Node) -> tuple[str, ...]:
     """Tokens a message certainly holds when ``node`` matches."""
     if isinstance(node, Term):
         return (node.token, *tag_words(node.token)) if node.token[0] in TAG_MARKS else (node.token,)
-    if isinstance(node, Phrase):
+    if isinstance(node, Phrase | Proximity):
         return node.tokens
+    if isinstance(node, Cased):
+        return node.folded
     return ()

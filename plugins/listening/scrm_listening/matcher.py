@@ -1,13 +1,15 @@
 """All queries compiled once into one matcher: an inverted index from token to queries.
 
-Per message: tokenize once (:class:`~scrm_listening.text.Doc`), look each distinct token up
-in the index, and evaluate only the queries one of whose anchors is present (plus the few
-with no anchor). A message about the weather wakes none of 1,000 brand queries.
+Per message: tokenize once (:meth:`Doc.scan <scrm_listening.text.Doc.scan>`), look each
+distinct token up in the index, and evaluate only the queries one of whose anchors is
+present (plus the few with no anchor). A message about the weather wakes none of 1,000
+brand queries, and is done after the scan: the rest of its :class:`~scrm_listening.text.Doc`
+(words inside tags, fields) is built only for messages with candidate queries.
 
-Each token's hits (exact, plus every wildcard prefix of it) are worked out the first time
-it is seen and remembered. After that a message costs two set operations in C (tokens
-never seen before; tokens with hits) and a loop over the few tokens that hit something,
-however many queries and wildcards there are.
+Each token's hits (exact, plus every wildcard prefix of it; for a tag, those of the words
+inside it too) are worked out the first time it is seen and remembered. After that a
+message costs two set operations in C (tokens never seen before; tokens with hits) and a
+loop over the few tokens that hit something, however many queries and wildcards there are.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .compiler import Predicate, anchors, predicate
+from .compiler import Predicate, anchors, predicate, token_weights
 from .errors import QuerySyntaxError
-from .nodes import Query
+from .nodes import FIELD_MARK, Field, Query, walk
 from .parser import parse
-from .text import Doc
+from .prefilter import compile_prefilter
+from .text import TAG_MARKS, Doc, normalize_text, tag_words
 
 #: Distinct tokens remembered by the lookup cache before it starts again (bounds memory).
 _CACHE_LIMIT = 200_000
@@ -38,8 +41,9 @@ class Matcher:
         self._exact: dict[str, list[int]] = {}
         self._prefix: dict[str, list[int]] = {}
         always: list[int] = []
+        weight = token_weights(query.root for _, query in queries)
         for index, (_, query) in enumerate(queries):
-            found = anchors(query.root)
+            found = anchors(query.root, weight)
             if found is None:
                 always.append(index)
                 continue
@@ -48,7 +52,15 @@ class Matcher:
             for prefix in found.prefixes:
                 self._prefix.setdefault(prefix, []).append(index)
         self._always: tuple[int, ...] = tuple(always)
+        #: Fields some query is anchored on (``network:reddit`` alone): looked up before the doc is complete.
+        self._field_kinds = frozenset(t[1:].split(":", 1)[0] for t in self._exact if t.startswith(FIELD_MARK))
+        #: Fields any query tests: the only ones a candidate's doc is completed with.
+        self._fields = frozenset(n.name for _, q in queries for n in walk(q.root) if isinstance(n, Field))
         self._prefix_lengths = sorted({len(p) for p in self._prefix})
+        # Without queries that need no anchor or anchor on a field, a text holding no anchor
+        # as a substring wakes nothing: found in C before tokenizing (most of a firehose).
+        text_anchors = [token for token in self._exact if not token.startswith(FIELD_MARK)] + list(self._prefix)
+        self._prefilter = None if self._always or self._field_kinds else compile_prefilter(text_anchors)
         self._known: set[str] = set()  # tokens already looked up
         self._hits: dict[str, tuple[int, ...]] = {}  # those of them that wake some query
         self._hit_tokens: set[str] = set()
@@ -58,9 +70,35 @@ class Matcher:
 
     def match(self, message: Any) -> list[str]:
         """Names of the queries ``message`` matches, in the order the queries were given."""
-        return self.match_doc(Doc(message))
+        prefilter = self._prefilter
+        if prefilter is None:
+            doc = Doc.scan(message)
+        else:
+            normalized = normalize_text(message.text)
+            if prefilter.search(normalized) is None and not (message.hashtags or message.mentions):
+                return []
+            doc = Doc.scan(message, normalized)
+        candidates = self._candidates(doc)
+        if not candidates:
+            return []
+        doc.complete(self._fields)
+        predicates, names = self._predicates, self.names
+        return [names[i] for i in sorted(candidates) if predicates[i](doc)]
 
     def match_doc(self, doc: Doc) -> list[str]:
+        """:meth:`match` for a message already tokenized."""
+        candidates = self._candidates(doc)
+        if not candidates:
+            return []
+        doc.complete()
+        predicates, names = self._predicates, self.names
+        return [names[i] for i in sorted(candidates) if predicates[i](doc)]
+
+    def candidates(self, message: Any) -> int:
+        """How many queries would be evaluated for ``message`` (for tuning and the benchmark)."""
+        return len(self._candidates(Doc.scan(message)))
+
+    def _candidates(self, doc: Doc) -> set[int]:
         tokens = doc.tokens
         if not self._known.issuperset(tokens):
             self._learn(tokens)
@@ -68,19 +106,11 @@ class Matcher:
         hits = self._hits
         for token in tokens & self._hit_tokens:
             candidates.update(hits[token])
-        if not candidates:
-            return []
-        predicates, names = self._predicates, self.names
-        return [names[i] for i in sorted(candidates) if predicates[i](doc)]
-
-    def candidates(self, message: Any) -> int:
-        """How many queries would be evaluated for ``message`` (for tuning and the benchmark)."""
-        tokens = Doc(message).tokens
-        self._learn(tokens)
-        found = set(self._always)
-        for token in tokens & self._hit_tokens:
-            found.update(self._hits[token])
-        return len(found)
+        if self._field_kinds:
+            exact = self._exact
+            for token in doc.field_tokens(self._field_kinds):
+                candidates.update(exact.get(token, _NONE))
+        return candidates
 
     def _learn(self, tokens: set[str]) -> None:
         """Work out the hits of the message's tokens not seen before."""
@@ -91,11 +121,14 @@ class Matcher:
             self._hit_tokens.clear()
             unseen = tokens
         for token in unseen:
-            hits = set(self._exact.get(token, _NONE))
-            for length in self._prefix_lengths:
-                if length > len(token):
-                    break
-                hits.update(self._prefix.get(token[:length], _NONE))
+            hits: set[int] = set()
+            # A tag also stands for the words inside it (#acmefail is found by acme*).
+            for word in (token, *tag_words(token)) if token[0] in TAG_MARKS else (token,):
+                hits.update(self._exact.get(word, _NONE))
+                for length in self._prefix_lengths:
+                    if length > len(word):
+                        break
+                    hits.update(self._prefix.get(word[:length], _NONE))
             if hits:
                 self._hits[token] = tuple(hits)
                 self._hit_tokens.add(token)

@@ -8,7 +8,9 @@ of equality so two spellings of the same query compare equal.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 #: Prefix of the pseudo-tokens that stand for fields (``network:x``) in a message's token
 #: set; no word can start with it, so fields and words share one index.
@@ -31,6 +33,29 @@ class Prefix:
     column: int = field(default=0, compare=False)
 
 
+@dataclass(frozen=True)
+class Wildcard:
+    """A word with ``?`` (exactly one character) and/or ``*`` (any run, even none) inside it.
+
+    ``pattern`` is the normalised word with its wildcards (``colo?r``, ``cust*er``);
+    ``prefix`` is the literal text before the first wildcard, which every match starts with.
+    (A word whose only wildcard is a trailing ``*`` is a :class:`Prefix`.)
+    """
+
+    pattern: str
+    column: int = field(default=0, compare=False)
+
+    @property
+    def prefix(self) -> str:
+        return re.split(r"[?*]", self.pattern, maxsplit=1)[0]
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """Matches a whole token; with MULTILINE, one token per line of :meth:`Doc.joined`."""
+        body = "".join("[^\n]" if c == "?" else "[^\n]*" if c == "*" else re.escape(c) for c in self.pattern)
+        return re.compile(f"^{body}$", re.MULTILINE)
+
+
 @dataclass(frozen=True, slots=True)
 class Phrase:
     """Tokens in this order, next to each other: ``"money back"``."""
@@ -40,13 +65,40 @@ class Phrase:
 
 
 @dataclass(frozen=True, slots=True)
+class Proximity:
+    """``"a b c"~n``: the phrase's words with at most ``slop`` moves (Lucene's sloppy phrase).
+
+    A move is one word between two of the phrase's words, or one step of a word away from
+    its place: ``"a b"~3`` finds "a x y z b", and "b a" (a swap costs 2 moves).
+    """
+
+    tokens: tuple[str, ...]
+    slop: int
+    column: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Cased:
+    """``{ACME}`` / ``{British Telecom}``: tokens (a word or a phrase) written in exactly this case.
+
+    ``tokens`` keep their case (NFC only); ``folded`` is how the case-insensitive index sees them.
+    """
+
+    tokens: tuple[str, ...]
+    folded: tuple[str, ...]
+    column: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Near:
-    """Both sides with at most ``distance`` words between them, in either order."""
+    """Both sides with at most ``distance`` words between them; ``ordered``: left comes first."""
 
     left: Node
     right: Node
     distance: int
+    ordered: bool = False
     column: int = field(default=0, compare=False)
+    grouped: bool = field(default=False, compare=False)  # written inside parentheses
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +142,9 @@ class Or:
     grouped: bool = field(default=False, compare=False)
 
 
-Node = Term | Prefix | Phrase | Near | Field | MinFollowers | Not | And | Or
-#: What NEAR can measure distances between: things that sit at positions in the text.
-Positional = Term | Prefix | Phrase | Or
+Node = Term | Prefix | Wildcard | Phrase | Proximity | Cased | Near | Field | MinFollowers | Not | And | Or
+#: Leaves that sit at positions in the text (what NEAR measures distances between).
+POSITIONAL_LEAVES = (Term, Prefix, Wildcard, Phrase, Proximity, Cased)
 
 
 def field_token(name: str, value: str) -> str:
@@ -100,9 +152,16 @@ def field_token(name: str, value: str) -> str:
 
 
 def is_positional(node: Node) -> bool:
+    """Words, phrases, wildcards, tags, case-sensitive terms, OR-groups and NEARs of them."""
     if isinstance(node, Or):
         return all(is_positional(child) for child in node.children)
-    return isinstance(node, Term | Prefix | Phrase)
+    if isinstance(node, Near):
+        return True  # the parser only builds a NEAR of positional sides
+    return isinstance(node, POSITIONAL_LEAVES)
+
+
+def _quoted(tokens: tuple[str, ...]) -> str:
+    return '"' + " ".join(tokens) + '"'
 
 
 def render(node: Node) -> str:
@@ -111,10 +170,17 @@ def render(node: Node) -> str:
         return node.token
     if isinstance(node, Prefix):
         return f"{node.prefix}*"
+    if isinstance(node, Wildcard):
+        return node.pattern
     if isinstance(node, Phrase):
-        return '"' + " ".join(node.tokens) + '"'
+        return _quoted(node.tokens)
+    if isinstance(node, Proximity):
+        return f"{_quoted(node.tokens)}~{node.slop}"
+    if isinstance(node, Cased):
+        return "{" + (node.tokens[0] if len(node.tokens) == 1 else _quoted(node.tokens)) + "}"
     if isinstance(node, Near):
-        return f"({render(node.left)} NEAR/{node.distance} {render(node.right)})"
+        op = f"NEAR/{node.distance}{'f' if node.ordered else ''}"
+        return f"({render(node.left)} {op} {render(node.right)})"
     if isinstance(node, Field):
         return f"{node.name}:{node.value}"
     if isinstance(node, MinFollowers):
@@ -123,6 +189,17 @@ def render(node: Node) -> str:
         return f"NOT {render(node.child)}"
     joiner = " AND " if isinstance(node, And) else " OR "
     return "(" + joiner.join(render(child) for child in node.children) + ")"
+
+
+def walk(node: Node) -> list[Node]:
+    """``node`` and every node under it, parents first."""
+    if isinstance(node, Not):
+        return [node, *walk(node.child)]
+    if isinstance(node, Near):
+        return [node, *walk(node.left), *walk(node.right)]
+    if isinstance(node, And | Or):
+        return [node, *(n for child in node.children for n in walk(child))]
+    return [node]
 
 
 @dataclass(frozen=True, slots=True)

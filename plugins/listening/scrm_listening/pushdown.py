@@ -2,14 +2,29 @@
 
 The rule is a *relaxation*: every message the query matches also matches the rule, so
 nothing is lost; what X lets through that the query does not want, the core's matcher
-drops. What X rules cannot say (wildcards, NEAR, ``min_followers:``, ``network:``) is
-left out of the rule; under a negation, only what X can say exactly is kept (dropping a
+drops. What X rules cannot say (wildcards, NEAR, proximity, case, ``min_followers:``,
+``network:``) is relaxed or left out of the rule; under a negation, only what X can say exactly is kept (dropping a
 negated part widens, never narrows).
 """
 
 from __future__ import annotations
 
-from .nodes import And, Field, MinFollowers, Near, Node, Not, Or, Phrase, Prefix, Query, Term
+from .nodes import (
+    And,
+    Cased,
+    Field,
+    MinFollowers,
+    Near,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Proximity,
+    Query,
+    Term,
+    Wildcard,
+)
 
 _X_FIELDS = {"is": ("reply", "verified"), "has": ("links", "mentions", "hashtags")}
 
@@ -57,8 +72,12 @@ def _relax(node: Node) -> _Rule | None:
         return exact
     if isinstance(node, Field) and node.name == "lang":  # lang:pt-br -> lang:pt (wider)
         return _Rule(f"lang:{node.value.split('-', 1)[0]}", False)
-    if isinstance(node, Prefix | MinFollowers | Field):
+    if isinstance(node, Prefix | Wildcard | MinFollowers | Field):
         return None
+    if isinstance(node, Cased):  # X matches any case: the same words are wider
+        return _exact(Term(node.folded[0]) if len(node.folded) == 1 else Phrase(node.folded))
+    if isinstance(node, Proximity):  # X's "a b"~N counts differently: all the words, anywhere, is wider
+        return _relax(And(tuple(Term(token) for token in node.tokens)))
     if isinstance(node, Near):
         return _relax(And((node.left, node.right)))
     if isinstance(node, Not):

@@ -41,10 +41,10 @@ def hit(msg: MakeMessage, query: str, text: str, **fields: Any) -> bool:
         ("acme -job", "acme job offer", False),
         ("acme NOT job", "acme job offer", False),
         ("acme -(job OR hiring)", "acme is hiring", False),
-        # precedence: a OR (b AND c)
-        ("a OR b c", "a", True),
-        ("a OR b c", "b", False),
-        ("a OR b c", "c b", True),
+        # brackets: a OR (b AND c)
+        ("a OR (b c)", "a", True),
+        ("a OR (b c)", "b", False),
+        ("a OR (b c)", "c b", True),
         ("(a OR b) c", "a", False),
         # phrases: order and adjacency
         ('"money back"', "I want my money back!", True),

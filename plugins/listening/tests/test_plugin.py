@@ -75,7 +75,8 @@ def test_config_check_refuses_a_bad_query_with_its_column(tmp_path: Path) -> Non
         '[[sources]]\nname = "s"\nadapter = "replay"\nsettings = { paths = ["x.ndjson"] }\n'
         '[[listening.queries]]\nname = "brand"\nquery = "acme OR #acme"\n'
         '[[listening.queries]]\nname = "broken"\nquery = "(refund OR money"\n'
-        '[[listening.queries]]\nname = "odd"\nquery = "a OR b AND c"\n'
+        '[[listening.queries]]\nname = "mixed"\nquery = "a OR b AND c"\n'
+        '[[listening.queries]]\nname = "odd"\nquery = "acme or globex"\n'
     )
     result = subprocess.run(
         [sys.executable, "-m", "scrm_core", "config", "check", "-c", str(config)],
@@ -87,5 +88,6 @@ def test_config_check_refuses_a_bad_query_with_its_column(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stdout + result.stderr
     assert "listening.queries[1].query ('broken')" in result.stderr
     assert "at column 1" in result.stderr and "^" in result.stderr
-    assert "listening.queries[2]" in result.stderr, "the mixed AND/OR warning is shown"
+    assert "listening.queries[2].query ('mixed')" in result.stderr and "AND and OR mixed" in result.stderr
+    assert "listening.queries[3]" in result.stderr, "the lower-case operator warning is shown"
     assert "queries[0]" not in result.stderr

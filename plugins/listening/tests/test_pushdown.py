@@ -33,3 +33,17 @@ def test_rules(query: str, rule: str) -> None:
 )
 def test_queries_x_cannot_narrow_give_no_rule(query: str) -> None:
     assert to_x_rule(parse(query)) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "rule"),
+    [
+        ("{ACME} kettle", "(acme kettle)"),  # X matches any case: wider
+        ('"acme support"~3', "(acme support)"),
+        ("acme ONEAR/2 kettle", "(acme kettle)"),
+        ("acme colo?r", "acme"),
+        ("(acme NEAR/2 kettle) NEAR/3 broken", "((acme kettle) broken)"),
+    ],
+)
+def test_new_constructs_are_relaxed(query: str, rule: str) -> None:
+    assert to_x_rule(parse(query)) == rule

@@ -26,6 +26,9 @@ from scrm_listening import check_queries, parse, warnings
         ("acme author:a author:b", "a message has one author"),
         ("acme lang:en-gb -lang:en", "excluded"),
         ("acme min_followers:500 -min_followers:100", "excluded"),
+        ("{ACME} -acme", "excluded"),
+        ("colo?r -col*", "excluded"),
+        ('"money back"~2 -money', "excluded"),
     ],
 )
 def test_queries_that_can_never_match(query: str, reason: str) -> None:
@@ -51,17 +54,30 @@ def test_satisfiable_queries_get_no_never_match_warning(query: str) -> None:
     assert not any(w.startswith("can never match") for w in warnings(query))
 
 
-def test_mixing_and_or_without_parentheses_is_pointed_out() -> None:
-    assert warnings("acme refund OR globex") == [
-        "AND binds tighter than OR: read as ((acme AND refund) OR globex); add parentheses to say so"
-    ]
-    assert warnings("(acme refund) OR globex") == []
-    assert warnings("acme (refund OR globex)") == []
-
-
 def test_lower_case_operators_are_searched_as_words() -> None:
-    assert warnings("acme or globex") == ["'or' at column 6 is searched as a word; write OR for the operator"]
+    assert warnings("acme or globex")[0] == "'or' at column 6 is searched as a word; write OR for the operator"
     assert warnings("acme OR globex") == []
+
+
+@pytest.mark.parametrize(
+    ("query", "warned"),
+    [
+        ("acme kettle", '"acme kettle"~10'),  # Talkwalker: words without operators are a proximity search
+        ("acme kettle broken", '"acme kettle broken"~20'),
+        ("BMW", "{BMW}"),  # Talkwalker: capitals without operators are case-sensitive
+        ("BMW bike", "{BMW}"),
+    ],
+)
+def test_queries_talkwalker_reads_differently_are_pointed_out(query: str, warned: str) -> None:
+    found = warnings(query)
+    assert len(found) == 1 and warned in found[0] and "Talkwalker" in found[0]
+
+
+@pytest.mark.parametrize(
+    "query", ["acme", "acme AND kettle", '"acme kettle"', "acme -job", "{BMW}", "acme*", "#acme kettle"]
+)
+def test_queries_with_operators_get_no_talkwalker_warning(query: str) -> None:
+    assert not any("Talkwalker" in w for w in warnings(query))
 
 
 def test_warnings_accepts_a_parsed_query() -> None:
