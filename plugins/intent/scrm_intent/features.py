@@ -32,8 +32,8 @@ __all__ = ["VERSION", "features", "normalise"]
 VERSION = 1
 
 _URL = re.compile(
-    r"https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|xyz|top|info|co|shop|live|club|gg|ru"
-    r"|biz|me|ly|link|site|online|app|cc|us|uk|de|fr|es|pt|br)(?:/\S*)?",
+    r"(?:https?://|www\.)\S+|[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|xyz|top|info|co|shop|live|club|gg"
+    r"|ru|biz|me|ly|link|site|online|app|cc|us|uk|de|fr|es|pt|br)(?:/\S*)?",
     re.IGNORECASE,
 )
 _MENTION = re.compile(r"(?<![\w@])@\w[\w.]*")
@@ -44,7 +44,6 @@ _TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['’][^\W\d_])*|0|<url>|@|#|[?!¿¡]+
 _EMOJI = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50]")
 _NOISE = frozenset({"<url>", "@", "#"})
 _LONG_DIGITS = re.compile(r"\d{5,}")
-_REPEAT = re.compile(r"(\w)\1{2,}")
 
 # Cross-language cues: stems that open a word, in English, Spanish, Portuguese, French,
 # German (and Italian, Dutch where cheap). Written for this model (see training/README.md).
@@ -124,35 +123,59 @@ _CUE_WORDS, _CUE_PREFIXES, _CUE_PHRASES = _compile_cues()
 _PREFIX_LENGTHS = sorted({len(p) for p in _CUE_PREFIXES}, reverse=True)
 
 
-def _cues(words: list[str]) -> list[str]:
-    found = []
-    for word in words:
-        word = _fold(word) if not word.isascii() else word
-        name = _CUE_WORDS.get(word)
-        if name is None:
-            for n in _PREFIX_LENGTHS:
-                if n <= len(word):
-                    name = _CUE_PREFIXES.get(word[:n])
-                    if name is not None:
-                        break
-        if name is not None:
-            found.append("x:" + name)
-    for a, b in zip(words, words[1:], strict=False):
-        name = _CUE_PHRASES.get(a + " " + b)
-        if name is not None:
-            found.append("x:" + name)
-    return found
+def _cue(word: str) -> str | None:
+    """The cross-language cue a word opens, if any ("esperando" -> "waiting")."""
+    word = word if word.isascii() else _fold(word)
+    name = _CUE_WORDS.get(word)
+    if name is None:
+        for n in _PREFIX_LENGTHS:
+            if n <= len(word):
+                name = _CUE_PREFIXES.get(word[:n])
+                if name is not None:
+                    break
+    return name
+
+
+def _links(text: str) -> str:
+    # Only words with a dot or a slash can be links: look at those alone (the pattern is
+    # costly when run over every word boundary of the post).
+    words = text.split()
+    if not any("." in w or "/" in w for w in words):
+        return text
+    return " ".join(" <url> " if ("." in w or "/" in w) and _URL.fullmatch(w.rstrip(".,!?;:)")) else w for w in words)
 
 
 def normalise(text: str) -> str:
-    """Lower case, links -> ``<url>``, handles -> ``@``, digit runs -> ``0``, letters repeated
-    past two cut to two ("sooooo" -> "soo"), whitespace collapsed."""
-    text = _URL.sub(" <url> ", text[:2000])
-    text = _MENTION.sub(" @ ", text)
+    """Lower case, links -> ``<url>``, handles -> ``@``, digit runs -> ``0``, whitespace collapsed."""
+    text = _links(text[:2000])
+    if "@" in text:
+        text = _MENTION.sub(" @ ", text)
     text = text.lower()
     text = _DIGITS.sub("0", text)
-    text = _REPEAT.sub(r"\1\1", text)
     return " ".join(text.split())
+
+
+# Features of one word (itself, its character n-grams, its cue), cached: words repeat
+# from post to post (Zipf), and building them is most of the cost of a post.
+_WORD_CACHE: dict[str, list[str]] = {}
+_WORD_CACHE_MAX = 200_000
+
+
+def _word_features(w: str) -> list[str]:
+    found = _WORD_CACHE.get(w)
+    if found is None:
+        found = ["w:" + w]
+        if len(w) > 2:
+            padded = "<" + w + ">"
+            found += ["c:" + padded[i : i + 3] for i in range(len(padded) - 2)]
+            found += ["c:" + padded[i : i + 4] for i in range(len(padded) - 3)]
+        cue = _cue(w)
+        if cue is not None:
+            found.append("x:" + cue)
+        if len(_WORD_CACHE) >= _WORD_CACHE_MAX:
+            _WORD_CACHE.clear()
+        _WORD_CACHE[w] = found
+    return found
 
 
 def features(text: str, sentiment: str | None = None) -> list[str]:
@@ -162,15 +185,11 @@ def features(text: str, sentiment: str | None = None) -> list[str]:
     tokens = _TOKEN.findall(norm)
     words = [t for t in tokens if t[0].isalpha() or t == "0"]
     out = ["bias:1"]
-    out += ["w:" + w for w in words]
-    out += ["b:" + a + "|" + b for a, b in zip(words, words[1:], strict=False)]
     for w in words:
-        if len(w) > 2:
-            padded = "<" + w + ">"
-            out += ["c:" + padded[i : i + 3] for i in range(len(padded) - 2)]
-            out += ["c:" + padded[i : i + 4] for i in range(len(padded) - 3)]
-    out += ["e:" + t for t in tokens if _EMOJI.match(t)]
-    out += _cues(words)
+        out += _word_features(w)
+    out += ["b:" + a + "|" + b for a, b in zip(words, words[1:], strict=False)]
+    out += ["x:" + name for a, b in zip(words, words[1:], strict=False) if (name := _CUE_PHRASES.get(a + " " + b))]
+    out += ["e:" + t for t in tokens if len(t) == 1 and not t.isalpha() and _EMOJI.match(t)]
     out += _shape(raw, norm, tokens, len(words))
     if sentiment:
         out.append("s:" + sentiment)
