@@ -22,6 +22,7 @@ from .adapters import (  # noqa: E402
     CrmLimits,
     NetworkAdapter,
     NetworkCapability,
+    LabelCorrection,
     PendingReply,
     SentReply,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "NetworkAdapter",
     "NetworkCapability",
     "OperationResult",
+    "LabelCorrection",
     "PendingReply",
     "PluginError",
     "ProfileUpdated",
