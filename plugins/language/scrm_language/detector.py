@@ -97,7 +97,7 @@ class LanguageDetector:
         # Most posts are settled by fastText's first answer; the rest get its top 3 and CLD2.
         labels, probabilities = self._model.predict(cleaned, k=1)
         first = _ALIASES.get(labels[0][9:], labels[0][9:]) if labels else ""
-        if first in self.languages and probabilities[0] >= 0.5:
+        if first in self.languages and probabilities[0] >= max(0.5, self.min_confidence):
             return first
         labels, probabilities = self._model.predict(cleaned, k=3)
         top = [

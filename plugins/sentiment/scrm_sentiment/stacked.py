@@ -122,18 +122,18 @@ class StackedModel:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             a = {name: npz[name] for name in npz.files}
         vocab = bytes(a["vocab"]).decode().split("\n")
-        model = cls(
+        classes = tuple(bytes(a["classes"]).decode().split("\n"))
+        if classes != CLASSES or a["weights"].shape != (len(vocab), 3) or a["dense"].shape != (9, 3):
+            raise ValueError("not an scrm-sentiment model (shapes or classes differ)")
+        return cls(
             vocab={w: i for i, w in enumerate(vocab)},
             weights=a["weights"].astype(np.float64),
             idf2=a["idf2"].astype(np.float64),
             dense=a["dense"].astype(np.float64),
             intercept=a["intercept"].astype(np.float64),
-            classes=tuple(bytes(a["classes"]).decode().split("\n")),
+            classes=classes,
             meta=json.loads(bytes(a["meta"]).decode()),
         )
-        if model.classes != CLASSES or model.weights.shape != (len(vocab), 3) or model.dense.shape != (9, 3):
-            raise ValueError("not an scrm-sentiment model (shapes or classes differ)")
-        return model
 
     @classmethod
     def load(cls, path: Path) -> StackedModel:
