@@ -202,7 +202,9 @@ def compare(
     messages = [ex.message for ex in examples]
     current = classifier.current().predict(messages)
     shipped = classifier.shipped().predict(messages)
-    scored = [label for label in classifier.labels if not label.endswith(":none")] or list(classifier.labels)
+    # Every label the agents used, those the classifier did not know yet included; "none" is
+    # the absence of a label and only counts as a wrong answer.
+    scored = sorted({label for label in [*classifier.labels, *gold] if not label.endswith((":none", ":unsure"))})
     unseen = [i for i, flag in enumerate(unseen_by_current) if flag]
 
     def on(indexes: list[int], predicted: list[str]) -> float:
