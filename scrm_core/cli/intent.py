@@ -86,7 +86,9 @@ async def _train(
         if not any(unseen) and not force:
             result["outcome"] = f"no corrections since model #{stored.id if stored else '?'} was trained: nothing to do"
             return result
-        labelled = await understood(examples, Understander(host.dispatch, {q.name: q.query for q in config.listening.queries}))
+        labelled = await understood(
+            examples, Understander(host.dispatch, {q.name: q.query for q in config.listening.queries})
+        )
         with console_err.status(f"cross-validating on {len(labelled)} corrections…"):
             comparison: Comparison = await asyncio.to_thread(compare, classifier, labelled, unseen, folds=folds)
         result["comparison"] = comparison.__dict__
@@ -133,13 +135,17 @@ def _print(result: dict[str, Any]) -> None:
         table.add_column("model")
         table.add_column("macro-F1", justify="right")
         table.add_column("on")
-        table.add_row("retrained (held-out folds)", f"{comparison['candidate_f1']:.3f}", f"all {comparison['examples']}")
+        table.add_row(
+            "retrained (held-out folds)", f"{comparison['candidate_f1']:.3f}", f"all {comparison['examples']}"
+        )
         table.add_row(
             "retrained (held-out folds)",
             f"{comparison['candidate_f1_on_compared']:.3f}",
             f"{comparison['compared_on']} new since the current model",
         )
-        table.add_row(f"current ({result.get('current_model')})", f"{comparison['current_f1']:.3f}", "the same new ones")
+        table.add_row(
+            f"current ({result.get('current_model')})", f"{comparison['current_f1']:.3f}", "the same new ones"
+        )
         table.add_row("shipped", f"{comparison['shipped_f1']:.3f}", f"all {comparison['examples']}")
         console.print(table)
         per = Table(title="F1 per label", title_justify="left")
@@ -163,16 +169,16 @@ def register(app: typer.Typer) -> None:
         folds: Annotated[int, typer.Option(min=2, max=20, help="Cross-validation folds.")] = 5,
         collect: Annotated[bool, typer.Option(help="Read new corrections from the CRM first.")] = True,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the F1 figures; replace nothing.")] = False,
-        force: Annotated[bool, typer.Option("--force", help="Replace the model even if it does not score better.")] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Replace the model even if it does not score better.")
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     ) -> None:
         """Retrain from the corrections (shipped data as the prior); replace the model only if it scores better."""
         cfg = load_for_command(config)
         host = make_host()
         chosen = _classifier(host, classifier)
-        result = asyncio.run(
-            _train(cfg, host, chosen, folds=folds, collect=collect, dry_run=dry_run, force=force)
-        )
+        result = asyncio.run(_train(cfg, host, chosen, folds=folds, collect=collect, dry_run=dry_run, force=force))
         if as_json:
             console.print_json(json.dumps(result, default=str))
         else:
@@ -203,6 +209,8 @@ def register(app: typer.Typer) -> None:
         with state_store(cfg) as store:
             n = store.drop_models(chosen.name)
         console.print(
-            f"classifier {chosen.name}: back to the shipped model" if n else f"classifier {chosen.name} already uses the shipped model",
+            f"classifier {chosen.name}: back to the shipped model"
+            if n
+            else f"classifier {chosen.name} already uses the shipped model",
             highlight=False,
         )

@@ -110,7 +110,9 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path | None,
             typer.Option(
-                "--config", "-c", help="Use this deployment's listening queries and trained models (nothing is written)."
+                "--config",
+                "-c",
+                help="Use this deployment's listening queries and trained models (nothing is written).",
             ),
         ] = None,
     ) -> None:

@@ -97,7 +97,9 @@ async def load_models(store: AsyncStore, classifiers: Mapping[str, TrainableClas
         try:
             classifier.use(classifier.load(stored.data))
         except ValueError as exc:
-            log.warning("classifier %s: stored model #%d is not usable (%s); using the shipped one", name, stored.id, exc)
+            log.warning(
+                "classifier %s: stored model #%d is not usable (%s); using the shipped one", name, stored.id, exc
+            )
             classifier.use(None)
             loaded[name] = None
             continue

@@ -192,7 +192,10 @@ def build_app() -> typer.Typer:
     @app.command()
     def label(
         key: Annotated[
-            str, typer.Argument(help="A message (scrm:<network>:<id> or <network>:<id>), or a case (key, id or conversation key).")
+            str,
+            typer.Argument(
+                help="A message (scrm:<network>:<id> or <network>:<id>), or a case (key, id or conversation key)."
+            ),
         ],
         label: Annotated[
             str,

@@ -583,7 +583,7 @@ class Writer:
             (after_id, limit),
         ).fetchall()
         out = []
-        for (cid, obj, key, label, at, m_text, m_lang, network, message_id, conv, subject, r_text, r_lang) in rows:
+        for cid, obj, key, label, at, m_text, m_lang, network, message_id, conv, subject, r_text, r_lang in rows:
             if obj == "message":
                 message_key = f"{network}:{message_id}" if network and message_id else key.removeprefix("scrm:")
                 out.append((int(cid), message_key, str(label), m_text or "", str(at), m_lang, str(key)))

@@ -227,7 +227,9 @@ def calibrate(logits: np.ndarray, labels: Sequence[str], classes: Sequence[str])
     return best_t
 
 
-def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> tuple[float, dict[str, dict[str, float]]]:
+def macro_f1(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> tuple[float, dict[str, dict[str, float]]]:
     """Macro-F1 over ``labels`` (others, such as "none", count only as wrong answers), and
     precision/recall/F1/support per label."""
     per: dict[str, dict[str, float]] = {}

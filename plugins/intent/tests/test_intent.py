@@ -69,7 +69,9 @@ def test_confidence_is_a_probability_and_unsure_is_its_own_label() -> None:
 
 
 def test_the_companys_own_posts_are_not_classified() -> None:
-    assert CLASSIFIER.classify(message("Sorry about that, we are refunding you now", direction=Direction.outbound)) is None
+    assert (
+        CLASSIFIER.classify(message("Sorry about that, we are refunding you now", direction=Direction.outbound)) is None
+    )
     assert CLASSIFIER.classify(message("   ")) is None
 
 

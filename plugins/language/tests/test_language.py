@@ -40,7 +40,7 @@ def test_abstains_on_texts_without_language(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "language"),
-    [("草", "zh"), ("ありがとう", "ja"), ("감사", "ko"), ("谢谢！", "zh"), ("Ευχαριστώ", "el"), ("תודה", "he")],
+    [("草", "zh"), ("ありがとう", "ja"), ("감사", "ko"), ("谢谢\uff01", "zh"), ("Ευχαριστώ", "el"), ("תודה", "he")],
 )
 def test_scripts_of_one_language_need_no_minimum_length(text: str, language: str) -> None:
     assert detect(text) == language

@@ -74,9 +74,9 @@ def load_sets(sdist: Path) -> dict[str, list[Example]]:
 
 
 def fit(examples: Sequence[Example], weights: Sequence[float], c: float) -> StackedModel:
+    from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from scipy import sparse
 
     from .analyzer import vader_scores
 
@@ -152,8 +152,18 @@ def build(sdist: Path, out: Path) -> dict[str, object]:
 
 def _fetch_sdist(folder: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(folder),
-         "vaderSentiment==3.3.2"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            str(folder),
+            "vaderSentiment==3.3.2",
+        ],
         check=True,
     )
     return folder / SDIST

@@ -18,6 +18,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def words(text: str) -> list[str]:
     """Words and word pairs of a post (handles and links reduced to ``@`` and ``<url>``)."""
     text = _MENTION.sub("@", _URL.sub(" ", text[:2000].lower()))
     found = _WORD.findall(text)
-    return ["w:" + w for w in found] + ["b:" + a + "|" + b for a, b in zip(found, found[1:], strict=False)]
+    return ["w:" + w for w in found] + ["b:" + a + "|" + b for a, b in pairwise(found)]
 
 
 def vader_features(scores: dict[str, float]) -> list[float]:
