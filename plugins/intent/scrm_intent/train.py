@@ -63,8 +63,8 @@ class Example:
 
 def _sklearn() -> Any:
     try:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+        from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise TrainingError(
             "training needs scikit-learn: pip install 'scrm-intent[train]' (classifying does not)"

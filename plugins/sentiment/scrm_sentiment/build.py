@@ -74,9 +74,9 @@ def load_sets(sdist: Path) -> dict[str, list[Example]]:
 
 
 def fit(examples: Sequence[Example], weights: Sequence[float], c: float) -> StackedModel:
-    from scipy import sparse
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+    from scipy import sparse  # type: ignore[import-untyped]
+    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
     from .analyzer import vader_scores
 
