@@ -3,7 +3,8 @@
 The engine's own understanding step (:class:`scrm_core.engine.understand.Understander`),
 with the installed plugins, the config's listening queries and the deployment's trained
 models when ``-c`` is given: how an operator checks the classifier on their own traffic
-before trusting it. Nothing is stored or sent.
+before trusting it. Nothing is sent, and nothing is stored beyond the state store's
+schema (brought up to date, as every command that opens it does).
 """
 
 from __future__ import annotations
