@@ -27,7 +27,7 @@ import re
 import unicodedata
 from itertools import pairwise
 
-__all__ = ["VERSION", "features", "normalise"]
+__all__ = ["VERSION", "features", "normalise", "split_features", "word_features"]
 
 #: Bumped whenever the features change: a model trained on other features is refused.
 VERSION = 1
@@ -381,20 +381,34 @@ def _word_features(w: str) -> list[str]:
 
 def features(text: str, sentiment: str | None = None) -> list[str]:
     """The feature strings of one post (duplicates possible: the model counts presence)."""
+    words, rest = split_features(text, sentiment)
+    out = list(rest)
+    for w in words:
+        out += _word_features(w)
+    return out
+
+
+def split_features(text: str, sentiment: str | None = None) -> tuple[list[str], list[str]]:
+    """The post's words (each stands for :func:`word_features` of it) and its other features.
+
+    The model caches what each word's features are worth, so a word costs one lookup."""
     raw = text[:2000]
     norm = normalise(raw)
     tokens = _TOKEN.findall(norm)
     words = [t for t in tokens if t[0].isalpha() or t == "0"]
-    out = ["bias:1"]
-    for w in words:
-        out += _word_features(w)
-    out += ["b:" + a + "|" + b for a, b in pairwise(words)]
-    out += ["x:" + name for a, b in pairwise(words) if (name := _CUE_PHRASES.get(a + " " + b))]
-    out += ["e:" + t for t in tokens if len(t) == 1 and not t.isalpha() and _EMOJI.match(t)]
-    out += _shape(raw, norm, tokens, len(words))
+    rest = ["bias:1"]
+    rest += ["b:" + a + "|" + b for a, b in pairwise(words)]
+    rest += ["x:" + name for a, b in pairwise(words) if (name := _CUE_PHRASES.get(a + " " + b))]
+    rest += ["e:" + t for t in tokens if len(t) == 1 and not t.isalpha() and _EMOJI.match(t)]
+    rest += _shape(raw, norm, tokens, len(words))
     if sentiment:
-        out.append("s:" + sentiment)
-    return out
+        rest.append("s:" + sentiment)
+    return words, rest
+
+
+def word_features(word: str) -> list[str]:
+    """The features one word contributes (itself, its character n-grams, its cue)."""
+    return list(_word_features(word))
 
 
 def _shape(raw: str, norm: str, tokens: list[str], n_words: int) -> list[str]:
