@@ -436,3 +436,25 @@ def test_the_shipped_intent_classifier_learns_a_label_of_the_companys_own(tmp_pa
         assert label == "intent:cancellation"
     finally:
         clf.use(None)
+
+
+def test_scrm_understand_prints_one_json_line_per_message_and_names_bad_lines(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text(
+        json.dumps({"text": "charged twice for one order and nobody answers"})
+        + "\n\nnot json\n"
+        + json.dumps({"text": "Wo finde ich meine Rechnung?", "network": "mastodon", "language": "de", "id": "m9"})
+        + "\n"
+        + json.dumps({"txt": "typo in the field name"})
+        + "\n"
+    )
+    result = CliRunner().invoke(app, ["understand", str(sample)])
+    assert result.exit_code == 1, "bad lines are reported and make the exit code 1"
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [x["id"] for x in lines] == ["1", "m9"]
+    assert lines[1]["language"] == "de" and lines[1]["language_from"] == "network"
+    assert set(lines[0]) == {"id", "network", "language", "language_from", "sentiment", "labels", "matched_queries"}
+    assert all(v is None or 0.0 <= v <= 1.0 for x in lines for v in x["labels"].values())
+    assert f"{sample}:3: skipped" in result.stderr and "unknown field(s) txt" in result.stderr
+    missing = CliRunner().invoke(app, ["understand", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2

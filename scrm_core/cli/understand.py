@@ -90,7 +90,7 @@ async def _run(source: TextIO, name: str, host: PluginHost, queries: dict[str, s
             message = _message(json.loads(line), n)
         except (json.JSONDecodeError, _BadLine) as exc:
             bad += 1
-            console_err.print(f"{name}:{n}: skipped: {exc}", highlight=False, markup=False)
+            console_err.print(f"{name}:{n}: skipped: {exc}", highlight=False, markup=False, soft_wrap=True)
             continue
         stated = message.language is not None
         await understander.understand(message)
