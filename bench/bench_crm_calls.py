@@ -142,7 +142,7 @@ class Message:
 def read_messages(files: list[Path]) -> list[Message]:
     """Every message.created of the stream, oldest first (the order a per-message script would see)."""
     from pydantic import TypeAdapter
-    from scrm_intent import classify
+    from scrm_intent.rules import classify
 
     from scrm_core import MessageCreated
     from scrm_core.models import Event, external_key
@@ -614,7 +614,7 @@ def main() -> None:
             "properties written by their own batch update, so they count as their own types",
             "baseline": "per message: look up the contact by key (HubSpot search / SOQL), create it if missing, "
             "create the note (HubSpot, then a note->contact association call) or SocialPost (WhoId and ParentId "
-            "set on it); a complaint (scrm_intent.classify) also gets a ticket (+ ticket->contact and "
+            "set on it); a complaint (scrm_intent.rules.classify) also gets a ticket (+ ticket->contact and "
             "note->ticket associations) / a case. Writes go one record per call through the batch / collection "
             "endpoint with one input, because neither fake serves the single-record endpoints. It writes no "
             "personas and no leads (scrm does), so it is, if anything, favoured",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import FatalError
+from .learning import LabelCorrection
 from .models import CrmObject, CrmOperation, Event, EventPage, Message, OperationResult, SocialProfile
 from .ratelimit import RateBudget
 from .webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
@@ -37,6 +38,7 @@ __all__ = [
     "CrmAdapter",
     "CrmCapability",
     "CrmLimits",
+    "LabelCorrection",
     "NetworkAdapter",
     "NetworkCapability",
     "PendingReply",
@@ -184,6 +186,7 @@ class CrmCapability(StrEnum):
     outbound_replies = "outbound_replies"
     erase = "erase"
     bulk = "bulk"  # a bulk path for backfills: limits.max_batch well above the live batch size
+    label_corrections = "label_corrections"  # agents correct labels in the CRM; label_corrections() reads them
 
 
 class CrmLimits(BaseModel):
@@ -276,6 +279,21 @@ class CrmAdapter(ABC):
         that record this external key here, so the sync-back updates it instead of adding a
         second copy. Must be idempotent: after a crash it may be called again.
         """
+
+    async def label_corrections(self, cursor: str | None) -> tuple[list[LabelCorrection], str | None]:
+        """Labels agents corrected in the CRM since ``cursor``, and the new cursor (capability
+        ``label_corrections``).
+
+        Agents correct a label where they work: a field on the message, case or ticket record
+        (e.g. a picklist ``complaint | question | purchase | praise | spam | none``). Give each
+        correction the key of the message it is about (for a case, its conversation key),
+        the label as the agent set it, and the text the CRM holds for that message (a case's
+        first message, else its subject). Like :meth:`pending_replies`: each correction is
+        handed out once per cursor position, and the engine saves the new cursor in the same
+        transaction as the examples it received, so a crash re-reads at most one page. A
+        record corrected again later comes back again (the newest label wins).
+        """
+        return [], cursor
 
     async def erase(self, records: Mapping[CrmObject, Sequence[str]]) -> int:
         """Delete the records with these external keys (an erase request). Returns how many went."""

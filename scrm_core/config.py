@@ -209,6 +209,15 @@ class RepliesConfig(_Section):
     )
 
 
+class LearningConfig(_Section):
+    collect_corrections: bool = Field(
+        default=True, description="Read agents' label corrections back from the CRM (when it can give them)."
+    )
+    poll_seconds: float = Field(
+        default=300.0, gt=0, le=86_400, description="How often a following run asks the CRM for new corrections."
+    )
+
+
 class ServeConfig(_Section):
     host: str = Field(default="127.0.0.1", description="Address `scrm serve` listens on.")
     port: int = Field(default=8080, ge=0, le=65535, description="0: any free port (printed at start).")
@@ -228,6 +237,7 @@ class Config(_Section):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     replies: RepliesConfig = Field(default_factory=RepliesConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     # Where the file was; relative paths in settings are resolved against base_dir.
     path: Path = Field(default=Path("scrm.toml"), exclude=True)

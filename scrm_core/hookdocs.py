@@ -14,7 +14,13 @@ from . import hookspecs
 _GROUPS = [
     (
         "Registration (sync, called once at start-up)",
-        ["scrm_register_networks", "scrm_register_crms", "scrm_register_commands", "scrm_check_config"],
+        [
+            "scrm_register_networks",
+            "scrm_register_crms",
+            "scrm_register_classifiers",
+            "scrm_register_commands",
+            "scrm_check_config",
+        ],
     ),
     ("Social profile", ["scrm_enrich_profile", "scrm_match_identity"]),
     (

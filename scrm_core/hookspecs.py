@@ -25,12 +25,21 @@ from . import PROJECT_NAME
 
 if TYPE_CHECKING:
     from .adapters import CrmAdapter, NetworkAdapter
+    from .learning import TrainableClassifier
     from .models import Action, Conversation, CrmOperation, IdentityMatch, Message, ReplyDraft, Sentiment, SocialProfile
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 #: Hooks that must be plain functions (called once, synchronously, at start-up).
-SYNC_ONLY = frozenset({"scrm_register_networks", "scrm_register_crms", "scrm_register_commands", "scrm_check_config"})
+SYNC_ONLY = frozenset(
+    {
+        "scrm_register_networks",
+        "scrm_register_crms",
+        "scrm_register_classifiers",
+        "scrm_register_commands",
+        "scrm_check_config",
+    }
+)
 #: Event hooks whose first non-None result wins (the Dispatcher stops there).
 FIRST_RESULT = frozenset({"scrm_match_identity", "scrm_map_to_crm", "scrm_detect_language", "scrm_analyze_sentiment"})
 
@@ -67,6 +76,27 @@ def scrm_register_crms(register: Callable[[type[CrmAdapter]], None]) -> None:
         @hookimpl
         def scrm_register_crms(register):
             register(LocalCrm)
+    """
+
+
+@hookspec
+def scrm_register_classifiers(register: Callable[[TrainableClassifier], None]) -> None:
+    """Offer a classifier that learns from agents' label corrections.
+
+    :param register: call it with a :class:`~scrm_core.learning.TrainableClassifier`
+        instance (the one your ``scrm_classify_message`` classifies with). Its ``name`` is
+        what ``scrm intent train --classifier NAME`` selects; its ``namespace`` (``intent``)
+        says which corrections are its examples.
+    :returns: nothing.
+
+    Synchronous, called once at start-up. scrm then collects corrections from the CRM,
+    cross-validates a retrained model against the one in use (``scrm intent train``),
+    keeps the new model in the state store and hands it to the classifier's ``use`` at
+    every start. Example::
+
+        @hookimpl
+        def scrm_register_classifiers(register):
+            register(MY_CLASSIFIER)
     """
 
 
@@ -169,19 +199,24 @@ def scrm_message_received(message: Message, conversation: Conversation) -> None:
 
 
 @hookspec
-def scrm_classify_message(message: Message) -> list[str] | None:
+def scrm_classify_message(message: Message) -> list[str] | dict[str, float] | None:
     """Label a message: intent (``intent:complaint``, ``intent:question``,
-    ``intent:purchase``, ``intent:praise``, ``intent:spam``), topic, anything routing uses.
+    ``intent:purchase``, ``intent:praise``, ``intent:spam``, ``intent:unsure``), topic,
+    anything routing uses.
 
     :param message: the message (language and sentiment already set).
-    :returns: labels to add, or None. All implementations are called; labels are merged.
+    :returns: labels to add, or a dict of label -> confidence (0..1, calibrated where the
+        classifier can), or None. All implementations are called; labels are merged into
+        ``message.labels`` and confidences into ``message.label_confidence`` (the highest
+        wins when two plugins give the same label).
 
-    May be async. Example::
+    May be async. A classifier that can learn from agents' corrections also registers
+    itself with ``scrm_register_classifiers``. Example::
 
         @hookimpl
         def scrm_classify_message(message):
             if "refund" in message.text.lower():
-                return ["intent:complaint", "topic:billing"]
+                return {"intent:complaint": 0.7, "topic:billing": 0.9}
     """
 
 

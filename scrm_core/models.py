@@ -114,6 +114,9 @@ class Message(_Model):
     language: str | None = None
     sentiment: Sentiment | None = None
     labels: list[str] = Field(default_factory=list)
+    label_confidence: dict[str, float] = Field(
+        default_factory=dict, description="Confidence (0..1) of the labels whose classifier gave one."
+    )
     matched_queries: list[str] = Field(default_factory=list)
 
     @property

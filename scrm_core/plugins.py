@@ -32,6 +32,7 @@ import pluggy
 from . import PROJECT_NAME, __version__, hookspecs
 from .adapters import CrmAdapter, NetworkAdapter
 from .errors import PluginError
+from .learning import TrainableClassifier
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -92,6 +93,8 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self.networks: dict[str, type[NetworkAdapter]] = {}
         self.crms: dict[str, type[CrmAdapter]] = {}
+        #: Classifiers that learn from agents' corrections (``scrm_register_classifiers``), by name.
+        self.classifiers: dict[str, TrainableClassifier] = {}
         self.dispatch = Dispatcher(self.pm)
 
     # ------------------------------------------------------------ loading
@@ -179,6 +182,25 @@ class PluginHost:
                 except Exception as exc:
                     self._fail(info, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
                     self.pm.unregister(name=info.name)
+        for impl in self.pm.hook.scrm_register_classifiers.get_hookimpls():
+            info = self.plugins.get(impl.plugin_name)
+            if info is None or info.error or (only and impl.plugin_name != only):
+                continue
+            try:
+                impl.function(self._register_classifier)
+            except Exception as exc:
+                self._fail(info, f"failed in scrm_register_classifiers: {type(exc).__name__}: {exc}")
+
+    def _register_classifier(self, classifier: TrainableClassifier) -> None:
+        if not isinstance(classifier, TrainableClassifier):
+            raise TypeError(f"{classifier!r} is not a TrainableClassifier")
+        name = getattr(classifier, "name", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{type(classifier).__name__} has no 'name'")
+        known = self.classifiers.get(name)
+        if known is not None and known is not classifier:
+            raise ValueError(f"classifier name {name!r} is already taken by {type(known).__module__}")
+        self.classifiers[name] = classifier
 
     @staticmethod
     def _registrar(info: PluginInfo, registry: dict[str, Any], kind: str) -> Callable[[type[Any]], None]:

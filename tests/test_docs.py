@@ -53,6 +53,11 @@ def test_every_cli_command_is_in_the_user_guide() -> None:
         "scrm erase",
         "scrm localcrm show",
         "scrm localcrm reply",
+        "scrm localcrm label",
+        "scrm understand",
+        "scrm intent train",
+        "scrm intent examples",
+        "scrm intent reset",
         "scrm replay generate",
     ):
         assert f"`{command}" in guide, command

@@ -28,7 +28,6 @@ from ..models import (
     MessageDeleted,
     MessageEdited,
     ProfileUpdated,
-    Sentiment,
     SocialProfile,
 )
 from ..models import EventPage as Page
@@ -39,6 +38,7 @@ from . import mapping
 from .addressing import Addressing, CompanyAccounts
 from .listening_filter import ListeningFilter
 from .routing import render_draft
+from .understand import Understander
 
 AnyEvent = MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated
 
@@ -89,6 +89,7 @@ class Ingestor:
         self.store = store
         self.dispatch = dispatch
         self.queries = {q.name: q.query for q in config.listening.queries}
+        self.understander = Understander(dispatch, self.queries)
         self.counts = IngestCounts()
         accounts = CompanyAccounts(config.company.accounts)
         self.addressing = Addressing(accounts, store)
@@ -197,25 +198,7 @@ class Ingestor:
 
     async def understand(self, message: Message) -> None:
         """Redaction, then language, sentiment, listening matches, moderation and labels, onto ``message``."""
-        call = self.dispatch
-        if call.has("scrm_redact_text"):
-            message.text = await call.call_chain("scrm_redact_text", "text", message.text, message=message)
-        if message.language is None and call.has("scrm_detect_language"):
-            language = await call.call_first("scrm_detect_language", text=message.text)
-            message.language = language if isinstance(language, str) else None
-        if call.has("scrm_analyze_sentiment"):
-            sentiment = await call.call_first("scrm_analyze_sentiment", text=message.text, language=message.language)
-            message.sentiment = sentiment if isinstance(sentiment, Sentiment) else None
-        if self.queries and call.has("scrm_listening_match"):
-            for names in await call.call_all("scrm_listening_match", message=message, queries=self.queries):
-                message.matched_queries += [n for n in names if n not in message.matched_queries]
-        labels = message.labels
-        if call.has("scrm_moderate"):
-            for found in await call.call_all("scrm_moderate", message=message):
-                labels += [f"moderation:{x}" for x in found if f"moderation:{x}" not in labels]
-        if call.has("scrm_classify_message"):
-            for found in await call.call_all("scrm_classify_message", message=message):
-                labels += [x for x in found if x not in labels]
+        await self.understander.understand(message)
 
     def _conversation(self, work: _Work, message: Message) -> Conversation:
         key = message.conversation_key

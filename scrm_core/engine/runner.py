@@ -29,6 +29,7 @@ from ..plugins import PluginHost
 from ..store import AsyncStore, ReplyRecord, ReplyStatus, open_store
 from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
+from .learning import CRM_LABELS, CorrectionCollector, CorrectionCounts, load_models
 from .replies import REPLIES, ReplyCounts, ReplySender
 from .sink import Sink, SinkCounts
 
@@ -62,6 +63,7 @@ class RunStats:
     ingest: IngestCounts
     sink: SinkCounts
     replies: ReplyCounts = field(default_factory=ReplyCounts)
+    corrections: CorrectionCounts = field(default_factory=CorrectionCounts)
     seconds: float = 0.0
     pages: int = 0
     stopped_by_signal: bool = False
@@ -121,6 +123,8 @@ class Engine:
         self.crm: CrmAdapter | None = None
         self.sources: dict[str, NetworkAdapter] = {}
         self.replies: ReplySender | None = None
+        self.corrections: CorrectionCollector | None = None
+        self._models: dict[str, int | None] = {}
         self._stop = asyncio.Event()
         self._stopped_by_signal = False
         self._webhooks_waiting: dict[str, asyncio.Event] = {}
@@ -160,7 +164,10 @@ class Engine:
         ingestor = Ingestor(store, self.host.dispatch, config)
         sink = Sink(store, crm, config.engine, follow=follow)
         self.replies = ReplySender(store, self.host.dispatch, crm, sources, config.replies)
-        stats = RunStats(ingest=ingestor.counts, sink=sink.counts, replies=self.replies.counts)
+        self.corrections = CorrectionCollector(store, crm)
+        stats = RunStats(
+            ingest=ingestor.counts, sink=sink.counts, replies=self.replies.counts, corrections=self.corrections.counts
+        )
         opened: list[NetworkAdapter | CrmAdapter] = []
         try:
             await store.migrate()
@@ -169,6 +176,7 @@ class Engine:
                 await adapter.start()
                 opened.append(adapter)
             await sink.start()
+            self._models = await load_models(store, self.host.classifiers)
             await self.host.dispatch.call_all("scrm_startup", app=self)
             self.ready.set()
             await self._pump(self._readers(sources if listen else {}, follow), ingestor, sink, stats, follow)
@@ -212,6 +220,8 @@ class Engine:
         ]
         if self.config.replies.enabled:
             tasks.append(asyncio.create_task(self._send_replies(queue, follow), name="replies"))
+        if self.config.learning.collect_corrections and self.corrections is not None and self.corrections.enabled:
+            tasks.append(asyncio.create_task(self._collect_corrections(queue, follow), name="corrections"))
         sink_task = asyncio.create_task(sink.run(), name="sink")
         stop_task = asyncio.create_task(self._stop.wait())
         failed = False
@@ -345,6 +355,29 @@ class Engine:
             await queue.put((REPLIES, _DONE))
         except Exception as exc:
             await queue.put((REPLIES, exc))
+
+    async def _collect_corrections(self, queue: asyncio.Queue[tuple[str, object]], follow: bool) -> None:
+        """Keep the agents' label corrections; pick up a model ``scrm intent train`` stored meanwhile."""
+        collector = self.corrections
+        assert collector is not None and self.store is not None
+        try:
+            while not self._stop.is_set():
+                try:
+                    await collector.collect()
+                except RetryableError as exc:
+                    log.warning("label corrections: %s; trying again at the next poll", exc.operator_message)
+                if not follow:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.config.learning.poll_seconds)
+                for name in self.host.classifiers:
+                    stored = await self.store.model(name)
+                    if (stored.id if stored else None) != self._models.get(name):
+                        self._models.update(await load_models(self.store, {name: self.host.classifiers[name]}))
+                        log.info("classifier %s: now using model %s", name, self._models[name] or "shipped")
+            await queue.put((CRM_LABELS, _DONE))
+        except Exception as exc:
+            await queue.put((CRM_LABELS, exc))
 
     async def _commit_sent(self, queue: asyncio.Queue[tuple[str, object]], reply: ReplyRecord, sent: SentReply) -> None:
         assert self.replies is not None and self.store is not None

@@ -15,8 +15,10 @@ from .base import (
     Checkpoint,
     DeadLetter,
     ErasePlan,
+    LabelExample,
     MessageRecord,
     NewDeadLetter,
+    NewLabelExample,
     NewReply,
     OutboxItem,
     PageCommit,
@@ -25,6 +27,7 @@ from .base import (
     ReplyStatus,
     Settlement,
     StateStore,
+    StoredModel,
     StoredWebhook,
 )
 from .sqlite import SqliteStore
@@ -35,8 +38,10 @@ __all__ = [
     "Checkpoint",
     "DeadLetter",
     "ErasePlan",
+    "LabelExample",
     "MessageRecord",
     "NewDeadLetter",
+    "NewLabelExample",
     "NewReply",
     "OutboxItem",
     "PageCommit",
@@ -46,6 +51,7 @@ __all__ = [
     "Settlement",
     "SqliteStore",
     "StateStore",
+    "StoredModel",
     "StoredWebhook",
     "open_store",
 ]
@@ -161,3 +167,8 @@ class AsyncStore:
     reply = _InWorker(StateStore.reply)
     claim_reply = _InWorker(StateStore.claim_reply)
     update_reply = _InWorker(StateStore.update_reply)
+    save_label_examples = _InWorker(StateStore.save_label_examples)
+    label_examples = _InWorker(StateStore.label_examples)
+    save_model = _InWorker(StateStore.save_model)
+    model = _InWorker(StateStore.model)
+    drop_models = _InWorker(StateStore.drop_models)

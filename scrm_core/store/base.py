@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from ..models import Conversation, CrmObject, CrmOperation, SocialProfile
 
@@ -25,13 +26,16 @@ __all__ = [
     "Checkpoint",
     "DeadLetter",
     "ErasePlan",
+    "LabelExample",
     "MessageRecord",
     "NewDeadLetter",
+    "NewLabelExample",
     "OutboxItem",
     "PageCommit",
     "ProfileRecord",
     "Settlement",
     "StateStore",
+    "StoredModel",
 ]
 
 
@@ -211,6 +215,38 @@ class ReplyRecord(NewReply):
     updated_at: datetime | None = None
 
 
+@dataclass(slots=True)
+class NewLabelExample:
+    """A label an agent gave a message, read back from the CRM (see :mod:`scrm_core.learning`)."""
+
+    message_key: str
+    namespace: str  # "intent" for "intent:complaint"
+    label: str  # the full label
+    text: str
+    source: str  # the CRM adapter's name
+    language: str | None = None
+    crm_id: str | None = None
+    corrected_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class LabelExample(NewLabelExample):
+    seq: int = 0  # grows with every example stored or corrected again
+    stored_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class StoredModel:
+    """A classifier's model trained for this deployment (``scrm intent train``)."""
+
+    id: int
+    name: str  # the TrainableClassifier's name
+    data: bytes
+    report: dict[str, Any]
+    trained_until: int  # the highest example seq it learnt from
+    created_at: datetime
+
+
 class StateStore(ABC):
     """Abstract state store. See the module docstring for the transaction promise."""
 
@@ -380,6 +416,33 @@ class StateStore(ABC):
         audit: Sequence[AuditEntry] = (),
     ) -> ReplyRecord:
         """Set a reply's status (and text, network id, error, approval) with ``audit`` entries."""
+
+    # -- learning: agents' label corrections and the models trained on them
+
+    @abstractmethod
+    def save_label_examples(
+        self, examples: Sequence[NewLabelExample], *, checkpoint: tuple[str, str | None] | None = None
+    ) -> int:
+        """Keep corrections as labelled examples (one per message and namespace: a newer one
+        replaces the older and gets a new seq) and, in the same transaction, save
+        ``checkpoint`` (source, cursor) if given. Returns how many were stored."""
+
+    @abstractmethod
+    def label_examples(self, namespace: str | None = None) -> list[LabelExample]:
+        """Stored examples (of one namespace, or all), oldest seq first; examples of messages
+        deleted on their network are left out."""
+
+    @abstractmethod
+    def save_model(self, name: str, data: bytes, report: Mapping[str, Any], trained_until: int) -> StoredModel:
+        """Keep a newly trained model; it becomes the one :meth:`model` returns."""
+
+    @abstractmethod
+    def model(self, name: str) -> StoredModel | None:
+        """The model in force for classifier ``name``; None: use the shipped one."""
+
+    @abstractmethod
+    def drop_models(self, name: str) -> int:
+        """Go back to the shipped model for ``name`` (stored models are kept, inactive)."""
 
     # -- counts for summaries
     @abstractmethod

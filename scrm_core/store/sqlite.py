@@ -25,9 +25,11 @@ from .base import (
     DeadLetter,
     ErasePlan,
     IdentityLink,
+    LabelExample,
     LinkStatus,
     MessageRecord,
     NewDeadLetter,
+    NewLabelExample,
     NewReply,
     OutboxItem,
     PageCommit,
@@ -37,6 +39,7 @@ from .base import (
     ReplyStatus,
     Settlement,
     StateStore,
+    StoredModel,
     StoredWebhook,
 )
 
@@ -166,6 +169,32 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     CREATE INDEX replies_status ON replies (status, id);
+    """,
+    # 4: agents' label corrections kept as labelled examples, and the models trained on them.
+    """
+    CREATE TABLE label_examples (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_key TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        label TEXT NOT NULL,
+        text TEXT NOT NULL,
+        language TEXT,
+        source TEXT NOT NULL,
+        crm_id TEXT,
+        corrected_at TEXT,
+        stored_at TEXT NOT NULL,
+        UNIQUE (message_key, namespace)
+    );
+    CREATE TABLE classifier_models (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        data BLOB NOT NULL,
+        report TEXT NOT NULL,
+        trained_until INTEGER NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX classifier_models_name ON classifier_models (name, active, id);
     """,
 ]
 
@@ -772,6 +801,10 @@ class SqliteStore(StateStore):
             c.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in profiles])  # cascades links
             c.executemany("DELETE FROM messages WHERE key = ?", [(k,) for k in messages])
             c.executemany("DELETE FROM conversations WHERE key = ?", [(k,) for k in threads])
+            # Corrections hold the person's words: they go too (by message or thread key).
+            examples = c.executemany(
+                "DELETE FROM label_examples WHERE message_key = ?", [(k,) for k in {*messages, *threads}]
+            ).rowcount
             c.executemany(
                 "DELETE FROM crm_ids WHERE object = ? AND external_key = ?",
                 [(obj.value, key) for obj, keys in plan.records.items() for key in keys],
@@ -779,7 +812,7 @@ class SqliteStore(StateStore):
             outbox, letters = self._erase_pending({key for keys in plan.records.values() for key in keys})
             detail = (
                 f"profiles={len(profiles)} messages={len(messages)} conversations={len(threads)} "
-                f"outbox={outbox} dead_letters={letters}"
+                f"outbox={outbox} dead_letters={letters} label_examples={examples}"
             )
             self._insert_audit([AuditEntry("subject.erased", person_key, detail)], _now())
         return plan
@@ -986,6 +1019,103 @@ class SqliteStore(StateStore):
             for key, crm_id in self.crm_ids(obj, obj_keys).items()
         }
         return PersonView(person_key, profiles, conversations, messages, links, ids)
+
+    # -- learning
+
+    def save_label_examples(
+        self, examples: Sequence[NewLabelExample], *, checkpoint: tuple[str, str | None] | None = None
+    ) -> int:
+        now = _now()
+        with self._tx() as c:
+            # REPLACE deletes the older row of the same message and namespace: the newest
+            # correction wins, with a new seq (so "new since the last training" sees it).
+            c.executemany(
+                "INSERT OR REPLACE INTO label_examples (message_key, namespace, label, text, language, source, crm_id,"
+                " corrected_at, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.message_key,
+                        e.namespace,
+                        e.label,
+                        e.text,
+                        e.language,
+                        e.source,
+                        e.crm_id,
+                        e.corrected_at.astimezone(UTC).isoformat() if e.corrected_at else None,
+                        now,
+                    )
+                    for e in examples
+                ],
+            )
+            if checkpoint is not None:
+                c.execute(_UPSERT_CHECKPOINT, (checkpoint[0], checkpoint[1], now, len(examples)))
+            if examples:
+                sources = sorted({e.source for e in examples})
+                self._insert_audit(
+                    [AuditEntry("labels.corrected", ",".join(sources), f"{len(examples)} correction(s) kept")], now
+                )
+        return len(examples)
+
+    def label_examples(self, namespace: str | None = None) -> list[LabelExample]:
+        rows = self._conn.execute(
+            "SELECT e.seq, e.message_key, e.namespace, e.label, e.text, e.language, e.source, e.crm_id,"
+            " e.corrected_at, e.stored_at FROM label_examples e LEFT JOIN messages m ON m.key = e.message_key"
+            " WHERE COALESCE(m.deleted, 0) = 0 AND (? IS NULL OR e.namespace = ?) ORDER BY e.seq",
+            (namespace, namespace),
+        )
+        return [
+            LabelExample(
+                message_key=key,
+                namespace=ns,
+                label=label,
+                text=text,
+                source=source,
+                language=language,
+                crm_id=crm_id,
+                corrected_at=_decode("label_examples", seq, datetime.fromisoformat, corrected) if corrected else None,
+                seq=seq,
+                stored_at=_decode("label_examples", seq, datetime.fromisoformat, stored),
+            )
+            for seq, key, ns, label, text, language, source, crm_id, corrected, stored in rows
+        ]
+
+    def save_model(self, name: str, data: bytes, report: Mapping[str, Any], trained_until: int) -> StoredModel:
+        now = _now()
+        with self._tx() as c:
+            c.execute("UPDATE classifier_models SET active = 0 WHERE name = ?", (name,))
+            model_id = c.execute(
+                "INSERT INTO classifier_models (name, data, report, trained_until, created_at) VALUES (?, ?, ?, ?, ?)",
+                (name, data, orjson.dumps(dict(report)).decode(), trained_until, now),
+            ).lastrowid
+            self._insert_audit([AuditEntry("model.trained", name, f"model #{model_id}")], now)
+        found = self.model(name)
+        assert found is not None
+        return found
+
+    def model(self, name: str) -> StoredModel | None:
+        row = self._conn.execute(
+            "SELECT id, data, report, trained_until, created_at FROM classifier_models"
+            " WHERE name = ? AND active = 1 ORDER BY id DESC LIMIT 1",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        id_, data, report, until, created = row
+        return StoredModel(
+            id_,
+            name,
+            bytes(data),
+            _decode("classifier_models", id_, orjson.loads, report),
+            until,
+            _decode("classifier_models", id_, datetime.fromisoformat, created),
+        )
+
+    def drop_models(self, name: str) -> int:
+        with self._tx() as c:
+            n = c.execute("UPDATE classifier_models SET active = 0 WHERE name = ? AND active = 1", (name,)).rowcount
+            if n:
+                self._insert_audit([AuditEntry("model.reset", name, "back to the shipped model")], _now())
+        return n
 
     def counts(self) -> Mapping[str, int]:
         tables = ("profiles", "conversations", "messages", "outbox", "dead_letters", "seen_events")

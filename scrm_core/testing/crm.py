@@ -18,9 +18,10 @@ object type per ``apply`` call, in the sink's order (contact, profile, case, lea
 message), and skip what the adapter's ``capabilities`` say it does not do.
 
 Optional hooks make the suite stricter: :meth:`~CrmAdapterConformance.count` (records of
-a type, to prove that retries create no duplicates) and
+a type, to prove that retries create no duplicates),
 :meth:`~CrmAdapterConformance.write_reply` (write a reply as an agent would, to test
-``pending_replies``).
+``pending_replies``) and :meth:`~CrmAdapterConformance.correct_label` (set a label as an
+agent would, to test ``label_corrections``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 import pytest
 
 from ..adapters import AdapterSettings, CheckProblem, CrmAdapter, CrmCapability, CrmLimits
+from ..learning import LabelCorrection, normalise_label
 from ..models import CrmObject, CrmOperation, OperationResult, external_key
 from .settings import secrets_not_secretstr
 
@@ -171,6 +173,12 @@ class CrmAdapterConformance:
 
     def write_reply(self, adapter: CrmAdapter, conversation_key: str, in_reply_to: str, text: str) -> bool:
         """Write a reply in the CRM as an agent would; return False (the default) if you cannot."""
+        return False
+
+    def correct_label(self, adapter: CrmAdapter, obj: CrmObject, external_key: str, label: str) -> bool:
+        """Set the label of the ``obj`` record with ``external_key`` as an agent would in the
+        CRM (``label`` is e.g. ``"complaint"`` or ``"none"``: the value an agent picks);
+        return False (the default) if you cannot."""
         return False
 
     # ------------------------------------------------------------ helpers
@@ -516,5 +524,40 @@ class CrmAdapterConformance:
             assert self.write_reply(adapter, f"{NETWORK}:root1", "m1", "Fixed now.")
             more, _ = await adapter.pending_replies(cursor2)
             assert [r.text for r in more] == ["Fixed now."]
+
+        self.run(tmp_path, scenario)
+
+    # ------------------------------------------------------------ label corrections
+
+    def test_label_corrections_follow_the_cursor(self, tmp_path: Path) -> None:
+        async def scenario(adapter: CrmAdapter) -> None:
+            self.require(adapter, CrmCapability.label_corrections, CrmCapability.messages)
+            refs = await self.seed(adapter)
+            first = message_op(1, refs=refs, conversation=1, text="Charged twice for one order, order 5521")
+            second = message_op(2, refs=refs, conversation=1, text="Where do I find the invoice?")
+            await self.apply_ok(adapter, [first, second])
+            if not self.correct_label(adapter, CrmObject.message, first.external_key, "complaint"):
+                pytest.skip("correct_label() is not implemented for this CRM")
+            found, cursor = await adapter.label_corrections(None)
+            assert [(c.message_key, normalise_label(c.label), c.text) for c in found] == [
+                (f"{NETWORK}:m1", "intent:complaint", "Charged twice for one order, order 5521")
+            ], "a correction names its message, the label the agent set and the message's text"
+            assert all(isinstance(c, LabelCorrection) and c.crm_id for c in found)
+            again, cursor2 = await adapter.label_corrections(cursor)
+            assert again == [], "a correction before the cursor must not come back"
+            # An agent changes their mind, and corrects another message: both come back, in order.
+            assert self.correct_label(adapter, CrmObject.message, first.external_key, "none")
+            assert self.correct_label(adapter, CrmObject.message, second.external_key, "question")
+            more, cursor3 = await adapter.label_corrections(cursor2)
+            got = sorted((c.message_key, normalise_label(c.label)) for c in more)
+            assert got == [(f"{NETWORK}:m1", "intent:none"), (f"{NETWORK}:m2", "intent:question")]
+            assert (await adapter.label_corrections(cursor3))[0] == []
+            if CrmCapability.cases in adapter.capabilities and "case" in refs:
+                assert self.correct_label(adapter, CrmObject.case, refs["case"], "purchase")
+                (case_correction,), _ = await adapter.label_corrections(cursor3)
+                # A case's correction is about its conversation, keyed like its first message.
+                assert case_correction.message_key == f"{NETWORK}:root1"
+                assert normalise_label(case_correction.label) == "intent:purchase"
+                assert case_correction.text, "a case's correction carries its first message's text or its subject"
 
         self.run(tmp_path, scenario)

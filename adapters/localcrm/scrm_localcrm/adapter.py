@@ -13,6 +13,7 @@ import shlex
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +29,7 @@ from scrm_core import (
     CrmLimits,
     CrmObject,
     CrmOperation,
+    LabelCorrection,
     OperationResult,
     PendingReply,
 )
@@ -67,6 +69,7 @@ class LocalCrm(CrmAdapter):
             CrmCapability.outbound_replies,
             CrmCapability.erase,
             CrmCapability.bulk,
+            CrmCapability.label_corrections,
         }
     )
     limits = CrmLimits(max_batch=500)
@@ -164,6 +167,26 @@ class LocalCrm(CrmAdapter):
             for rid, conv, parent, text in rows
         ]
         return replies, (str(rows[-1][0]) if rows else cursor)
+
+    async def label_corrections(self, cursor: str | None) -> tuple[list[LabelCorrection], str | None]:
+        """Rows of ``label_corrections`` (written by ``scrm localcrm label``) with an id above the cursor."""
+        try:
+            after = int(cursor) if cursor else 0
+        except ValueError:
+            raise ValueError(f"not a localcrm label-correction cursor: {cursor!r}") from None
+        rows = await self._run(self._started().label_corrections, after, REPLY_PAGE)
+        corrections = [
+            LabelCorrection(
+                crm_id=record,
+                message_key=message_key,
+                label=label,
+                text=text,
+                language=language,
+                corrected_at=datetime.fromisoformat(at),
+            )
+            for _, message_key, label, text, at, language, record in rows
+        ]
+        return corrections, (str(rows[-1][0]) if rows else cursor)
 
     async def reply_sent(self, reply: PendingReply, external_key: str, network_message_id: str) -> None:
         """Mark the ``outbound_replies`` row sent, with the network's id of the posted message.

@@ -13,7 +13,7 @@ from rich.table import Table
 from scrm_core.errors import ScrmError
 
 from .adapter import LocalCrm
-from .db import TABLES, LocalCrmReader, add_reply
+from .db import TABLES, LocalCrmReader, add_label_correction, add_reply
 
 __all__ = ["DEFAULT_DB", "build_app", "resolve_db"]
 
@@ -26,8 +26,10 @@ _ALIASES = {
     **{t.rstrip("s"): t for t in TABLES if t.endswith("s")},
     "replies": "outbound_replies",
     "reply": "outbound_replies",
+    "labels": "label_corrections",
+    "corrections": "label_corrections",
 }
-_LABELS = {"outbound_replies": "replies"}
+_LABELS = {"outbound_replies": "replies", "label_corrections": "labels"}
 # The columns worth a glance per table; `show TABLE` prints these, newest first.
 _DISPLAY: dict[str, tuple[str, ...]] = {
     "contacts": ("id", "name", "email", "external_key"),
@@ -36,6 +38,7 @@ _DISPLAY: dict[str, tuple[str, ...]] = {
     "leads": ("id", "name", "status", "network", "contact_id"),
     "messages": ("id", "created_at", "direction", "profile_id", "case_id", "text"),
     "outbound_replies": ("id", "status", "conversation_key", "in_reply_to", "text"),
+    "label_corrections": ("id", "crm_created_at", "object", "external_key", "label", "corrected_by"),
 }
 
 _ONE_LINE = frozenset(
@@ -121,7 +124,7 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]
 
 
 def build_app() -> typer.Typer:
-    app = typer.Typer(help="The embedded CRM: look inside, write replies.", no_args_is_help=True)
+    app = typer.Typer(help="The embedded CRM: look inside, write replies, correct labels.", no_args_is_help=True)
 
     @app.command()
     def show(
@@ -185,5 +188,35 @@ def build_app() -> typer.Typer:
         except (LookupError, ValueError) as e:
             raise _fail(str(e)) from e
         Console().print(f"reply #{reply_id} is pending in {path}; scrm sends it on its next poll")
+
+    @app.command()
+    def label(
+        key: Annotated[
+            str,
+            typer.Argument(
+                help="A message (scrm:<network>:<id> or <network>:<id>), or a case (key, id or conversation key)."
+            ),
+        ],
+        label: Annotated[
+            str,
+            typer.Argument(help="complaint, question, purchase, praise, spam, none, or namespace:label of your own."),
+        ],
+        db: DbOption = None,
+        config: ConfigOption = None,
+        by: Annotated[str | None, typer.Option("--by", help="Who corrected it (kept with the correction).")] = None,
+    ) -> None:
+        """Correct a label as an agent would; scrm learns from it (`scrm intent train`)."""
+        path = resolve_db(db, config)
+        if not path.exists():
+            raise _fail(f"no localcrm database at {path}")
+        try:
+            correction_id = add_label_correction(path, key, label, by=by)
+        except (LookupError, ValueError) as e:
+            raise _fail(str(e)) from e
+        Console().print(
+            f"correction #{correction_id} recorded in {path}; scrm reads it back on its next poll "
+            "and learns from it with `scrm intent train`",
+            highlight=False,
+        )
 
     return app

@@ -8,6 +8,7 @@ side by side, and ``busy_timeout`` makes a second writer wait instead of failing
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,11 +19,12 @@ import orjson
 
 from scrm_core import CrmObject
 
-from .schema import OUTBOUND_REPLIES, SPECS, Kind, TableSpec
+from .schema import LABEL_CORRECTIONS, OUTBOUND_REPLIES, SPECS, Kind, TableSpec
 
 __all__ = [
     "TABLES",
     "LocalCrmReader",
+    "add_label_correction",
     "add_reply",
     "connect",
     "mark_reply_failed",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 #: Every table a person might want to look at, in the order a sink fills them.
-TABLES: tuple[str, ...] = (*(spec.table for spec in SPECS.values()), OUTBOUND_REPLIES)
+TABLES: tuple[str, ...] = (*(spec.table for spec in SPECS.values()), OUTBOUND_REPLIES, LABEL_CORRECTIONS)
 
 
 def utc_now() -> str:
@@ -221,6 +223,76 @@ def add_reply(path: str | Path, key: str, text: str, *, in_reply_to: str | None 
             " crm_updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             (conversation_key, in_reply_to, text, case_id, now, now),
         )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+    finally:
+        conn.close()
+
+
+_LABEL = re.compile(r"[a-z0-9][a-z0-9_.-]*(?::[a-z0-9][a-z0-9_.-]*)?")
+
+
+def _find_record(conn: sqlite3.Connection, key: str) -> tuple[str, str, int]:
+    """(object, external key, row id) of the message or case ``key`` names: a message by its
+    external key (``scrm:<network>:<id>``) or its ``<network>:<id>``; else a case by external
+    key, conversation key or case id."""
+    bare = key.removeprefix("scrm:")
+    row = conn.execute("SELECT external_key, id FROM messages WHERE external_key = ?", ("scrm:" + bare,)).fetchone()
+    if row is not None:
+        return "message", str(row[0]), int(row[1])
+    row = conn.execute(
+        "SELECT external_key, id FROM cases WHERE external_key = ? OR conversation_key = ? ORDER BY id DESC LIMIT 1",
+        ("scrm:" + bare, bare),
+    ).fetchone()
+    if row is None and key.isdigit():
+        row = conn.execute("SELECT external_key, id FROM cases WHERE id = ?", (int(key),)).fetchone()
+    if row is None:
+        raise LookupError(
+            f"no message or case {key!r}: give a message key (scrm:<network>:<id>), a case key, a case id "
+            "or a conversation key"
+        )
+    return "case", str(row[0]), int(row[1])
+
+
+def add_label_correction(path: str | Path, key: str, label: str, *, by: str | None = None) -> int:
+    """Correct a message's or a case's label as an agent would; returns the correction's id.
+
+    ``label`` is ``complaint``, ``question``, ``purchase``, ``praise``, ``spam``, ``none`` (no
+    intent), or any label of your own (``intent:cancellation``, ``topic:billing``). The record's
+    ``labels`` show the correction at once: the other labels of the same namespace make way.
+    """
+    label = label.strip().lower()
+    if not _LABEL.fullmatch(label):
+        raise ValueError(
+            f"not a label: {label!r}; use a word such as complaint or none, or namespace:word (intent:cancellation)"
+        )
+    full = label if ":" in label else f"intent:{label}"
+    namespace = full.partition(":")[0]
+    conn = connect(path, create=False)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            obj, external_key, row_id = _find_record(conn, key)
+            table = "messages" if obj == "message" else "cases"
+            current = conn.execute(f"SELECT labels FROM {table} WHERE id = ?", (row_id,)).fetchone()[0]
+            labels = [x for x in orjson.loads(current or "[]") if not str(x).startswith(namespace + ":")]
+            if not full.endswith(":none"):
+                labels.append(full)
+            now = utc_now()
+            conn.execute(
+                f"UPDATE {table} SET labels = ?, crm_updated_at = ? WHERE id = ?",
+                (orjson.dumps(labels).decode(), now, row_id),
+            )
+            cur = conn.execute(
+                f"INSERT INTO {LABEL_CORRECTIONS} (object, external_key, label, corrected_by, crm_created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (obj, external_key, full, by, now),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         assert cur.lastrowid is not None
         return cur.lastrowid
     finally:

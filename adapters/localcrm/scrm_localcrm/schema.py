@@ -18,6 +18,7 @@ from scrm_core import CrmObject
 
 __all__ = [
     "CURRENT_VERSION",
+    "LABEL_CORRECTIONS",
     "OUTBOUND_REPLIES",
     "SPECS",
     "SPECS_BY_TABLE",
@@ -116,6 +117,7 @@ del TXT, TIME, INT, NUM, BOOL, JSON
 
 SPECS_BY_TABLE: dict[str, TableSpec] = {spec.table: spec for spec in SPECS.values()}
 OUTBOUND_REPLIES = "outbound_replies"
+LABEL_CORRECTIONS = "label_corrections"
 
 # Version 1. Written out (not generated from SPECS) so that a migration is a visible diff;
 # a test checks that SPECS and these tables agree.
@@ -229,7 +231,21 @@ INSERT INTO localcrm_ids (tbl, last_id) VALUES ('contacts', 0), ('profiles', 0),
     ('messages', 0);
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1}
+# Version 2: labels agents corrected (``scrm localcrm label``), read back by the adapter's
+# label_corrections() with the last id as cursor (AUTOINCREMENT: ids never come back).
+_V2 = """
+CREATE TABLE label_corrections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    object TEXT NOT NULL CHECK (object IN ('message', 'case')),
+    external_key TEXT NOT NULL,
+    label TEXT NOT NULL,
+    corrected_by TEXT,
+    crm_created_at TEXT NOT NULL
+);
+CREATE INDEX label_corrections_record ON label_corrections(object, external_key);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 CURRENT_VERSION = max(MIGRATIONS)
 
 

@@ -32,7 +32,7 @@ from scrm_core import CrmLimits, CrmObject, CrmOperation, OperationResult
 from scrm_core.errors import FatalError, RetryableError
 
 from .db import utc_now
-from .schema import OUTBOUND_REPLIES, SPECS, Kind, TableSpec
+from .schema import LABEL_CORRECTIONS, OUTBOUND_REPLIES, SPECS, Kind, TableSpec
 
 __all__ = ["Writer", "validate_batch"]
 
@@ -542,6 +542,12 @@ class Writer:
                 table = SPECS[obj].table
                 selected = f"SELECT id FROM {table} WHERE external_key IN (SELECT value FROM json_each(?))"
                 param = (orjson.dumps(list(keys)).decode(),)
+                if obj in (CrmObject.message, CrmObject.case):  # an agent's corrections of them go too
+                    self.conn.execute(
+                        f"DELETE FROM {LABEL_CORRECTIONS} WHERE object = ? AND external_key IN"
+                        " (SELECT value FROM json_each(?))",
+                        (obj.value, *param),
+                    )
                 # Refs on messages carry no foreign key (see schema.py): clear them here,
                 # one pass over messages per object type.
                 if obj in (CrmObject.profile, CrmObject.contact, CrmObject.case):
@@ -560,6 +566,31 @@ class Writer:
             spec.table: int(self.conn.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0])
             for spec in SPECS.values()
         }
+
+    def label_corrections(self, after_id: int, limit: int) -> list[tuple[int, str, str, str, str, str | None, str]]:
+        """(id, message key, label, text, corrected at, language, record key) of corrections
+        after ``after_id``: for a message, its own text; for a case, its conversation's
+        first message's text if the CRM has it, else the case's subject."""
+        rows = self.conn.execute(
+            f"SELECT c.id, c.object, c.external_key, c.label, c.crm_created_at,"
+            " m.text, m.language, m.network, m.message_id,"
+            " k.conversation_key, k.subject, r.text, r.language"
+            f" FROM {LABEL_CORRECTIONS} c"
+            " LEFT JOIN messages m ON c.object = 'message' AND m.external_key = c.external_key"
+            " LEFT JOIN cases k ON c.object = 'case' AND k.external_key = c.external_key"
+            " LEFT JOIN messages r ON r.external_key = 'scrm:' || k.conversation_key"
+            " WHERE c.id > ? ORDER BY c.id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
+        out = []
+        for cid, obj, key, label, at, m_text, m_lang, network, message_id, conv, subject, r_text, r_lang in rows:
+            if obj == "message":
+                message_key = f"{network}:{message_id}" if network and message_id else key.removeprefix("scrm:")
+                out.append((int(cid), message_key, str(label), m_text or "", str(at), m_lang, str(key)))
+            else:
+                message_key = conv or key.removeprefix("scrm:")
+                out.append((int(cid), message_key, str(label), r_text or subject or "", str(at), r_lang, str(key)))
+        return out
 
     def pending_replies(self, after_id: int, limit: int) -> list[tuple[int, str, str, str]]:
         cur = self.conn.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scrm_localcrm import LocalCrm, LocalCrmReader, add_reply
+from scrm_localcrm import LocalCrm, LocalCrmReader, add_label_correction, add_reply
 
 from scrm_core import AdapterContext, CrmAdapter, CrmObject
 from scrm_core.testing.crm import CrmAdapterConformance
@@ -30,4 +30,8 @@ class TestLocalCrmConformance(CrmAdapterConformance):
 
     def write_reply(self, adapter: CrmAdapter, conversation_key: str, in_reply_to: str, text: str) -> bool:
         add_reply(_path(adapter), conversation_key, text, in_reply_to=in_reply_to)
+        return True
+
+    def correct_label(self, adapter: CrmAdapter, obj: CrmObject, external_key: str, label: str) -> bool:
+        add_label_correction(_path(adapter), external_key, label, by="conformance")
         return True

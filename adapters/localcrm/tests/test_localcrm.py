@@ -365,6 +365,7 @@ def test_erase_removes_children_first_and_unlinks_the_rest(tmp_path: Path) -> No
             "leads": 0,
             "messages": 2,
             "outbound_replies": 0,
+            "label_corrections": 0,
         }
         assert db.record(CrmObject.profile, profile_op(2).external_key)["_refs"] == {}  # type: ignore[index]
         assert db.message(message_op(3).external_key)["_refs"] == {"profile": profile_op(2).external_key}  # type: ignore[index]

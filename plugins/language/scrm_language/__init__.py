@@ -1,6 +1,6 @@
 """Offline language detection for scrm: ``scrm_detect_language``, None when unsure."""
 
-from .detector import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_LETTERS, LanguageDetector, detector_from_env
+from .detector import DEFAULT_MIN_CONFIDENCE, LANGUAGES, LanguageDetector, detector_from_env
 
-__version__ = "0.1.0"
-__all__ = ["DEFAULT_MIN_CONFIDENCE", "DEFAULT_MIN_LETTERS", "LanguageDetector", "detector_from_env"]
+__version__ = "0.2.0"
+__all__ = ["DEFAULT_MIN_CONFIDENCE", "LANGUAGES", "LanguageDetector", "detector_from_env"]

@@ -1,6 +1,6 @@
-"""VADER sentiment for scrm: ``scrm_analyze_sentiment`` for English social posts."""
+"""Sentiment for scrm: ``scrm_analyze_sentiment`` for English posts, VADER stacked with word n-grams."""
 
-from .analyzer import NEGATIVE_BELOW, POSITIVE_FROM, analyze, is_english, label_for
+from .analyzer import NEGATIVE_BELOW, POSITIVE_FROM, analyze, compound_score, is_english, label_for, vader_label
 
-__version__ = "0.1.0"
-__all__ = ["NEGATIVE_BELOW", "POSITIVE_FROM", "analyze", "is_english", "label_for"]
+__version__ = "0.2.0"
+__all__ = ["NEGATIVE_BELOW", "POSITIVE_FROM", "analyze", "compound_score", "is_english", "label_for", "vader_label"]

@@ -1,4 +1,5 @@
 import asyncio
+import io
 
 import pytest
 import scrm_sentiment
@@ -42,10 +43,40 @@ def test_label_thresholds_are_vaders_documented_ones() -> None:
     assert scrm_sentiment.label_for(-0.05) == "negative"
 
 
-def test_capitals_and_exclamation_marks_intensify() -> None:
-    calm, loud = analyze("this is bad"), analyze("this is BAD!!!")
-    assert calm is not None and loud is not None
-    assert loud.score < calm.score < 0
+def test_vaders_capitals_and_exclamation_marks_reach_the_model() -> None:
+    # VADER's intensifiers feed the stacked model through its compound score.
+    assert scrm_sentiment.compound_score("this is BAD!!!") < scrm_sentiment.compound_score("this is bad") < 0
+    loud = analyze("this is BAD!!!")
+    assert loud is not None and loud.label == "negative" and loud.score < -0.5
+
+
+def test_score_is_positive_minus_negative_probability() -> None:
+    from scrm_sentiment.analyzer import model, vader_scores
+
+    text = "Still waiting for my refund. Worst service ever."
+    p_negative, _, p_positive = model().probabilities(text, vader_scores(text))
+    result = analyze(text)
+    assert result is not None and result.score == pytest.approx(p_positive - p_negative, abs=1e-3)
+
+
+def test_the_model_file_reads_back_and_refuses_other_shapes() -> None:
+    import numpy as np
+    from scrm_sentiment.analyzer import model
+    from scrm_sentiment.stacked import StackedModel
+
+    m = model()
+    again = StackedModel.from_bytes(m.to_bytes())
+    text = "meh, it works I guess"
+    assert again.probabilities(text, {"neg": 0, "neu": 1, "pos": 0, "compound": 0}) == pytest.approx(
+        m.probabilities(text, {"neg": 0, "neu": 1, "pos": 0, "compound": 0})
+    )
+    data = dict(np.load(io.BytesIO(m.to_bytes()), allow_pickle=False))
+    data["weights"] = data["weights"][:, :2]
+    buffer = io.BytesIO()
+    np.savez(buffer, **data)
+    with pytest.raises(ValueError, match="not an scrm-sentiment model"):
+        StackedModel.from_bytes(buffer.getvalue())
+    assert np.isfinite(m.weights).all()
 
 
 @pytest.mark.parametrize("language", ["en", "en-GB", "EN-us", None])
