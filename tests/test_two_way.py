@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import pytest
 from scrm_localcrm import add_reply
+from scrm_mastodon.testing import FakeMastodon
 from typer.testing import CliRunner
 
 from scrm_core.cli import app
@@ -29,7 +30,6 @@ from scrm_core.plugins import PluginHost
 from scrm_core.store import ReplyRecord, ReplyStatus, open_store
 from scrm_core.testing.fakes import FakeServer
 from scrm_core.testing.fakes.hubspot import FakeHubSpot
-from scrm_core.testing.fakes.mastodon import FakeMastodon
 from scrm_core.testing.fakes.salesforce import FakeSalesforce
 from scrm_core.testing.network import default_scenario
 from tests.e2e import load, toml_inline

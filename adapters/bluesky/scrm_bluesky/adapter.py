@@ -9,7 +9,14 @@ from typing import Any, ClassVar
 
 from atproto_client.exceptions import BadRequestError
 
-from scrm_core.adapters import AdapterContext, AdapterSettings, NetworkAdapter, NetworkCapability, SentReply
+from scrm_core.adapters import (
+    AdapterContext,
+    AdapterSettings,
+    NetworkAdapter,
+    NetworkCapability,
+    ReplyGuarantee,
+    SentReply,
+)
 from scrm_core.errors import FatalError, RetryableError, SkippableError
 from scrm_core.models import Direction, EventPage, Message, SocialProfile
 
@@ -38,6 +45,7 @@ MAX_GRAPHEMES = 300
 class BlueskyAdapter(NetworkAdapter):
     name = "bluesky"
     Settings: ClassVar[type[AdapterSettings]] = BlueskySettings
+    reply_guarantee = ReplyGuarantee.idempotency_key
     capabilities = frozenset(
         {
             NetworkCapability.poll,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from scrm_bluesky import BlueskyAdapter, BlueskySettings
+from scrm_bluesky.testing import FakeBluesky
 
 from scrm_core import AdapterContext
-from scrm_core.testing.fakes.bluesky import FakeBluesky
 from scrm_core.testing.fakes.server import FakeServer
 from scrm_core.testing.network import default_scenario
 
@@ -21,7 +21,7 @@ TEN_YEARS = 10 * 365 * 86400.0
 
 
 def scenario() -> list[Any]:
-    from scrm_core.testing.fakes.bluesky import bluesky_ids
+    from scrm_bluesky.testing import bluesky_ids
 
     return bluesky_ids(default_scenario("bluesky"))
 

@@ -25,6 +25,7 @@ from scrm_core import (
     MessageEdited,
     NetworkAdapter,
     NetworkCapability,
+    ReplyGuarantee,
     RetryableError,
     SentReply,
     SkippableError,
@@ -53,6 +54,7 @@ class DiscourseAdapter(NetworkAdapter):
 
     name = "discourse"
     Settings: ClassVar[type[AdapterSettings]] = DiscourseSettings
+    reply_guarantee = ReplyGuarantee.look_before_post
     capabilities = frozenset(
         {
             NetworkCapability.poll,

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from scrm_discourse import DiscourseAdapter, DiscourseSettings
+from scrm_discourse.testing import FakeDiscourse
 
 from scrm_core import AdapterContext
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.discourse import FakeDiscourse
 from scrm_core.testing.network import default_scenario
 
 NETWORK = "discourse"

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from scrm_discourse import DiscourseAdapter, DiscourseSettings
 from scrm_discourse.cursor import PollState
+from scrm_discourse.testing import FakeDiscourse
 
 from scrm_core import (
     AdapterContext,
@@ -24,7 +25,6 @@ from scrm_core import (
     SkippableError,
 )
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.discourse import FakeDiscourse
 from scrm_core.testing.network import drain
 
 from .conftest import BRAND, make_adapter

@@ -21,7 +21,7 @@ import functools
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, TypeVar
 
-from scrm_core import AdapterContext, NetworkAdapter, NetworkCapability, SentReply
+from scrm_core import AdapterContext, NetworkAdapter, NetworkCapability, ReplyGuarantee, SentReply
 from scrm_core.errors import FatalError, RetryableError, SkippableError
 from scrm_core.models import (
     Event,
@@ -48,6 +48,7 @@ _ROOT_CACHE = 10_000
 class MastodonAdapter(NetworkAdapter):
     name = NETWORK
     Settings: ClassVar[type[MastodonSettings]] = MastodonSettings
+    reply_guarantee = ReplyGuarantee.idempotency_key
     capabilities = frozenset(
         {
             NetworkCapability.poll,

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 import pytest
 from scrm_mastodon import MastodonAdapter, MastodonSettings
+from scrm_mastodon.testing import FakeMastodon
 
 from scrm_core import AdapterContext
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.mastodon import FakeMastodon
 
 T = TypeVar("T")
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from scrm_mastodon import Cursor, MastodonAdapter, MastodonSettings
+from scrm_mastodon.testing import FakeMastodon
 
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.models import EventPage, MessageCreated, MessageDeleted, MessageEdited, Visibility
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.mastodon import FakeMastodon
 from scrm_core.testing.network import default_scenario, drain
 
 from .conftest import make_adapter, run

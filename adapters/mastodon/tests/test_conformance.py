@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from scrm_mastodon.testing import FakeMastodon
 
 from scrm_core import Event, NetworkAdapter
 from scrm_core.models import MessageCreated, MessageDeleted, ProfileUpdated
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.mastodon import FakeMastodon
 from scrm_core.testing.network import NetworkAdapterConformance
 
 from .conftest import make_adapter

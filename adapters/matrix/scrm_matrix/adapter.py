@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from scrm_core import AdapterContext, NetworkAdapter, NetworkCapability, SentReply
+from scrm_core import AdapterContext, NetworkAdapter, NetworkCapability, ReplyGuarantee, SentReply
 from scrm_core.errors import FatalError, SkippableError
 from scrm_core.models import Event, EventPage, Message, MessageEdited, SocialProfile
 
@@ -46,6 +46,7 @@ class MatrixAdapter(NetworkAdapter):
 
     name: ClassVar[str] = "matrix"
     Settings = MatrixSettings
+    reply_guarantee = ReplyGuarantee.idempotency_key
     capabilities = frozenset(
         {
             NetworkCapability.poll,

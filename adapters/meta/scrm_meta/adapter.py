@@ -16,6 +16,7 @@ from scrm_core import (
     Message,
     NetworkAdapter,
     NetworkCapability,
+    ReplyGuarantee,
     SentReply,
     SkippableError,
     SocialProfile,
@@ -60,6 +61,7 @@ class MetaAdapter(NetworkAdapter):
 
     name = "meta"
     Settings = MetaSettings
+    reply_guarantee = ReplyGuarantee.look_before_post
     capabilities: ClassVar[frozenset[NetworkCapability]] = frozenset(
         {
             NetworkCapability.poll,

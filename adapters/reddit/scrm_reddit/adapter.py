@@ -40,6 +40,7 @@ from scrm_core import (
     MessageEdited,
     NetworkAdapter,
     NetworkCapability,
+    ReplyGuarantee,
     SentReply,
     SkippableError,
     SocialProfile,
@@ -69,6 +70,7 @@ class RedditAdapter(NetworkAdapter):
 
     name = "reddit"
     Settings: ClassVar[type[AdapterSettings]] = RedditSettings
+    reply_guarantee = ReplyGuarantee.look_before_post
     capabilities = frozenset(
         {NetworkCapability.poll, NetworkCapability.reply, NetworkCapability.edits, NetworkCapability.deletes}
     )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from scrm_reddit import RedditAdapter, RedditSettings
+from scrm_reddit.testing import FakeReddit
 
 from scrm_core import (
     Direction,
@@ -25,7 +26,6 @@ from scrm_core import (
     SocialProfile,
 )
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.reddit import FakeReddit
 from scrm_core.testing.network import default_scenario
 
 from .conftest import PASSWORD, USER_AGENT, Switchable, drain, make_adapter, new_fake, reddit_scenario, run

@@ -31,6 +31,7 @@ from scrm_core import (
     MessageEdited,
     NetworkAdapter,
     NetworkCapability,
+    ReplyGuarantee,
     SentReply,
     SkippableError,
     SocialProfile,
@@ -65,6 +66,7 @@ class XAdapter(NetworkAdapter):
 
     name = "x"
     Settings: ClassVar[type[AdapterSettings]] = XSettings
+    reply_guarantee = ReplyGuarantee.look_before_post
     capabilities = frozenset(
         {
             NetworkCapability.poll,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from scrm_x import XAdapter, XSettings
+from scrm_x.testing import FakeX
 
 from scrm_core import AdapterContext
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.x import FakeX
 
 
 class Switchable:

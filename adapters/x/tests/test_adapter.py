@@ -13,6 +13,7 @@ import requests
 from pydantic import ValidationError
 from scrm_x import XAdapter, XSettings
 from scrm_x.client import XClient
+from scrm_x.testing import FakeX
 
 from scrm_core import (
     EventPage,
@@ -24,7 +25,6 @@ from scrm_core import (
     SkippableError,
 )
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.x import FakeX
 
 from .conftest import Switchable, make
 
