@@ -35,6 +35,7 @@ from .adapters import (  # noqa: E402
 )
 from .cursor import Cursor, JsonCursor  # noqa: E402
 from .errors import ConfigError, FatalError, PluginError, RetryableError, ScrmError, SkippableError  # noqa: E402
+from .http import HttpApi, RateLimit, make_client, parse_rate_limit, retry_after_seconds, retrying  # noqa: E402
 from .models import (  # noqa: E402
     Action,
     ActionKind,
@@ -57,7 +58,6 @@ from .models import (  # noqa: E402
     Visibility,
     external_key,
 )
-from .http import HttpApi, RateLimit, make_client, parse_rate_limit, retry_after_seconds, retrying  # noqa: E402
 from .polling import Batch, PollingAdapter  # noqa: E402
 from .ratelimit import RateBudget  # noqa: E402
 from .text import LRUCache, html_to_text  # noqa: E402
