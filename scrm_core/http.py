@@ -47,6 +47,7 @@ from .ratelimit import RateBudget
 __all__ = [
     "USER_AGENT",
     "HttpApi",
+    "body_retry_after",
     "RateLimit",
     "make_client",
     "parse_rate_limit",
@@ -288,7 +289,9 @@ class HttpApi:
         limits.feed(self.budget)
         status = response.status_code
         if status in (429, 503):
-            wait = limits.wait if limits.wait is not None else (None if status == 503 else 60.0)
+            wait = limits.wait if limits.wait is not None else body_retry_after(response)
+            if wait is None and status == 429:
+                wait = 60.0  # refused for its rate, without saying how long: a minute is the usual window
             if wait is not None:
                 self.budget.pause(wait, reason=f"{self.name} answered {status}")
             raise RetryableError(f"{self.name}: {what}: {status}, the service asks to slow down", retry_after=wait)
@@ -303,6 +306,23 @@ class HttpApi:
 
     async def post_json(self, path: str, *, what: str | None = None, **kwargs: Any) -> Any:
         return _json(await self.request("POST", path, what=what, **kwargs), self.name, what or f"POST {path}")
+
+
+def body_retry_after(response: httpx.Response) -> float | None:
+    """The wait a JSON error body names: ``retry_after`` (seconds; Telegram nests it in
+    ``parameters``) or ``retry_after_ms`` (Matrix), at the top level or one level down."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    for holder in (body, *(v for v in body.values() if isinstance(v, dict))):
+        for key, scale in (("retry_after", 1.0), ("retry_after_ms", 0.001)):
+            value = holder.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return max(0.0, float(value) * scale)
+    return None
 
 
 def _json(response: httpx.Response, name: str, what: str) -> Any:

@@ -83,6 +83,8 @@ class PollingAdapter(NetworkAdapter[SettingsT], Generic[SettingsT, CursorT]):
         self._committed: CursorT | None = None
         self._commit_seen = asyncio.Event()
         self._handed_out: set[str] = set()  # destructive reads: ids yielded, not yet acknowledged
+        #: Set while a destructive source has handed out all it may and waits for a commit.
+        self.waiting_for_commit = asyncio.Event()
 
     @property
     def poll_seconds(self) -> float:
@@ -131,7 +133,11 @@ class PollingAdapter(NetworkAdapter[SettingsT], Generic[SettingsT, CursorT]):
                 fresh = [(i, item) for i, item in pairs if i not in self._handed_out]
                 self._handed_out = (self._handed_out & {i for i, _ in pairs}) | {i for i, _ in fresh}
                 if not fresh and batch.more:
-                    await self.idle()  # all that waits was handed out: read further after a commit
+                    self.waiting_for_commit.set()  # all that waits was handed out: read on after a commit
+                    try:
+                        await self.idle()
+                    finally:
+                        self.waiting_for_commit.clear()
                     continue
                 items = [item for _, item in fresh]
             if items or batch.cursor.dump() != cursor.dump():
