@@ -133,6 +133,9 @@ class PollingAdapter(NetworkAdapter[SettingsT], Generic[SettingsT, CursorT]):
                 fresh = [(i, item) for i, item in pairs if i not in self._handed_out]
                 self._handed_out = (self._handed_out & {i for i, _ in pairs}) | {i for i, _ in fresh}
                 if not fresh and batch.more:
+                    if self._commit_seen.is_set():  # a commit came meanwhile: read on from it
+                        self._commit_seen.clear()
+                        continue
                     self.waiting_for_commit.set()  # all that waits was handed out: read on after a commit
                     try:
                         await self.idle()
