@@ -30,7 +30,9 @@ STAMP = VENV / ".scrm-installed"
 def packages() -> list[Path]:
     """The workspace: the core, then every adapter, plugin and example distribution."""
     found = [
-        p.parent for pattern in ("adapters/*/pyproject.toml", "plugins/*/pyproject.toml", "examples/*/pyproject.toml") for p in ROOT.glob(pattern)
+        p.parent
+        for pattern in ("adapters/*/pyproject.toml", "plugins/*/pyproject.toml", "examples/*/pyproject.toml")
+        for p in ROOT.glob(pattern)
     ]
     return [ROOT, *sorted(found)]
 

@@ -113,7 +113,7 @@ class PollingSettings(AdapterSettings):
     poll_seconds: float = Field(default=60.0, gt=0, le=86_400, description="Seconds between polls in follow mode.")
 
 
-SettingsT = TypeVar("SettingsT", bound=AdapterSettings, default=AdapterSettings)
+SettingsT = TypeVar("SettingsT", bound=AdapterSettings, default=AdapterSettings, covariant=True)
 
 
 @dataclass

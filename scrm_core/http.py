@@ -47,8 +47,8 @@ from .ratelimit import RateBudget
 __all__ = [
     "USER_AGENT",
     "HttpApi",
-    "body_retry_after",
     "RateLimit",
+    "body_retry_after",
     "make_client",
     "parse_rate_limit",
     "retry_after_seconds",

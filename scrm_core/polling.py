@@ -49,7 +49,7 @@ from .models import Event, EventPage
 
 __all__ = ["Batch", "PollingAdapter"]
 
-SettingsT = TypeVar("SettingsT", bound=AdapterSettings, default=AdapterSettings)
+SettingsT = TypeVar("SettingsT", bound=AdapterSettings, default=AdapterSettings, covariant=True)
 CursorT = TypeVar("CursorT", bound=Cursor, default=Cursor)
 
 #: Longest reason kept for a reject (the item itself is never copied into it).

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .fakes import Fault, FakeServer, FaultInjector
+    from .fakes import FakeServer, Fault, FaultInjector
 
 __all__ = ["FakeServer", "Fault", "FaultInjector"]
 

@@ -20,6 +20,7 @@ A test sees what the bot posted in :attr:`FakeTelegram.sent`.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -113,8 +114,9 @@ class FakeTelegram:
         parent = self.messages.get((chat, int(parent_id))) if parent_id is not None else None
         if parent_id is not None and parent is None:
             return _error(400, "Bad Request: message to be replied not found")
-        ids = [mid for (c, mid) in self.messages if c == chat]
-        msg = {"message_id": max(ids, default=0) + 1, "from": BOT, "chat": {"id": chat}, "date": 1, "text": text}
+        ids = [mid for (c, mid) in self.messages if c == chat]  # ids are per chat, in order
+        msg: dict[str, Any] = {"message_id": max(ids, default=0) + 1, "from": BOT, "chat": {"id": chat}, "text": text}
+        msg["date"] = int(time.time())
         if parent is not None:
             msg["reply_to_message"] = {k: v for k, v in parent.items() if k != "reply_to_message"}
         self.messages[(chat, msg["message_id"])] = msg
