@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 
 def make_adapter(url: str, token: str = FakeMastodon.TOKEN, **settings: Any) -> MastodonAdapter:
-    values: dict[str, Any] = {"api_base_url": url, "access_token": token, "page_size": 3, **settings}
+    values: dict[str, Any] = {"base_url": url, "access_token": token, "page_size": 3, **settings}
     return MastodonAdapter(MastodonSettings(**values), AdapterContext(name="mastodon-test"))
 
 
