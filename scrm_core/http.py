@@ -49,6 +49,7 @@ __all__ = [
     "HttpApi",
     "RateLimit",
     "body_retry_after",
+    "error_text",
     "make_client",
     "parse_rate_limit",
     "retry_after_seconds",
@@ -288,17 +289,20 @@ class HttpApi:
         limits = parse_rate_limit(response.headers)
         limits.feed(self.budget)
         status = response.status_code
+        if status < 400:
+            return response
+        said = f" ({reason})" if (reason := error_text(response)) else ""
         if status in (429, 503):
             wait = limits.wait if limits.wait is not None else body_retry_after(response)
             if wait is None and status == 429:
                 wait = 60.0  # refused for its rate, without saying how long: a minute is the usual window
             if wait is not None:
                 self.budget.pause(wait, reason=f"{self.name} answered {status}")
-            raise RetryableError(f"{self.name}: {what}: {status}, the service asks to slow down", retry_after=wait)
+            raise RetryableError(f"{self.name}: {what}: {status}, slow down{said}", retry_after=wait)
         if status >= 500 or status == 408:
-            raise RetryableError(f"{self.name}: {what}: the service answered {status}")
+            raise RetryableError(f"{self.name}: {what}: the service answered {status}{said}")
         if status in (401, 403):
-            raise FatalError(f"{self.name}: {what}: refused ({status}); check {self.credentials}")
+            raise FatalError(f"{self.name}: {what}: refused ({status}{said}); check {self.credentials}")
         return response
 
     async def get_json(self, path: str, *, what: str | None = None, **kwargs: Any) -> Any:
@@ -308,9 +312,32 @@ class HttpApi:
         return _json(await self.request("POST", path, what=what, **kwargs), self.name, what or f"POST {path}")
 
 
+def error_text(response: httpx.Response) -> str:
+    """The service's own words for a refusal, from the usual JSON error bodies (``description``,
+    ``error``, ``errors``, ``detail``, ``title``, ``message``), at most 300 characters; never
+    the request."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    nested = body.get("error")
+    holders = [body, nested] if isinstance(nested, dict) else [body]
+    for holder in holders:
+        for key in ("description", "detail", "message", "error", "title", "errors"):
+            value = holder.get(key)
+            if isinstance(value, list) and value:
+                value = "; ".join(str(v) for v in value)
+            if isinstance(value, str) and value:
+                return value[:300]
+    return ""
+
+
 def body_retry_after(response: httpx.Response) -> float | None:
     """The wait a JSON error body names: ``retry_after`` (seconds; Telegram nests it in
-    ``parameters``) or ``retry_after_ms`` (Matrix), at the top level or one level down."""
+    ``parameters``), ``retry_after_ms`` (Matrix) or ``wait_seconds`` (Discourse's ``extras``),
+    at the top level or one level down."""
     try:
         body = response.json()
     except ValueError:
@@ -318,7 +345,7 @@ def body_retry_after(response: httpx.Response) -> float | None:
     if not isinstance(body, dict):
         return None
     for holder in (body, *(v for v in body.values() if isinstance(v, dict))):
-        for key, scale in (("retry_after", 1.0), ("retry_after_ms", 0.001)):
+        for key, scale in (("retry_after", 1.0), ("retry_after_ms", 0.001), ("wait_seconds", 1.0)):
             value = holder.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return max(0.0, float(value) * scale)

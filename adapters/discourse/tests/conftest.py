@@ -25,8 +25,8 @@ def make_settings(url: str, **overrides: Any) -> DiscourseSettings:
         "api_username": BRAND,
         "webhook_secret": SecretStr(FakeDiscourse.WEBHOOK_SECRET),
         "page_size": 3,
-        "poll_interval": 0.05,
-        "timeout": 5.0,
+        "poll_seconds": 0.05,
+        "timeout_seconds": 5.0,
     }
     values.update(overrides)
     return DiscourseSettings(**values)
