@@ -236,7 +236,9 @@ class HttpApi:
     * every answer's rate-limit headers feed :attr:`budget`, and :meth:`request` waits on
       the budget first, so a spent window is waited out instead of refused.
 
-    Any other answer (2xx, and 4xx the adapter knows the meaning of) is returned as it is.
+    Any other answer (2xx, and 4xx the adapter knows the meaning of) is returned as it is;
+    with ``map_errors=False`` every answer is (for an API whose error bodies carry codes the
+    adapter maps itself, such as Meta's Graph API).
     ``name`` prefixes every error message (``"telegram: getUpdates answered 500"``).
     """
 
@@ -250,6 +252,7 @@ class HttpApi:
         headers: Mapping[str, str] | None = None,
         credentials: str = "the credentials",
         budget: RateBudget | None = None,
+        map_errors: bool = True,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -257,6 +260,7 @@ class HttpApi:
         self.headers = dict(headers or {})
         self.credentials = credentials
         self.budget = budget or RateBudget(None, 1)
+        self.map_errors = map_errors
         self._given = http
         self._own: httpx.AsyncClient | None = None
 
@@ -289,7 +293,7 @@ class HttpApi:
         limits = parse_rate_limit(response.headers)
         limits.feed(self.budget)
         status = response.status_code
-        if status < 400:
+        if status < 400 or not self.map_errors:
             return response
         said = f" ({reason})" if (reason := error_text(response)) else ""
         if status in (429, 503):

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from scrm_core import FatalError, RetryableError, SkippableError
+from scrm_core import FatalError, HttpApi, RetryableError, SkippableError
 
 __all__ = ["GraphClient", "GraphError", "retry_after_from_headers"]
 
@@ -80,16 +80,19 @@ class GraphClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None,
         *,
         base_url: str,
         version: str,
         token: SecretStr,
         read_permission: str,
         write_permission: str,
+        timeout_seconds: float = 30.0,
     ) -> None:
-        self._http = http
-        self._root = f"{base_url.rstrip('/')}/{version}"
+        # map_errors=False: Graph errors are told apart by the code in the body, below.
+        self.api = HttpApi(
+            "meta", f"{base_url.rstrip('/')}/{version}", http=http, timeout_seconds=timeout_seconds, map_errors=False
+        )
         self._token = token
         self._read_permission = read_permission
         self._write_permission = write_permission
@@ -117,13 +120,9 @@ class GraphClient:
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        url = f"{self._root}/{path.lstrip('/')}"
-        try:
-            response = await self._http.request(method, url, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"meta: {method} /{path} timed out", detail=type(exc).__name__) from None
-        except httpx.TransportError as exc:
-            raise RetryableError(f"meta: {method} /{path}: connection failed", detail=type(exc).__name__) from None
+        response = await self.api.request(
+            method, f"/{path.lstrip('/')}", what=f"{method} /{path}", headers=headers, **kwargs
+        )
         try:
             body = response.json()
         except ValueError:
@@ -161,6 +160,9 @@ class GraphClient:
         if code in TRANSIENT_CODES or error.get("is_transient") or status >= 500:
             return RetryableError(f"meta: {method} /{path}: temporary Graph error {code}: {message}", detail=trace)
         return GraphError(status, code, subcode, message)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
 
     def _scrub(self, text: str) -> str:
         secret = self._token.get_secret_value()
