@@ -54,7 +54,7 @@ def make_adapter(url: str, tmp_path: Path, **settings: Any) -> RedditAdapter:
         "user_agent": USER_AGENT,
         "subreddits": ["acme"],
         "page_size": 3,
-        "oauth_url": url,
+        "base_url": url,
         "reddit_url": url,
     }
     values.update(settings)
