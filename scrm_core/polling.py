@@ -118,8 +118,9 @@ class PollingAdapter(NetworkAdapter[SettingsT], Generic[SettingsT, CursorT]):
         self._commit_seen.clear()
 
     async def committed(self, cursor: str) -> None:
-        self._committed = self.parse_cursor(cursor)
-        self._commit_seen.set()
+        if self.destructive_reads:  # others have nothing to acknowledge
+            self._committed = self.parse_cursor(cursor)
+            self._commit_seen.set()
 
     def parse_cursor(self, text: str | None) -> CursorT:
         """``cursor_type.parse(text)``; override when parsing needs the settings."""

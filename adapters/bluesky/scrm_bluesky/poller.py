@@ -15,7 +15,6 @@ in the Bluesky app, so poll mode reports no edits.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -40,21 +39,13 @@ class Poller:
         self.network = network
         self.log = logger
 
-    async def listen(self, cursor: str | None, follow: bool) -> AsyncIterator[EventPage]:
-        state = PollCursor.parse(cursor)
-        while True:
-            async for page in self._poll(state):
-                yield page
-            if not follow:
-                return
-            await asyncio.sleep(self.settings.poll_interval)
-
-    async def _poll(self, state: PollCursor) -> AsyncIterator[EventPage]:
+    async def poll(self, state: PollCursor) -> AsyncIterator[EventPage]:
+        """One poll: deletions among the recent posts, then every new post, in pages."""
         gone = await self._deleted(state)
         if gone:
             state.recent = [(u, t) for u, t in state.recent if u not in gone]
             deleted: list[Event] = [MessageDeleted(network=self.network, message_id=u) for u in gone]
-            yield EventPage(events=deleted, cursor=state.encode())
+            yield EventPage(events=deleted, cursor=state.dump())
         lower = state.time_us - int(self.settings.overlap_seconds * 1e6) if state.time_us else None
         items = sorted(i for i in (await self._collect(lower)).values() if self._is_new(state, i[0], i[1]))
         size = self.settings.page_size
@@ -65,7 +56,7 @@ class Poller:
                 for _, _, view in chunk
             ]
             self._advance(state, chunk)
-            yield EventPage(events=events, cursor=state.encode())
+            yield EventPage(events=events, cursor=state.dump())
 
     @staticmethod
     def _is_new(state: PollCursor, time_us: int, uri: str) -> bool:

@@ -40,13 +40,13 @@ def make(served: Served, tmp_path: Path, **overrides: Any) -> BlueskyAdapter:
     settings: dict[str, Any] = {
         "identifier": BRAND,
         "app_password": FakeBluesky.APP_PASSWORD,
-        "service_url": served.url,
+        "base_url": served.url,
         "jetstream_url": served.ws_url,
         "search_queries": QUERIES,
         "page_size": 3,
         "session_file": str(tmp_path / "bsky.session"),
         "idle_seconds": 0.3,
-        "request_timeout": 5.0,
+        "timeout_seconds": 5.0,
     }
     settings.update(overrides)
     return BlueskyAdapter(BlueskySettings(**settings), AdapterContext(name="t", base_dir=tmp_path))
