@@ -35,7 +35,16 @@ from .adapters import (  # noqa: E402
 )
 from .cursor import Cursor, JsonCursor  # noqa: E402
 from .errors import ConfigError, FatalError, PluginError, RetryableError, ScrmError, SkippableError  # noqa: E402
-from .http import HttpApi, RateLimit, make_client, parse_rate_limit, retry_after_seconds, retrying  # noqa: E402
+from .http import (  # noqa: E402
+    HttpApi,
+    RateLimit,
+    body_retry_after,
+    error_text,
+    make_client,
+    parse_rate_limit,
+    retry_after_seconds,
+    retrying,
+)
 from .models import (  # noqa: E402
     Action,
     ActionKind,
@@ -116,6 +125,8 @@ __all__ = [
     "WebhookAnswer",
     "WebhookRejected",
     "WebhookRequest",
+    "body_retry_after",
+    "error_text",
     "external_key",
     "hookimpl",
     "html_to_text",

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic
 
@@ -179,21 +180,33 @@ class PollingAdapter(NetworkAdapter[SettingsT], Generic[SettingsT, CursorT]):
             return f"item #{n} of a {type(self).name} batch (no readable id)"
 
     async def events_of(self, items: Iterable[Any]) -> tuple[list[Event], list[tuple[str, str]]]:
-        """Every item through :meth:`to_events`, each guarded: ``(events, rejects)``."""
+        """Every item through :meth:`to_events`, each guarded (:meth:`guarded`): ``(events, rejects)``."""
         events: list[Event] = []
         rejects: list[tuple[str, str]] = []
         for n, item in enumerate(items):
-            try:
-                result = self.to_events(item)
-                if inspect.isawaitable(result):
-                    result = await result
-                events.extend(result)
-            except (FatalError, RetryableError):
-                raise  # about the network or the credentials, not this item
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                rejects.append((self._item_id(item, n), reason[:MAX_REASON]))
+            events += await self.guarded(self._item_id(item, n), functools.partial(self.to_events, item), rejects)
         return events, rejects
+
+    async def guarded(
+        self,
+        locator: str,
+        make: Callable[[], Sequence[Event] | Awaitable[Sequence[Event]]],
+        rejects: list[tuple[str, str]],
+    ) -> list[Event]:
+        """``make()`` (sync or async): the events of one raw item. Any exception but FatalError and
+        RetryableError (the network's or the credentials' fault, not the item's) becomes the
+        item's reject ``(locator, reason)`` in ``rejects``, and no event. Adapters with a
+        :meth:`poll` of their own map each item through this one call."""
+        try:
+            result = make()
+            if inspect.isawaitable(result):
+                result = await result
+            return list(result)
+        except (FatalError, RetryableError):
+            raise
+        except Exception as exc:
+            rejects.append((locator, f"{type(exc).__name__}: {exc}"[:MAX_REASON]))
+            return []
 
     async def page(self, items: Iterable[Any], cursor: CursorT | str) -> EventPage:
         """One page of ``items`` (mapped by :meth:`events_of`) with the cursor after them."""

@@ -102,7 +102,7 @@ class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
             raise FatalError(f"Bluesky refused a listening request: {xrpc_error(exc) or exc}") from None
 
     async def poll(self, cursor: PollCursor) -> AsyncIterator[EventPage]:
-        async for page in Poller(self.api, self.settings, self.network, self.context.logger).poll(cursor):
+        async for page in Poller(self.api, self.settings, self.network, self.context.logger, self.guarded).poll(cursor):
             yield page
 
     # ------------------------------------------------------------ threads and profiles

@@ -15,8 +15,9 @@ in the Bluesky app, so poll mode reports no edits.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,10 +31,14 @@ from .settings import BlueskySettings
 __all__ = ["Poller"]
 
 _Item = tuple[int, str, dict[str, Any]]  # (indexedAt µs, uri, post view)
+Guard = Callable[[str, Callable[[], list[Event]], list[tuple[str, str]]], Awaitable[list[Event]]]
 
 
 class Poller:
-    def __init__(self, api: BlueskyApi, settings: BlueskySettings, network: str, logger: logging.Logger) -> None:
+    def __init__(
+        self, api: BlueskyApi, settings: BlueskySettings, network: str, logger: logging.Logger, guarded: Guard
+    ) -> None:
+        self.guarded = guarded  # the adapter's: a post that cannot be read becomes its reject
         self.api = api
         self.settings = settings
         self.network = network
@@ -51,12 +56,15 @@ class Poller:
         size = self.settings.page_size
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
-            events: list[Event] = [
-                MessageCreated(message=message_from_view(view, me=self.api.did, network=self.network))
-                for _, _, view in chunk
-            ]
+            events: list[Event] = []
+            rejects: list[tuple[str, str]] = []
+            for _, uri, view in chunk:
+                events += await self.guarded(uri, functools.partial(self._created, view), rejects)
             self._advance(state, chunk)
-            yield EventPage(events=events, cursor=state.dump())
+            yield EventPage(events=events, cursor=state.dump(), rejects=rejects)
+
+    def _created(self, view: dict[str, Any]) -> list[Event]:
+        return [MessageCreated(message=message_from_view(view, me=self.api.did, network=self.network))]
 
     @staticmethod
     def _is_new(state: PollCursor, time_us: int, uri: str) -> bool:

@@ -130,15 +130,15 @@ class MastodonAdapter(PollingAdapter[MastodonSettings, Cursor]):
             items = [("n", n) for n in new_notes] + [("s", s) for s in new_own]
             items.sort(key=lambda item: (utc(item[1]["created_at"]), id_key(str(item[1]["id"]))))
             events: list[Event] = []
+            rejects: list[tuple[str, str]] = []
             for kind, item in items:
-                if kind == "n":
-                    events += await self._notification_events(item, cur)
-                else:
-                    events += await self._created_events(item, cur)
+                make = self._notification_events if kind == "n" else self._created_events
+                where = f"{'notification' if kind == 'n' else 'status'} {item.get('id')}"
+                events += await self.guarded(where, functools.partial(make, item, cur), rejects)
             cur.notifications = _prev_min_id(new_notes, cur.notifications)
             cur.own = _prev_min_id(new_own, cur.own)
             if items:
-                yield EventPage(events=events, cursor=cur.dump())
+                yield EventPage(events=events, cursor=cur.dump(), rejects=rejects)
         events = await self._recheck(cur)
         if events:
             yield EventPage(events=events, cursor=cur.dump())

@@ -191,7 +191,7 @@ def test_a_display_name_change_is_a_profile_update(world: Room) -> None:
 
 def test_follow_picks_up_a_message_sent_while_listening(world: Room, proxy: MatrixFaultProxy) -> None:
     _, cursor = world.drain()
-    adapter = world.adapter(sync_timeout=10)
+    adapter = world.adapter(sync_seconds=10)
 
     async def go() -> list[Event]:
         await adapter.start()

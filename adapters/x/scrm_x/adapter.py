@@ -11,6 +11,7 @@ deleted content to be removed. See :mod:`scrm_x.cursor` for how a round resumes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -53,10 +54,18 @@ _Fields = dict(tweet_fields=mapping.TWEET_FIELDS, expansions=mapping.EXPANSIONS,
 class _Unit:
     """The events of one post version (a creation, an edit, or both), or of one deletion."""
 
-    __slots__ = ("created", "deleted", "events", "key")
+    __slots__ = ("created", "deleted", "events", "key", "rejects")
 
-    def __init__(self, events: list[Event], key: tuple[int, int] | None, created: int | None, deleted: int | None):
+    def __init__(
+        self,
+        events: list[Event],
+        key: tuple[int, int] | None,
+        created: int | None,
+        deleted: int | None,
+        rejects: list[tuple[str, str]] | None = None,
+    ):
         self.events, self.key, self.created, self.deleted = events, key, created, deleted
+        self.rejects = rejects or []
 
 
 class XAdapter(PollingAdapter[XSettings, Cursor]):
@@ -229,7 +238,8 @@ class XAdapter(PollingAdapter[XSettings, Cursor]):
                 cursor = Cursor(state.mentions, state.search, last.key, tuple(done_window))
             else:  # within the deletions: the posts are all out, only some deletions are
                 cursor = Cursor(newest["m"], newest["s"], None, tuple(w for w in window if w not in gone))
-            yield EventPage(events=[e for u in page for e in u.events], cursor=cursor.dump())
+            rejects = [r for u in page for r in u.rejects]
+            yield EventPage(events=[e for u in page for e in u.events], cursor=cursor.dump(), rejects=rejects)
 
     async def _post_units(
         self, state: Cursor, fetched: dict[str, dict[str, Any]], users: dict[str, dict[str, Any]]
@@ -248,33 +258,38 @@ class XAdapter(PollingAdapter[XSettings, Cursor]):
             else ({}, set())
         )
         floor = max((s for s in (state.mentions, state.search) if s is not None), default=None)
-        me = self._me_id
         units: list[_Unit] = []
         announced: set[str] = set()
         for tweet in sorted(fetched.values(), key=_order):
             vid, oid = str(tweet["id"]), mapping.original_id(tweet)
             key = (int(oid), int(vid))
-            events: list[Event] = []
-            created: int | None = None
-            if vid == oid:
-                events.append(MessageCreated(message=mapping.message(tweet, users, network=self.network, me=me)))
-                created = int(oid)
-            else:
-                original = fetched.get(oid) or known.get(oid)
-                if original is None:
-                    continue  # the chain was deleted meanwhile; the deletion check covers it
-                unseen = oid not in fetched and (floor is None or int(oid) > floor) and oid not in announced
-                if unseen:
-                    events.append(MessageCreated(message=mapping.message(original, users, network=self.network, me=me)))
-                    created = int(oid)
-                    announced.add(oid)
-                msg = mapping.message(
-                    tweet, users, network=self.network, me=me, created_at=original["created_at"], edited=True
-                )
-                events.append(MessageEdited(message=msg))
-            if state.position is None or key > state.position:
-                units.append(_Unit(events, key, created, None))
+            original = fetched.get(oid) or known.get(oid)
+            if original is None:
+                continue  # the chain was deleted meanwhile; the deletion check covers it
+            # Before the original can have been handed out: its creation comes first (once).
+            unseen = vid != oid and oid not in fetched and (floor is None or int(oid) > floor) and oid not in announced
+            if unseen:
+                announced.add(oid)
+            if state.position is not None and key <= state.position:
+                continue  # handed out before the page this round resumes after
+            rejects: list[tuple[str, str]] = []
+            events = await self.guarded(vid, functools.partial(self._version, tweet, original, unseen, users), rejects)
+            created = int(oid) if (vid == oid or unseen) and events else None
+            units.append(_Unit(events, key, created, None, rejects))
         return units
+
+    def _version(
+        self, tweet: dict[str, Any], original: dict[str, Any], unseen: bool, users: dict[str, dict[str, Any]]
+    ) -> list[Event]:
+        """The events of one post version: its creation, or its edit (after the original's creation if unseen)."""
+        me = self._me_id
+        if tweet is original:
+            return [MessageCreated(message=mapping.message(tweet, users, network=self.network, me=me))]
+        events: list[Event] = []
+        if unseen:
+            events.append(MessageCreated(message=mapping.message(original, users, network=self.network, me=me)))
+        msg = mapping.message(tweet, users, network=self.network, me=me, created_at=original["created_at"], edited=True)
+        return [*events, MessageEdited(message=msg)]
 
     async def _deletions(self, window: tuple[int, ...], users: dict[str, dict[str, Any]]) -> list[_Unit]:
         if not window:
