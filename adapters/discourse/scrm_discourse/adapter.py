@@ -10,6 +10,7 @@ or a private message").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -39,6 +40,8 @@ from .threads import Threads
 from .webhook import EVENT, EVENT_TYPE, WEBHOOK_HEADERS, decode_payload, verify
 
 __all__ = ["DiscourseAdapter"]
+
+_Group = tuple[list[Event], str, list[tuple[str, str]]]  # one post's events, the cursor after them, rejects
 
 #: Posts per ``GET /t/{id}/posts.json?post_ids[]=`` call (Discourse's topic chunk size is
 #: 20; from memory, so batches stay at it).
@@ -104,19 +107,21 @@ class DiscourseAdapter(PollingAdapter[DiscourseSettings, PollState]):
         if not groups and cursor.dump() != before:
             yield EventPage(events=[], cursor=cursor.dump())  # filtered posts moved the cursor
 
-    def _pages(self, groups: list[tuple[list[Event], str]]) -> list[EventPage]:
+    def _pages(self, groups: list[_Group]) -> list[EventPage]:
         """Pack per-post groups into pages; a post's created/edited pair never splits."""
         pages: list[EventPage] = []
         events: list[Event] = []
+        rejects: list[tuple[str, str]] = []
         cursor = ""
-        for group, after in groups:
-            if events and len(events) + len(group) > self.settings.page_size:
-                pages.append(EventPage(events=events, cursor=cursor))
-                events = []
+        for group, after, bad in groups:
+            if (events or rejects) and len(events) + len(group) > self.settings.page_size:
+                pages.append(EventPage(events=events, cursor=cursor, rejects=rejects))
+                events, rejects = [], []
             events += group
+            rejects += bad
             cursor = after
-        if events or cursor:
-            pages.append(EventPage(events=events, cursor=cursor))
+        if events or rejects or cursor:
+            pages.append(EventPage(events=events, cursor=cursor, rejects=rejects))
         return pages
 
     async def _walk(self, state: PollState) -> list[dict[str, Any]]:
@@ -142,12 +147,12 @@ class DiscourseAdapter(PollingAdapter[DiscourseSettings, PollState]):
             before = min(ids)
         return sorted(found, key=lambda p: int(p["id"]))
 
-    async def _poll(self, state: PollState) -> list[tuple[list[Event], str]]:
+    async def _poll(self, state: PollState) -> list[_Group]:
         """One pass: changes to the re-check window first, then new posts, each with the
         cursor that follows it. ``state`` is updated as the groups are made."""
         listed = await self._walk(state)
         by_id = {int(p["id"]): p for p in listed}
-        groups: list[tuple[list[Event], str]] = []
+        groups: list[_Group] = []
 
         for post_id in sorted(state.window):
             post = by_id.get(post_id)
@@ -156,15 +161,15 @@ class DiscourseAdapter(PollingAdapter[DiscourseSettings, PollState]):
                     post = await self.client.get(f"/posts/{post_id}.json")
                 except NotFound:
                     del state.window[post_id]
-                    groups.append(([self._deleted(post_id, None)], state.dump()))
+                    groups.append(([self._deleted(post_id, None)], state.dump(), []))
                     continue
             if is_deleted(post):
                 del state.window[post_id]
-                groups.append(([self._deleted(post_id, post)], state.dump()))
+                groups.append(([self._deleted(post_id, post)], state.dump(), []))
             elif text_hash(post_text(post)) != state.window[post_id]:
                 state.window[post_id] = text_hash(post_text(post))
                 edited = MessageEdited(message=await self._message(post, edited=True))
-                groups.append(([edited], state.dump()))
+                groups.append(([edited], state.dump(), []))
 
         for post in listed:
             post_id = int(post["id"])
@@ -174,13 +179,19 @@ class DiscourseAdapter(PollingAdapter[DiscourseSettings, PollState]):
             self.threads.learn(post)
             if is_deleted(post) or not await self.threads.wanted(post):
                 continue  # withdrawn before we saw it, or outside the configured categories/tags
-            events: list[Event] = [MessageCreated(message=await self._message(post))]
-            if int(post.get("version") or 1) > 1:
-                # Revised before we first saw it: only the latest text is left to deliver.
-                events.append(MessageEdited(message=await self._message(post, edited=True)))
-            state.remember(post_id, post_text(post), self.settings.recheck_recent)
-            groups.append((events, state.dump()))
+            rejects: list[tuple[str, str]] = []
+            events = await self.guarded(str(post_id), functools.partial(self._first_sight, post), rejects)
+            if events:
+                state.remember(post_id, post_text(post), self.settings.recheck_recent)
+            groups.append((events, state.dump(), rejects))
         return groups
+
+    async def _first_sight(self, post: dict[str, Any]) -> list[Event]:
+        events: list[Event] = [MessageCreated(message=await self._message(post))]
+        if int(post.get("version") or 1) > 1:
+            # Revised before we first saw it: only the latest text is left to deliver.
+            events.append(MessageEdited(message=await self._message(post, edited=True)))
+        return events
 
     # ------------------------------------------------------------ threads and profiles
 

@@ -99,7 +99,8 @@ class MetaAdapter(PollingAdapter[MetaSettings, PollCursor]):
     async def poll(self, position: PollCursor) -> AsyncIterator[EventPage]:
         one_pass = facebook_pass if self.settings.platform == "facebook" else instagram_pass
         found: dict[str, Timed] = {}
-        for timed in await one_pass(self.graph, self.settings, position.second):
+        rejects: list[tuple[str, str]] = []  # objects that could not be read; they go out with the first page
+        for timed in await one_pass(self.graph, self.settings, position.second, rejects):
             if position.after(timed.second, timed.tag):
                 found.setdefault(timed.tag, timed)  # a post seen twice while the feed shifted
         fresh = sorted(found.values(), key=lambda t: t.order)
@@ -108,7 +109,10 @@ class MetaAdapter(PollingAdapter[MetaSettings, PollCursor]):
             chunk = fresh[start : start + size]
             for timed in chunk:
                 position.advance(timed.second, timed.tag)
-            yield EventPage(events=[t.event for t in chunk], cursor=position.dump())
+            yield EventPage(events=[t.event for t in chunk], cursor=position.dump(), rejects=rejects)
+            rejects = []
+        if rejects:
+            yield EventPage(events=[], cursor=position.dump(), rejects=rejects)
 
     async def fetch_thread(self, root_id: str) -> list[Message]:
         graph, network, account = self.graph, self.settings.platform, self.settings.account_id

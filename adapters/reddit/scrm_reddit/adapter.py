@@ -26,12 +26,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from scrm_core import (
     AdapterContext,
     Event,
     EventPage,
+    FatalError,
     Message,
     MessageCreated,
     MessageDeleted,
@@ -39,6 +38,7 @@ from scrm_core import (
     NetworkCapability,
     PollingAdapter,
     ReplyGuarantee,
+    RetryableError,
     SentReply,
     SkippableError,
     SocialProfile,
@@ -193,7 +193,9 @@ class RedditAdapter(PollingAdapter[RedditSettings, RedditCursor]):
         name = str(data["name"])
         try:
             message = self._message(data, me)
-        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        except (FatalError, RetryableError):
+            raise
+        except Exception as exc:  # this thing only: its reject, and the page goes on
             rejects.append((name, f"unreadable {name[:2]} thing: {type(exc).__name__}: {str(exc)[:200]}"))
             return
         gone, edited = is_gone(data), edited_at(data)
