@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from scrm_telegram import TelegramAdapter
 from scrm_telegram.testing import GROUP, TOKEN, FakeTelegram
 
@@ -38,3 +39,24 @@ class TestTelegram(NetworkAdapterConformance):
         chat, _, mid = target.id.partition(":")
         sent = [m for m in self.fake.sent if m["reply_to_message"]["message_id"] == int(mid)]
         return [target.model_copy(update={"id": f"{chat}:{m['message_id']}", "text": m["text"]}) for m in sent]
+
+
+class _AcknowledgesOnRead(TelegramAdapter):
+    destructive_reads = False  # fetches from what it has read, so each getUpdates confirms the page before
+
+
+def test_the_suite_catches_an_adapter_that_acknowledges_on_read(tmp_path: Path) -> None:
+    suite = TestTelegram()
+    suite._servers, suite._fake = [], None
+    suite.make_adapter = lambda scenario, path: _AcknowledgesOnRead(  # type: ignore[method-assign]
+        {"base_url": suite.fake_url, "token": TOKEN, "page_size": 3}
+    )
+    try:
+        scenario = suite.scenario()
+        pages = suite.run_drain(suite.make_adapter(scenario, tmp_path))
+        suite.fresh_network()
+        with pytest.raises(AssertionError, match="then a crash"):
+            suite._check_resume_after_crash(scenario, pages, tmp_path, commit_upto=0)
+    finally:
+        for server in suite._servers:
+            server.stop()
