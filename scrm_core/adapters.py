@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from typing_extensions import TypeVar
 
 from .errors import FatalError
+from .http import HttpApi
 from .models import CrmObject, CrmOperation, Event, EventPage, Message, OperationResult, SocialProfile
 from .ratelimit import RateBudget
 from .webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
@@ -201,6 +202,7 @@ class NetworkAdapter(ABC, Generic[SettingsT]):
             settings = cast(SettingsT, self.Settings.model_validate(dumped))
         self.settings: SettingsT = settings
         self.context = context or AdapterContext(name=self.name)
+        self._apis: list[HttpApi] = []
 
     @property
     def network(self) -> str:
@@ -211,7 +213,18 @@ class NetworkAdapter(ABC, Generic[SettingsT]):
         """Open connections or sessions. Called once before :meth:`listen` or :meth:`send_reply`."""
 
     async def close(self) -> None:
-        """Release what :meth:`start` opened."""
+        """Release what :meth:`start` opened (an override calls ``super().close()`` when it used :meth:`http_api`)."""
+        for api in self._apis:
+            await api.aclose()
+
+    def http_api(self, base_url: str, **options: Any) -> HttpApi:
+        """An :class:`~scrm_core.HttpApi` to ``base_url`` through the host's shared client, named after
+        this adapter, with the settings' ``timeout_seconds`` when they have it; :meth:`close` closes it.
+        ``options``: ``headers``, ``credentials`` (the settings an auth error names), ``map_errors``."""
+        options.setdefault("timeout_seconds", getattr(self.settings, "timeout_seconds", 30.0))
+        api = HttpApi(self.name, base_url, http=self.context.http, **options)
+        self._apis.append(api)
+        return api
 
     @abstractmethod
     def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:

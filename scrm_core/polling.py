@@ -76,6 +76,8 @@ class PollingAdapter(NetworkAdapter[SettingsT], Generic[SettingsT, CursorT]):
     """
 
     cursor_type: ClassVar[type[Cursor]]
+    #: The key of a raw item's network id (the default :meth:`item_id`; the locator of its reject).
+    item_id_field: ClassVar[str] = "id"
 
     def __init__(self, settings: SettingsT | Mapping[str, Any], context: Any = None) -> None:
         super().__init__(settings, context)
@@ -168,8 +170,8 @@ class PollingAdapter(NetworkAdapter[SettingsT], Generic[SettingsT, CursorT]):
         raise NotImplementedError(f"{type(self).__name__} must implement to_events(item)")
 
     def item_id(self, item: Any) -> str:
-        """The network's id of a raw item, the locator of its reject (default: its ``id``)."""
-        return str(item["id"])
+        """The network's id of a raw item, the locator of its reject (default: ``item[item_id_field]``)."""
+        return str(item[self.item_id_field])
 
     # ------------------------------------------------------------ helpers for poll()
 
