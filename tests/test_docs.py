@@ -54,6 +54,7 @@ def test_every_cli_command_is_in_the_user_guide() -> None:
         "scrm localcrm show",
         "scrm localcrm reply",
         "scrm replay generate",
+        "scrm new network",
     ):
         assert f"`{command}" in guide, command
 
