@@ -198,7 +198,9 @@ def _wait(initial: float, cap: float) -> Callable[[tenacity.RetryCallState], flo
     return wait
 
 
-def retrying(*, attempts: int = 3, initial: float = 0.5, cap: float = 30.0) -> tenacity.AsyncRetrying:
+def retrying(
+    *, attempts: int = 3, initial: float = 0.5, cap: float = 30.0, rate_limited: bool = True
+) -> tenacity.AsyncRetrying:
     """The kit's retry policy for one adapter call: up to ``attempts`` tries of what raises
     :class:`RetryableError`, waiting what the service asked (``retry_after``, at most ``cap``)
     or ``initial * 2^n`` seconds with full jitter, capped; the last error is re-raised as it is.
@@ -211,11 +213,17 @@ def retrying(*, attempts: int = 3, initial: float = 0.5, cap: float = 30.0) -> t
 
     The engine resumes a failed ``listen`` from the last page's cursor on its own; this is
     for the calls inside one page, so one flaky request does not re-read the whole page.
+    With ``rate_limited=False`` an error that names a wait (``retry_after``: the service
+    refused for its rate) is not retried here but raised at once, for the engine to wait.
     """
+
+    def retry(exc: BaseException) -> bool:
+        return isinstance(exc, RetryableError) and (rate_limited or exc.retry_after is None)
+
     return tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(attempts),
         wait=_wait(initial, cap),
-        retry=tenacity.retry_if_exception_type(RetryableError),
+        retry=tenacity.retry_if_exception(retry),
         reraise=True,
     )
 
@@ -229,7 +237,8 @@ class HttpApi:
     Uses the host's shared client (``context.http``) when there is one, else a client of its
     own made by :func:`make_client` and closed by :meth:`aclose`. Around each request:
 
-    * timeouts and connection failures -> :class:`RetryableError`;
+    * timeouts and connection failures -> :class:`RetryableError` (reads are tried
+      ``retries`` more times first, see :meth:`request`);
     * 429 and 503 -> :class:`RetryableError` with the wait from :func:`parse_rate_limit`,
       after pausing :attr:`budget`; other 5xx and 408 -> :class:`RetryableError`;
     * 401 and 403 -> :class:`FatalError` naming ``credentials`` (the settings to check);
@@ -253,6 +262,7 @@ class HttpApi:
         credentials: str = "the credentials",
         budget: RateBudget | None = None,
         map_errors: bool = True,
+        retries: int = 2,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -261,6 +271,7 @@ class HttpApi:
         self.credentials = credentials
         self.budget = budget or RateBudget(None, 1)
         self.map_errors = map_errors
+        self.retries = retries
         self._given = http
         self._own: httpx.AsyncClient | None = None
 
@@ -279,7 +290,20 @@ class HttpApi:
             self._own = None
 
     async def request(self, method: str, path: str, *, what: str | None = None, **kwargs: Any) -> httpx.Response:
-        """``method base_url+path`` (``kwargs`` as for ``httpx.AsyncClient.request``)."""
+        """``method base_url+path`` (``kwargs`` as for ``httpx.AsyncClient.request``).
+
+        A read (GET, HEAD) that fails for a reason that may pass (a timeout, a dropped
+        connection, a 5xx) is tried ``retries`` more times with the kit's policy
+        (:func:`retrying`); a rate limit is raised at once, with its wait, for the engine.
+        """
+        if method.upper() not in ("GET", "HEAD") or self.retries <= 0:
+            return await self._request(method, path, what, kwargs)
+        async for attempt in retrying(attempts=self.retries + 1, initial=0.2, cap=5.0, rate_limited=False):
+            with attempt:
+                return await self._request(method, path, what, dict(kwargs))
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _request(self, method: str, path: str, what: str | None, kwargs: dict[str, Any]) -> httpx.Response:
         what = what or f"{method} {path.split('?')[0]}"
         headers = {**self.headers, **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", self.timeout_seconds)

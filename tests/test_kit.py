@@ -287,3 +287,33 @@ def test_html_to_text_keeps_what_a_reader_sees() -> None:
     )
     assert html_to_text(mastodon) == "Hi @brand, see https://example.com/a/very/long\n\nline one\nline two & #tag"
     assert html_to_text("plain") == "plain"
+
+
+def test_http_api_tries_a_failed_read_again_but_not_a_write_nor_a_rate_limit() -> None:
+    calls: dict[str, int] = {"GET": 0, "POST": 0, "limited": 0}
+
+    async def flaky(request: Request) -> Response:
+        calls[request.method] += 1
+        return JSONResponse({"n": calls[request.method]}, status_code=500 if calls[request.method] < 3 else 200)
+
+    async def limited(request: Request) -> Response:
+        calls["limited"] += 1
+        return JSONResponse({}, status_code=429, headers={"Retry-After": "9"})
+
+    app = Starlette(routes=[Route("/flaky", flaky, methods=["GET", "POST"]), Route("/limited", limited)])
+
+    async def run(url: str) -> None:
+        api = HttpApi("demo", url)
+        try:
+            assert await api.get_json("/flaky") == {"n": 3}  # two 500s, then the answer
+            with pytest.raises(RetryableError):
+                await api.post_json("/flaky", json={})  # a write is never repeated here
+            with pytest.raises(RetryableError) as caught:
+                await api.get_json("/limited")
+            assert caught.value.retry_after == 9.0
+        finally:
+            await api.aclose()
+
+    with FakeServer(app) as server:
+        asyncio.run(run(server.url))
+    assert calls == {"GET": 3, "POST": 1, "limited": 1}
