@@ -68,30 +68,21 @@ class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
         s = self.settings
         path = self.context.resolve_path(s.session_file or f".bluesky-{self.context.name}.session")
         self.store = SessionFile(path, service=s.base_url, identifier=s.identifier)
-        self._api: BlueskyApi | None = None
         self._jetstream: JetstreamListener | None = None
 
-    @property
-    def api(self) -> BlueskyApi:
-        if self._api is None:
-            raise FatalError("the bluesky adapter was used before start()")
-        return self._api
-
     async def start(self) -> None:
-        self._api = BlueskyApi(self.settings, self.store, self.context.logger)
-        await self._api.start()
+        self.api = BlueskyApi(self.settings, self.store, self.context.logger)
+        await self.api.start()
 
     async def close(self) -> None:
-        if self._api is not None:
-            await self._api.close()
-            self._api = None
+        await self.api.close()
 
     # ------------------------------------------------------------ listening
 
     async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
         if self.settings.mode == "jetstream":
             if self._jetstream is None or self._jetstream.api is not self.api:
-                self._jetstream = JetstreamListener(self.api, self.settings, self.network, self.context.logger)
+                self._jetstream = JetstreamListener(self.api, self.settings, self.network)
             source: AsyncIterator[EventPage] = self._jetstream.listen(cursor, follow)
         else:
             source = super().listen(cursor, follow=follow)  # PollingAdapter's loop around poll()
@@ -102,7 +93,7 @@ class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
             raise FatalError(f"Bluesky refused a listening request: {xrpc_error(exc) or exc}") from None
 
     async def poll(self, cursor: PollCursor) -> AsyncIterator[EventPage]:
-        async for page in Poller(self.api, self.settings, self.network, self.context.logger, self.guarded).poll(cursor):
+        async for page in Poller(self).poll(cursor):
             yield page
 
     # ------------------------------------------------------------ threads and profiles

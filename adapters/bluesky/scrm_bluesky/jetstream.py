@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -56,11 +55,8 @@ _SEEN_MAX = 10_000
 
 
 class JetstreamListener:
-    def __init__(self, api: BlueskyApi, settings: BlueskySettings, network: str, logger: logging.Logger) -> None:
-        self.api = api
-        self.settings = settings
-        self.network = network
-        self.log = logger
+    def __init__(self, api: BlueskyApi, settings: BlueskySettings, network: str) -> None:
+        self.api, self.settings, self.network = api, settings, network
         self.profiles: dict[str, SocialProfile] = {}
         #: Posts emitted lately, so their deletions and edits are reported when the DID is not watched.
         self._seen: LRUCache[str, None] = LRUCache(maxsize=_SEEN_MAX)

@@ -16,33 +16,33 @@ in the Bluesky app, so poll mode reports no edits.
 from __future__ import annotations
 
 import functools
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scrm_core.models import Event, EventPage, MessageCreated, MessageDeleted
 
-from .api import BlueskyApi
 from .cursor import PollCursor
 from .mapping import message_from_view, parse_time, time_from_us, us_from_time
-from .settings import BlueskySettings
+
+if TYPE_CHECKING:
+    from .adapter import BlueskyAdapter
 
 __all__ = ["Poller"]
 
 _Item = tuple[int, str, dict[str, Any]]  # (indexedAt µs, uri, post view)
-Guard = Callable[[str, Callable[[], list[Event]], list[tuple[str, str]]], Awaitable[list[Event]]]
 
 
 class Poller:
-    def __init__(
-        self, api: BlueskyApi, settings: BlueskySettings, network: str, logger: logging.Logger, guarded: Guard
-    ) -> None:
-        self.guarded = guarded  # the adapter's: a post that cannot be read becomes its reject
-        self.api = api
-        self.settings = settings
-        self.network = network
-        self.log = logger
+    """Poll mode of an adapter: its API, settings and guarded mapping (a post it cannot read is its reject)."""
+
+    def __init__(self, adapter: BlueskyAdapter) -> None:
+        self.api, self.settings, self.network, self.guarded = (
+            adapter.api,
+            adapter.settings,
+            adapter.network,
+            adapter.guarded,
+        )
 
     async def poll(self, state: PollCursor) -> AsyncIterator[EventPage]:
         """One poll: deletions among the recent posts, then every new post, in pages."""

@@ -40,12 +40,6 @@ __all__ = ["MetaAdapter"]
 #: How many of a target's replies are searched for an earlier copy before posting.
 REPLY_SEARCH_LIMIT = 500
 
-_PERMISSIONS = {
-    # (read, write) permissions: https://developers.facebook.com/docs/permissions
-    "facebook": ("pages_read_engagement and pages_read_user_content", "pages_manage_engagement"),
-    "instagram": ("instagram_basic and instagram_manage_comments", "instagram_manage_comments"),
-}
-
 
 class MetaAdapter(PollingAdapter[MetaSettings, PollCursor]):
     """One Facebook Page or one Instagram account per configured source (``platform`` setting).
@@ -72,16 +66,7 @@ class MetaAdapter(PollingAdapter[MetaSettings, PollCursor]):
 
     def __init__(self, settings: MetaSettings | Mapping[str, Any], context: AdapterContext | None = None) -> None:
         super().__init__(settings, context)
-        read, write = _PERMISSIONS[self.settings.platform]
-        self.graph = GraphClient(
-            self.context.http,
-            base_url=self.settings.base_url,
-            version=self.settings.api_version,
-            token=self.settings.page_access_token,
-            read_permission=read,
-            write_permission=write,
-            timeout_seconds=self.settings.timeout_seconds,
-        )
+        self.graph = GraphClient(self.settings, self.context.http)
 
     @property
     def network(self) -> str:
