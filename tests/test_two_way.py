@@ -231,7 +231,7 @@ def crm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Crm]:
 
 
 def write_config(folder: Path, crm: Crm, mastodon_url: str, *, replies_enabled: bool = True) -> Path:
-    source = toml_inline({"api_base_url": mastodon_url, "access_token": FakeMastodon.TOKEN, "request_timeout": 5.0})
+    source = toml_inline({"base_url": mastodon_url, "access_token": FakeMastodon.TOKEN, "timeout_seconds": 5.0})
     text = (
         f'[state]\nurl = "sqlite:///state.db"\n\n[crm]\nadapter = "{crm.name}"\n'
         f"settings = {toml_inline(crm.settings())}\n"
