@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,7 +120,8 @@ def test_retrying_does_not_retry_what_is_not_retryable() -> None:
 
 
 @pytest.fixture
-def service() -> Iterator[tuple[FakeServer, list[str]]]:
+def service(serve_fake: Callable[..., FakeServer]) -> tuple[FakeServer, list[str]]:
+    """A tiny service served by the ``serve_fake`` fixture (stopped after the test)."""
     seen: list[str] = []
 
     async def endpoint(request: Request) -> Response:
@@ -134,8 +135,7 @@ def service() -> Iterator[tuple[FakeServer, list[str]]]:
             return JSONResponse({"errors": ["invalid_access"]}, status_code=403)
         return JSONResponse({"status": status}, status_code=status)
 
-    with FakeServer(Starlette(routes=[Route("/s/{status}", endpoint)])) as server:
-        yield server, seen
+    return serve_fake(Starlette(routes=[Route("/s/{status}", endpoint)])), seen
 
 
 def test_http_api_maps_answers_to_scrms_errors(service: tuple[FakeServer, list[str]]) -> None:
