@@ -72,3 +72,14 @@ def test_docstring_examples_run(module: ModuleType) -> None:
     os.environ.setdefault("SCRM_DOCTEST", "1")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.failed == 0, f"{result.failed} docstring example(s) of {module.__name__} failed"
+
+
+def test_the_documented_default_scenario_is_the_suites() -> None:
+    from scrm_core.testing import network
+
+    scenario = network.default_scenario()
+    for text in ((DOCS / "writing-adapters.md").read_text(), network.__doc__ or ""):
+        described = re.search(r"default_scenario[^)]*\)`?\)?`? is (\d+)\s+events", text)
+        assert described is not None and int(described.group(1)) == len(scenario)
+        ids = re.findall(r"\b1(?:0[1-9]|1[01])\b", text[described.start() :])
+        assert {f"{i}" for i in ids} >= {e.message.id for e in scenario if hasattr(e, "message")}

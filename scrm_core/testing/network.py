@@ -21,7 +21,7 @@ are plain strings; keys are stable; edits and deletions come after what they tar
 replies point at messages that exist and keep the declared reply guarantee; settings
 forbid unknown keys and keep secrets in ``SecretStr``.
 
-The default scenario (:func:`default_scenario`) is 17 events in this order: alice's
+The default scenario (:func:`default_scenario`) is 16 events in this order: alice's
 profile; 101 alice's root post; 102 bob's reply to it; 103 the brand's answer to 102
 (outbound); 104 alice's reply to 103; an edit of 102; 105 carol's question (a root);
 106 dave's spam and its deletion; alice's handle change (a second profile event); 107
