@@ -83,3 +83,10 @@ def test_the_documented_default_scenario_is_the_suites() -> None:
         assert described is not None and int(described.group(1)) == len(scenario)
         ids = re.findall(r"\b1(?:0[1-9]|1[01])\b", text[described.start() :])
         assert {f"{i}" for i in ids} >= {e.message.id for e in scenario if hasattr(e, "message")}
+
+
+def test_the_guides_example_adapter_keeps_the_100_line_promise() -> None:
+    """docs/writing-adapters.md points to examples/telegram as an adapter written from the guide alone."""
+    lines = (ROOT / "examples" / "telegram" / "scrm_telegram" / "adapter.py").read_text().count("\n")
+    assert lines < 120
+    assert f"({lines} lines" in (DOCS / "writing-adapters.md").read_text()
