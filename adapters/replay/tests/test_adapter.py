@@ -254,3 +254,20 @@ def test_lines_longer_than_a_read_chunk(tmp_path: Path) -> None:
     pages = drain(replay(tmp_path, page_size=2))
     assert ids(pages) == ["1", "big", "2"]
     assert drain(replay(tmp_path), pages[0].cursor)[0].events[0].key == "c:t:2"
+
+
+def test_follow_reads_a_new_file_that_sorts_after_the_last_one(tmp_path: Path) -> None:
+    (tmp_path / "a.ndjson").write_bytes(lines(1, 2))
+
+    async def run() -> list[list[str]]:
+        listener = replay(tmp_path, poll_seconds=0.01).listen(None, follow=True)
+        try:
+            first = await asyncio.wait_for(anext(listener), 5)
+            (tmp_path / "b.ndjson").write_bytes(lines(3))
+            second = await asyncio.wait_for(anext(listener), 5)
+        finally:
+            await listener.aclose()
+        return [[e.key for e in first.events], [e.key for e in second.events]]
+
+    first, second = asyncio.run(run())
+    assert len(first) == 2 and len(second) == 1 and second[0] not in first
