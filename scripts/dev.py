@@ -28,10 +28,9 @@ STAMP = VENV / ".scrm-installed"
 
 
 def packages() -> list[Path]:
-    """The workspace: the core, then every adapter and plugin distribution."""
-    found = [
-        p.parent for pattern in ("adapters/*/pyproject.toml", "plugins/*/pyproject.toml") for p in ROOT.glob(pattern)
-    ]
+    """The workspace: the core, then every adapter, plugin and example distribution."""
+    patterns = ("adapters/*/pyproject.toml", "plugins/*/pyproject.toml", "examples/*/pyproject.toml")
+    found = [p.parent for pattern in patterns for p in ROOT.glob(pattern)]
     return [ROOT, *sorted(found)]
 
 

@@ -3,6 +3,11 @@
 The public API of the core. Adapter and plugin authors import from here only::
 
     from scrm_core import hookimpl, NetworkAdapter, CrmAdapter, Message, ...
+
+and, for tests, from ``scrm_core.testing`` (fakes, fault injection, conformance suites).
+The adapter kit is here too: :class:`PollingAdapter`, :class:`Cursor`, :class:`HttpApi`,
+:func:`make_client`, :func:`parse_rate_limit`, :func:`retrying`, :func:`html_to_text`,
+:class:`LRUCache`.
 """
 
 from __future__ import annotations
@@ -20,13 +25,27 @@ from .adapters import (  # noqa: E402
     CrmAdapter,
     CrmCapability,
     CrmLimits,
+    HttpSettings,
     LabelCorrection,
     NetworkAdapter,
     NetworkCapability,
     PendingReply,
+    PollingSettings,
+    ReplyGuarantee,
     SentReply,
 )
+from .cursor import Cursor, JsonCursor  # noqa: E402
 from .errors import ConfigError, FatalError, PluginError, RetryableError, ScrmError, SkippableError  # noqa: E402
+from .http import (  # noqa: E402
+    HttpApi,
+    RateLimit,
+    body_retry_after,
+    error_text,
+    make_client,
+    parse_rate_limit,
+    retry_after_seconds,
+    retrying,
+)
 from .models import (  # noqa: E402
     Action,
     ActionKind,
@@ -49,6 +68,9 @@ from .models import (  # noqa: E402
     Visibility,
     external_key,
 )
+from .polling import Batch, PollingAdapter  # noqa: E402
+from .ratelimit import RateBudget  # noqa: E402
+from .text import LRUCache, html_to_text  # noqa: E402
 from .webhooks import WebhookAnswer, WebhookRejected, WebhookRequest  # noqa: E402
 
 __version__ = "0.1.0"
@@ -59,6 +81,7 @@ __all__ = [
     "ActionKind",
     "AdapterContext",
     "AdapterSettings",
+    "Batch",
     "CheckProblem",
     "ConfigError",
     "Conversation",
@@ -67,11 +90,16 @@ __all__ = [
     "CrmLimits",
     "CrmObject",
     "CrmOperation",
+    "Cursor",
     "Direction",
     "Event",
     "EventPage",
     "FatalError",
+    "HttpApi",
+    "HttpSettings",
     "IdentityMatch",
+    "JsonCursor",
+    "LRUCache",
     "LabelCorrection",
     "Message",
     "MessageCreated",
@@ -82,8 +110,13 @@ __all__ = [
     "OperationResult",
     "PendingReply",
     "PluginError",
+    "PollingAdapter",
+    "PollingSettings",
     "ProfileUpdated",
+    "RateBudget",
+    "RateLimit",
     "ReplyDraft",
+    "ReplyGuarantee",
     "RetryableError",
     "ScrmError",
     "SentReply",
@@ -94,6 +127,13 @@ __all__ = [
     "WebhookAnswer",
     "WebhookRejected",
     "WebhookRequest",
+    "body_retry_after",
+    "error_text",
     "external_key",
     "hookimpl",
+    "html_to_text",
+    "make_client",
+    "parse_rate_limit",
+    "retry_after_seconds",
+    "retrying",
 ]

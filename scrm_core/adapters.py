@@ -18,11 +18,13 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import TypeVar
 
 from .errors import FatalError
+from .http import HttpApi
 from .learning import LabelCorrection
 from .models import CrmObject, CrmOperation, Event, EventPage, Message, OperationResult, SocialProfile
 from .ratelimit import RateBudget
@@ -38,20 +40,83 @@ __all__ = [
     "CrmAdapter",
     "CrmCapability",
     "CrmLimits",
+    "HttpSettings",
     "LabelCorrection",
     "NetworkAdapter",
     "NetworkCapability",
     "PendingReply",
+    "PollingSettings",
+    "ReplyGuarantee",
     "SentReply",
 ]
 
 T = TypeVar("T")
 
+#: Settings renamed when the names were made the same across adapters: old name -> new name.
+#: An old name still works (the new one wins if both are given) and logs a warning.
+RENAMED_SETTINGS: dict[str, str] = {
+    "api_base_url": "base_url",
+    "request_timeout": "timeout_seconds",
+    "timeout": "timeout_seconds",
+    "poll_interval": "poll_seconds",
+}
+_log = logging.getLogger("scrm.config")
+
 
 class AdapterSettings(BaseModel):
-    """Base of every adapter's ``Settings``: unknown keys are errors, secrets are ``SecretStr``."""
+    """Base of every adapter's ``Settings``: unknown keys are errors, secrets are ``SecretStr``.
+
+    Common settings have one name in every adapter: ``base_url``, ``timeout_seconds``,
+    ``poll_seconds``, ``page_size``, ``recheck_recent``. A key renamed to one of them (see
+    :data:`RENAMED_SETTINGS`, and an adapter's own ``renamed`` map) is still accepted, with a
+    warning naming the new key.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    #: This adapter's own renames (old key -> new key), on top of :data:`RENAMED_SETTINGS`.
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_old_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        renames = {**RENAMED_SETTINGS, **cls.renamed}
+        fields = cls.model_fields
+        moved = {old: new for old, new in renames.items() if old in data and old not in fields and new in fields}
+        if not moved:
+            return data
+        data = dict(data)
+        for old, new in moved.items():
+            value = data.pop(old)
+            data.setdefault(new, value)
+            _log.warning("setting %r is now called %r; please rename it in the config", old, new)
+        return data
+
+
+class HttpSettings(AdapterSettings):
+    """Settings of an adapter that speaks HTTP to one service."""
+
+    base_url: str = Field(description="The service's address (tests: the fake's URL); no trailing slash.")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="Seconds one HTTP request may take.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("base_url must start with https:// (or http:// for a local test server)")
+        return value
+
+
+class PollingSettings(AdapterSettings):
+    """Settings of an adapter that polls (:class:`~scrm_core.polling.PollingAdapter`)."""
+
+    page_size: int = Field(default=100, ge=1, le=10_000, description="Most events per page handed to the engine.")
+    poll_seconds: float = Field(default=60.0, gt=0, le=86_400, description="Seconds between polls in follow mode.")
+
+
+SettingsT = TypeVar("SettingsT", bound=AdapterSettings, default=AdapterSettings, covariant=True)
 
 
 @dataclass
@@ -90,23 +155,56 @@ class SentReply(BaseModel):
     message: Message
 
 
-class NetworkAdapter(ABC):
+class ReplyGuarantee(StrEnum):
+    """What an adapter promises when a reply is sent again with the same idempotency key
+    (after a crash, a timeout or a lost answer). Declared as ``NetworkAdapter.reply_guarantee``;
+    the conformance suite tests the declared one.
+    """
+
+    #: The network takes an idempotency key (Mastodon's ``Idempotency-Key``, a Matrix
+    #: transaction id, a Bluesky record key): sending again returns the first reply.
+    idempotency_key = "idempotency_key"
+    #: No key, but the adapter can read its own replies: it looks for the earlier one
+    #: (same account, same parent, same text) before posting.
+    look_before_post = "look_before_post"
+    #: Neither (a Telegram bot cannot read its own messages back): the adapter posts at most
+    #: once. When the answer to a post is lost it raises SkippableError saying the reply may
+    #: or may not be on the network, and the engine never sends a reply again once a post of
+    #: it may have started: the reply is marked failed with that reason, for the agent to check.
+    at_most_once = "at_most_once"
+
+
+class NetworkAdapter(ABC, Generic[SettingsT]):
     """A social network, seen as a resumable stream of events.
 
     Subclasses set ``name``, ``Settings`` and ``capabilities`` and implement :meth:`listen`.
+    ``NetworkAdapter[MySettings]`` types ``self.settings`` as ``MySettings``. ``settings`` may
+    be given as a mapping (it is validated with ``Settings``); ``context`` defaults to one
+    named after the adapter.
     """
 
     name: ClassVar[str]
     Settings: ClassVar[type[AdapterSettings]] = AdapterSettings
     capabilities: ClassVar[frozenset[NetworkCapability]] = frozenset()
+    #: Required with the ``reply`` capability: what sending a reply twice does (the
+    #: conformance suite checks that it is declared and tests it).
+    reply_guarantee: ClassVar[ReplyGuarantee | None] = None
+    #: True for a source that forgets what it handed out once acknowledged (Telegram
+    #: ``getUpdates``, a queue): it acknowledges only in :meth:`committed`, and the
+    #: conformance suite drains it from a fresh network and tests resuming after a crash.
+    destructive_reads: ClassVar[bool] = False
     #: Request headers (lower case) stored beside a webhook payload, for :meth:`parse_webhook`.
     #: Only what parsing needs: the signature has been checked by then, and credentials
     #: never reach the state store.
     webhook_headers: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
-        self.settings = settings
-        self.context = context
+    def __init__(self, settings: SettingsT | Mapping[str, Any], context: AdapterContext | None = None) -> None:
+        if not isinstance(settings, self.Settings):
+            dumped = settings.model_dump() if isinstance(settings, BaseModel) else settings
+            settings = cast(SettingsT, self.Settings.model_validate(dumped))
+        self.settings: SettingsT = settings
+        self.context = context or AdapterContext(name=self.name)
+        self._apis: list[HttpApi] = []
 
     @property
     def network(self) -> str:
@@ -117,7 +215,18 @@ class NetworkAdapter(ABC):
         """Open connections or sessions. Called once before :meth:`listen` or :meth:`send_reply`."""
 
     async def close(self) -> None:
-        """Release what :meth:`start` opened."""
+        """Release what :meth:`start` opened (an override calls ``super().close()`` when it used :meth:`http_api`)."""
+        for api in self._apis:
+            await api.aclose()
+
+    def http_api(self, base_url: str, **options: Any) -> HttpApi:
+        """An :class:`~scrm_core.HttpApi` to ``base_url`` through the host's shared client, named after
+        this adapter, with the settings' ``timeout_seconds`` when they have it; :meth:`close` closes it.
+        ``options``: ``headers``, ``credentials`` (the settings an auth error names), ``map_errors``."""
+        options.setdefault("timeout_seconds", getattr(self.settings, "timeout_seconds", 30.0))
+        api = HttpApi(self.name, base_url, http=self.context.http, **options)
+        self._apis.append(api)
+        return api
 
     @abstractmethod
     def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
@@ -129,6 +238,21 @@ class NetworkAdapter(ABC):
         may deliver some again; the engine drops events it has already committed.
         With ``follow=False`` the iterator ends once it has caught up; with
         ``follow=True`` it waits for more.
+
+        The engine reads a few pages ahead of what it has committed; a source whose reads
+        are destructive acknowledges only in :meth:`committed`.
+        """
+
+    async def committed(self, cursor: str) -> None:
+        """The engine has durably committed everything up to ``cursor`` (a page's cursor).
+
+        Called after each commit, in order, from the engine's ingest loop; a crash before the
+        call means the page is read again from the previous cursor. Sources whose reads are
+        destructive (Telegram ``getUpdates``, SQS, Pub/Sub, a Kafka consumer group) must
+        acknowledge here and only here: acknowledging a page when it is *read* loses it if
+        the process dies before the commit. Others ignore it (the default). Keep it quick:
+        it runs between commits. An exception is logged and the run goes on; the next
+        call acknowledges more.
         """
 
     async def fetch_thread(self, root_id: str) -> list[Message]:
@@ -217,7 +341,7 @@ class PendingReply(BaseModel):
     text: str
 
 
-class CrmAdapter(ABC):
+class CrmAdapter(ABC, Generic[SettingsT]):
     """A CRM, seen as a set of records upserted by external key.
 
     ``limits`` is the class's documented default; an adapter whose limits depend on the
@@ -232,8 +356,8 @@ class CrmAdapter(ABC):
     capabilities: ClassVar[frozenset[CrmCapability]] = frozenset()
     limits: CrmLimits = CrmLimits()
 
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
-        self.settings = settings
+    def __init__(self, settings: SettingsT, context: AdapterContext) -> None:
+        self.settings: SettingsT = settings
         self.context = context
         self._budget: RateBudget | None = None
 

@@ -168,13 +168,24 @@ class MessageCreated(_Model):
 
 
 class MessageEdited(_Model):
-    """The message's full new state; ``message.edited_at`` is the version."""
+    """The message's full new state, and which edit of it this is.
+
+    ``version`` tells this edit from the message's other edits: the network's revision
+    number, the id of the update that carried it, a hash of the new text. The dedup key
+    is built from it, so two edits in the same second stay two edits. ``message.edited_at``
+    is information (shown in the CRM); it is the version only when ``version`` is None.
+    """
 
     kind: Literal["message.edited"] = "message.edited"
     message: Message
+    version: str | None = Field(
+        default=None, min_length=1, description="What tells this edit from the others; None: message.edited_at."
+    )
 
     @property
     def key(self) -> str:
+        if self.version is not None:
+            return f"e:{self.message.key}:v={self.version}"
         version = self.message.edited_at.isoformat() if self.message.edited_at else "?"
         return f"e:{self.message.key}:{version}"
 

@@ -116,7 +116,7 @@ def test_continuous_run_follows_new_lines_until_sigterm(tmp_path: Path) -> None:
     data = tmp_path / "live.ndjson"
     data.write_bytes(_posts(0, 50))
     config = write_config(tmp_path, [data], engine="")
-    config.write_text(config.read_text().replace("page_size = 200", "page_size = 200, poll_interval = 0.05"))
+    config.write_text(config.read_text().replace("page_size = 200", "page_size = 200, poll_seconds = 0.05"))
     state_db = tmp_path / "state.db"
     proc = subprocess.Popen([sys.executable, "-m", "scrm_core", "run", "-c", str(config)], stderr=subprocess.PIPE)
     try:

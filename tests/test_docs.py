@@ -59,6 +59,7 @@ def test_every_cli_command_is_in_the_user_guide() -> None:
         "scrm intent examples",
         "scrm intent reset",
         "scrm replay generate",
+        "scrm new network",
     ):
         assert f"`{command}" in guide, command
 

@@ -7,13 +7,29 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
+import httpx
 import orjson
 import pytest
 from scrm_localcrm.adapter import LocalCrm
 from scrm_replay.demo import generate_demo
 
-from scrm_core import CrmOperation, FatalError, OperationResult, RetryableError, hookimpl
+from scrm_core import (
+    Batch,
+    CrmOperation,
+    FatalError,
+    JsonCursor,
+    Message,
+    MessageCreated,
+    NetworkCapability,
+    OperationResult,
+    PollingAdapter,
+    PollingSettings,
+    RetryableError,
+    SocialProfile,
+    hookimpl,
+)
 from scrm_core.plugins import PluginHost
 from scrm_core.store import open_store
 from tests.e2e import crm_state, expected_messages, expected_profiles, run_once, write_config
@@ -255,3 +271,54 @@ def test_an_edit_seen_before_its_creation_wins(tmp_path: Path, host: PluginHost)
     stats = run_once(write_config(tmp_path, [data]), host)
     assert crm_state(tmp_path / "crm.db").messages == {"scrm:t:5": ("second version", False)}
     assert stats.ingest.messages == 1
+
+
+class _Acking(PollingAdapter[PollingSettings, JsonCursor]):
+    """Three pages of one message each; records what the engine hands it and acknowledges."""
+
+    name = "acking"
+    Settings = PollingSettings
+    capabilities = frozenset({NetworkCapability.poll})
+    seen: ClassVar[dict[str, Any]] = {}
+
+    class cursor_type(JsonCursor):
+        prefix = "ack1:"
+        n: int = 0
+
+    async def start(self) -> None:
+        self.seen["http"] = self.context.http
+        self.seen["committed"] = []
+
+    async def fetch(self, cursor: Any) -> Batch[Any]:
+        n = cursor.n + 1
+        return Batch([n] if n <= 3 else [], type(cursor)(n=min(n, 3)), more=n < 3)
+
+    def item_id(self, item: int) -> str:
+        return str(item)
+
+    def to_events(self, item: int) -> list[MessageCreated]:
+        who = SocialProfile(network="acking", account_id="u1")
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        return [MessageCreated(message=Message(network="acking", id=str(item), author=who, text="hi", created_at=at))]
+
+    async def committed(self, cursor: str) -> None:
+        self.seen["committed"].append(cursor)
+
+
+def test_the_engine_shares_one_http_client_and_acknowledges_each_commit_in_order(
+    tmp_path: Path, host: PluginHost
+) -> None:
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def scrm_register_networks(register: object) -> None:
+            register(_Acking)  # type: ignore[operator]
+
+    host.register(Plugin(), "acking")
+    config = write_config(tmp_path, [])
+    config.write_text(config.read_text() + '\n[[sources]]\nname = "ack"\nadapter = "acking"\nsettings = {}\n')
+    run_once(config, host)
+    assert isinstance(_Acking.seen["http"], httpx.AsyncClient)  # the host's shared client
+    assert _Acking.seen["committed"] == ['ack1:{"n":1}', 'ack1:{"n":2}', 'ack1:{"n":3}']
+    with sqlite3.connect(tmp_path / "crm.db") as con:
+        assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == 3

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import pytest
 from scrm_localcrm import add_reply
+from scrm_mastodon.testing import FakeMastodon
 from typer.testing import CliRunner
 
 from scrm_core.cli import app
@@ -29,7 +30,6 @@ from scrm_core.plugins import PluginHost
 from scrm_core.store import ReplyRecord, ReplyStatus, open_store
 from scrm_core.testing.fakes import FakeServer
 from scrm_core.testing.fakes.hubspot import FakeHubSpot
-from scrm_core.testing.fakes.mastodon import FakeMastodon
 from scrm_core.testing.fakes.salesforce import FakeSalesforce
 from scrm_core.testing.network import default_scenario
 from tests.e2e import load, toml_inline
@@ -231,7 +231,7 @@ def crm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Crm]:
 
 
 def write_config(folder: Path, crm: Crm, mastodon_url: str, *, replies_enabled: bool = True) -> Path:
-    source = toml_inline({"api_base_url": mastodon_url, "access_token": FakeMastodon.TOKEN, "request_timeout": 5.0})
+    source = toml_inline({"base_url": mastodon_url, "access_token": FakeMastodon.TOKEN, "timeout_seconds": 5.0})
     text = (
         f'[state]\nurl = "sqlite:///state.db"\n\n[crm]\nadapter = "{crm.name}"\n'
         f"settings = {toml_inline(crm.settings())}\n"

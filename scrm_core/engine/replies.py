@@ -16,6 +16,11 @@ record's id, so finding the same record twice queues it once). Sending is:
 
 A crash between any two steps leaves the reply ``sending``; the next attempt repeats the
 steps with the same key, and each step is idempotent.
+
+Networks whose adapter declares ``ReplyGuarantee.at_most_once`` (no key, no way to look)
+get one try: just before ``send_reply`` the reply's ``error`` is set to :data:`POSTING`,
+and a claim that finds it there (the process died, or was stopped, during the post) does
+not post again: the reply fails with a reason that tells the agent to check the thread.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from ..adapters import CrmAdapter, CrmCapability, NetworkAdapter, NetworkCapability, PendingReply, SentReply
+from ..adapters import (
+    CrmAdapter,
+    CrmCapability,
+    NetworkAdapter,
+    NetworkCapability,
+    PendingReply,
+    ReplyGuarantee,
+    SentReply,
+)
 from ..config import RepliesConfig
 from ..errors import RetryableError, SkippableError
 from ..models import ReplyDraft, external_key
@@ -34,6 +47,13 @@ from ..store import AsyncStore, AuditEntry, NewReply, ReplyRecord, ReplyStatus
 __all__ = ["CRM_REPLIES", "REPLIES", "ReplyCounts", "ReplySender", "crm_reply_key"]
 
 log = logging.getLogger("scrm.replies")
+
+#: The mark of an at-most-once reply whose post may have started (see the module doc).
+POSTING = "posting: no answer from the network yet"
+MAY_HAVE_POSTED = (
+    "the network may or may not have posted this reply (scrm stopped while posting it, and this network "
+    "offers no way to check or to post exactly once); look at the thread and send it again by hand if missing"
+)
 
 #: Checkpoint names; a source name cannot contain "@", so these never clash with one.
 CRM_REPLIES = "@crm-replies"
@@ -116,8 +136,12 @@ class ReplySender:
         try:
             return await self._send_claimed(claimed)
         except BaseException:
-            # Cancelled or failed mid-way: give the claim back; the key keeps a retry single.
-            await self.store.update_reply(claimed.id, ReplyStatus.pending, error="interrupted; will be retried")
+            # Cancelled or failed mid-way: give the claim back; the key keeps a retry single
+            # (an at-most-once post that may have started keeps its mark: it is not retried).
+            current = await self.store.reply(claimed.id)
+            posting = current is not None and current.error == POSTING
+            error = POSTING if posting else "interrupted; will be retried"
+            await self.store.update_reply(claimed.id, ReplyStatus.pending, error=error)
             raise
 
     async def _send_claimed(self, reply: ReplyRecord) -> tuple[ReplyRecord, SentReply] | None:
@@ -126,11 +150,27 @@ class ReplySender:
         if adapter is None:
             await self._settle(reply, ReplyStatus.failed, f"no enabled source for network {network!r} can send replies")
             return None
+        at_most_once = type(adapter).reply_guarantee is ReplyGuarantee.at_most_once
+        if at_most_once and reply.network_message_id is not None:
+            # Posted, and the network's answer was kept; only recording it was cut short.
+            self.counts.sent += 1
+            await self.store.update_reply(
+                reply.id,
+                ReplyStatus.sent,
+                network_message_id=reply.network_message_id,
+                audit=[AuditEntry("reply.sent", reply.conversation_key, f"reply {reply.id} ({reply.origin})")],
+            )
+            return None
+        if at_most_once and reply.error == POSTING:
+            await self._settle(reply, ReplyStatus.failed, MAY_HAVE_POSTED)
+            return None
         if not reply.approved:
             checked = await self._before_reply(reply)
             if checked is None:
                 return None
             reply = checked
+        if at_most_once:
+            reply = await self.store.update_reply(reply.id, ReplyStatus.sending, error=POSTING)
         try:
             sent = await adapter.send_reply(reply.in_reply_to, reply.text, reply.idempotency_key)
         except RetryableError as exc:
@@ -141,6 +181,8 @@ class ReplySender:
         except SkippableError as exc:
             await self._settle(reply, ReplyStatus.failed, exc.operator_message)
             return None
+        if at_most_once:  # posted: never again, whatever happens before it is recorded
+            reply = await self.store.update_reply(reply.id, ReplyStatus.sending, network_message_id=sent.message.id)
         if reply.origin == "crm" and reply.crm_id is not None:
             pending = PendingReply(
                 crm_id=reply.crm_id,

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import httpx
+
 from ..adapters import AdapterContext, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
 from ..config import Config, SourceConfig
 from ..errors import FatalError, RetryableError
+from ..http import make_client
 from ..models import EventPage, MessageCreated
 from ..plugins import PluginHost
 from ..store import AsyncStore, ReplyRecord, ReplyStatus, open_store
@@ -84,24 +87,27 @@ def _inbox_reader(
     return lambda cursor: read_inbox(store, name, adapter, cursor, follow=follow, wake=waiting, keep=keep)
 
 
-def _context(config: Config, name: str) -> AdapterContext:
-    return AdapterContext(name=name, base_dir=config.base_dir, logger=logging.getLogger(f"scrm.adapter.{name}"))
+def _context(config: Config, name: str, http: httpx.AsyncClient | None) -> AdapterContext:
+    logger = logging.getLogger(f"scrm.adapter.{name}")
+    return AdapterContext(name=name, base_dir=config.base_dir, http=http, logger=logger)
 
 
-def build_crm(config: Config, host: PluginHost) -> CrmAdapter:
-    """The configured CRM adapter, not started yet."""
+def build_crm(config: Config, host: PluginHost, *, http: httpx.AsyncClient | None = None) -> CrmAdapter:
+    """The configured CRM adapter, not started yet; ``http``: the shared client for its context."""
     cls = host.crms.get(config.crm.adapter)
     if cls is None:
         raise FatalError(f"no CRM adapter named {config.crm.adapter!r} is installed")
-    return cls(cls.Settings.model_validate(config.crm.settings), _context(config, "crm"))
+    return cls(cls.Settings.model_validate(config.crm.settings), _context(config, "crm", http))
 
 
-def build_source(config: Config, host: PluginHost, source: SourceConfig) -> NetworkAdapter:
-    """One configured source's network adapter, not started yet."""
+def build_source(
+    config: Config, host: PluginHost, source: SourceConfig, *, http: httpx.AsyncClient | None = None
+) -> NetworkAdapter:
+    """One configured source's network adapter, not started yet; ``http``: the shared client for its context."""
     cls = host.networks.get(source.adapter)
     if cls is None:
         raise FatalError(f"source {source.name!r}: no network adapter named {source.adapter!r} is installed")
-    return cls(cls.Settings.model_validate(source.settings), _context(config, source.name))
+    return cls(cls.Settings.model_validate(source.settings), _context(config, source.name, http))
 
 
 class Engine:
@@ -131,6 +137,8 @@ class Engine:
         #: Set once the store is migrated and every adapter started (``scrm serve`` waits for it).
         self.ready = asyncio.Event()
         self._replies_waiting = asyncio.Event()
+        #: Checkpoint name -> the adapter told of each commit of it (``NetworkAdapter.committed``).
+        self._acknowledge: dict[str, NetworkAdapter] = {}
 
     def webhook_stored(self, source: str) -> None:
         """The receiver stored a payload for ``source``: read it now rather than at the next look."""
@@ -159,8 +167,11 @@ class Engine:
                 loop.add_signal_handler(sig, self.request_stop)
         config = self.config
         self.store = store = AsyncStore(lambda: open_store(config.state.url, config.base_dir))
-        self.sources = sources = {s.name: build_source(config, self.host, s) for s in config.sources if s.enabled}
-        self.crm = crm = build_crm(config, self.host)
+        # One connection pool for every adapter (AdapterContext.http); each request sets its own timeout.
+        http = make_client()
+        enabled = [s for s in config.sources if s.enabled]
+        self.sources = sources = {s.name: build_source(config, self.host, s, http=http) for s in enabled}
+        self.crm = crm = build_crm(config, self.host, http=http)
         ingestor = Ingestor(store, self.host.dispatch, config)
         sink = Sink(store, crm, config.engine, follow=follow)
         self.replies = ReplySender(store, self.host.dispatch, crm, sources, config.replies)
@@ -186,6 +197,7 @@ class Engine:
                     await adapter.close()
             await self.host.dispatch.call_all("scrm_shutdown", app=self)
             await store.close()
+            await http.aclose()
             if handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
@@ -203,6 +215,7 @@ class Engine:
         keep = timedelta(days=self.config.serve.keep_days)
         for name, adapter in sources.items():
             readers[name] = _listen_reader(adapter, follow)
+            self._acknowledge[name] = adapter
             if NetworkCapability.webhook in type(adapter).capabilities:
                 waiting = self._webhooks_waiting.setdefault(name, asyncio.Event())
                 readers[inbox_checkpoint(name)] = _inbox_reader(store, name, adapter, follow, waiting, keep)
@@ -303,12 +316,24 @@ class Engine:
             sink.notify(seqs, commit.ops)  # no await in between: see Sink.notify
             if sent is not None:
                 sent.committed.set_result(None)
+            await self._acknowledge_commit(source, page.cursor)
             stats.pages += 1
             self._report(stats)
             if not sink.has_room():  # backpressure, unless the sink has failed meanwhile
                 room = asyncio.ensure_future(sink.wait_for_room())
                 await asyncio.wait({room, sink_task}, return_when=asyncio.FIRST_COMPLETED)
                 room.cancel()
+
+    async def _acknowledge_commit(self, source: str, cursor: str | None) -> None:
+        """Tell the source's adapter that everything up to ``cursor`` is durable (destructive
+        reads acknowledge only now). A failure is logged: the next commit acknowledges more."""
+        adapter = self._acknowledge.get(source)
+        if adapter is None or cursor is None:
+            return
+        try:
+            await adapter.committed(cursor)
+        except Exception as exc:
+            log.warning("source %s: acknowledging a commit failed: %s", source, exc)
 
     async def _read(
         self, name: str, read: Reader, cursor: str | None, queue: asyncio.Queue[tuple[str, object]]

@@ -1,49 +1,68 @@
-"""The conformance suite for network adapters: subclass it in a test module and implement one method.
+"""The conformance suite for network adapters: subclass it in a test module, implement two methods.
 
 ::
 
     from scrm_core.testing.network import NetworkAdapterConformance
 
     class TestMyNetwork(NetworkAdapterConformance):
+        def make_fake(self, scenario):           # once per test: a network holding the scenario
+            return MyFake(scenario)              # anything with an ASGI ``app`` (and ``faults``)
+
         def make_adapter(self, scenario, tmp_path):
-            fake = FakeServer(tmp_path)      # or a file, or a local container
-            fake.load(scenario)              # the events the adapter should see
-            return MyAdapter(MyAdapter.Settings(base_url=fake.url, page_size=3), AdapterContext(name="t"))
+            return MyAdapter({"base_url": self.fake_url, "token": "t", "page_size": 3})
 
-Every ``test_*`` method below then runs against your adapter. The suite does not need
-pytest-asyncio: each test drives the adapter with :func:`asyncio.run`. It checks the
-promises the engine relies on (``docs`` section "Adapter contracts"): a drain with
-``follow=False`` ends; resuming from any page's cursor yields exactly what came after it;
-cursors are plain strings; keys are stable; edits and deletions come after what they
-target; replies point at messages that exist; settings forbid unknown keys and keep
-secrets in ``SecretStr``.
+The suite serves the fake on 127.0.0.1 for the test (``self.fake``, ``self.fake_url``) and
+stops it when the test ends. Every ``test_*`` method below then runs against your adapter.
+The suite does not need pytest-asyncio: each test drives the adapter with
+:func:`asyncio.run`. It checks the promises the engine relies on (docs/writing-adapters.md,
+"The contract"): a drain with ``follow=False`` ends; resuming from any page's cursor yields
+exactly what came after it, also when pages were read ahead and never committed; cursors
+are plain strings; keys are stable; edits and deletions come after what they target;
+replies point at messages that exist and keep the declared reply guarantee; settings
+forbid unknown keys and keep secrets in ``SecretStr``.
 
-Adapt it with class attributes and methods rather than by skipping tests:
+The default scenario (:func:`default_scenario`) is 16 events in this order: alice's
+profile; 101 alice's root post; 102 bob's reply to it; 103 the brand's answer to 102
+(outbound); 104 alice's reply to 103; an edit of 102; 105 carol's question (a root);
+106 dave's spam and its deletion; alice's handle change (a second profile event); 107
+carol's direct message; 108 the brand's answer to 105; 109 alice's post mentioning the
+brand; 110 bob's reply to 109; an edit of 101; 111 dave's post with a hashtag. Accounts
+are 1000 (alice) to 1004 (brand), message ids are the numbers above, one minute apart
+from 2024-05-01 09:00 UTC. A fake loads it by walking the events in order.
+
+Adapt the suite with class attributes and methods rather than by skipping tests:
 ``network`` names the network in the default scenario, :meth:`scenario` replaces it,
 :meth:`expected_keys` says which events your network can express, ``exactly_once = False``
 accepts re-delivery after a resume (the engine drops duplicates, but says so).
 
-Three more promises need a hand from your fake, through hooks you implement on the test
-class (the instance is new for every test, so keep the fake on ``self`` in
-:meth:`make_adapter`):
+A few promises need a hand from your fake. With :meth:`make_fake` and a fake that has a
+``faults`` :class:`~scrm_core.testing.FaultInjector` (taking armed faults at the right
+requests), the first two work as they are; otherwise implement them on the test class
+(the instance is new for every test, so keep your fake on ``self`` in :meth:`make_adapter`):
 
 * :meth:`rate_limit_next_request`: the network refuses the next request with its
   rate-limit answer; the drain must still yield everything, once.
 * :meth:`lose_next_response`: the network applies the next write but the answer is lost;
-  sending the reply again with the same idempotency key must not post it twice.
+  what must happen then depends on the adapter's declared
+  :class:`~scrm_core.ReplyGuarantee`.
 * :meth:`webhook_requests`: signed requests as the network delivers them (webhook
   networks): they must verify and parse, and any changed byte must be refused.
 
 A hook you do not implement skips its test, saying which hook is missing.
+
+An adapter with ``destructive_reads = True`` needs :meth:`make_fake` (or
+:meth:`fresh_network`): each drain starts from a fresh network, since the last drain
+consumed it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,8 +70,8 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from ..adapters import AdapterSettings, NetworkAdapter, NetworkCapability, SentReply
-from ..errors import FatalError, RetryableError
+from ..adapters import AdapterSettings, NetworkAdapter, NetworkCapability, ReplyGuarantee, SentReply
+from ..errors import FatalError, RetryableError, SkippableError
 from ..models import (
     Direction,
     Event,
@@ -66,6 +85,7 @@ from ..models import (
     Visibility,
 )
 from ..webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
+from .fakes import FakeServer, Fault
 from .settings import secrets_not_secretstr
 
 __all__ = ["NetworkAdapterConformance", "default_scenario", "drain", "drain_retrying"]
@@ -73,11 +93,19 @@ __all__ = ["NetworkAdapterConformance", "default_scenario", "drain", "drain_retr
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-async def drain(adapter: NetworkAdapter, cursor: str | None = None) -> list[EventPage]:
-    """Every page ``adapter.listen(cursor, follow=False)`` yields, with ``start``/``close`` around it."""
+async def drain(adapter: NetworkAdapter, cursor: str | None = None, *, commit: bool = True) -> list[EventPage]:
+    """Every page ``adapter.listen(cursor, follow=False)`` yields, with ``start``/``close`` around it.
+
+    Like the engine, it calls ``adapter.committed(page.cursor)`` after each page (``commit=False``:
+    never, as if nothing were ever stored)."""
     await adapter.start()
+    pages: list[EventPage] = []
     try:
-        return [page async for page in adapter.listen(cursor, follow=False)]
+        async for page in adapter.listen(cursor, follow=False):
+            pages.append(page)
+            if commit and page.cursor is not None:
+                await adapter.committed(page.cursor)
+        return pages
     finally:
         await adapter.close()
 
@@ -99,6 +127,8 @@ async def drain_retrying(
                 async for page in adapter.listen(cursor, follow=False):
                     pages.append(page)
                     cursor = page.cursor
+                    if cursor is not None:
+                        await adapter.committed(cursor)
                 return pages, retries
             except RetryableError as exc:
                 retries += 1
@@ -165,7 +195,8 @@ def default_scenario(network: str = "conformance") -> list[Event]:
 
 
 class NetworkAdapterConformance:
-    """Base class of a network adapter's conformance tests. Implement :meth:`make_adapter`."""
+    """Base class of a network adapter's conformance tests. Implement :meth:`make_adapter`
+    (and, for a fake the suite should serve, :meth:`make_fake`)."""
 
     #: Network name used by the default scenario's events.
     network: ClassVar[str] = "conformance"
@@ -178,8 +209,69 @@ class NetworkAdapterConformance:
     garbage_cursor: ClassVar[str] = "\x00 not a cursor \x00"
     #: Seconds one drain may take before the test fails (a drain with follow=False must end).
     timeout: ClassVar[float] = 30.0
+    #: Pages the engine may read beyond the last commit (``[engine] pages_in_flight``).
+    read_ahead: ClassVar[int] = 4
+
+    _fake: Any = None
+    _fake_url: str = ""
+    _servers: list[FakeServer]
+
+    @pytest.fixture(autouse=True)
+    def _scrm_fake_network(self) -> Iterator[None]:
+        """Stops what :attr:`fake` started when the test ends."""
+        self._servers = []
+        self._fake = None
+        try:
+            yield
+        finally:
+            for server in self._servers:
+                server.stop()
 
     # ------------------------------------------------------------ to implement / adapt
+
+    def make_fake(self, scenario: list[Event]) -> Any:
+        """Optional: a fake network holding ``scenario``, an object with an ASGI ``app``.
+
+        Called once per test (again after :meth:`fresh_network`); the suite serves ``app``
+        on 127.0.0.1 and stops it when the test ends. Use :attr:`fake_url` in
+        :meth:`make_adapter`. A ``faults`` attribute (a :class:`~scrm_core.testing.FaultInjector`
+        whose armed faults the fake takes) gives the rate-limit and lost-answer hooks for free.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement make_fake(scenario)")
+
+    @property
+    def fake(self) -> Any:
+        """The fake from :meth:`make_fake`, made and served on first use."""
+        if self._fake is None:
+            try:
+                fake = self.make_fake(self.scenario())
+            except NotImplementedError as exc:
+                raise AttributeError(str(exc)) from None  # so hasattr(self, "fake") is False
+            server = FakeServer(fake.app)
+            self._servers.append(server)
+            self._fake, self._fake_url = fake, server.url
+        return self._fake
+
+    @fake.setter
+    def fake(self, value: Any) -> None:
+        """A test class that serves its fake itself may keep it here too."""
+        self._fake = value
+
+    @property
+    def fake_url(self) -> str:
+        """Where :attr:`fake` is served (``http://127.0.0.1:<port>``)."""
+        _ = self.fake
+        return self._fake_url
+
+    def fresh_network(self) -> None:
+        """Make the next :meth:`make_adapter` see a network holding the whole scenario again.
+
+        The suite calls it before each drain of a ``destructive_reads`` adapter (a drain
+        consumes such a network). The default drops :attr:`fake`, so the next use makes a
+        new one; override it if your network is not made by :meth:`make_fake`."""
+        if self._fake is not None:
+            self._servers.pop().stop()
+            self._fake = None
 
     def make_adapter(self, scenario: list[Event], tmp_path: Path) -> NetworkAdapter:
         """An adapter instance whose network holds exactly ``scenario`` (in that order).
@@ -203,10 +295,55 @@ class NetworkAdapterConformance:
     def run_drain(self, adapter: NetworkAdapter, cursor: str | None = None) -> list[EventPage]:
         return asyncio.run(asyncio.wait_for(drain(adapter, cursor), self.timeout))
 
+    def _destructive(self, adapter: NetworkAdapter) -> bool:
+        return bool(type(adapter).destructive_reads)
+
     def _drain_fresh(self, tmp_path: Path) -> tuple[list[Event], list[EventPage]]:
         scenario = self.scenario()
-        pages = self.run_drain(self.make_adapter(scenario, tmp_path))
-        return scenario, pages
+        adapter = self.make_adapter(scenario, tmp_path)
+        if self._destructive(adapter):
+            self.fresh_network()
+            adapter = self.make_adapter(scenario, tmp_path)
+        return scenario, self.run_drain(adapter)
+
+    def _crash_after(self, scenario: list[Event], tmp_path: Path, commit_upto: int) -> list[EventPage]:
+        """Read up to ``read_ahead`` pages beyond page ``commit_upto``, committing only up to
+        it, then stop without committing the rest (the process died): the pages read."""
+
+        async def run() -> list[EventPage]:
+            adapter = self.make_adapter(scenario, tmp_path)
+            await adapter.start()
+            pages: list[EventPage] = []
+            stream = adapter.listen(None, follow=False)
+            # A destructive source may stop reading ahead until a commit: then the reading is over.
+            blocked: asyncio.Event | None = getattr(adapter, "waiting_for_commit", None)
+            try:
+                while len(pages) <= commit_upto + self.read_ahead:
+                    step = asyncio.ensure_future(anext(stream))
+                    stop = asyncio.ensure_future(blocked.wait()) if blocked is not None else None
+                    await asyncio.wait({step} | ({stop} if stop else set()), return_when=asyncio.FIRST_COMPLETED)
+                    if stop is not None:
+                        stop.cancel()
+                    if not step.done():
+                        step.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                            await step
+                        break
+                    try:
+                        page = step.result()
+                    except StopAsyncIteration:
+                        break
+                    pages.append(page)
+                    if len(pages) - 1 <= commit_upto and page.cursor is not None:
+                        await adapter.committed(page.cursor)
+            finally:
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
+                await adapter.close()
+            return pages
+
+        return asyncio.run(asyncio.wait_for(run(), self.timeout))
 
     @staticmethod
     def _keys(pages: Sequence[EventPage]) -> list[str]:
@@ -276,6 +413,10 @@ class NetworkAdapterConformance:
     def test_resume_from_every_cursor(self, tmp_path: Path) -> None:
         scenario, pages = self._drain_fresh(tmp_path)
         adapter = self.make_adapter(scenario, tmp_path)
+        if self._destructive(adapter):
+            for i in range(len(pages)):
+                self._check_resume_after_crash(scenario, pages, tmp_path, commit_upto=i)
+            return
         all_keys = self._keys(pages)
         consumed = 0
         for i, page in enumerate(pages):
@@ -289,8 +430,37 @@ class NetworkAdapterConformance:
                 assert set(remaining) <= set(rest), f"resuming after page {i} lost events: " + _diff(remaining, rest)
                 assert set(rest) <= set(all_keys), f"resuming after page {i} invented events"
 
+    def test_pages_read_ahead_and_not_committed_are_not_lost(self, tmp_path: Path) -> None:
+        """The engine reads up to ``read_ahead`` pages beyond its last commit; if it dies then,
+        resuming from the committed cursor must yield everything after it (destructive
+        sources: acknowledge in ``committed`` only)."""
+        scenario, pages = self._drain_fresh(tmp_path)
+        self._check_resume_after_crash(scenario, pages, tmp_path, commit_upto=0)
+
+    def _check_resume_after_crash(
+        self, scenario: list[Event], pages: list[EventPage], tmp_path: Path, *, commit_upto: int
+    ) -> None:
+        if self._destructive(self.make_adapter(scenario, tmp_path)):
+            self.fresh_network()
+        read = self._crash_after(scenario, tmp_path, commit_upto)
+        assert len(read) > commit_upto, f"a drain from the start gave {len(read)} page(s), expected {len(pages)}"
+        committed = read[commit_upto]
+        assert committed.cursor is not None
+        restarted = self.make_adapter(scenario, tmp_path)  # a new process, from the saved cursor
+        rest = self._keys(self.run_drain(restarted, committed.cursor))
+        consumed = sum(len(p.events) for p in read[: commit_upto + 1])
+        remaining = self._keys(pages)[consumed:]
+        where = f"after committing page {commit_upto} and reading {len(read) - commit_upto - 1} more"
+        if self.exactly_once:
+            assert rest == remaining, f"{where}, then a crash: " + _diff(remaining, rest)
+        else:
+            assert set(remaining) <= set(rest), f"{where}, then a crash, events were lost: " + _diff(remaining, rest)
+
     def test_resume_after_restart(self, tmp_path: Path) -> None:
         scenario, pages = self._drain_fresh(tmp_path)
+        if self._destructive(self.make_adapter(scenario, tmp_path)):
+            self._check_resume_after_crash(scenario, pages, tmp_path, commit_upto=len(pages) // 2)
+            return
         middle = pages[len(pages) // 2]
         consumed = sum(len(p.events) for p in pages[: len(pages) // 2 + 1])
         fresh = self.make_adapter(scenario, tmp_path)  # a new process, same saved cursor
@@ -333,8 +503,9 @@ class NetworkAdapterConformance:
             elif isinstance(event, MessageEdited):
                 original = created.get(event.message.key)
                 assert original is not None, f"edit {event.key} came before (or without) its message"
-                assert event.message.edited_at is not None, f"edit {event.key} has no edited_at"
-                assert event.message.edited_at >= original.created_at, f"edit {event.key} predates its message"
+                edited_at = event.message.edited_at
+                assert edited_at is not None or event.version, f"edit {event.key} has neither a version nor edited_at"
+                assert edited_at is None or edited_at >= original.created_at, f"edit {event.key} predates its message"
             elif isinstance(event, MessageDeleted):
                 assert event.message_key in created, f"deletion {event.key} came before (or without) its message"
 
@@ -353,16 +524,26 @@ class NetworkAdapterConformance:
 
     # ------------------------------------------------------------ hooks into your fake (optional)
 
+    def _faults(self) -> Any:
+        faults = getattr(self.fake, "faults", None) if hasattr(self, "fake") else None
+        if faults is None:
+            raise NotImplementedError
+        return faults
+
     def rate_limit_next_request(self) -> Callable[[], int]:
         """Make the network answer the adapter's next request with its rate-limit refusal
         (429 and the network's own headers). Return a function that tells how many such
-        refusals the network has given so far (the test checks one really happened)."""
-        raise NotImplementedError
+        refusals the network has given so far (the test checks one really happened).
+
+        Default: arm ``Fault.rate_limited`` on ``self.fake.faults``."""
+        faults = self._faults()
+        faults.arm(Fault.rate_limited)
+        return lambda: int(faults.taken[Fault.rate_limited])
 
     def lose_next_response(self) -> None:
         """Make the network apply the adapter's next write, then lose the answer (a proxy's
-        502 or a dropped connection)."""
-        raise NotImplementedError
+        502 or a dropped connection). Default: arm ``Fault.lost_response`` on ``self.fake.faults``."""
+        self._faults().arm(Fault.lost_response)
 
     def webhook_requests(self, scenario: list[Event]) -> list[WebhookRequest]:
         """Signed requests carrying ``scenario`` as the network would deliver it (webhook
@@ -398,6 +579,9 @@ class NetworkAdapterConformance:
     def test_survives_a_rate_limit(self, tmp_path: Path) -> None:
         scenario, clean = self._drain_fresh(tmp_path)
         adapter = self.make_adapter(scenario, tmp_path)
+        if self._destructive(adapter):
+            self.fresh_network()
+            adapter = self.make_adapter(scenario, tmp_path)
         refusals: list[Callable[[], int]] = []
 
         def arm() -> None:
@@ -444,13 +628,28 @@ class NetworkAdapterConformance:
         assert text in m.text, f"the sent reply's text {m.text!r} does not carry {text!r}"
         assert m.network == target.network and m.id, "the sent reply needs the network's id"
 
+    def test_reply_guarantee_is_declared(self, tmp_path: Path) -> None:
+        cls = type(self.make_adapter(self.scenario(), tmp_path))
+        if NetworkCapability.reply not in cls.capabilities:
+            pytest.skip(f"{cls.__name__} does not declare the reply capability")
+        assert isinstance(cls.reply_guarantee, ReplyGuarantee), (
+            f"{cls.__name__} can reply but declares no reply_guarantee: set it to ReplyGuarantee.idempotency_key, "
+            "look_before_post or at_most_once (what sending the same reply twice does on this network)"
+        )
+
+    def _guarantee(self, adapter: NetworkAdapter) -> ReplyGuarantee:
+        guarantee = type(adapter).reply_guarantee
+        assert isinstance(guarantee, ReplyGuarantee), f"{type(adapter).__name__} declares no reply_guarantee"
+        return guarantee
+
     def test_reply_is_sent_once(self, tmp_path: Path) -> None:
         adapter, target = self._reply_setup(tmp_path)
         text, key = "Thanks for telling us, we are on it.", "reply-test-1"
         first = self._send(adapter, target, text, key)
         self._check_sent(first, target, text)
-        again = self._send(adapter, target, text, key)
-        assert again.message.id == first.message.id, "the same idempotency key posted a second reply"
+        if self._guarantee(adapter) is not ReplyGuarantee.at_most_once:  # the engine never sends those twice
+            again = self._send(adapter, target, text, key)
+            assert again.message.id == first.message.id, "the same idempotency key posted a second reply"
         other = self._send(adapter, target, "A second, different answer.", "reply-test-2")
         assert other.message.id != first.message.id, "a new idempotency key must post a new reply"
         on_network = [m for m in self.network_replies(adapter, target) if text in m.text]
@@ -466,6 +665,21 @@ class NetworkAdapterConformance:
             except NotImplementedError:
                 pytest.skip(f"{type(self).__name__} does not implement lose_next_response()")
 
+        if self._guarantee(adapter) is ReplyGuarantee.at_most_once:
+            try:
+                self._send(adapter, target, text, key, before=arm)
+            except SkippableError as exc:
+                assert exc.operator_message, "the reason shown to the agent must not be empty"
+            except RetryableError:
+                raise AssertionError(
+                    "an at_most_once adapter raised RetryableError for a lost answer: the engine would post the "
+                    "reply again; raise SkippableError saying it may or may not have been posted"
+                ) from None
+            else:
+                raise AssertionError("the answer was lost, yet send_reply reported success")
+            on_network = [m for m in self.network_replies(adapter, target) if text in m.text]
+            assert len(on_network) <= 1, f"after a lost answer the network holds {len(on_network)} copies"
+            return
         try:
             self._send(adapter, target, text, key, before=arm)
         except RetryableError:

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from atproto_client.exceptions import BadRequestError
 
-from scrm_core.adapters import AdapterContext, AdapterSettings, NetworkAdapter, NetworkCapability, SentReply
-from scrm_core.errors import FatalError, RetryableError, SkippableError
-from scrm_core.models import Direction, EventPage, Message, SocialProfile
+from scrm_core import (
+    AdapterContext,
+    Direction,
+    EventPage,
+    FatalError,
+    Message,
+    NetworkCapability,
+    PollingAdapter,
+    ReplyGuarantee,
+    RetryableError,
+    SentReply,
+    SkippableError,
+    SocialProfile,
+)
 
 from .api import BlueskyApi, xrpc_error
+from .cursor import PollCursor
 from .jetstream import JetstreamListener
 from .mapping import (
     POST,
@@ -35,9 +47,11 @@ __all__ = ["BlueskyAdapter"]
 MAX_GRAPHEMES = 300
 
 
-class BlueskyAdapter(NetworkAdapter):
+class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
     name = "bluesky"
-    Settings: ClassVar[type[AdapterSettings]] = BlueskySettings
+    Settings = BlueskySettings
+    cursor_type = PollCursor
+    reply_guarantee = ReplyGuarantee.idempotency_key
     capabilities = frozenset(
         {
             NetworkCapability.poll,
@@ -49,45 +63,38 @@ class BlueskyAdapter(NetworkAdapter):
         }
     )
 
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
-        if not isinstance(settings, BlueskySettings):
-            settings = BlueskySettings.model_validate(settings.model_dump())
+    def __init__(self, settings: BlueskySettings | Mapping[str, Any], context: AdapterContext | None = None) -> None:
         super().__init__(settings, context)
-        self.cfg: BlueskySettings = settings
-        path = context.resolve_path(settings.session_file or f".bluesky-{context.name}.session")
-        self.store = SessionFile(path, service=settings.service_url, identifier=settings.identifier)
-        self._api: BlueskyApi | None = None
+        s = self.settings
+        path = self.context.resolve_path(s.session_file or f".bluesky-{self.context.name}.session")
+        self.store = SessionFile(path, service=s.base_url, identifier=s.identifier)
         self._jetstream: JetstreamListener | None = None
 
-    @property
-    def api(self) -> BlueskyApi:
-        if self._api is None:
-            raise FatalError("the bluesky adapter was used before start()")
-        return self._api
-
     async def start(self) -> None:
-        self._api = BlueskyApi(self.cfg, self.store, self.context.logger)
-        await self._api.start()
+        self.api = BlueskyApi(self.settings, self.store, self.context.logger)
+        await self.api.start()
 
     async def close(self) -> None:
-        if self._api is not None:
-            await self._api.close()
-            self._api = None
+        await self.api.close()
 
     # ------------------------------------------------------------ listening
 
     async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
-        if self.cfg.mode == "jetstream":
+        if self.settings.mode == "jetstream":
             if self._jetstream is None or self._jetstream.api is not self.api:
-                self._jetstream = JetstreamListener(self.api, self.cfg, self.network, self.context.logger)
+                self._jetstream = JetstreamListener(self.api, self.settings, self.network)
             source: AsyncIterator[EventPage] = self._jetstream.listen(cursor, follow)
         else:
-            source = Poller(self.api, self.cfg, self.network, self.context.logger).listen(cursor, follow)
+            source = super().listen(cursor, follow=follow)  # PollingAdapter's loop around poll()
         try:
             async for page in source:
                 yield page
         except BadRequestError as exc:
             raise FatalError(f"Bluesky refused a listening request: {xrpc_error(exc) or exc}") from None
+
+    async def poll(self, cursor: PollCursor) -> AsyncIterator[EventPage]:
+        async for page in Poller(self).poll(cursor):
+            yield page
 
     # ------------------------------------------------------------ threads and profiles
 

@@ -77,12 +77,12 @@ class BlueskyApi:
         self.log = logger
         self.did = ""
         self.handle = ""
-        self._client = self._new_client(settings.service_url)
+        self._client = self._new_client(settings.base_url)
         self._client.on_session_change(self._on_session_change)
         self._public = self._new_client(settings.appview_url) if settings.appview_url else None
 
     def _new_client(self, base_url: str) -> Any:
-        return AsyncClient(base_url=base_url, request=AsyncRequest(timeout=self.settings.request_timeout))
+        return AsyncClient(base_url=base_url, request=AsyncRequest(timeout=self.settings.timeout_seconds))
 
     # ------------------------------------------------------------ session
 

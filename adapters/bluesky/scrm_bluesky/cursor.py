@@ -16,6 +16,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 
+from scrm_core import Cursor
 from scrm_core.errors import FatalError
 
 __all__ = ["PollCursor", "jetstream_cursor", "parse_jetstream_cursor"]
@@ -25,7 +26,7 @@ _JETSTREAM = "bsky-js:v1:"
 
 
 @dataclass
-class PollCursor:
+class PollCursor(Cursor):
     time_us: int = 0
     uri: str = ""
     recent: list[tuple[str, int]] = field(default_factory=list)
@@ -36,15 +37,13 @@ class PollCursor:
     def position(self) -> tuple[int, str]:
         return self.time_us, self.uri
 
-    def encode(self) -> str:
+    def dump(self) -> str:
         data = {"t": self.time_us, "u": self.uri, "f": self.floor, "r": [[u, t] for u, t in self.recent]}
         raw = json.dumps(data, separators=(",", ":")).encode()
         return _POLL + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def parse(cls, cursor: str | None) -> PollCursor:
-        if cursor is None:
-            return cls()
+    def decode(cls, cursor: str) -> PollCursor:
         if cursor.startswith(_JETSTREAM):
             raise FatalError(f"cursor {cursor[:40]!r} is a Jetstream cursor; this source is in poll mode")
         if not cursor.startswith(_POLL):

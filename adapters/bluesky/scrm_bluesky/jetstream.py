@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -34,6 +32,7 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from scrm_core import LRUCache
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.models import (
     Event,
@@ -56,14 +55,11 @@ _SEEN_MAX = 10_000
 
 
 class JetstreamListener:
-    def __init__(self, api: BlueskyApi, settings: BlueskySettings, network: str, logger: logging.Logger) -> None:
-        self.api = api
-        self.settings = settings
-        self.network = network
-        self.log = logger
+    def __init__(self, api: BlueskyApi, settings: BlueskySettings, network: str) -> None:
+        self.api, self.settings, self.network = api, settings, network
         self.profiles: dict[str, SocialProfile] = {}
         #: Posts emitted lately, so their deletions and edits are reported when the DID is not watched.
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: LRUCache[str, None] = LRUCache(maxsize=_SEEN_MAX)
 
     def url(self, cursor_us: int | None) -> str:
         query: list[tuple[str, str]] = [("wantedCollections", POST)]
@@ -81,7 +77,7 @@ class JetstreamListener:
         else:
             start = now_us - int(s.backfill_seconds * 1e6) if s.backfill_seconds else None
         try:
-            async with connect(self.url(start), max_size=2**24, open_timeout=s.request_timeout) as ws:
+            async with connect(self.url(start), max_size=2**24, open_timeout=s.timeout_seconds) as ws:
                 async for page in self._read(ws, now_us, follow):
                     yield page
         except InvalidStatus as exc:
@@ -161,9 +157,6 @@ class JetstreamListener:
 
     def _remember(self, uri: str) -> None:
         self._seen[uri] = None
-        self._seen.move_to_end(uri)
-        while len(self._seen) > _SEEN_MAX:
-            self._seen.popitem(last=False)
 
     def _event(self, raw: dict[str, Any]) -> Event | None:
         did, when = str(raw["did"]), time_from_us(int(raw["time_us"]))

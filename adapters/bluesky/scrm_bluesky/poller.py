@@ -15,18 +15,18 @@ in the Bluesky app, so poll mode reports no edits.
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scrm_core.models import Event, EventPage, MessageCreated, MessageDeleted
 
-from .api import BlueskyApi
 from .cursor import PollCursor
 from .mapping import message_from_view, parse_time, time_from_us, us_from_time
-from .settings import BlueskySettings
+
+if TYPE_CHECKING:
+    from .adapter import BlueskyAdapter
 
 __all__ = ["Poller"]
 
@@ -34,38 +34,37 @@ _Item = tuple[int, str, dict[str, Any]]  # (indexedAt µs, uri, post view)
 
 
 class Poller:
-    def __init__(self, api: BlueskyApi, settings: BlueskySettings, network: str, logger: logging.Logger) -> None:
-        self.api = api
-        self.settings = settings
-        self.network = network
-        self.log = logger
+    """Poll mode of an adapter: its API, settings and guarded mapping (a post it cannot read is its reject)."""
 
-    async def listen(self, cursor: str | None, follow: bool) -> AsyncIterator[EventPage]:
-        state = PollCursor.parse(cursor)
-        while True:
-            async for page in self._poll(state):
-                yield page
-            if not follow:
-                return
-            await asyncio.sleep(self.settings.poll_interval)
+    def __init__(self, adapter: BlueskyAdapter) -> None:
+        self.api, self.settings, self.network, self.guarded = (
+            adapter.api,
+            adapter.settings,
+            adapter.network,
+            adapter.guarded,
+        )
 
-    async def _poll(self, state: PollCursor) -> AsyncIterator[EventPage]:
+    async def poll(self, state: PollCursor) -> AsyncIterator[EventPage]:
+        """One poll: deletions among the recent posts, then every new post, in pages."""
         gone = await self._deleted(state)
         if gone:
             state.recent = [(u, t) for u, t in state.recent if u not in gone]
             deleted: list[Event] = [MessageDeleted(network=self.network, message_id=u) for u in gone]
-            yield EventPage(events=deleted, cursor=state.encode())
+            yield EventPage(events=deleted, cursor=state.dump())
         lower = state.time_us - int(self.settings.overlap_seconds * 1e6) if state.time_us else None
         items = sorted(i for i in (await self._collect(lower)).values() if self._is_new(state, i[0], i[1]))
         size = self.settings.page_size
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
-            events: list[Event] = [
-                MessageCreated(message=message_from_view(view, me=self.api.did, network=self.network))
-                for _, _, view in chunk
-            ]
+            events: list[Event] = []
+            rejects: list[tuple[str, str]] = []
+            for _, uri, view in chunk:
+                events += await self.guarded(uri, functools.partial(self._created, view), rejects)
             self._advance(state, chunk)
-            yield EventPage(events=events, cursor=state.encode())
+            yield EventPage(events=events, cursor=state.dump(), rejects=rejects)
+
+    def _created(self, view: dict[str, Any]) -> list[Event]:
+        return [MessageCreated(message=message_from_view(view, me=self.api.did, network=self.network))]
 
     @staticmethod
     def _is_new(state: PollCursor, time_us: int, uri: str) -> bool:

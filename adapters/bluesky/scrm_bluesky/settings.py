@@ -6,17 +6,19 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from scrm_core import AdapterSettings
+from scrm_core import HttpSettings, PollingSettings
 
 __all__ = ["BlueskySettings"]
 
 
-class BlueskySettings(AdapterSettings):
+class BlueskySettings(HttpSettings, PollingSettings):
     """One Bluesky account, listened to by polling or through Jetstream."""
+
+    renamed = {"service_url": "base_url"}
 
     identifier: str = Field(min_length=1, description="Handle (brand.bsky.social) or DID of the account.")
     app_password: SecretStr = Field(description="An app password (Settings > Privacy and security > App passwords).")
-    service_url: str = Field(default="https://bsky.social", description="The account's PDS (XRPC base URL).")
+    base_url: str = Field(default="https://bsky.social", description="The account's PDS (XRPC base URL).")
     appview_url: str | None = Field(
         default=None,
         description="Public AppView for unauthenticated reads (getPosts, getPostThread, getProfiles), e.g. "
@@ -34,7 +36,7 @@ class BlueskySettings(AdapterSettings):
         description="Where the session (access/refresh JWT) is kept between runs, mode 0600; "
         "None: .bluesky-<source name>.session beside the config file.",
     )
-    poll_interval: float = Field(default=60.0, gt=0, description="Seconds between polls with follow.")
+    poll_seconds: float = Field(default=60.0, gt=0, description="Seconds between polls with follow.")
     overlap_seconds: float = Field(
         default=120.0,
         ge=0,
@@ -61,9 +63,8 @@ class BlueskySettings(AdapterSettings):
     idle_seconds: float = Field(
         default=2.0, gt=0, description="Jetstream without follow: caught up after this much silence."
     )
-    request_timeout: float = Field(default=30.0, gt=0, description="Seconds per HTTP request.")
 
-    @field_validator("service_url", "jetstream_url", "appview_url")
+    @field_validator("jetstream_url", "appview_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from scrm_bluesky import BlueskyAdapter, BlueskySettings
+from scrm_bluesky.testing import FakeBluesky
 
 from scrm_core import AdapterContext
-from scrm_core.testing.fakes.bluesky import FakeBluesky
 from scrm_core.testing.fakes.server import FakeServer
 from scrm_core.testing.network import default_scenario
 
@@ -21,7 +21,7 @@ TEN_YEARS = 10 * 365 * 86400.0
 
 
 def scenario() -> list[Any]:
-    from scrm_core.testing.fakes.bluesky import bluesky_ids
+    from scrm_bluesky.testing import bluesky_ids
 
     return bluesky_ids(default_scenario("bluesky"))
 
@@ -40,13 +40,13 @@ def make(served: Served, tmp_path: Path, **overrides: Any) -> BlueskyAdapter:
     settings: dict[str, Any] = {
         "identifier": BRAND,
         "app_password": FakeBluesky.APP_PASSWORD,
-        "service_url": served.url,
+        "base_url": served.url,
         "jetstream_url": served.ws_url,
         "search_queries": QUERIES,
         "page_size": 3,
         "session_file": str(tmp_path / "bsky.session"),
         "idle_seconds": 0.3,
-        "request_timeout": 5.0,
+        "timeout_seconds": 5.0,
     }
     settings.update(overrides)
     return BlueskyAdapter(BlueskySettings(**settings), AdapterContext(name="t", base_dir=tmp_path))

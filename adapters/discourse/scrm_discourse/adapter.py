@@ -10,21 +10,21 @@ or a private message").
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from scrm_core import (
     AdapterContext,
-    AdapterSettings,
     Event,
     EventPage,
     Message,
     MessageCreated,
     MessageDeleted,
     MessageEdited,
-    NetworkAdapter,
     NetworkCapability,
+    PollingAdapter,
+    ReplyGuarantee,
     RetryableError,
     SentReply,
     SkippableError,
@@ -41,6 +41,8 @@ from .webhook import EVENT, EVENT_TYPE, WEBHOOK_HEADERS, decode_payload, verify
 
 __all__ = ["DiscourseAdapter"]
 
+_Group = tuple[list[Event], str, list[tuple[str, str]]]  # one post's events, the cursor after them, rejects
+
 #: Posts per ``GET /t/{id}/posts.json?post_ids[]=`` call (Discourse's topic chunk size is
 #: 20; from memory, so batches stay at it).
 POST_IDS_CHUNK = 20
@@ -48,11 +50,13 @@ POST_IDS_CHUNK = 20
 REPLY_LOOKBACK = 100
 
 
-class DiscourseAdapter(NetworkAdapter):
+class DiscourseAdapter(PollingAdapter[DiscourseSettings, PollState]):
     """One Discourse forum, read and answered as ``api_username``."""
 
     name = "discourse"
-    Settings: ClassVar[type[AdapterSettings]] = DiscourseSettings
+    Settings = DiscourseSettings
+    cursor_type = PollState
+    reply_guarantee = ReplyGuarantee.look_before_post
     capabilities = frozenset(
         {
             NetworkCapability.poll,
@@ -64,13 +68,10 @@ class DiscourseAdapter(NetworkAdapter):
     )
     webhook_headers = WEBHOOK_HEADERS
 
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
-        if not isinstance(settings, DiscourseSettings):
-            settings = DiscourseSettings.model_validate(settings.model_dump())
+    def __init__(self, settings: DiscourseSettings | Mapping[str, Any], context: AdapterContext | None = None) -> None:
         super().__init__(settings, context)
-        self.options = settings
-        self.client = DiscourseClient(settings, context.http)
-        self.threads = Threads(self.client, settings)
+        self.client = DiscourseClient(self.settings, self.context.http)
+        self.threads = Threads(self.client, self.settings)
 
     async def close(self) -> None:
         await self.client.close()
@@ -82,8 +83,8 @@ class DiscourseAdapter(NetworkAdapter):
         return to_message(
             post,
             network=self.network,
-            base_url=self.options.base_url,
-            outbound_username=self.options.api_username,
+            base_url=self.settings.base_url,
+            outbound_username=self.settings.api_username,
             root_id=root,
             parent_id=parent,
             private=private,
@@ -98,32 +99,29 @@ class DiscourseAdapter(NetworkAdapter):
 
     # ------------------------------------------------------------ polling
 
-    async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
-        state = PollState.parse(cursor)
-        while True:
-            before = state.render()
-            groups = await self._poll(state)
-            for page in self._pages(groups):
-                yield page
-            if not groups and state.render() != before:
-                yield EventPage(events=[], cursor=state.render())  # filtered posts moved the cursor
-            if not follow:
-                return
-            await asyncio.sleep(self.options.poll_interval)
+    async def poll(self, cursor: PollState) -> AsyncIterator[EventPage]:
+        before = cursor.dump()
+        groups = await self._poll(cursor)
+        for page in self._pages(groups):
+            yield page
+        if not groups and cursor.dump() != before:
+            yield EventPage(events=[], cursor=cursor.dump())  # filtered posts moved the cursor
 
-    def _pages(self, groups: list[tuple[list[Event], str]]) -> list[EventPage]:
+    def _pages(self, groups: list[_Group]) -> list[EventPage]:
         """Pack per-post groups into pages; a post's created/edited pair never splits."""
         pages: list[EventPage] = []
         events: list[Event] = []
+        rejects: list[tuple[str, str]] = []
         cursor = ""
-        for group, after in groups:
-            if events and len(events) + len(group) > self.options.page_size:
-                pages.append(EventPage(events=events, cursor=cursor))
-                events = []
+        for group, after, bad in groups:
+            if (events or rejects) and len(events) + len(group) > self.settings.page_size:
+                pages.append(EventPage(events=events, cursor=cursor, rejects=rejects))
+                events, rejects = [], []
             events += group
+            rejects += bad
             cursor = after
-        if events or cursor:
-            pages.append(EventPage(events=events, cursor=cursor))
+        if events or rejects or cursor:
+            pages.append(EventPage(events=events, cursor=cursor, rejects=rejects))
         return pages
 
     async def _walk(self, state: PollState) -> list[dict[str, Any]]:
@@ -143,18 +141,18 @@ class DiscourseAdapter(NetworkAdapter):
             found += [p for p in page if int(p["id"]) > floor]
             if not ids or min(ids) <= floor + 1:
                 break
-            if fresh and self.options.backfill_posts and len(found) >= self.options.backfill_posts:
-                found = sorted(found, key=lambda p: int(p["id"]))[-self.options.backfill_posts :]
+            if fresh and self.settings.backfill_posts and len(found) >= self.settings.backfill_posts:
+                found = sorted(found, key=lambda p: int(p["id"]))[-self.settings.backfill_posts :]
                 break
             before = min(ids)
         return sorted(found, key=lambda p: int(p["id"]))
 
-    async def _poll(self, state: PollState) -> list[tuple[list[Event], str]]:
+    async def _poll(self, state: PollState) -> list[_Group]:
         """One pass: changes to the re-check window first, then new posts, each with the
         cursor that follows it. ``state`` is updated as the groups are made."""
         listed = await self._walk(state)
         by_id = {int(p["id"]): p for p in listed}
-        groups: list[tuple[list[Event], str]] = []
+        groups: list[_Group] = []
 
         for post_id in sorted(state.window):
             post = by_id.get(post_id)
@@ -163,15 +161,15 @@ class DiscourseAdapter(NetworkAdapter):
                     post = await self.client.get(f"/posts/{post_id}.json")
                 except NotFound:
                     del state.window[post_id]
-                    groups.append(([self._deleted(post_id, None)], state.render()))
+                    groups.append(([self._deleted(post_id, None)], state.dump(), []))
                     continue
             if is_deleted(post):
                 del state.window[post_id]
-                groups.append(([self._deleted(post_id, post)], state.render()))
+                groups.append(([self._deleted(post_id, post)], state.dump(), []))
             elif text_hash(post_text(post)) != state.window[post_id]:
                 state.window[post_id] = text_hash(post_text(post))
                 edited = MessageEdited(message=await self._message(post, edited=True))
-                groups.append(([edited], state.render()))
+                groups.append(([edited], state.dump(), []))
 
         for post in listed:
             post_id = int(post["id"])
@@ -181,13 +179,19 @@ class DiscourseAdapter(NetworkAdapter):
             self.threads.learn(post)
             if is_deleted(post) or not await self.threads.wanted(post):
                 continue  # withdrawn before we saw it, or outside the configured categories/tags
-            events: list[Event] = [MessageCreated(message=await self._message(post))]
-            if int(post.get("version") or 1) > 1:
-                # Revised before we first saw it: only the latest text is left to deliver.
-                events.append(MessageEdited(message=await self._message(post, edited=True)))
-            state.remember(post_id, post_text(post), self.options.recheck_posts)
-            groups.append((events, state.render()))
+            rejects: list[tuple[str, str]] = []
+            events = await self.guarded(str(post_id), functools.partial(self._first_sight, post), rejects)
+            if events:
+                state.remember(post_id, post_text(post), self.settings.recheck_recent)
+            groups.append((events, state.dump(), rejects))
         return groups
+
+    async def _first_sight(self, post: dict[str, Any]) -> list[Event]:
+        events: list[Event] = [MessageCreated(message=await self._message(post))]
+        if int(post.get("version") or 1) > 1:
+            # Revised before we first saw it: only the latest text is left to deliver.
+            events.append(MessageEdited(message=await self._message(post, edited=True)))
+        return events
 
     # ------------------------------------------------------------ threads and profiles
 
@@ -231,7 +235,7 @@ class DiscourseAdapter(NetworkAdapter):
                 user = await self.client.get(f"/admin/users/{int(account_id)}.json")
         except (NotFound, ValueError):
             raise SkippableError(f"discourse: no user with id {account_id}") from None
-        return profile_from(self.network, self.options.base_url, user, user_id=user.get("id", account_id))
+        return profile_from(self.network, self.settings.base_url, user, user_id=user.get("id", account_id))
 
     # ------------------------------------------------------------ replies
 
@@ -264,7 +268,7 @@ class DiscourseAdapter(NetworkAdapter):
         return SentReply(message=await self._message(earlier, private=private))
 
     async def _earlier_reply(self, topic_id: int, number: int, text: str) -> dict[str, Any] | None:
-        me = self.options.api_username.lower()
+        me = self.settings.api_username.lower()
         recent: list[dict[str, Any]] = await self._topic_posts(topic_id, only_last=REPLY_LOOKBACK)
         for post in reversed(recent):
             reply_to: object = post.get("reply_to_post_number")
@@ -282,7 +286,7 @@ class DiscourseAdapter(NetworkAdapter):
     # ------------------------------------------------------------ webhooks
 
     def verify_webhook(self, request: WebhookRequest) -> WebhookAnswer | None:
-        secret = self.options.webhook_secret
+        secret = self.settings.webhook_secret
         return verify(request, secret.get_secret_value() if secret is not None else None)
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[Event]:
@@ -319,4 +323,4 @@ class DiscourseAdapter(NetworkAdapter):
         return []
 
     def __repr__(self) -> str:
-        return f"DiscourseAdapter(base_url={self.options.base_url!r}, api_username={self.options.api_username!r})"
+        return f"DiscourseAdapter(base_url={self.settings.base_url!r}, api_username={self.settings.api_username!r})"

@@ -1,25 +1,30 @@
-"""A thin async client for the Discourse JSON API, mapping its answers to scrm's errors.
+"""The Discourse JSON API through the kit's :class:`~scrm_core.HttpApi`, with Discourse's own answers mapped.
 
 Auth is two headers, ``Api-Key`` and ``Api-Username`` (https://docs.discourse.org,
 "Authentication"). Error bodies are ``{"errors": [...], "error_type": ...}``
 (``ApplicationController#render_json_error`` in discourse/discourse). Rate limits are a
 429 with ``Retry-After: <seconds>`` and ``extras.wait_seconds``
-(``ApplicationController#render_rate_limit_error``).
+(``ApplicationController#render_rate_limit_error``): the kit reads both. Discourse answers
+a wrong key, an unknown Api-Username and a missing scope alike: 403 ``invalid_access``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from scrm_core import FatalError, RetryableError, SkippableError
+from scrm_core import FatalError, HttpApi, RetryableError, SkippableError
 
 from .settings import DiscourseSettings
 
 __all__ = ["DiscourseClient", "NotFound", "error_text"]
+
+_CREDENTIALS = (
+    "the api_key and api_username settings: the key must exist, be active, allow that user, and have "
+    "the scopes for reading posts and topics and writing posts"
+)
 
 
 class NotFound(Exception):
@@ -37,102 +42,47 @@ def error_text(body: Any) -> str:
     return ""
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _retry_after(response: httpx.Response, body: Any) -> float | None:
-    header = response.headers.get("retry-after")
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            pass  # an HTTP date: Discourse sends seconds, fall through to the body
-    if isinstance(body, dict):
-        wait = (body.get("extras") or {}).get("wait_seconds")
-        if isinstance(wait, int | float):
-            return max(0.0, float(wait))
-    return None
-
-
 class DiscourseClient:
-    """One forum's API. Uses the host's ``httpx.AsyncClient`` when given, else its own."""
+    """One forum's API, through the host's shared client when there is one."""
 
     def __init__(self, settings: DiscourseSettings, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
-        self._given = http
-        self._own: httpx.AsyncClient | None = None
-
-    async def __aenter__(self) -> DiscourseClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        if self._given is not None:
-            return self._given
-        if self._own is None:
-            self._own = httpx.AsyncClient(timeout=self.settings.timeout, follow_redirects=False)
-        return self._own
-
-    async def close(self) -> None:
-        if self._own is not None:
-            await self._own.aclose()
-            self._own = None
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Api-Key": self.settings.api_key.get_secret_value(),
-            "Api-Username": self.settings.api_username,
+        headers = {
+            "Api-Key": settings.api_key.get_secret_value(),
+            "Api-Username": settings.api_username,
             "Accept": "application/json",
         }
+        self.api = HttpApi(
+            "discourse",
+            settings.base_url,
+            http=http,
+            timeout_seconds=settings.timeout_seconds,
+            headers=headers,
+            credentials=_CREDENTIALS,
+        )
+
+    async def close(self) -> None:
+        await self.api.aclose()
 
     async def request(
         self, method: str, path: str, *, params: Any = None, json: Mapping[str, Any] | None = None
     ) -> Any:
         """The decoded JSON answer, or the scrm error that says what to do next."""
-        url = f"{self.settings.base_url}{path}"
+        response = await self.api.request(method, path, params=params, json=json)
         try:
-            response = await self.http.request(
-                method, url, params=params, json=json, headers=self._headers(), timeout=self.settings.timeout
-            )
-        except httpx.TimeoutException:
-            raise RetryableError(f"discourse: {method} {path} timed out") from None
-        except httpx.TransportError as exc:
-            raise RetryableError(f"discourse: {method} {path} failed: {type(exc).__name__}") from None
-        body = _json(response)
+            body = response.json()
+        except ValueError:
+            body = None
         status = response.status_code
         if status < 300:
             if body is None:
                 raise RetryableError(f"discourse: {method} {path} answered {status} without JSON")
             return body
         text = error_text(body)
-        if status == 429:
-            raise RetryableError(
-                f"discourse: rate limited on {method} {path}: {text or 'too many requests'}",
-                retry_after=_retry_after(response, body),
-            )
-        if status in (401, 403):
-            # Discourse answers a wrong key, an unknown Api-Username and a missing scope alike:
-            # 403 {"error_type": "invalid_access"}.
-            raise FatalError(
-                f"discourse: {self.settings.base_url} refused {method} {path} ({status}: {text or 'forbidden'}); "
-                "check the api_key and api_username settings: the key must exist, be active, allow that "
-                "user, and have the scopes for reading posts and topics and writing posts"
-            )
         if status in (404, 410):
             raise NotFound(path)
         if status == 422:
             raise SkippableError(f"discourse refused it: {text or 'unprocessable'}")
-        if status >= 500 or status == 408:
-            raise RetryableError(f"discourse: {method} {path} answered {status}")
         raise FatalError(f"discourse: {method} {path} answered {status}: {text or 'unexpected answer'}")
 
     async def get(self, path: str, params: Any = None) -> Any:

@@ -13,7 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from scrm_core import FatalError
+from scrm_core import Cursor, FatalError
 
 __all__ = ["PollState", "text_hash"]
 
@@ -26,20 +26,15 @@ def text_hash(raw: str) -> str:
 
 
 @dataclass
-class PollState:
+class PollState(Cursor):
     last_id: int = 0
     window: dict[int, str] = field(default_factory=dict)  # post id -> hash of the delivered text
 
     @classmethod
-    def parse(cls, cursor: str | None) -> PollState:
-        if cursor is None:
-            return cls()
+    def decode(cls, cursor: str) -> PollState:
         match = _CURSOR.fullmatch(cursor)
         if match is None:
-            raise FatalError(
-                "discourse: the saved cursor was not made by this adapter (expected 'v1:<post id>:...'); "
-                "reset the source's checkpoint to read the forum again"
-            )
+            raise ValueError("expected 'v1:<post id>:...'")
         last_id = int(match.group(1))
         window: dict[int, str] = {}
         previous = last_id
@@ -51,7 +46,7 @@ class PollState:
             window[previous] = digest
         return cls(last_id, window)
 
-    def render(self) -> str:
+    def dump(self) -> str:
         parts, previous = [], self.last_id
         for post_id in sorted(self.window, reverse=True):
             parts.append(f"{previous - post_id}.{self.window[post_id]}")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from scrm_core import AdapterSettings
+from scrm_core import HttpSettings, PollingSettings
 
 __all__ = ["DiscourseSettings"]
 
 
-class DiscourseSettings(AdapterSettings):
+class DiscourseSettings(HttpSettings, PollingSettings):
     """How to reach one forum, as whom, and what to listen to."""
+
+    renamed = {"recheck_posts": "recheck_recent"}
 
     base_url: str = Field(description="The forum's address, e.g. https://forum.example.com (no trailing path).")
     api_key: SecretStr = Field(
@@ -26,7 +28,7 @@ class DiscourseSettings(AdapterSettings):
     categories: list[int] = Field(default_factory=list, description="Category ids to keep; empty: every category.")
     tags: list[str] = Field(default_factory=list, description="Keep only topics with one of these tags; empty: all.")
     page_size: int = Field(default=50, ge=1, le=1000, description="Most posts (with their edit/delete) per page.")
-    recheck_posts: int = Field(
+    recheck_recent: int = Field(
         default=100,
         ge=0,
         le=500,
@@ -36,16 +38,6 @@ class DiscourseSettings(AdapterSettings):
     backfill_posts: int | None = Field(
         default=None, ge=1, description="On a fresh start, go back at most this many posts; None: the whole forum."
     )
-    poll_interval: float = Field(default=60.0, gt=0, le=86_400, description="Seconds between polls in follow mode.")
-    timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds before one HTTP request gives up.")
-
-    @field_validator("base_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value
 
     @field_validator("tags")
     @classmethod

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrm_core import LRUCache
+
 from .client import DiscourseClient, NotFound
 from .settings import DiscourseSettings
 
@@ -38,14 +40,12 @@ class Threads:
 
     def __init__(self, client: DiscourseClient, settings: DiscourseSettings) -> None:
         self.client, self.settings = client, settings
-        self._ids: dict[tuple[int, int], int | None] = {}  # (topic id, post number) -> post id
-        self._topics: dict[int, TopicInfo] = {}
-        self.usernames: dict[str, str] = {}  # user id -> username, for fetch_profile
+        self._ids: LRUCache[tuple[int, int], int | None] = LRUCache(_CACHE_LIMIT)  # (topic, number) -> post id
+        self._topics: LRUCache[int, TopicInfo] = LRUCache(_CACHE_LIMIT)
+        self.usernames: LRUCache[str, str] = LRUCache(_CACHE_LIMIT)  # user id -> username, for fetch_profile
 
     def learn(self, post: dict[str, Any]) -> None:
         """Remember where a post sits (every post seen saves a lookup later)."""
-        if len(self._ids) > _CACHE_LIMIT:
-            self._ids.clear()
         if isinstance(post.get("topic_id"), int) and isinstance(post.get("post_number"), int):
             self._ids[(post["topic_id"], post["post_number"])] = int(post["id"])
         if post.get("user_id") is not None and post.get("username"):
@@ -88,8 +88,6 @@ class Threads:
                 data = await self.client.get(f"/t/{topic_id}.json")
             except NotFound:
                 return None
-            if len(self._topics) > _CACHE_LIMIT:
-                self._topics.clear()
             self._topics[topic_id] = TopicInfo(
                 _tag_names(data.get("tags")), data.get("category_id"), str(data.get("archetype") or "regular")
             )

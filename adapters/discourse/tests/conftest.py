@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from scrm_discourse import DiscourseAdapter, DiscourseSettings
+from scrm_discourse.testing import FakeDiscourse
 
 from scrm_core import AdapterContext
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.discourse import FakeDiscourse
 from scrm_core.testing.network import default_scenario
 
 NETWORK = "discourse"
@@ -25,8 +25,8 @@ def make_settings(url: str, **overrides: Any) -> DiscourseSettings:
         "api_username": BRAND,
         "webhook_secret": SecretStr(FakeDiscourse.WEBHOOK_SECRET),
         "page_size": 3,
-        "poll_interval": 0.05,
-        "timeout": 5.0,
+        "poll_seconds": 0.05,
+        "timeout_seconds": 5.0,
     }
     values.update(overrides)
     return DiscourseSettings(**values)

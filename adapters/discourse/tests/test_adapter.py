@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from scrm_discourse import DiscourseAdapter, DiscourseSettings
 from scrm_discourse.cursor import PollState
+from scrm_discourse.testing import FakeDiscourse
 
 from scrm_core import (
     AdapterContext,
@@ -24,7 +25,6 @@ from scrm_core import (
     SkippableError,
 )
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.discourse import FakeDiscourse
 from scrm_core.testing.network import drain
 
 from .conftest import BRAND, make_adapter
@@ -98,10 +98,10 @@ def test_outbound_and_urls(fake: FakeDiscourse, server: FakeServer) -> None:
 
 
 def test_rechecks_are_bounded_by_the_window(fake: FakeDiscourse, server: FakeServer) -> None:
-    cursor = asyncio.run(drain(make_adapter(server.url, recheck_posts=2)))[-1].cursor
+    cursor = asyncio.run(drain(make_adapter(server.url, recheck_recent=2)))[-1].cursor
     assert sorted(PollState.parse(cursor).window) == [110, 111]
     fake.edit(105, "edited long after it left the window")
-    assert keys(asyncio.run(drain(make_adapter(server.url, recheck_posts=2), cursor))) == []
+    assert keys(asyncio.run(drain(make_adapter(server.url, recheck_recent=2), cursor))) == []
 
 
 def test_category_filter_moves_the_cursor_without_events(fake: FakeDiscourse, server: FakeServer) -> None:
@@ -176,7 +176,7 @@ def test_server_errors_are_retryable(fake: FakeDiscourse, server: FakeServer) ->
 
 
 def test_unreachable_forum_is_retryable() -> None:
-    adapter = make_adapter("http://127.0.0.1:9", timeout=2.0)
+    adapter = make_adapter("http://127.0.0.1:9", timeout_seconds=2.0)
     with pytest.raises(RetryableError):
         asyncio.run(drain(adapter))
 
@@ -185,7 +185,7 @@ def test_settings_validation() -> None:
     with pytest.raises(ValidationError):
         DiscourseSettings(base_url="forum.example", api_key=SecretStr("k"), api_username="u")
     s = DiscourseSettings(base_url="https://forum.example/", api_key=SecretStr("k"), api_username="u")
-    assert s.base_url == "https://forum.example" and s.recheck_posts == 100 and s.page_size == 50
+    assert s.base_url == "https://forum.example" and s.recheck_recent == 100 and s.page_size == 50
 
 
 # ------------------------------------------------------------ replies

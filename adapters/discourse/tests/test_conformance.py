@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from scrm_discourse.testing import FakeDiscourse
 
 from scrm_core import Event, MessageCreated, MessageDeleted, NetworkAdapter, ProfileUpdated, Visibility
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.discourse import FakeDiscourse
 from scrm_core.testing.network import NetworkAdapterConformance
 from scrm_core.webhooks import WebhookRequest
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import scrm_discourse.webhook as webhook_module
 from pydantic import SecretStr
+from scrm_discourse.testing import FakeDiscourse, WebhookDelivery
 
 from scrm_core import MessageCreated, MessageDeleted, MessageEdited, Visibility
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.discourse import FakeDiscourse, WebhookDelivery
 from scrm_core.webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
 
 from .conftest import make_adapter

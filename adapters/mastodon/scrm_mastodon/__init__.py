@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from scrm_core import html_to_text  # kept here for code that imported it from this package
+
 from .adapter import MastodonAdapter
 from .cursor import Cursor
 from .settings import MastodonSettings
-from .text import html_to_text
 
 __version__ = "0.1.0"
 

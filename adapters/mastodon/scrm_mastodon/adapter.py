@@ -18,18 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar, TypeVar
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-from scrm_core import AdapterContext, NetworkAdapter, NetworkCapability, SentReply
-from scrm_core.errors import FatalError, RetryableError, SkippableError
-from scrm_core.models import (
+from scrm_core import (
+    AdapterContext,
     Event,
     EventPage,
+    FatalError,
+    LRUCache,
     Message,
     MessageCreated,
     MessageDeleted,
     MessageEdited,
+    NetworkCapability,
+    PollingAdapter,
+    ReplyGuarantee,
+    RetryableError,
+    SentReply,
+    SkippableError,
     SocialProfile,
 )
 
@@ -41,13 +48,12 @@ from .stream import QueueListener
 
 __all__ = ["MastodonAdapter"]
 
-T = TypeVar("T")
-_ROOT_CACHE = 10_000
 
-
-class MastodonAdapter(NetworkAdapter):
+class MastodonAdapter(PollingAdapter[MastodonSettings, Cursor]):
     name = NETWORK
-    Settings: ClassVar[type[MastodonSettings]] = MastodonSettings
+    Settings = MastodonSettings
+    cursor_type = Cursor
+    reply_guarantee = ReplyGuarantee.idempotency_key
     capabilities = frozenset(
         {
             NetworkCapability.poll,
@@ -59,17 +65,16 @@ class MastodonAdapter(NetworkAdapter):
         }
     )
 
-    def __init__(self, settings: MastodonSettings, context: AdapterContext) -> None:
+    def __init__(self, settings: MastodonSettings | Mapping[str, Any], context: AdapterContext | None = None) -> None:
         super().__init__(settings, context)
-        self.config = settings
         self._api: MastodonApi | None = None
         self._self_id = ""
-        self._roots: dict[str, str | None] = {}  # status id -> its thread's root (None: it is a root)
+        self._roots: LRUCache[str, str | None] = LRUCache(maxsize=10_000)  # status -> thread root (None: a root)
 
     # ------------------------------------------------------------------ plumbing
 
     async def start(self) -> None:
-        self._api = MastodonApi(self.config)
+        self._api = MastodonApi(self.settings)
         me = await self._call("verify_credentials", self._client.account_verify_credentials)
         self._self_id = str(me["id"])
 
@@ -91,24 +96,19 @@ class MastodonAdapter(NetworkAdapter):
     # ------------------------------------------------------------------ listening
 
     async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
-        cur = Cursor.parse(cursor)
-        if follow and self.config.follow_mode == "stream":
-            async for page in self._stream(cur):
+        if not (follow and self.settings.follow_mode == "stream"):
+            async for page in super().listen(cursor, follow=follow):  # polling: PollingAdapter's loop
                 yield page
             return
-        while True:
-            async for page in self._poll_pass(cur):
-                yield page
-            if not follow:
-                return
-            await asyncio.sleep(self.config.poll_interval)
+        async for page in self._stream(Cursor.parse(cursor)):
+            yield page
 
-    async def _poll_pass(self, cur: Cursor) -> AsyncIterator[EventPage]:
+    async def poll(self, cur: Cursor) -> AsyncIterator[EventPage]:
         """Catch up on both sources, then re-check the recent window. Moves ``cur`` along."""
-        limit = self.config.page_size
+        limit = self.settings.page_size
         notes: Any = None
         own: Any = None
-        notes_done, own_done = False, not self.config.own_statuses
+        notes_done, own_done = False, not self.settings.own_statuses
         while not (notes_done and own_done):
             new_notes: Any = []
             new_own: Any = []
@@ -117,7 +117,7 @@ class MastodonAdapter(NetworkAdapter):
                     notes,
                     "notifications",
                     self._client.notifications,
-                    types=list(self.config.notification_types),
+                    types=list(self.settings.notification_types),
                     min_id=cur.notifications,
                     limit=limit,
                 )
@@ -130,18 +130,18 @@ class MastodonAdapter(NetworkAdapter):
             items = [("n", n) for n in new_notes] + [("s", s) for s in new_own]
             items.sort(key=lambda item: (utc(item[1]["created_at"]), id_key(str(item[1]["id"]))))
             events: list[Event] = []
+            rejects: list[tuple[str, str]] = []
             for kind, item in items:
-                if kind == "n":
-                    events += await self._notification_events(item, cur)
-                else:
-                    events += await self._created_events(item, cur)
+                make = self._notification_events if kind == "n" else self._created_events
+                where = f"{'notification' if kind == 'n' else 'status'} {item.get('id')}"
+                events += await self.guarded(where, functools.partial(make, item, cur), rejects)
             cur.notifications = _prev_min_id(new_notes, cur.notifications)
             cur.own = _prev_min_id(new_own, cur.own)
             if items:
-                yield EventPage(events=events, cursor=cur.format())
+                yield EventPage(events=events, cursor=cur.dump(), rejects=rejects)
         events = await self._recheck(cur)
         if events:
-            yield EventPage(events=events, cursor=cur.format())
+            yield EventPage(events=events, cursor=cur.dump())
 
     async def _next_page(self, previous: Any, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """The first page from the cursor's ``min_id``, then the ``rel="prev"`` Link of the last one."""
@@ -151,7 +151,7 @@ class MastodonAdapter(NetworkAdapter):
 
     async def _notification_events(self, note: Any, cur: Cursor) -> list[Event]:
         status = note.get("status")
-        if status is None or status.get("reblog") is not None or note["type"] not in self.config.notification_types:
+        if status is None or status.get("reblog") is not None or note["type"] not in self.settings.notification_types:
             return []
         if note["type"] == "update":
             return await self._edit_events(status, cur, force=True)
@@ -166,7 +166,7 @@ class MastodonAdapter(NetworkAdapter):
         if message.edited_at is not None:
             # First seen after an edit: say so too, so the edit's version is known downstream.
             events.append(MessageEdited(message=message))
-        cur.remember(sid, edited_version(status), self.config.recheck_recent)
+        cur.remember(sid, edited_version(status), self.settings.recheck_recent)
         return events
 
     async def _edit_events(self, status: Any, cur: Cursor, *, force: bool = False) -> list[Event]:
@@ -176,7 +176,7 @@ class MastodonAdapter(NetworkAdapter):
         if not force and sid not in cur.window and not self._concerns_us(status):
             return []
         message = await self._message(status)
-        cur.remember(sid, version, self.config.recheck_recent)
+        cur.remember(sid, version, self.settings.recheck_recent)
         return [MessageEdited(message=message)]
 
     def _concerns_us(self, status: Any) -> bool:
@@ -214,8 +214,6 @@ class MastodonAdapter(NetworkAdapter):
                 root = str(ancestors[0]["id"]) if ancestors else pid
             except NotFound:
                 root = pid  # deleted meanwhile; its parent is the best root we know
-        if len(self._roots) >= _ROOT_CACHE:
-            self._roots.clear()
         self._roots[sid] = root
         return root
 
@@ -231,21 +229,21 @@ class MastodonAdapter(NetworkAdapter):
         )
         try:
             try:
-                await asyncio.wait_for(listener.connected.wait(), timeout=self.config.request_timeout)
+                await asyncio.wait_for(listener.connected.wait(), timeout=self.settings.timeout_seconds)
             except TimeoutError:
                 raise RetryableError("the Mastodon streaming API did not answer; will try again") from None
-            async for page in self._poll_pass(cur):  # what happened before the stream opened
+            async for page in self.poll(cur):  # what happened before the stream opened
                 yield page
             while True:
                 try:
-                    kind, payload = await asyncio.wait_for(listener.queue.get(), timeout=self.config.poll_interval)
+                    kind, payload = await asyncio.wait_for(listener.queue.get(), timeout=self.settings.poll_seconds)
                 except TimeoutError:
                     if not handle.is_alive():
                         raise RetryableError("the Mastodon stream ended; will reconnect and catch up") from None
                     continue
                 events = await self._stream_events(kind, payload, cur)
                 if events:
-                    yield EventPage(events=events, cursor=cur.format())
+                    yield EventPage(events=events, cursor=cur.dump())
         finally:
             handle.close()
 
@@ -261,7 +259,7 @@ class MastodonAdapter(NetworkAdapter):
             return events
         if kind == "update":
             sid = str(payload["id"])
-            if not self.config.own_statuses or str(payload["account"]["id"]) != self._self_id:
+            if not self.settings.own_statuses or str(payload["account"]["id"]) != self._self_id:
                 return []  # others' posts arrive as notifications
             if id_key(sid) <= id_key(cur.own):
                 return []

@@ -42,9 +42,9 @@ class MastodonApi:
     def __init__(self, settings: MastodonSettings) -> None:
         self.client = Mastodon(
             access_token=settings.access_token.get_secret_value(),
-            api_base_url=settings.api_base_url,
+            api_base_url=settings.base_url,
             ratelimit_method="throw",
-            request_timeout=settings.request_timeout,
+            request_timeout=settings.timeout_seconds,
             version_check_mode="none",
             user_agent="scrm-mastodon",
         )

@@ -1,6 +1,6 @@
 """The Mastodon cursor: where each source stands, and the recent statuses to re-check.
 
-Format (plain text, parsed back by :meth:`Cursor.parse`)::
+Format (plain text; :meth:`Cursor.parse` reads it back, :meth:`Cursor.dump` writes it)::
 
     n:<notification id>|s:<own status id>|w:<status id>[~<edited_at epoch>],...
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from scrm_core.errors import FatalError
+from scrm_core import Cursor as CursorBase
 
 __all__ = ["Cursor", "id_key"]
 
@@ -28,28 +28,23 @@ def id_key(value: str) -> tuple[int, str]:
 
 
 @dataclass
-class Cursor:
+class Cursor(CursorBase):
     notifications: str = "0"
     own: str = "0"
     window: dict[str, int] = field(default_factory=dict)  # status id -> edited_at epoch (0: never edited)
 
     @classmethod
-    def parse(cls, text: str | None) -> Cursor:
-        if text is None:
-            return cls()
+    def decode(cls, text: str) -> Cursor:
         match = _CURSOR.fullmatch(text)
         if match is None:
-            raise FatalError(
-                "this is not a cursor the mastodon adapter wrote (expected 'n:<id>|s:<id>|w:...'); "
-                "reset the source's cursor to start again"
-            )
+            raise ValueError("expected 'n:<id>|s:<id>|w:...'")
         window: dict[str, int] = {}
         for item in filter(None, match.group(3).split(",")):
             status_id, _, version = item.partition("~")
             window[status_id] = int(version or 0)
         return cls(match.group(1), match.group(2), window)
 
-    def format(self) -> str:
+    def dump(self) -> str:
         items = ",".join(
             f"{sid}~{v}" if v else sid for sid, v in sorted(self.window.items(), key=lambda p: id_key(p[0]))
         )

@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from scrm_core.models import Direction, Message, SocialProfile, Visibility
-
-from .text import html_to_text
+from scrm_core import Direction, Message, SocialProfile, Visibility, html_to_text
 
 __all__ = ["edited_version", "message_from_status", "profile_from_account", "utc"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from scrm_core import AdapterSettings
+from scrm_core import HttpSettings, PollingSettings
 
 __all__ = ["NOTIFICATION_TYPES", "MastodonSettings"]
 
@@ -14,8 +14,8 @@ __all__ = ["NOTIFICATION_TYPES", "MastodonSettings"]
 NOTIFICATION_TYPES = ("mention", "status", "update")
 
 
-class MastodonSettings(AdapterSettings):
-    api_base_url: str = Field(
+class MastodonSettings(HttpSettings, PollingSettings):
+    base_url: str = Field(
         description="The instance the brand account lives on, e.g. https://mastodon.social (tests: the fake's URL)."
     )
     access_token: SecretStr = Field(
@@ -41,16 +41,8 @@ class MastodonSettings(AdapterSettings):
         "of every polling pass (one GET each; 0 turns it off).",
     )
     follow_mode: Literal["stream", "poll"] = Field(
-        default="stream", description="stream: the user streaming API (SSE); poll: poll every poll_interval."
+        default="stream", description="stream: the user streaming API (SSE); poll: poll every poll_seconds."
     )
-    poll_interval: float = Field(
+    poll_seconds: float = Field(
         default=60.0, gt=0, description="Seconds between polls (poll mode) or between stream liveness checks."
     )
-    request_timeout: float = Field(default=30.0, gt=0, description="Seconds before an HTTP request gives up.")
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("api_base_url must start with https:// (or http:// for a local test server)")
-        return value.rstrip("/")

@@ -8,16 +8,16 @@ from typing import Any, TypeVar
 
 import pytest
 from scrm_mastodon import MastodonAdapter, MastodonSettings
+from scrm_mastodon.testing import FakeMastodon
 
 from scrm_core import AdapterContext
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.mastodon import FakeMastodon
 
 T = TypeVar("T")
 
 
 def make_adapter(url: str, token: str = FakeMastodon.TOKEN, **settings: Any) -> MastodonAdapter:
-    values: dict[str, Any] = {"api_base_url": url, "access_token": token, "page_size": 3, **settings}
+    values: dict[str, Any] = {"base_url": url, "access_token": token, "page_size": 3, **settings}
     return MastodonAdapter(MastodonSettings(**values), AdapterContext(name="mastodon-test"))
 
 

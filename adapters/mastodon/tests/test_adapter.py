@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from scrm_mastodon import Cursor, MastodonAdapter, MastodonSettings
+from scrm_mastodon.testing import FakeMastodon
 
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.models import EventPage, MessageCreated, MessageDeleted, MessageEdited, Visibility
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.mastodon import FakeMastodon
 from scrm_core.testing.network import default_scenario, drain
 
 from .conftest import make_adapter, run
@@ -73,7 +73,7 @@ def test_recheck_window_is_bounded(fake: FakeMastodon, server: FakeServer) -> No
 
 def test_stream_follow_picks_up_new_edited_and_deleted(fake: FakeMastodon, server: FakeServer) -> None:
     loaded(fake)
-    adapter = make_adapter(server.url, poll_interval=0.2)
+    adapter = make_adapter(server.url, poll_seconds=0.2)
     received: list[Any] = []
 
     async def until(predicate: Any, what: str, deadline: float = 10.0) -> None:
@@ -220,7 +220,7 @@ def test_profile_keeps_fields_as_evidence(fake: FakeMastodon, server: FakeServer
 
 def test_settings_validate() -> None:
     with pytest.raises(ValidationError):
-        MastodonSettings(api_base_url="mastodon.social", access_token="t")  # type: ignore[arg-type]
+        MastodonSettings(base_url="mastodon.social", access_token="t")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        MastodonSettings(api_base_url="https://m.example", access_token="t", notification_types=["follow"])  # type: ignore[arg-type,list-item]
+        MastodonSettings(base_url="https://m.example", access_token="t", notification_types=["follow"])  # type: ignore[arg-type,list-item]
     assert MastodonAdapter.name == "mastodon"

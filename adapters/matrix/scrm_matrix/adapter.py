@@ -5,7 +5,7 @@ Listening: one ``/sync`` (with a filter for the configured rooms and the event t
 gaps is one *batch*; a batch is cut into pages of ``page_size`` events
 (:mod:`scrm_matrix.timeline`, cursors in :mod:`scrm_matrix.cursor`). With
 ``follow=False`` the iterator ends after the batch that brings it up to date; with
-``follow=True`` it long-polls ``/sync`` for ``sync_timeout`` seconds at a time.
+``follow=True`` it long-polls ``/sync`` for ``sync_seconds`` seconds at a time.
 
 Replies go out with ``PUT /rooms/{roomId}/send/m.room.message/{txnId}``, the txnId
 derived from the idempotency key: the homeserver answers a repeated txnId from the same
@@ -16,18 +16,16 @@ device with the first event instead of posting again
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
-import httpx
-
-from scrm_core import AdapterContext, NetworkAdapter, NetworkCapability, SentReply
-from scrm_core.errors import FatalError, SkippableError
+from scrm_core import AdapterContext, NetworkCapability, PollingAdapter, ReplyGuarantee, SentReply
+from scrm_core.errors import FatalError, RetryableError, SkippableError
 from scrm_core.models import Event, EventPage, Message, MessageEdited, SocialProfile
 
 from .api import MatrixApi, MatrixRequestError
 from .cursor import Position
-from .events import EventIndex, Malformed, Translator
+from .events import EventIndex, Translator
 from .mapping import MESSAGE, THREAD, member_profile, sync_filter
 from .settings import MatrixSettings
 from .timeline import fetch_batch
@@ -41,11 +39,13 @@ def txn_id_for(idempotency_key: str) -> str:
     return "scrm-" + hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:40]
 
 
-class MatrixAdapter(NetworkAdapter):
+class MatrixAdapter(PollingAdapter[MatrixSettings, Position]):
     """A Matrix homeserver's rooms, as the account in the settings sees them."""
 
     name: ClassVar[str] = "matrix"
     Settings = MatrixSettings
+    cursor_type = Position
+    reply_guarantee = ReplyGuarantee.idempotency_key
     capabilities = frozenset(
         {
             NetworkCapability.poll,
@@ -57,10 +57,8 @@ class MatrixAdapter(NetworkAdapter):
         }
     )
 
-    def __init__(self, settings: MatrixSettings, context: AdapterContext) -> None:
+    def __init__(self, settings: MatrixSettings | Mapping[str, Any], context: AdapterContext | None = None) -> None:
         super().__init__(settings, context)
-        self.settings: MatrixSettings = settings
-        self._own_http: httpx.AsyncClient | None = None
         self._api: MatrixApi | None = None
         self._translator: Translator | None = None
         self._room_ids: list[str] = []
@@ -70,13 +68,11 @@ class MatrixAdapter(NetworkAdapter):
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        http = self.context.http
-        if http is None:
-            http = self._own_http = httpx.AsyncClient()
+        api = MatrixApi(self.settings, self.context.http)
         try:
-            await self._connect(MatrixApi(self.settings, http))
+            await self._connect(api)
         except BaseException:
-            await self.close()  # a failed start leaves nothing open
+            await api.api.aclose()  # a failed start leaves nothing open
             raise
 
     async def _connect(self, api: MatrixApi) -> None:
@@ -95,9 +91,8 @@ class MatrixAdapter(NetworkAdapter):
         self._api = api
 
     async def close(self) -> None:
-        if self._own_http is not None:
-            await self._own_http.aclose()
-            self._own_http = None
+        if self._api is not None:
+            await self._api.api.aclose()
         self._api = None
 
     def _started(self) -> tuple[MatrixApi, Translator]:
@@ -107,40 +102,41 @@ class MatrixAdapter(NetworkAdapter):
 
     # ------------------------------------------------------------ listening
 
-    async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
-        position = Position.parse(cursor)
+    async def idle(self) -> None:
+        """No wait between passes: each ``/sync`` long-polls for ``sync_seconds`` when following."""
+
+    async def poll(self, position: Position) -> AsyncIterator[EventPage]:
+        """One ``/sync`` from ``position`` (and its back-filled gaps), in pages."""
         api, translator = self._started()
         size = self.settings.page_size
-        while True:
-            timeout_ms = int(self.settings.sync_timeout * 1000) if follow else 0
-            batch = await fetch_batch(api, self._room_ids, position.since, self._filter, timeout_ms)
-            for room, room_events in batch.rooms.items():
-                for raw_event in room_events:  # the whole batch, also what an earlier run already yielded
-                    translator.learn(room, raw_event)
-            remaining = batch.merged(position.done)
-            done = dict(position.done)
-            for start in range(0, len(remaining), size):
-                chunk = remaining[start : start + size]
-                events: list[Event] = []
-                rejects: list[tuple[str, str]] = []
-                for room, raw in chunk:
-                    try:
-                        event = await translator.translate(room, raw)
-                    except (Malformed, KeyError, TypeError, ValueError) as exc:
-                        rejects.append((f"{room}/{raw.get('event_id')}", f"{type(exc).__name__}: {exc}"[:300]))
-                    else:
-                        if event is not None:
-                            events.append(event)
-                    done[room] = done.get(room, 0) + 1
-                last = start + size >= len(remaining)
-                after = Position(batch.next_batch) if last else Position(position.since, dict(done))
-                yield EventPage(events=events, cursor=after.dump(), rejects=rejects)
-            if not follow:
-                return
-            if not remaining and batch.next_batch != position.since:
-                # Nothing for us, but the token moved: save it, so a restart skips what was skipped.
-                yield EventPage(events=[], cursor=Position(batch.next_batch).dump())
-            position = Position(batch.next_batch)
+        timeout_ms = int(self.settings.sync_seconds * 1000) if self.following else 0
+        batch = await fetch_batch(api, self._room_ids, position.since, self._filter, timeout_ms)
+        for room, room_events in batch.rooms.items():
+            for raw_event in room_events:  # the whole batch, also what an earlier run already yielded
+                translator.learn(room, raw_event)
+        remaining = batch.merged(position.done)
+        done = dict(position.done)
+        for start in range(0, len(remaining), size):
+            chunk = remaining[start : start + size]
+            events: list[Event] = []
+            rejects: list[tuple[str, str]] = []
+            for room, raw in chunk:
+                try:
+                    event = await translator.translate(room, raw)
+                except (FatalError, RetryableError):
+                    raise  # the homeserver or the credentials, not this event
+                except Exception as exc:  # Malformed or anything else: this event only
+                    rejects.append((f"{room}/{raw.get('event_id')}", f"{type(exc).__name__}: {exc}"[:300]))
+                else:
+                    if event is not None:
+                        events.append(event)
+                done[room] = done.get(room, 0) + 1
+            last = start + size >= len(remaining)
+            after = Position(batch.next_batch) if last else Position(position.since, dict(done))
+            yield EventPage(events=events, cursor=after.dump(), rejects=rejects)
+        if self.following and not remaining and batch.next_batch != position.since:
+            # Nothing for us, but the token moved: save it, so a restart skips what was skipped.
+            yield EventPage(events=[], cursor=Position(batch.next_batch).dump())
 
     # ------------------------------------------------------------ lookups
 

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from scrm_core.errors import FatalError, RetryableError
+from scrm_core import FatalError, HttpApi, RetryableError, body_retry_after, retry_after_seconds
 
 from .settings import MatrixSettings
 
@@ -55,9 +55,12 @@ class MatrixRequestError(Exception):
 class MatrixApi:
     """Requests to one homeserver as one account (``access_token`` after :meth:`log_in`)."""
 
-    def __init__(self, settings: MatrixSettings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: MatrixSettings, http: httpx.AsyncClient | None) -> None:
         self.settings = settings
-        self.http = http
+        # map_errors=False: a 403 or 404 means something different for each request (see _answer).
+        self.api = HttpApi(
+            "Matrix", settings.base_url, http=http, timeout_seconds=settings.timeout_seconds, map_errors=False
+        )
         self._token: str | None = settings.access_token.get_secret_value() if settings.access_token else None
 
     @property
@@ -77,19 +80,10 @@ class MatrixApi:
     ) -> Any:
         """The parsed JSON of a 2xx answer to ``method path``; ``what`` names the request in errors."""
         headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
-        try:
-            response = await self.http.request(
-                method,
-                self.settings.base_url + path,
-                params=params,
-                json=body,
-                headers=headers,
-                timeout=seconds or self.settings.request_timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"Matrix {what}: the homeserver did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"Matrix {what}: connection failed ({type(exc).__name__})") from exc
+        timeout = seconds or self.settings.timeout_seconds
+        response = await self.api.request(
+            method, path, what=what, params=params, json=body, headers=headers, timeout=timeout
+        )
         return self._answer(response, what)
 
     def _answer(self, response: httpx.Response, what: str) -> Any:
@@ -240,13 +234,6 @@ def _error_fields(data: Any) -> tuple[str, str]:
 
 
 def _retry_after(response: httpx.Response, data: Any) -> float | None:
-    """Seconds to wait: ``retry_after_ms`` in the body, else the ``Retry-After`` header."""
-    if isinstance(data, dict) and isinstance(data.get("retry_after_ms"), int | float):
-        return max(0.0, float(data["retry_after_ms"]) / 1000)
-    header = response.headers.get("retry-after")
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            log.debug("Retry-After %r is not a number of seconds", header)
-    return None
+    """Seconds to wait: ``retry_after_ms`` in the body, else the ``Retry-After`` header (either form)."""
+    from_body = body_retry_after(response)
+    return from_body if from_body is not None else retry_after_seconds(response.headers.get("retry-after"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from scrm_core.errors import FatalError
+from scrm_core import Cursor
 
 __all__ = ["Position"]
 
@@ -25,7 +25,7 @@ _VERSION = 1
 
 
 @dataclass(frozen=True)
-class Position:
+class Position(Cursor):
     since: str | None = None
     done: dict[str, int] = field(default_factory=dict)
 
@@ -35,9 +35,7 @@ class Position:
         )
 
     @classmethod
-    def parse(cls, cursor: str | None) -> Position:
-        if cursor is None:
-            return cls()
+    def decode(cls, cursor: str) -> Position:
         try:
             data = json.loads(cursor)
         except ValueError:
@@ -49,8 +47,5 @@ class Position:
             and isinstance(data.get("done"), dict)
             and all(isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in data["done"].items())
         ):
-            raise FatalError(
-                "this cursor was not made by the matrix adapter (expected "
-                '{"v":1,"since":...,"done":{...}}); clear the source\'s saved position to start over'
-            )
+            raise ValueError('expected {"v":1,"since":...,"done":{...}}')
         return cls(since=data["since"], done=dict(data["done"]))

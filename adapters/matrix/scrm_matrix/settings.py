@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from scrm_core import AdapterSettings
+from scrm_core import HttpSettings, PollingSettings
 
 __all__ = ["MatrixSettings"]
 
 
-class MatrixSettings(AdapterSettings):
+class MatrixSettings(HttpSettings, PollingSettings):
     """A homeserver, the account scrm listens and replies as, and the rooms it reads.
 
     Authenticate with an ``access_token``, or with ``user`` + ``password`` (a password
@@ -17,6 +17,8 @@ class MatrixSettings(AdapterSettings):
     transaction ids to the device, so a new device would forget which replies it sent
     (https://spec.matrix.org/v1.15/client-server-api/#transaction-identifiers).
     """
+
+    renamed = {"sync_timeout": "sync_seconds"}
 
     base_url: str = Field(description="The homeserver's client-server API base, e.g. https://matrix.example.com.")
     access_token: SecretStr | None = Field(default=None, description="The account's access token.")
@@ -29,20 +31,12 @@ class MatrixSettings(AdapterSettings):
     page_size: int = Field(
         default=100, ge=1, le=1000, description="Room events per page; also the /sync timeline limit."
     )
-    sync_timeout: float = Field(
+    sync_seconds: float = Field(
         default=30.0, ge=0, le=300, description="Seconds one /sync long poll waits in follow mode."
     )
-    request_timeout: float = Field(default=30.0, gt=0, description="Seconds for any other request.")
     thread_scan_limit: int = Field(
         default=2000, ge=1, description="Most room events fetch_thread reads after a root to find its replies."
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value.rstrip("/")
 
     @field_validator("rooms")
     @classmethod

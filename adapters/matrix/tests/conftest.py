@@ -31,9 +31,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from scrm_matrix.testing import MatrixFaultProxy
 
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.matrix_proxy import MatrixFaultProxy
 
 CLIENT = "/_matrix/client/v3"
 _START_DEADLINE = 60.0

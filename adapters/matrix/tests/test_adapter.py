@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import SecretStr, ValidationError
 from scrm_matrix import MatrixAdapter, MatrixSettings, txn_id_for
+from scrm_matrix.testing import MatrixFaultProxy
 
 from scrm_core import AdapterContext
 from scrm_core.errors import FatalError, RetryableError, SkippableError
@@ -24,7 +25,6 @@ from scrm_core.models import (
     ProfileUpdated,
     Visibility,
 )
-from scrm_core.testing.fakes.matrix_proxy import MatrixFaultProxy
 
 from .conftest import Homeserver
 
@@ -191,7 +191,7 @@ def test_a_display_name_change_is_a_profile_update(world: Room) -> None:
 
 def test_follow_picks_up_a_message_sent_while_listening(world: Room, proxy: MatrixFaultProxy) -> None:
     _, cursor = world.drain()
-    adapter = world.adapter(sync_timeout=10)
+    adapter = world.adapter(sync_seconds=10)
 
     async def go() -> list[Event]:
         await adapter.start()

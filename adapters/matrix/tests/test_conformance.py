@@ -16,10 +16,10 @@ from typing import ClassVar
 
 import pytest
 from scrm_matrix import MatrixAdapter, MatrixSettings
+from scrm_matrix.testing import MatrixFaultProxy
 
 from scrm_core import AdapterContext
 from scrm_core.models import Event
-from scrm_core.testing.fakes.matrix_proxy import MatrixFaultProxy
 from scrm_core.testing.network import NetworkAdapterConformance, default_scenario
 
 from .conftest import Homeserver

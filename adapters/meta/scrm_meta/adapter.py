@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
-
-import httpx
 
 from scrm_core import (
     AdapterContext,
     Event,
     EventPage,
-    FatalError,
     Message,
-    NetworkAdapter,
     NetworkCapability,
+    PollingAdapter,
+    ReplyGuarantee,
     SentReply,
     SkippableError,
     SocialProfile,
@@ -43,14 +40,8 @@ __all__ = ["MetaAdapter"]
 #: How many of a target's replies are searched for an earlier copy before posting.
 REPLY_SEARCH_LIMIT = 500
 
-_PERMISSIONS = {
-    # (read, write) permissions: https://developers.facebook.com/docs/permissions
-    "facebook": ("pages_read_engagement and pages_read_user_content", "pages_manage_engagement"),
-    "instagram": ("instagram_basic and instagram_manage_comments", "instagram_manage_comments"),
-}
 
-
-class MetaAdapter(NetworkAdapter):
+class MetaAdapter(PollingAdapter[MetaSettings, PollCursor]):
     """One Facebook Page or one Instagram account per configured source (``platform`` setting).
 
     Messages carry ``network="facebook"`` or ``network="instagram"``: the two are different
@@ -60,6 +51,8 @@ class MetaAdapter(NetworkAdapter):
 
     name = "meta"
     Settings = MetaSettings
+    cursor_type = PollCursor
+    reply_guarantee = ReplyGuarantee.look_before_post
     capabilities: ClassVar[frozenset[NetworkCapability]] = frozenset(
         {
             NetworkCapability.poll,
@@ -71,64 +64,43 @@ class MetaAdapter(NetworkAdapter):
     )
     webhook_headers: ClassVar[tuple[str, ...]] = ()  # parsing needs only the verified body
 
-    def __init__(self, settings: MetaSettings, context: AdapterContext) -> None:
+    def __init__(self, settings: MetaSettings | Mapping[str, Any], context: AdapterContext | None = None) -> None:
         super().__init__(settings, context)
-        self.settings: MetaSettings = settings
-        self._own_http: httpx.AsyncClient | None = None
+        self.graph = GraphClient(self.settings, self.context.http)
 
     @property
     def network(self) -> str:
         return self.settings.platform
 
-    # ------------------------------------------------------------ life cycle
-
-    async def start(self) -> None:
-        if self.context.http is None and self._own_http is None:
-            self._own_http = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
-
     async def close(self) -> None:
-        if self._own_http is not None:
-            await self._own_http.aclose()
-            self._own_http = None
-
-    def _graph(self) -> GraphClient:
-        http = self.context.http or self._own_http
-        if http is None:
-            raise FatalError("meta: the adapter was used before start()")
-        read, write = _PERMISSIONS[self.settings.platform]
-        return GraphClient(
-            http,
-            base_url=self.settings.base_url,
-            version=self.settings.api_version,
-            token=self.settings.page_access_token,
-            read_permission=read,
-            write_permission=write,
-        )
+        await self.graph.aclose()
 
     # ------------------------------------------------------------ listening (poll)
 
-    async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
+    def parse_cursor(self, text: str | None) -> PollCursor:
         platform = self.settings.platform
-        position = PollCursor.decode(cursor, platform) if cursor else PollCursor(platform)
-        one_pass = facebook_pass if platform == "facebook" else instagram_pass
-        while True:
-            found: dict[str, Timed] = {}
-            for timed in await one_pass(self._graph(), self.settings, position.second):
-                if position.after(timed.second, timed.tag):
-                    found.setdefault(timed.tag, timed)  # a post seen twice while the feed shifted
-            fresh = sorted(found.values(), key=lambda t: t.order)
-            size = self.settings.page_size
-            for start in range(0, len(fresh), size):
-                chunk = fresh[start : start + size]
-                for timed in chunk:
-                    position.advance(timed.second, timed.tag)
-                yield EventPage(events=[t.event for t in chunk], cursor=position.encode())
-            if not follow:
-                return
-            await asyncio.sleep(self.settings.poll_interval)
+        return PollCursor.read(text, platform) if text else PollCursor(platform)
+
+    async def poll(self, position: PollCursor) -> AsyncIterator[EventPage]:
+        one_pass = facebook_pass if self.settings.platform == "facebook" else instagram_pass
+        found: dict[str, Timed] = {}
+        rejects: list[tuple[str, str]] = []  # objects that could not be read; they go out with the first page
+        for timed in await one_pass(self.graph, self.settings, position.second, rejects):
+            if position.after(timed.second, timed.tag):
+                found.setdefault(timed.tag, timed)  # a post seen twice while the feed shifted
+        fresh = sorted(found.values(), key=lambda t: t.order)
+        size = self.settings.page_size
+        for start in range(0, len(fresh), size):
+            chunk = fresh[start : start + size]
+            for timed in chunk:
+                position.advance(timed.second, timed.tag)
+            yield EventPage(events=[t.event for t in chunk], cursor=position.dump(), rejects=rejects)
+            rejects = []
+        if rejects:
+            yield EventPage(events=[], cursor=position.dump(), rejects=rejects)
 
     async def fetch_thread(self, root_id: str) -> list[Message]:
-        graph, network, account = self._graph(), self.settings.platform, self.settings.account_id
+        graph, network, account = self.graph, self.settings.platform, self.settings.account_id
         try:
             if network == "facebook":
                 node = await graph.get(root_id, fields=FB_POST_FIELDS)
@@ -149,7 +121,7 @@ class MetaAdapter(NetworkAdapter):
                 "meta: Instagram has no profile lookup for commenters; the username comes with each comment"
             )
         try:
-            node = await self._graph().get(account_id, fields="id,name")
+            node = await self.graph.get(account_id, fields="id,name")
         except GraphError as exc:
             raise as_skippable(exc, f"profile {account_id}") from None
         return SocialProfile(network="facebook", account_id=str(node["id"]), display_name=node.get("name"))
@@ -160,7 +132,7 @@ class MetaAdapter(NetworkAdapter):
         return verify(request, self.settings)
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[Event]:
-        return await parse_payload(body, self.settings, self._graph())
+        return await parse_payload(body, self.settings, self.graph)
 
     # ------------------------------------------------------------ replies
 
@@ -180,7 +152,7 @@ class MetaAdapter(NetworkAdapter):
 
     async def _facebook_reply(self, target: str, text: str) -> Message:
         """``POST /{post-or-comment-id}/comments`` (https://developers.facebook.com/docs/graph-api/reference/object/comments)."""
-        graph, page_id = self._graph(), self.settings.account_id
+        graph, page_id = self.graph, self.settings.account_id
         post_id = _facebook_post_of(target, page_id)
         node = await self._earlier_reply(
             graph, f"{target}/comments", text, "message", FB_COMMENT_FIELDS, filter="toplevel"
@@ -196,7 +168,7 @@ class MetaAdapter(NetworkAdapter):
         (https://developers.facebook.com/docs/instagram-api/reference/ig-comment/replies.)
         Instagram threads are two levels deep: a reply to a reply goes under its top-level comment.
         """
-        graph, account = self._graph(), self.settings.account_id
+        graph, account = self.graph, self.settings.account_id
         try:
             comment = await graph.get(target, fields=IG_COMMENT_FIELDS)
         except GraphError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scrm_core import FatalError
+from scrm_core import Cursor, FatalError
 
 __all__ = ["PollCursor"]
 
@@ -19,7 +19,7 @@ _VERSION = "meta1"
 
 
 @dataclass
-class PollCursor:
+class PollCursor(Cursor):
     platform: str
     second: int = 0
     tags: set[str] = field(default_factory=set)
@@ -34,11 +34,12 @@ class PollCursor:
         else:
             self.tags.add(tag)
 
-    def encode(self) -> str:
+    def dump(self) -> str:
         return "|".join([_VERSION, self.platform, str(self.second), *sorted(self.tags)])
 
     @classmethod
-    def decode(cls, text: str, platform: str) -> PollCursor:
+    def read(cls, text: str, platform: str) -> PollCursor:
+        """The cursor saved as ``text`` by a source of ``platform`` (a cursor of the other platform is refused)."""
         parts = text.split("|")
         if len(parts) < 3 or parts[0] != _VERSION:
             raise FatalError(

@@ -26,9 +26,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from scrm_core import FatalError, RetryableError, SkippableError
+from scrm_core import FatalError, HttpApi, RetryableError, SkippableError
+
+from .settings import MetaSettings
 
 __all__ = ["GraphClient", "GraphError", "retry_after_from_headers"]
 
@@ -36,6 +37,10 @@ RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 TOKEN_CODES = frozenset({102, 190})
 TRANSIENT_CODES = frozenset({1, 2})
 DEFAULT_RATE_LIMIT_WAIT = 60.0  # seconds, when no header names a wait
+PERMISSIONS = {  # (read, write) permissions: https://developers.facebook.com/docs/permissions
+    "facebook": ("pages_read_engagement and pages_read_user_content", "pages_manage_engagement"),
+    "instagram": ("instagram_basic and instagram_manage_comments", "instagram_manage_comments"),
+}
 
 
 class GraphError(Exception):
@@ -78,21 +83,13 @@ class GraphClient:
     permission error should tell the operator to grant.
     """
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        base_url: str,
-        version: str,
-        token: SecretStr,
-        read_permission: str,
-        write_permission: str,
-    ) -> None:
-        self._http = http
-        self._root = f"{base_url.rstrip('/')}/{version}"
-        self._token = token
-        self._read_permission = read_permission
-        self._write_permission = write_permission
+    def __init__(self, settings: MetaSettings, http: httpx.AsyncClient | None) -> None:
+        self._token = token = settings.page_access_token
+        auth = {"Authorization": f"Bearer {token.get_secret_value()}"}
+        root, timeout = f"{settings.base_url}/{settings.api_version}", settings.timeout_seconds
+        # map_errors=False: Graph errors are told apart by the code in the body, below.
+        self.api = HttpApi("meta", root, http=http, timeout_seconds=timeout, headers=auth, map_errors=False)
+        self._read_permission, self._write_permission = PERMISSIONS[settings.platform]
 
     async def get(self, path: str, **params: Any) -> dict[str, Any]:
         return await self._call("GET", path, params=params)
@@ -116,14 +113,7 @@ class GraphClient:
                 return
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        url = f"{self._root}/{path.lstrip('/')}"
-        try:
-            response = await self._http.request(method, url, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"meta: {method} /{path} timed out", detail=type(exc).__name__) from None
-        except httpx.TransportError as exc:
-            raise RetryableError(f"meta: {method} /{path}: connection failed", detail=type(exc).__name__) from None
+        response = await self.api.request(method, f"/{path.lstrip('/')}", what=f"{method} /{path}", **kwargs)
         try:
             body = response.json()
         except ValueError:
@@ -161,6 +151,9 @@ class GraphClient:
         if code in TRANSIENT_CODES or error.get("is_transient") or status >= 500:
             return RetryableError(f"meta: {method} /{path}: temporary Graph error {code}: {message}", detail=trace)
         return GraphError(status, code, subcode, message)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
 
     def _scrub(self, text: str) -> str:
         secret = self._token.get_secret_value()

@@ -75,18 +75,22 @@ def edited(message: Message, at: datetime) -> Timed:
     return Timed(_second(at), f"e{message.id}", MessageEdited(message=version))
 
 
-async def facebook_thread(graph: GraphClient, settings: MetaSettings, post: dict[str, Any]) -> list[Message]:
+async def facebook_thread(
+    graph: GraphClient, settings: MetaSettings, post: dict[str, Any], rejects: Rejects | None = None
+) -> list[Message]:
     """The post's comments (all levels), oldest first."""
     network, page_id, post_id = settings.platform, settings.account_id, str(post["id"])
+    bad = rejects if rejects is not None else []
     comments: list[Message] = []
     async for batch in graph.pages(
         f"{post_id}/comments", fields=FB_COMMENT_FIELDS, filter="stream", order="chronological", limit=GRAPH_LIMIT
     ):
-        comments += [fb_comment(node, network=network, page_id=page_id, post_id=post_id) for node in batch]
+        read = [_parsed(fb_comment, n, bad, network=network, page_id=page_id, post_id=post_id) for n in batch]
+        comments += [c for c in read if c is not None]
     return comments
 
 
-async def facebook_pass(graph: GraphClient, settings: MetaSettings, since: int) -> list[Timed]:
+async def facebook_pass(graph: GraphClient, settings: MetaSettings, since: int, rejects: Rejects) -> list[Timed]:
     """Events at or after Unix second ``since`` on the newest ``max_posts`` posts of the Page."""
     network, page_id = settings.platform, settings.account_id
     found: list[Timed] = []
@@ -98,12 +102,14 @@ async def facebook_pass(graph: GraphClient, settings: MetaSettings, since: int) 
             if seen >= settings.max_posts:
                 return found
             seen += 1
-            post = _parsed(fb_post, node, network=network, page_id=page_id)
+            post = _parsed(fb_post, node, rejects, network=network, page_id=page_id)
+            if post is None:
+                continue
             updated = _second(parse_time(node.get("updated_time") or node["created_time"]))
             if updated < since:
                 continue
             try:
-                comments = await facebook_thread(graph, settings, node)
+                comments = await facebook_thread(graph, settings, node, rejects)
             except GraphError as exc:
                 if exc.gone:  # deleted between the feed and its comments: the remove webhook tells
                     continue
@@ -118,19 +124,25 @@ async def facebook_pass(graph: GraphClient, settings: MetaSettings, since: int) 
     return [t for t in found if t.second >= since]
 
 
-async def instagram_thread(graph: GraphClient, settings: MetaSettings, media_id: str) -> list[Message]:
+async def instagram_thread(
+    graph: GraphClient, settings: MetaSettings, media_id: str, rejects: Rejects | None = None
+) -> list[Message]:
     """The media's comments and their replies, oldest first."""
     network, account = settings.platform, settings.account_id
-    out: list[Message] = []
+    bad = rejects if rejects is not None else []
+    found: list[Message | None] = []
     async for batch in graph.pages(f"{media_id}/comments", fields=IG_COMMENT_FIELDS, limit=GRAPH_LIMIT):
         for node in batch:
-            out.append(_parsed(ig_comment, node, network=network, ig_user_id=account, media_id=media_id))
+            found.append(_parsed(ig_comment, node, bad, network=network, ig_user_id=account, media_id=media_id))
             async for replies in graph.pages(f"{node['id']}/replies", fields=IG_COMMENT_FIELDS, limit=GRAPH_LIMIT):
-                out += [_parsed(ig_comment, r, network=network, ig_user_id=account, media_id=media_id) for r in replies]
+                found += [
+                    _parsed(ig_comment, r, bad, network=network, ig_user_id=account, media_id=media_id) for r in replies
+                ]
+    out = [m for m in found if m is not None]
     return sorted(out, key=lambda m: (m.created_at, m.id))
 
 
-async def instagram_pass(graph: GraphClient, settings: MetaSettings, since: int) -> list[Timed]:
+async def instagram_pass(graph: GraphClient, settings: MetaSettings, since: int, rejects: Rejects) -> list[Timed]:
     """Events at or after ``since`` on the newest ``max_posts`` media of the account."""
     network, account = settings.platform, settings.account_id
     found: list[Timed] = []
@@ -142,12 +154,14 @@ async def instagram_pass(graph: GraphClient, settings: MetaSettings, since: int)
             if seen >= settings.max_posts:
                 return [t for t in found if t.second >= since]
             seen += 1
-            media = _parsed(ig_media, node, network=network, ig_user_id=account)
+            media = _parsed(ig_media, node, rejects, network=network, ig_user_id=account)
+            if media is None:
+                continue
             found.append(created(media))
             if not node.get("comments_count", 1):
                 continue
             try:
-                found += [created(c) for c in await instagram_thread(graph, settings, media.id)]
+                found += [created(c) for c in await instagram_thread(graph, settings, media.id, rejects)]
             except GraphError as exc:
                 if exc.gone:
                     continue
@@ -155,9 +169,15 @@ async def instagram_pass(graph: GraphClient, settings: MetaSettings, since: int)
     return [t for t in found if t.second >= since]
 
 
-def _parsed(fn: Any, node: dict[str, Any], **kwargs: Any) -> Message:
+Rejects = list[tuple[str, str]]
+
+
+def _parsed(fn: Any, node: dict[str, Any], rejects: Rejects, **kwargs: Any) -> Message | None:
+    """``fn(node)``, or None with the node's reject in ``rejects``: one unreadable object never
+    stops the source (it goes to the dead-letter queue with its id)."""
     try:
         message: Message = fn(node, **kwargs)
-    except (KeyError, ValueError) as exc:
-        raise FatalError(f"meta: the Graph API answered an object scrm cannot read ({exc})") from None
+    except Exception as exc:
+        rejects.append((str(node.get("id", "?")), f"unreadable Graph object: {type(exc).__name__}: {exc}"[:300]))
+        return None
     return message

@@ -6,14 +6,14 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from scrm_core import AdapterSettings
+from scrm_core import HttpSettings, PollingSettings
 
 __all__ = ["MetaSettings", "Platform"]
 
 Platform = Literal["facebook", "instagram"]
 
 
-class MetaSettings(AdapterSettings):
+class MetaSettings(HttpSettings, PollingSettings):
     """A Page access token and the ids of the Page (Facebook) or the Instagram professional account."""
 
     platform: Platform = Field(
@@ -41,8 +41,7 @@ class MetaSettings(AdapterSettings):
     max_posts: int = Field(
         default=100, ge=1, description="Newest posts (or media) whose comments each poll pass reads."
     )
-    poll_interval: float = Field(default=60.0, gt=0, description="Seconds between polls with follow=True.")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Per request; a timeout is retried.")
+    poll_seconds: float = Field(default=60.0, gt=0, description="Seconds between polls with follow=True.")
 
     @model_validator(mode="after")
     def _account_for_platform(self) -> MetaSettings:

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from scrm_meta import MetaAdapter, MetaSettings
+from scrm_meta.testing import FakeMeta
 
 from scrm_core import AdapterContext, Event, Message, MessageCreated, MessageDeleted, MessageEdited
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.meta import FakeMeta
 
 PAGE_ID = "9000"
 IG_USER_ID = "17841400000000000"

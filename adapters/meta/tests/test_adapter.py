@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import ValidationError
 from scrm_meta import MetaAdapter, MetaSettings
+from scrm_meta.testing import WRITE_FB, FakeMeta
 
 from scrm_core import (
     EventPage,
@@ -21,7 +22,6 @@ from scrm_core import (
     SkippableError,
 )
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.meta import WRITE_FB, FakeMeta
 
 from .conftest import PAGE_ID, make_adapter
 

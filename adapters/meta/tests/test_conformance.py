@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from scrm_meta.testing import FakeMeta
+
 from scrm_core import (
     Event,
     Message,
@@ -16,7 +18,6 @@ from scrm_core import (
     Visibility,
 )
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.meta import FakeMeta
 from scrm_core.testing.network import NetworkAdapterConformance, default_scenario
 from scrm_core.webhooks import WebhookRequest
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from scrm_meta import MetaAdapter
+from scrm_meta.testing import FakeMeta
 
 from scrm_core import Event, MessageCreated, MessageDeleted, MessageEdited, SkippableError
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.meta import FakeMeta
 from scrm_core.webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
 
 from .conftest import IG_USER_ID, PAGE_ID, make_adapter

@@ -9,7 +9,7 @@ Listening is a pass over every configured listing, then a re-check:
    right after it. The listings are merged by creation time, so a post comes before its
    comments; a comment listed twice (a mention in a subreddit that is also read) is one
    message.
-2. **Re-check**: the last ``recheck_window`` items are fetched again with ``/api/info``
+2. **Re-check**: the last ``recheck_recent`` items are fetched again with ``/api/info``
    (100 fullnames per call). A body/selftext that became ``[deleted]`` / ``[removed]``,
    an author that became ``[deleted]`` or a ``removed_by_category`` is a MessageDeleted
    (removal by a moderator is a deletion for scrm); a new ``edited`` time is a
@@ -20,26 +20,25 @@ Listening is a pass over every configured listing, then a re-check:
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
-
-from pydantic import ValidationError
+from typing import Any, TypeVar
 
 from scrm_core import (
     AdapterContext,
-    AdapterSettings,
     Event,
     EventPage,
+    FatalError,
     Message,
     MessageCreated,
     MessageDeleted,
     MessageEdited,
-    NetworkAdapter,
     NetworkCapability,
+    PollingAdapter,
+    ReplyGuarantee,
+    RetryableError,
     SentReply,
     SkippableError,
     SocialProfile,
@@ -64,27 +63,26 @@ class _Listing:
     path: str
 
 
-class RedditAdapter(NetworkAdapter):
+class RedditAdapter(PollingAdapter[RedditSettings, RedditCursor]):
     """Reads Reddit through praw (OAuth); posts replies once, looking before it posts."""
 
     name = "reddit"
-    Settings: ClassVar[type[AdapterSettings]] = RedditSettings
+    Settings = RedditSettings
+    cursor_type = RedditCursor
+    reply_guarantee = ReplyGuarantee.look_before_post
     capabilities = frozenset(
         {NetworkCapability.poll, NetworkCapability.reply, NetworkCapability.edits, NetworkCapability.deletes}
     )
 
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
-        if not isinstance(settings, RedditSettings):
-            settings = RedditSettings.model_validate(settings.model_dump())
+    def __init__(self, settings: RedditSettings | Mapping[str, Any], context: AdapterContext | None = None) -> None:
         super().__init__(settings, context)
-        self.options = settings
         self._client: RedditClient | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         if self._client is None:
-            self._client = RedditClient(self.options)  # no I/O: praw logs in on the first call
+            self._client = RedditClient(self.settings)  # no I/O: praw logs in on the first call
 
     async def close(self) -> None:
         if self._client is not None:
@@ -94,7 +92,7 @@ class RedditAdapter(NetworkAdapter):
     @property
     def client(self) -> RedditClient:
         if self._client is None:
-            self._client = RedditClient(self.options)
+            self._client = RedditClient(self.settings)
         return self._client
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -102,34 +100,30 @@ class RedditAdapter(NetworkAdapter):
 
     def listings(self) -> list[_Listing]:
         out: list[_Listing] = []
-        for sub in self.options.subreddits:
-            if self.options.submissions:
+        for sub in self.settings.subreddits:
+            if self.settings.submissions:
                 out.append(_Listing(f"r/{sub}/new", f"/r/{sub}/new"))
-            if self.options.comments:
+            if self.settings.comments:
                 out.append(_Listing(f"r/{sub}/comments", f"/r/{sub}/comments"))
-        if self.options.mentions:
+        if self.settings.mentions:
             out.append(_Listing("mentions", "/message/mentions"))
         return out
 
     # ------------------------------------------------------------ listening
 
-    async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
-        state = RedditCursor.decode(cursor) if cursor is not None else RedditCursor()
+    async def poll(self, state: RedditCursor) -> AsyncIterator[EventPage]:
+        """One pass: every listing after its anchor, then the re-check of the recent items."""
         me, _ = await self._run(self.client.me)
-        while True:
-            async for page in self._read_listings(state, me):
-                yield page
-            async for page in self._recheck(state, me):
-                yield page
-            if not follow:
-                return
-            await asyncio.sleep(self.options.poll_interval)
+        async for page in self._read_listings(state, me):
+            yield page
+        async for page in self._recheck(state, me):
+            yield page
 
     async def _read_listings(self, state: RedditCursor, me: str) -> AsyncIterator[EventPage]:
         listings = self.listings()
         buffers: dict[str, deque[dict[str, Any]]] = {s.key: deque() for s in listings}
         done: set[str] = set()
-        size = self.options.page_size
+        size = self.settings.page_size
         while True:
             events: list[Event] = []
             rejects: list[tuple[str, str]] = []
@@ -155,7 +149,7 @@ class RedditAdapter(NetworkAdapter):
                 if state.watched(name) is None:
                     self._first_sight(data, state, me, events, rejects)
             if events or rejects:
-                yield EventPage(events=events, cursor=state.encode(), rejects=rejects)
+                yield EventPage(events=events, cursor=state.dump(), rejects=rejects)
             if not any(buffers.values()) and len(done) == len(listings):
                 return
 
@@ -163,8 +157,8 @@ class RedditAdapter(NetworkAdapter):
         """The next items of one listing after its anchor, oldest first."""
         anchor = state.anchors.get(listing.key)
         if anchor is None:
-            return await self._walk_back(listing, self.options.backfill, None)
-        params: dict[str, str | int] = {"limit": self.options.page_size, "before": anchor}
+            return await self._walk_back(listing, self.settings.backfill, None)
+        params: dict[str, str | int] = {"limit": self.settings.page_size, "before": anchor}
         children, _ = await self._run(self.client.listing, listing.path, params)
         if children:
             return [thing_data(c) for c in reversed(children)]
@@ -199,7 +193,9 @@ class RedditAdapter(NetworkAdapter):
         name = str(data["name"])
         try:
             message = self._message(data, me)
-        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        except (FatalError, RetryableError):
+            raise
+        except Exception as exc:  # this thing only: its reject, and the page goes on
             rejects.append((name, f"unreadable {name[:2]} thing: {type(exc).__name__}: {str(exc)[:200]}"))
             return
         gone, edited = is_gone(data), edited_at(data)
@@ -208,8 +204,8 @@ class RedditAdapter(NetworkAdapter):
             events.append(MessageDeleted(network=self.network, message_id=name))
         elif edited is not None:
             events.append(MessageEdited(message=message.model_copy(update={"edited_at": edited})))
-        if self.options.recheck_window:
-            state.remember(Watched(name, edited.timestamp() if edited else 0.0, gone), self.options.recheck_window)
+        if self.settings.recheck_recent:
+            state.remember(Watched(name, edited.timestamp() if edited else 0.0, gone), self.settings.recheck_recent)
 
     async def _recheck(self, state: RedditCursor, me: str) -> AsyncIterator[EventPage]:
         targets = [w for w in state.watch if not w.gone]
@@ -230,14 +226,14 @@ class RedditAdapter(NetworkAdapter):
                 watched.edited = edited.timestamp()
                 message = self._message(data, me).model_copy(update={"edited_at": edited})
                 events.append(MessageEdited(message=message))
-            if len(events) >= self.options.page_size:
-                yield EventPage(events=events, cursor=state.encode())
+            if len(events) >= self.settings.page_size:
+                yield EventPage(events=events, cursor=state.dump())
                 events = []
         if events:
-            yield EventPage(events=events, cursor=state.encode())
+            yield EventPage(events=events, cursor=state.dump())
 
     def _message(self, data: dict[str, Any], me: str | None) -> Message:
-        return to_message(data, network=self.network, me=me, reddit_url=self.options.reddit_url)
+        return to_message(data, network=self.network, me=me, reddit_url=self.settings.reddit_url)
 
     # ------------------------------------------------------------ threads and profiles
 
@@ -268,7 +264,7 @@ class RedditAdapter(NetworkAdapter):
             network=self.network,
             account_id=account_id,
             handle=name,
-            url=f"{self.options.reddit_url}/user/{name}",
+            url=f"{self.settings.reddit_url}/user/{name}",
         )
 
     def _partial_redditor(self, account_id: str) -> Any:

@@ -41,7 +41,7 @@ from prawcore.exceptions import (
     ResponseException,
 )
 
-from scrm_core import FatalError, RetryableError, SkippableError
+from scrm_core import FatalError, RetryableError, SkippableError, parse_rate_limit, retry_after_seconds
 
 from .settings import RedditSettings
 
@@ -83,16 +83,12 @@ class RateState:
         self.lock = threading.Lock()
 
     def observe(self, headers: Any) -> float | None:
-        remaining, reset = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset")
-        if remaining is None or reset is None:
-            return None
-        try:
-            left, seconds = float(remaining), float(reset)
-        except ValueError:
+        limits = parse_rate_limit(headers)
+        if limits.remaining is None or limits.reset_seconds is None:
             return None
         with self.lock:
-            self.remaining, self.reset_at = left, time.monotonic() + seconds
-        return seconds
+            self.remaining, self.reset_at = limits.remaining, time.monotonic() + limits.reset_seconds
+        return limits.reset_seconds
 
     def wait_needed(self) -> float | None:
         with self.lock:
@@ -118,22 +114,11 @@ class GuardedRequestor(prawcore.Requestor):
         reset = self.rate.observe(response.headers)
         status = response.status_code
         if status == 429:
-            retry_after = _retry_after(response.headers) or reset
+            retry_after = retry_after_seconds(response.headers.get("retry-after")) or reset
             raise RequestException(Transient("rate limited (429)", status=429, retry_after=retry_after), args, kwargs)
         if status in _RETRY_STATUSES:
             raise RequestException(Transient(f"Reddit answered {status}", status=status), args, kwargs)
         return response
-
-
-def _retry_after(headers: Any) -> float | None:
-    for name in ("retry-after", "x-ratelimit-reset"):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return max(float(value), 0.0)
-            except ValueError:
-                continue
-    return None
 
 
 class RedditClient:
@@ -151,10 +136,10 @@ class RedditClient:
             password=settings.password.get_secret_value() if settings.password else None,
             refresh_token=settings.refresh_token.get_secret_value() if settings.refresh_token else None,
             user_agent=settings.user_agent,
-            oauth_url=settings.oauth_url,
+            oauth_url=settings.base_url,
             reddit_url=settings.reddit_url,
             short_url=settings.reddit_url,
-            timeout=max(1, round(settings.timeout)),
+            timeout=max(1, round(settings.timeout_seconds)),
             check_for_updates=False,  # update_checker would call PyPI
             check_for_async=False,  # calls run in a worker thread on purpose
             requestor_class=GuardedRequestor,

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrm_core import FatalError
+from scrm_core import Cursor
 
 __all__ = ["RedditCursor", "Watched"]
 
@@ -35,11 +35,11 @@ class Watched:
 
 
 @dataclass
-class RedditCursor:
+class RedditCursor(Cursor):
     anchors: dict[str, str] = field(default_factory=dict)
     watch: list[Watched] = field(default_factory=list)
 
-    def encode(self) -> str:
+    def dump(self) -> str:
         body = {"a": self.anchors, "w": [[w.fullname, w.edited, int(w.gone)] for w in self.watch]}
         return _PREFIX + json.dumps(body, separators=(",", ":"), sort_keys=True)
 
@@ -57,7 +57,7 @@ class RedditCursor:
     @classmethod
     def decode(cls, text: str) -> RedditCursor:
         if not text.startswith(_PREFIX):
-            raise FatalError(_bad(text, f"it does not start with {_PREFIX!r}"))
+            raise ValueError(f"reddit: it does not start with {_PREFIX!r}")
         try:
             body: Any = json.loads(text[len(_PREFIX) :])
             anchors = body["a"]
@@ -73,14 +73,6 @@ class RedditCursor:
                 if not isinstance(name, str) or not _FULLNAME.fullmatch(name):
                     raise ValueError(f"{name!r} is not a fullname")
                 entries.append(Watched(name, float(edited), bool(gone)))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise FatalError(_bad(text, str(exc))) from None
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"reddit: {exc}") from None
         return cls(dict(anchors), entries)
-
-
-def _bad(text: str, why: str) -> str:
-    shown = text if len(text) <= 80 else text[:77] + "..."
-    return (
-        f"reddit: the cursor {shown!r} was not produced by this adapter ({why}). "
-        "Reset the source's checkpoint to read from the start."
-    )

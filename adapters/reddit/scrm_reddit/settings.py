@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from scrm_core import AdapterSettings
+from scrm_core import HttpSettings, PollingSettings
 
 __all__ = ["USER_AGENT_FORMAT", "RedditSettings"]
 
@@ -20,7 +20,9 @@ _USERNAME = re.compile(r"[A-Za-z0-9_-]{3,20}")
 _SUBREDDIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
 
 
-class RedditSettings(AdapterSettings):
+class RedditSettings(HttpSettings, PollingSettings):
+    renamed = {"oauth_url": "base_url", "recheck_window": "recheck_recent"}
+
     client_id: str = Field(min_length=1, description="The app's client id (reddit.com/prefs/apps).")
     client_secret: SecretStr | None = Field(
         default=None, description="The app's secret; required for script and web apps, None for installed apps."
@@ -37,16 +39,16 @@ class RedditSettings(AdapterSettings):
     backfill: int = Field(
         default=100, ge=1, le=1000, description="On a listing's first read, how many of its newest items to take."
     )
-    recheck_window: int = Field(
+    recheck_recent: int = Field(
         default=100,
         ge=0,
         le=1000,
         description="How many of the most recently read items are re-checked for edits and deletions after "
         "every pass (100 per /api/info call); 0 turns the re-check off.",
     )
-    poll_interval: float = Field(default=30.0, gt=0, le=3600, description="Seconds between passes in follow mode.")
-    timeout: float = Field(default=16.0, gt=0, le=300, description="Seconds to wait for one HTTP answer.")
-    oauth_url: str = Field(default="https://oauth.reddit.com", description="Base URL of API calls (praw oauth_url).")
+    poll_seconds: float = Field(default=30.0, gt=0, le=3600, description="Seconds between passes in follow mode.")
+    timeout_seconds: float = Field(default=16.0, gt=0, le=300, description="Seconds to wait for one HTTP answer.")
+    base_url: str = Field(default="https://oauth.reddit.com", description="Base URL of API calls (praw oauth_url).")
     reddit_url: str = Field(
         default="https://www.reddit.com", description="Base URL of the token endpoint and permalinks (praw reddit_url)."
     )
@@ -79,7 +81,7 @@ class RedditSettings(AdapterSettings):
             raise ValueError(f"subreddits: {bad!r} are not subreddit names")
         return list(dict.fromkeys(names))
 
-    @field_validator("oauth_url", "reddit_url")
+    @field_validator("reddit_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):

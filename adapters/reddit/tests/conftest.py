@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 import pytest
 from scrm_reddit import RedditAdapter, RedditSettings
+from scrm_reddit.testing import FakeReddit, to_base36
 
 from scrm_core import AdapterContext, Event, EventPage, MessageCreated, MessageDeleted, MessageEdited, Visibility
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.reddit import FakeReddit, to_base36
 from scrm_core.testing.network import default_scenario
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ def make_adapter(url: str, tmp_path: Path, **settings: Any) -> RedditAdapter:
         "user_agent": USER_AGENT,
         "subreddits": ["acme"],
         "page_size": 3,
-        "oauth_url": url,
+        "base_url": url,
         "reddit_url": url,
     }
     values.update(settings)

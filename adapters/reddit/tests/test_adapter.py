@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from scrm_reddit import RedditAdapter, RedditSettings
+from scrm_reddit.testing import FakeReddit
 
 from scrm_core import (
     Direction,
@@ -25,7 +26,6 @@ from scrm_core import (
     SocialProfile,
 )
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.reddit import FakeReddit
 from scrm_core.testing.network import default_scenario
 
 from .conftest import PASSWORD, USER_AGENT, Switchable, drain, make_adapter, new_fake, reddit_scenario, run
@@ -115,10 +115,10 @@ def test_an_edit_becomes_message_edited_with_edited_at(fake: FakeReddit, url: st
 
 def test_items_beyond_the_recheck_window_are_not_rechecked(fake: FakeReddit, url: str, tmp_path: Path) -> None:
     post, _, _, third = seed(fake)
-    pages = run(lambda: drain(make_adapter(url, tmp_path, recheck_window=2)))
+    pages = run(lambda: drain(make_adapter(url, tmp_path, recheck_recent=2)))
     fake.delete(post)  # the oldest: out of a window of 2
     fake.delete(third)
-    again = run(lambda: drain(make_adapter(url, tmp_path, recheck_window=2), pages[-1].cursor))
+    again = run(lambda: drain(make_adapter(url, tmp_path, recheck_recent=2), pages[-1].cursor))
     assert [e.key for e in events_of(again)] == [f"d:reddit:{third}"]
 
 
@@ -329,7 +329,7 @@ def test_settings_need_exactly_one_grant_and_hide_secrets() -> None:
 
 def test_garbage_and_foreign_cursors_are_fatal(fake: FakeReddit, url: str, tmp_path: Path) -> None:
     for bad in ("v1:3:120:file.ndjson", 'rd1:{"a":{"x":"not-a-fullname"},"w":[]}', "rd1:[]"):
-        with pytest.raises(FatalError, match="not produced by this adapter"):
+        with pytest.raises(FatalError, match="is not a cursor this adapter wrote"):
             run(lambda bad=bad: drain(make_adapter(url, tmp_path), bad))
 
 

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from scrm_reddit.testing import FakeReddit
 
 from scrm_core import Event, NetworkAdapter
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.reddit import FakeReddit
 from scrm_core.testing.network import NetworkAdapterConformance
 
 from .conftest import Switchable, make_adapter, new_fake, reddit_scenario

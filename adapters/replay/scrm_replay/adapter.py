@@ -1,24 +1,12 @@
-"""The replay network: events read back from NDJSON files (see :mod:`scrm_replay.format`)."""
-
 from __future__ import annotations
 
-import asyncio
 import glob
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import ClassVar
 
 from pydantic import Field
 
-from scrm_core import (
-    AdapterContext,
-    AdapterSettings,
-    Event,
-    EventPage,
-    FatalError,
-    NetworkAdapter,
-    NetworkCapability,
-)
+from scrm_core import Event, EventPage, FatalError, NetworkCapability, PollingAdapter, PollingSettings
 
 from .cursor import Cursor
 from .format import is_blank, parse_line
@@ -27,35 +15,30 @@ from .reader import LineReader
 __all__ = ["ReplayAdapter", "ReplaySettings"]
 
 
-class ReplaySettings(AdapterSettings):
+class ReplaySettings(PollingSettings):
     paths: list[str] = Field(
         min_length=1,
         description="Files or glob patterns (``**`` allowed), relative to the config file's folder. "
         "All matches are read in sorted order.",
     )
     page_size: int = Field(default=500, ge=1, le=10_000, description="Most events (plus rejects) per page.")
-    poll_interval: float = Field(
+    poll_seconds: float = Field(
         default=1.0, gt=0, le=3600, description="Seconds between looks at the last file in follow mode."
     )
 
 
-class ReplayAdapter(NetworkAdapter):
+class ReplayAdapter(PollingAdapter[ReplaySettings, Cursor]):
     """Replays recorded events; in follow mode, tails the last file like ``tail -f``."""
 
     name = "replay"
-    Settings: ClassVar[type[AdapterSettings]] = ReplaySettings
+    Settings = ReplaySettings
+    cursor_type = Cursor
     capabilities = frozenset({NetworkCapability.poll, NetworkCapability.edits, NetworkCapability.deletes})
-
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
-        if not isinstance(settings, ReplaySettings):
-            settings = ReplaySettings.model_validate(settings.model_dump())
-        super().__init__(settings, context)
-        self.options = settings
 
     def files(self) -> list[tuple[str, Path]]:
         """``(label, path)`` of every matching file, sorted by label; the label is what cursors hold."""
         found: dict[str, Path] = {}
-        for pattern in self.options.paths:
+        for pattern in self.settings.paths:
             full = self.context.resolve_path(pattern)
             if any(ch in str(full) for ch in "*?["):
                 matches = [Path(p) for p in glob.glob(str(full), recursive=True)]
@@ -74,41 +57,36 @@ class ReplayAdapter(NetworkAdapter):
         except ValueError:
             return path.as_posix()
 
-    async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
+    async def poll(self, cursor: Cursor) -> AsyncIterator[EventPage]:
+        """Every complete line after ``cursor``, in pages; a file still being written is read
+        again from the page's cursor at the next pass (``follow``)."""
         files = self.files()
         first, offset, line = 0, 0, 0
-        if cursor is not None:
-            at = Cursor.decode(cursor)
+        if cursor.file:
             labels = [label for label, _ in files]
-            if at.file not in labels:
+            if cursor.file not in labels:
                 raise FatalError(
-                    f"replay: the cursor refers to {at.file!r}, which is no longer among the files matched by "
-                    f"paths={self.options.paths!r}. Restore the file or reset the source's checkpoint."
+                    f"replay: the cursor refers to {cursor.file!r}, which is no longer among the files matched by "
+                    f"paths={self.settings.paths!r}. Restore the file or reset the source's checkpoint."
                 )
-            first, offset, line = labels.index(at.file), at.offset, at.line
-
+            first, offset, line = labels.index(cursor.file), cursor.offset, cursor.line
         events: list[Event] = []
         rejects: list[tuple[str, str]] = []
-        limit = self.options.page_size
         for index in range(first, len(files)):
             label, path = files[index]
             reader = LineReader(path, label, offset, line) if index == first else LineReader(path, label, 0, 0)
             try:
                 while True:
-                    full = _fill(reader, events, rejects, limit)
+                    full = _fill(reader, events, rejects, self.settings.page_size)
                     if full or (index == len(files) - 1 and (events or rejects)):
                         # Pages may span files: the cursor only ever names the file read last.
                         # model_construct: the events are validated already; don't check 500 models again.
                         yield EventPage.model_construct(
-                            events=events, cursor=Cursor(label, reader.offset, reader.line).encode(), rejects=rejects
+                            events=events, cursor=Cursor(label, reader.offset, reader.line).dump(), rejects=rejects
                         )
                         events, rejects = [], []
-                    if full:
-                        continue
-                    if index < len(files) - 1 or not follow:
+                    if not full:
                         break
-                    await asyncio.sleep(self.options.poll_interval)
-                    reader.check_not_shrunk()
             finally:
                 reader.close()
 

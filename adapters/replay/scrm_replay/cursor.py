@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scrm_core import FatalError
+from scrm_core import Cursor as CursorBase
 
 __all__ = ["Cursor"]
 
@@ -19,28 +19,23 @@ _VERSION = "v1"
 
 
 @dataclass(frozen=True, slots=True)
-class Cursor:
-    file: str
-    offset: int
-    line: int
+class Cursor(CursorBase):
+    file: str = ""  # "": before the first file
+    offset: int = 0
+    line: int = 0
 
-    def encode(self) -> str:
+    def dump(self) -> str:
         return f"{_VERSION}:{self.line}:{self.offset}:{self.file}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         parts = text.split(":", 3)
         if len(parts) != 4 or parts[0] != _VERSION or not parts[3]:
-            raise FatalError(_bad(text, "expected 'v1:<line>:<offset>:<file>'"))
+            raise ValueError("expected 'v1:<line>:<offset>:<file>'")
         _, line, offset, file = parts
         if not all(p.isascii() and p.isdigit() for p in (line, offset)):
-            raise FatalError(_bad(text, "line and offset must be non-negative integers"))
+            raise ValueError("line and offset must be non-negative integers")
         n, pos = int(line), int(offset)
         if pos < n or (n == 0 and pos > 0):  # every line takes at least one byte
-            raise FatalError(_bad(text, "line and offset disagree"))
+            raise ValueError("line and offset disagree")
         return cls(file=file, offset=pos, line=n)
-
-
-def _bad(text: str, why: str) -> str:
-    shown = text if len(text) <= 120 else text[:117] + "..."
-    return f"replay: invalid cursor {shown!r}: {why}"

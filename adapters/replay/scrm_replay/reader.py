@@ -73,13 +73,5 @@ class LineReader:
         self.line += 1
         return buf[pos:nl]
 
-    def check_not_shrunk(self) -> None:
-        """While following: a file smaller than what was read has been truncated or replaced."""
-        if self.size() < self.offset:
-            raise FatalError(
-                f"replay: {self.label!r} shrank below the {self.offset} bytes already read; "
-                "it was truncated or replaced while being followed."
-            )
-
     def close(self) -> None:
         self._file.close()

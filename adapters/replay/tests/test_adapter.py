@@ -31,8 +31,8 @@ def lines(*numbers: int) -> bytes:
     return b"".join(line(i) for i in numbers)
 
 
-def replay(base: Path, *paths: str, page_size: int = 500, poll_interval: float = 1.0) -> ReplayAdapter:
-    settings = ReplaySettings(paths=list(paths) or ["*.ndjson"], page_size=page_size, poll_interval=poll_interval)
+def replay(base: Path, *paths: str, page_size: int = 500, poll_seconds: float = 1.0) -> ReplayAdapter:
+    settings = ReplaySettings(paths=list(paths) or ["*.ndjson"], page_size=page_size, poll_seconds=poll_seconds)
     return ReplayAdapter(settings, AdapterContext(name="replay", base_dir=base))
 
 
@@ -116,8 +116,8 @@ def test_an_empty_source_yields_no_pages(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cursor", "message"),
     [
-        ("garbage", "invalid cursor"),
-        ("v2:1:10:a.ndjson", "invalid cursor"),
+        ("garbage", "is not a cursor this adapter wrote"),
+        ("v2:1:10:a.ndjson", "is not a cursor this adapter wrote"),
         ("v1:x:10:a.ndjson", "non-negative integers"),
         ("v1:5:3:a.ndjson", "disagree"),
         ("v1:1:5:gone.ndjson", "'gone.ndjson', which is no longer among the files"),
@@ -163,7 +163,7 @@ def test_follow_reads_appended_lines(tmp_path: Path) -> None:
     path.write_bytes(lines(1, 2) + third[:15])  # the writer is in the middle of line 3
 
     async def run() -> list[EventPage]:
-        listener = replay(tmp_path, poll_interval=0.01).listen(None, follow=True)
+        listener = replay(tmp_path, poll_seconds=0.01).listen(None, follow=True)
         try:
             first = await asyncio.wait_for(anext(listener), 5)
             with path.open("ab") as f:
@@ -188,7 +188,7 @@ def test_follow_can_be_cancelled_while_waiting(tmp_path: Path) -> None:
 
         async def consume() -> None:
             nonlocal got
-            async for page in replay(tmp_path, poll_interval=0.01).listen(None, follow=True):
+            async for page in replay(tmp_path, poll_seconds=0.01).listen(None, follow=True):
                 got += len(page.events)
                 first_page.set()
 
@@ -208,7 +208,7 @@ def test_follow_notices_a_truncated_file(tmp_path: Path) -> None:
     path.write_bytes(lines(1, 2))
 
     async def run() -> None:
-        listener = replay(tmp_path, poll_interval=0.01).listen(None, follow=True)
+        listener = replay(tmp_path, poll_seconds=0.01).listen(None, follow=True)
         try:
             await asyncio.wait_for(anext(listener), 5)
             path.write_bytes(b"")
@@ -216,7 +216,7 @@ def test_follow_notices_a_truncated_file(tmp_path: Path) -> None:
         finally:
             await listener.aclose()
 
-    with pytest.raises(FatalError, match="shrank"):
+    with pytest.raises(FatalError, match="truncated or replaced"):
         asyncio.run(run())
 
 
@@ -227,7 +227,7 @@ def test_settings_given_as_base_model_are_revalidated(tmp_path: Path) -> None:
         paths: list[str]
 
     adapter = ReplayAdapter(Loose(paths=["*.ndjson"]), AdapterContext(name="r", base_dir=tmp_path))
-    assert isinstance(adapter.settings, ReplaySettings) and adapter.options.page_size == 500
+    assert isinstance(adapter.settings, ReplaySettings) and adapter.settings.page_size == 500
 
 
 def test_a_file_that_vanishes_is_fatal(tmp_path: Path) -> None:
@@ -254,3 +254,20 @@ def test_lines_longer_than_a_read_chunk(tmp_path: Path) -> None:
     pages = drain(replay(tmp_path, page_size=2))
     assert ids(pages) == ["1", "big", "2"]
     assert drain(replay(tmp_path), pages[0].cursor)[0].events[0].key == "c:t:2"
+
+
+def test_follow_reads_a_new_file_that_sorts_after_the_last_one(tmp_path: Path) -> None:
+    (tmp_path / "a.ndjson").write_bytes(lines(1, 2))
+
+    async def run() -> list[list[str]]:
+        listener = replay(tmp_path, poll_seconds=0.01).listen(None, follow=True)
+        try:
+            first = await asyncio.wait_for(anext(listener), 5)
+            (tmp_path / "b.ndjson").write_bytes(lines(3))
+            second = await asyncio.wait_for(anext(listener), 5)
+        finally:
+            await listener.aclose()
+        return [[e.key for e in first.events], [e.key for e in second.events]]
+
+    first, second = asyncio.run(run())
+    assert len(first) == 2 and len(second) == 1 and second[0] not in first

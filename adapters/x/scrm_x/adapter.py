@@ -11,16 +11,15 @@ deleted content to be removed. See :mod:`scrm_x.cursor` for how a round resumes.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import tweepy
 
 from scrm_core import (
     AdapterContext,
-    AdapterSettings,
     Direction,
     Event,
     EventPage,
@@ -29,8 +28,9 @@ from scrm_core import (
     MessageCreated,
     MessageDeleted,
     MessageEdited,
-    NetworkAdapter,
     NetworkCapability,
+    PollingAdapter,
+    ReplyGuarantee,
     SentReply,
     SkippableError,
     SocialProfile,
@@ -54,17 +54,27 @@ _Fields = dict(tweet_fields=mapping.TWEET_FIELDS, expansions=mapping.EXPANSIONS,
 class _Unit:
     """The events of one post version (a creation, an edit, or both), or of one deletion."""
 
-    __slots__ = ("created", "deleted", "events", "key")
+    __slots__ = ("created", "deleted", "events", "key", "rejects")
 
-    def __init__(self, events: list[Event], key: tuple[int, int] | None, created: int | None, deleted: int | None):
+    def __init__(
+        self,
+        events: list[Event],
+        key: tuple[int, int] | None,
+        created: int | None,
+        deleted: int | None,
+        rejects: list[tuple[str, str]] | None = None,
+    ):
         self.events, self.key, self.created, self.deleted = events, key, created, deleted
+        self.rejects = rejects or []
 
 
-class XAdapter(NetworkAdapter):
+class XAdapter(PollingAdapter[XSettings, Cursor]):
     """X through the API v2 and tweepy; polls, replies under X's rules for the configured access tier."""
 
     name = "x"
-    Settings: ClassVar[type[AdapterSettings]] = XSettings
+    Settings = XSettings
+    cursor_type = Cursor
+    reply_guarantee = ReplyGuarantee.look_before_post
     capabilities = frozenset(
         {
             NetworkCapability.poll,
@@ -75,11 +85,8 @@ class XAdapter(NetworkAdapter):
         }
     )
 
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
-        if not isinstance(settings, XSettings):
-            settings = XSettings.model_validate(settings.model_dump())
+    def __init__(self, settings: XSettings | Mapping[str, Any], context: AdapterContext | None = None) -> None:
         super().__init__(settings, context)
-        self.options = settings
         self._app: XClient | None = None
         self._user: XClient | None = None
         self._me: dict[str, Any] | None = None
@@ -87,8 +94,8 @@ class XAdapter(NetworkAdapter):
     # ------------------------------------------------------------ clients
 
     async def start(self) -> None:
-        o = self.options
-        url, timeout = o.api_base_url, o.timeout
+        o = self.settings
+        url, timeout = o.base_url, o.timeout_seconds
         if o.bearer_token is not None:
             self._app = XClient(url, timeout, bearer_token=o.bearer_token.get_secret_value())
         if o.user_access_token is not None:
@@ -135,8 +142,8 @@ class XAdapter(NetworkAdapter):
             return self._app, False, "bearer_token"
         if self._user is None:
             raise FatalError("x: this needs the account's user context: set user_access_token or the OAuth 1.0a keys")
-        oauth1 = self.options.user_access_token is None
-        return self._user, oauth1, self.options.user_credential_names
+        oauth1 = self.settings.user_access_token is None
+        return self._user, oauth1, self.settings.user_credential_names
 
     @property
     def _me_id(self) -> str | None:
@@ -144,23 +151,12 @@ class XAdapter(NetworkAdapter):
 
     # ------------------------------------------------------------ listening
 
-    async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
-        state = Cursor.decode(cursor) if cursor is not None else Cursor()
-        while True:
-            async for page in self._round(state):
-                assert page.cursor is not None
-                state = Cursor.decode(page.cursor)
-                yield page
-            if not follow:
-                return
-            await asyncio.sleep(self.options.poll_interval)
-
     async def _listing(self, kind: str, since: int | None, users: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         """Every post of one listing newer than ``since``, following the pagination tokens."""
         tweets: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            params: dict[str, Any] = {**_Fields, "max_results": self.options.max_results}
+            params: dict[str, Any] = {**_Fields, "max_results": self.settings.max_results}
             if since is not None:
                 params["since_id"] = since
             if kind == "m":
@@ -177,7 +173,7 @@ class XAdapter(NetworkAdapter):
                     "read",
                     "searching (GET /2/tweets/search/recent)",
                     "search_recent_tweets",
-                    self.options.query,
+                    self.settings.query,
                     **params,
                 )
             _collect_users(answer, users)
@@ -205,8 +201,9 @@ class XAdapter(NetworkAdapter):
                     gone.add(str(error.get("resource_id") or error.get("value")))
         return found, gone
 
-    async def _round(self, state: Cursor) -> AsyncIterator[EventPage]:
-        o = self.options
+    async def poll(self, state: Cursor) -> AsyncIterator[EventPage]:
+        """One poll round from ``state``: new posts of every listing, then the deletion check."""
+        o = self.settings
         users: dict[str, dict[str, Any]] = {}
         fetched: dict[str, dict[str, Any]] = {}
         newest = {"m": state.mentions, "s": state.search}
@@ -218,7 +215,7 @@ class XAdapter(NetworkAdapter):
                 newest[kind] = max(newest[kind] or 0, int(tweet["id"]))
         units = await self._post_units(state, fetched, users)
         created = [u.created for u in units if u.created is not None]
-        window = _top(state.window, created, o.deletion_window)
+        window = _top(state.window, created, o.recheck_recent)
         deletions = await self._deletions(window, users)
         units += deletions
         after = Cursor(
@@ -226,13 +223,13 @@ class XAdapter(NetworkAdapter):
         )
         if not units:
             if after != state:
-                yield EventPage(events=[], cursor=after.encode())
+                yield EventPage(events=[], cursor=after.dump())
             return
         done_window = list(state.window)
         gone: set[int] = set()
         for start in range(0, len(units), o.page_size):
             page = units[start : start + o.page_size]
-            done_window = list(_top(done_window, [u.created for u in page if u.created is not None], o.deletion_window))
+            done_window = list(_top(done_window, [u.created for u in page if u.created is not None], o.recheck_recent))
             gone |= {u.deleted for u in page if u.deleted is not None}
             last = page[-1]
             if start + o.page_size >= len(units):
@@ -241,7 +238,8 @@ class XAdapter(NetworkAdapter):
                 cursor = Cursor(state.mentions, state.search, last.key, tuple(done_window))
             else:  # within the deletions: the posts are all out, only some deletions are
                 cursor = Cursor(newest["m"], newest["s"], None, tuple(w for w in window if w not in gone))
-            yield EventPage(events=[e for u in page for e in u.events], cursor=cursor.encode())
+            rejects = [r for u in page for r in u.rejects]
+            yield EventPage(events=[e for u in page for e in u.events], cursor=cursor.dump(), rejects=rejects)
 
     async def _post_units(
         self, state: Cursor, fetched: dict[str, dict[str, Any]], users: dict[str, dict[str, Any]]
@@ -260,33 +258,38 @@ class XAdapter(NetworkAdapter):
             else ({}, set())
         )
         floor = max((s for s in (state.mentions, state.search) if s is not None), default=None)
-        me = self._me_id
         units: list[_Unit] = []
         announced: set[str] = set()
         for tweet in sorted(fetched.values(), key=_order):
             vid, oid = str(tweet["id"]), mapping.original_id(tweet)
             key = (int(oid), int(vid))
-            events: list[Event] = []
-            created: int | None = None
-            if vid == oid:
-                events.append(MessageCreated(message=mapping.message(tweet, users, network=self.network, me=me)))
-                created = int(oid)
-            else:
-                original = fetched.get(oid) or known.get(oid)
-                if original is None:
-                    continue  # the chain was deleted meanwhile; the deletion check covers it
-                unseen = oid not in fetched and (floor is None or int(oid) > floor) and oid not in announced
-                if unseen:
-                    events.append(MessageCreated(message=mapping.message(original, users, network=self.network, me=me)))
-                    created = int(oid)
-                    announced.add(oid)
-                msg = mapping.message(
-                    tweet, users, network=self.network, me=me, created_at=original["created_at"], edited=True
-                )
-                events.append(MessageEdited(message=msg))
-            if state.position is None or key > state.position:
-                units.append(_Unit(events, key, created, None))
+            original = fetched.get(oid) or known.get(oid)
+            if original is None:
+                continue  # the chain was deleted meanwhile; the deletion check covers it
+            # Before the original can have been handed out: its creation comes first (once).
+            unseen = vid != oid and oid not in fetched and (floor is None or int(oid) > floor) and oid not in announced
+            if unseen:
+                announced.add(oid)
+            if state.position is not None and key <= state.position:
+                continue  # handed out before the page this round resumes after
+            rejects: list[tuple[str, str]] = []
+            events = await self.guarded(vid, functools.partial(self._version, tweet, original, unseen, users), rejects)
+            created = int(oid) if (vid == oid or unseen) and events else None
+            units.append(_Unit(events, key, created, None, rejects))
         return units
+
+    def _version(
+        self, tweet: dict[str, Any], original: dict[str, Any], unseen: bool, users: dict[str, dict[str, Any]]
+    ) -> list[Event]:
+        """The events of one post version: its creation, or its edit (after the original's creation if unseen)."""
+        me = self._me_id
+        if tweet is original:
+            return [MessageCreated(message=mapping.message(tweet, users, network=self.network, me=me))]
+        events: list[Event] = []
+        if unseen:
+            events.append(MessageCreated(message=mapping.message(original, users, network=self.network, me=me)))
+        msg = mapping.message(tweet, users, network=self.network, me=me, created_at=original["created_at"], edited=True)
+        return [*events, MessageEdited(message=msg)]
 
     async def _deletions(self, window: tuple[int, ...], users: dict[str, dict[str, Any]]) -> list[_Unit]:
         if not window:
@@ -366,7 +369,7 @@ class XAdapter(NetworkAdapter):
         if target is None:
             why = "was deleted" if in_reply_to in gone else "is not visible to the account"
             raise SkippableError(f"x: post {in_reply_to} {why}; X takes no reply to it")
-        if self.options.access_tier is AccessTier.self_serve and str(target["author_id"]) != me:
+        if self.settings.access_tier is AccessTier.self_serve and str(target["author_id"]) != me:
             quoted = await self._quoted(target, users)
             if not mapping.engages(target, quoted, me, username):
                 raise SkippableError(
@@ -381,7 +384,7 @@ class XAdapter(NetworkAdapter):
             answer = await self._post(text, in_reply_to)
         except tweepy.Forbidden as exc:
             if any(p in problem_type(exc) for p in _AUTH_PROBLEMS):
-                raise translate(exc, self.options.user_credential_names, "posting a reply (POST /2/tweets)") from None
+                raise translate(exc, self.settings.user_credential_names, "posting a reply (POST /2/tweets)") from None
             raise SkippableError(f"x: X refused the reply to post {in_reply_to} (403: {problem(exc)})") from None
         data = answer["data"]
         conversation = str(target.get("conversation_id") or mapping.original_id(target))

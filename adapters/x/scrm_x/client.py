@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
 import requests
 import tweepy
 
-from scrm_core import FatalError, RetryableError, ScrmError, SkippableError
+from scrm_core import FatalError, RetryableError, ScrmError, SkippableError, parse_rate_limit
 
 __all__ = ["TWEEPY_HOST", "XClient", "translate"]
 
@@ -87,8 +86,8 @@ def translate(exc: Exception, credentials: str, what: str) -> ScrmError:
     (https://docs.x.com/fundamentals/rate-limits).
     """
     if isinstance(exc, tweepy.TooManyRequests):
-        reset = exc.response.headers.get("x-rate-limit-reset")
-        wait = max(0.0, float(reset) - time.time()) if reset and reset.isdigit() else None
+        limits = parse_rate_limit(exc.response.headers)
+        wait = limits.retry_after if limits.retry_after is not None else limits.reset_seconds
         return RetryableError(f"x: rate limit reached while {what}", retry_after=wait)
     if isinstance(exc, tweepy.Unauthorized):
         return FatalError(f"x: X refused the credentials in {credentials} while {what} (401); check or renew them")

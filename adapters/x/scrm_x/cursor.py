@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from scrm_core import FatalError
+from scrm_core import Cursor as CursorBase
 
 __all__ = ["Cursor"]
 
@@ -24,13 +24,13 @@ _FORMAT = re.compile(r"x1;m=(\d+|-);s=(\d+|-);p=(\d+\.\d+|-);w=((?:\d+(?:,\d+)*)
 
 
 @dataclass(frozen=True)
-class Cursor:
+class Cursor(CursorBase):
     mentions: int | None = None
     search: int | None = None
     position: tuple[int, int] | None = None
     window: tuple[int, ...] = field(default_factory=tuple)
 
-    def encode(self) -> str:
+    def dump(self) -> str:
         pos = "-" if self.position is None else f"{self.position[0]}.{self.position[1]}"
         return f"x1;m={_num(self.mentions)};s={_num(self.search)};p={pos};w={','.join(map(str, self.window))}"
 
@@ -38,11 +38,7 @@ class Cursor:
     def decode(cls, text: str) -> Cursor:
         match = _FORMAT.fullmatch(text)
         if match is None:
-            shown = text if len(text) <= 80 else text[:77] + "..."
-            raise FatalError(
-                f"x: {shown!r} is not a cursor this adapter made (expected 'x1;m=<id>;s=<id>;p=<pos>;w=<ids>'); "
-                "reset the source's checkpoint to start again"
-            )
+            raise ValueError("expected 'x1;m=<id>;s=<id>;p=<pos>;w=<ids>'")
         m, s, p, w = match.groups()
         position = None if p == "-" else (int(p.split(".")[0]), int(p.split(".")[1]))
         return cls(_int(m), _int(s), position, tuple(int(i) for i in w.split(",") if i))

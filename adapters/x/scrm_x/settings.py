@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field, SecretStr, model_validator
 
-from scrm_core import AdapterSettings
+from scrm_core import HttpSettings, PollingSettings
 
 __all__ = ["AccessTier", "XSettings"]
 
@@ -20,8 +20,10 @@ class AccessTier(StrEnum):
     enterprise = "enterprise"  # Enterprise and Public Utility apps
 
 
-class XSettings(AdapterSettings):
-    api_base_url: str = Field(
+class XSettings(HttpSettings, PollingSettings):
+    renamed = {"deletion_window": "recheck_recent"}
+
+    base_url: str = Field(
         default="https://api.x.com",
         description="Root of the X API v2 (tweepy calls https://api.twitter.com; both names serve it). "
         "Tests point it at the fake.",
@@ -54,15 +56,14 @@ class XSettings(AdapterSettings):
     )
     max_results: int = Field(default=100, ge=10, le=100, description="Posts per API request (X allows 10-100).")
     page_size: int = Field(default=100, ge=1, le=1000, description="Most posts per EventPage handed to the engine.")
-    deletion_window: int = Field(
+    recheck_recent: int = Field(
         default=100,
         ge=0,
         le=100,
         description="How many of the most recent messages are looked up again after each poll to detect "
         "deletions (one GET /2/tweets call, at most 100 ids). 0 disables deletion detection.",
     )
-    poll_interval: float = Field(default=60.0, gt=0, le=3600, description="Seconds between polls in follow mode.")
-    timeout: float = Field(default=30.0, gt=0, le=300, description="Seconds before an HTTP request is given up.")
+    poll_seconds: float = Field(default=60.0, gt=0, le=3600, description="Seconds between polls in follow mode.")
 
     @model_validator(mode="after")
     def _credentials(self) -> XSettings:

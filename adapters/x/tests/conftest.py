@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from scrm_x import XAdapter, XSettings
+from scrm_x.testing import FakeX
 
 from scrm_core import AdapterContext
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.x import FakeX
 
 
 class Switchable:
@@ -33,7 +33,7 @@ def served() -> Iterator[tuple[Switchable, FakeServer]]:
 def make(url: str, **overrides: Any) -> XAdapter:
     """An adapter on the fake, with OAuth 2.0 user context and an app bearer token."""
     settings: dict[str, Any] = {
-        "api_base_url": url,
+        "base_url": url,
         "bearer_token": FakeX.APP_TOKEN,
         "user_access_token": FakeX.USER_TOKEN,
         # Everyone in the default scenario, by user id: alice renames herself to alice_new

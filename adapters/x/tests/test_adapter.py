@@ -13,6 +13,7 @@ import requests
 from pydantic import ValidationError
 from scrm_x import XAdapter, XSettings
 from scrm_x.client import XClient
+from scrm_x.testing import FakeX
 
 from scrm_core import (
     EventPage,
@@ -24,7 +25,6 @@ from scrm_core import (
     SkippableError,
 )
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.x import FakeX
 
 from .conftest import Switchable, make
 
@@ -146,7 +146,7 @@ def test_a_deleted_post_is_found_on_recheck(fake: FakeX, url: str) -> None:
 
 def test_deletion_window_zero_makes_no_lookups(fake: FakeX, url: str) -> None:
     fake.post("1000", "@brand hi", at=T0)
-    drain(make(url, deletion_window=0))
+    drain(make(url, recheck_recent=0))
     assert not [r for r in fake.requests if r.path == "/2/tweets" and r.method == "GET"]
 
 
@@ -173,7 +173,7 @@ def test_every_answer_carries_rate_limit_headers(fake: FakeX, url: str) -> None:
 
 
 def test_follow_mode_picks_up_new_posts(fake: FakeX, url: str) -> None:
-    adapter = make(url, poll_interval=0.05)
+    adapter = make(url, poll_seconds=0.05)
 
     async def follow(a: XAdapter) -> str:
         async for page in a.listen(None, follow=True):

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from scrm_x.testing import FakeX
 
 from scrm_core import Direction, Event, Message, MessageCreated, MessageEdited, NetworkAdapter, Visibility
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.x import FakeX
 from scrm_core.testing.network import NetworkAdapterConformance
 
 from .conftest import Switchable, make

@@ -1,22 +1,18 @@
-"""Stateful local fakes of the CRMs and networks scrm talks to, for adapter tests and benchmarks.
+"""What every fake needs: :class:`FakeServer` and :class:`FaultInjector` (``pip install scrm-core[testing]``).
 
-Each fake is a Starlette app that keeps its records in memory, speaks the vendor's wire
-format and enforces its documented limits and error shapes; :class:`FakeServer` serves
-one on 127.0.0.1. They need the ``testing`` extra (``pip install scrm-core[testing]``).
+A fake is a Starlette app that keeps its records in memory, speaks the vendor's wire
+format and enforces its documented limits and error shapes; :class:`FakeServer` serves it
+on 127.0.0.1 until ``stop()`` or the end of its ``with`` block. Each vendor's fake lives with
+its adapter and ships with the adapter's ``testing`` extra: ``scrm_mastodon.testing.FakeMastodon``
+(REST, Link paging, streaming, ``Idempotency-Key``), ``scrm_bluesky.testing.FakeBluesky``
+(XRPC and a Jetstream websocket), ``scrm_reddit.testing.FakeReddit``, ``scrm_x.testing.FakeX``
+(API v2), ``scrm_discourse.testing.FakeDiscourse`` and ``scrm_meta.testing.FakeMeta`` (with
+signed webhook deliveries), ``scrm_matrix.testing.MatrixFaultProxy`` (faults in front of a
+real Synapse). The network fakes take the conformance scenario's events with
+``load(events)``, and have a ``faults`` :class:`FaultInjector`, ``rate_limit_next()`` and
+``lose_next_response()``. docs/writing-adapters.md, "Write a fake", shows how to write one.
 
-- :class:`~scrm_core.testing.fakes.hubspot.FakeHubSpot` (CRM v3/v4 objects, properties,
-  associations, OAuth, rate-limit headers and 429s);
-- :class:`~scrm_core.testing.fakes.salesforce.FakeSalesforce` (OAuth JWT / client
-  credentials, sObject Collections, SOQL subset, Bulk API 2.0, ``Sforce-Limit-Info``);
-- networks: ``mastodon.FakeMastodon`` (REST, Link paging, streaming, ``Idempotency-Key``),
-  ``bluesky.FakeBluesky`` (XRPC and a Jetstream websocket), ``reddit.FakeReddit``,
-  ``x.FakeX`` (API v2), ``discourse.FakeDiscourse`` and ``meta.FakeMeta`` (with signed
-  webhook deliveries), and ``matrix_proxy.MatrixFaultProxy`` (faults in front of a real
-  Synapse). Each has ``load(events)`` to seed it from scrm events, a ``faults``
-  :class:`FaultInjector`, ``rate_limit_next()`` and ``lose_next_response()``.
-
-``python -m scrm_core.testing.fakes hubspot|salesforce`` serves a CRM fake by hand;
-a network fake is served with ``FakeServer(FakeMastodon().app)``.
+``python -m scrm_core.testing.fakes hubspot|salesforce`` serves a CRM fake by hand.
 """
 
 from .faults import Fault, FaultInjector

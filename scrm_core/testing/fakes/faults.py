@@ -41,6 +41,8 @@ class FaultInjector:
     timeout_seconds: float = 5.0
     seed: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    #: Armed faults taken so far, by kind (what a test checks to know its fault really happened).
+    taken: Counter[Fault] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -59,6 +61,7 @@ class FaultInjector:
             if self._armed[fault] <= 0:
                 return False
             self._armed[fault] -= 1
+            self.taken[fault] += 1
             return True
 
     def roll(self) -> Fault:

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ...models import (
+from scrm_core.models import (
     Direction,
     Event,
     Message,
@@ -69,8 +69,8 @@ from ...models import (
     ProfileUpdated,
     Visibility,
 )
-from ...webhooks import WebhookRequest, hmac_sha256_hex
-from .faults import Fault, FaultInjector
+from scrm_core.testing.fakes import Fault, FaultInjector
+from scrm_core.webhooks import WebhookRequest, hmac_sha256_hex
 
 __all__ = ["FakeMeta", "MetaNode"]
 

@@ -1,4 +1,4 @@
-"""The subset of X's search query language that :class:`~scrm_core.testing.fakes.x.FakeX` understands.
+"""The subset of X's search query language that :class:`~scrm_x.testing.FakeX` understands.
 
 Flat queries only: terms joined by spaces (AND) and ``OR``, each term optionally negated
 with ``-``. Operators: bare words and ``"quoted phrases"`` (case-insensitive, whole

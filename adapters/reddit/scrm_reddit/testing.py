@@ -63,8 +63,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ...models import Event, MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated, Visibility
-from .faults import Fault, FaultInjector
+from scrm_core.models import Event, MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated, Visibility
+from scrm_core.testing.fakes import Fault, FaultInjector
 
 __all__ = ["FakeReddit", "RedditRequest", "to_base36"]
 

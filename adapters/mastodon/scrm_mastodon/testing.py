@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .faults import Fault, FaultInjector
+from scrm_core.testing.fakes import Fault, FaultInjector
 
 __all__ = ["FakeMastodon", "MastodonRequest"]
 

@@ -50,9 +50,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ...models import Event, MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated, SocialProfile, Visibility
-from ...webhooks import hmac_sha256_hex
-from .faults import Fault, FaultInjector
+from scrm_core.models import (
+    Event,
+    MessageCreated,
+    MessageDeleted,
+    MessageEdited,
+    ProfileUpdated,
+    SocialProfile,
+    Visibility,
+)
+from scrm_core.testing.fakes import Fault, FaultInjector
+from scrm_core.webhooks import hmac_sha256_hex
 
 __all__ = ["FakeDiscourse", "WebhookDelivery"]
 

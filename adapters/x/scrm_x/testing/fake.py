@@ -4,7 +4,7 @@ It speaks the wire format ``tweepy.Client`` expects and keeps posts and users in
 
 * ``GET /2/users/me``, ``GET /2/users/:id``, ``GET /2/users/:id/mentions``,
   ``GET /2/users/:id/tweets``, ``GET /2/tweets/search/recent`` (the query subset of
-  :mod:`.x_query`), ``GET /2/tweets?ids=`` (at most 100), ``GET /2/tweets/:id``,
+  :mod:`.query`), ``GET /2/tweets?ids=`` (at most 100), ``GET /2/tweets/:id``,
   ``POST /2/tweets`` (with ``reply.in_reply_to_tweet_id``) and ``DELETE /2/tweets/:id``;
 * X's response shapes: ``data``, ``includes.users`` / ``includes.tweets`` (expansions
   ``author_id``, ``referenced_tweets.id``), ``meta.{result_count,newest_id,oldest_id,next_token}``,
@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .faults import Fault, FaultInjector
-from .x_query import Query, QueryError
+from scrm_core.testing.fakes import Fault, FaultInjector
+
+from .query import Query, QueryError
 
 __all__ = ["FakeX", "XRequest"]
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .faults import Fault, FaultInjector
+from scrm_core.testing.fakes import Fault, FaultInjector
 
 __all__ = ["FakeBluesky", "bluesky_ids", "make_tid"]
 
@@ -99,7 +99,7 @@ def _handle(handle: str | None, account_id: str) -> str:
 
 def bluesky_ids(events: list[Any]) -> list[Any]:
     """The same scenario with Bluesky ids (DIDs, ``at://`` URIs with TID record keys, handles)."""
-    from ...models import MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated
+    from scrm_core.models import MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated
 
     uris: dict[str, str] = {}
     handles: dict[str, str] = {}
@@ -248,7 +248,7 @@ class FakeBluesky:
         ``update`` commits), deletions delete them (``delete`` commits), profile updates set
         the handle and display name (``identity`` events). Event times become ``time_us``.
         """
-        from ...models import MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated, Visibility
+        from scrm_core.models import MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated, Visibility
 
         with self._lock:
             for event in events:

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import Fault, FaultInjector
+from scrm_core.testing.fakes import Fault, FaultInjector
 
 __all__ = ["MatrixFaultProxy"]
 
