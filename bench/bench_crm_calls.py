@@ -277,8 +277,9 @@ def hubspot_minimum(fake: Any) -> dict[str, Any]:
 
 
 def hubspot_scrm(folder: Path, files: list[Path], messages: int) -> tuple[dict[str, Any], set[str]]:
+    from scrm_hubspot.testing import FakeHubSpot
+
     from scrm_core.testing.fakes import FakeServer
-    from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
     fake = FakeHubSpot(with_properties=True, rate_limit=(WINDOW_REQUESTS, WINDOW_SECONDS))
     with FakeServer(fake.app) as server:
@@ -306,9 +307,9 @@ def hubspot_baseline(prefix: list[Message]) -> tuple[dict[str, Any], set[str]]:
         PublicObjectSearchRequest,
         SimplePublicObjectBatchInputForCreate,
     )
+    from scrm_hubspot.testing import FakeHubSpot
 
     from scrm_core.testing.fakes import FakeServer
-    from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
     sleeps = {"count": 0, "seconds": 0.0}
 
@@ -410,8 +411,9 @@ def salesforce_minimum(fake: Any) -> dict[str, Any]:
 
 
 def salesforce_scrm(folder: Path, files: list[Path], messages: int) -> tuple[dict[str, Any], set[str]]:
+    from scrm_salesforce.testing import FakeSalesforce
+
     from scrm_core.testing.fakes import FakeServer
-    from scrm_core.testing.fakes.salesforce import FakeSalesforce
 
     fake = FakeSalesforce()
     window = RollingWindow(WINDOW_REQUESTS, WINDOW_SECONDS)
@@ -442,12 +444,12 @@ class _VerifyingSession(requests.Session):
 
 
 def salesforce_baseline(prefix: list[Message]) -> tuple[dict[str, Any], set[str]]:
+    from scrm_salesforce.testing import FakeSalesforce
     from simple_salesforce.api import Salesforce
     from simple_salesforce.exceptions import SalesforceError
     from simple_salesforce.format import format_soql
 
     from scrm_core.testing.fakes import FakeServer
-    from scrm_core.testing.fakes.salesforce import FakeSalesforce
 
     sleeps = {"count": 0, "seconds": 0.0}
 

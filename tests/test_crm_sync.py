@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from scrm_hubspot.testing import FakeHubSpot
 from scrm_replay.demo import generate_demo
+from scrm_salesforce.testing import FakeSalesforce
 
 from scrm_core.testing.fakes import FakeServer, FaultInjector
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
-from scrm_core.testing.fakes.salesforce import FakeSalesforce
 from tests.e2e import expected_messages, expected_profiles, write_config
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 import pytest
 from scrm_hubspot import HubSpotCrm, HubSpotSettings
+from scrm_hubspot.testing import FakeHubSpot
 
 from scrm_core import AdapterContext
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
 T = TypeVar("T")
 

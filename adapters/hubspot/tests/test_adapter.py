@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from scrm_hubspot.testing import FakeHubSpot
 
 from scrm_core import CrmObject, CrmOperation
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.testing.crm import case_op, contact_op, message_op
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
 from .conftest import make_crm, run
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from scrm_hubspot import HubSpotCrm
+from scrm_hubspot.testing import FakeHubSpot
 
 from scrm_core import CrmOperation, PendingReply, external_key
 from scrm_core.engine import mapping
 from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, message_op
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
 from .conftest import make_crm, run
 

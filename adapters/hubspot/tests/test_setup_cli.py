@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 from scrm_hubspot import plugin
+from scrm_hubspot.testing import FakeHubSpot
 from typer.testing import CliRunner
-
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
 from .conftest import make_crm, run
 

@@ -15,13 +15,13 @@ import requests
 from pydantic import ValidationError
 from scrm_salesforce import SalesforceCrm, SalesforceSettings
 from scrm_salesforce.auth import JWT_GRANT
+from scrm_salesforce.testing import COLLECTION_LIMIT
 
 from scrm_core import CrmObject, CrmOperation, PendingReply, external_key
 from scrm_core.engine import mapping
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, message_op, profile_op
-from scrm_core.testing.fakes.salesforce import COLLECTION_LIMIT
 
 T = TypeVar("T")
 KEY = "Scrm_Key__c"
@@ -93,7 +93,7 @@ def test_jwt_bearer_login_with_a_key_file_beside_the_config(
 
 
 def test_jwt_signed_by_another_key_is_refused_with_the_fix(org: Any, tmp_path: Path) -> None:
-    from scrm_core.testing.fakes.salesforce import make_rsa_key_pair
+    from scrm_salesforce.testing import make_rsa_key_pair
 
     other_private, _ = make_rsa_key_pair()
     (tmp_path / "wrong.key").write_text(other_private)

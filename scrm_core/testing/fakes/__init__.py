@@ -4,10 +4,9 @@ Each fake is a Starlette app that keeps its records in memory, speaks the vendor
 format and enforces its documented limits and error shapes; :class:`FakeServer` serves
 one on 127.0.0.1. They need the ``testing`` extra (``pip install scrm-core[testing]``).
 
-- :class:`~scrm_core.testing.fakes.hubspot.FakeHubSpot` (CRM v3/v4 objects, properties,
-  associations, OAuth, rate-limit headers and 429s);
-- :class:`~scrm_core.testing.fakes.salesforce.FakeSalesforce` (OAuth JWT / client
-  credentials, sObject Collections, SOQL subset, Bulk API 2.0, ``Sforce-Limit-Info``);
+- the CRM fakes live beside their adapters and ship with each adapter's ``testing``
+  extra: ``scrm_hubspot.testing.FakeHubSpot`` and ``scrm_salesforce.testing.FakeSalesforce``
+  (``python -m scrm_hubspot.testing`` / ``python -m scrm_salesforce.testing`` serve one by hand);
 - networks: ``mastodon.FakeMastodon`` (REST, Link paging, streaming, ``Idempotency-Key``),
   ``bluesky.FakeBluesky`` (XRPC and a Jetstream websocket), ``reddit.FakeReddit``,
   ``x.FakeX`` (API v2), ``discourse.FakeDiscourse`` and ``meta.FakeMeta`` (with signed
@@ -15,8 +14,7 @@ one on 127.0.0.1. They need the ``testing`` extra (``pip install scrm-core[testi
   Synapse). Each has ``load(events)`` to seed it from scrm events, a ``faults``
   :class:`FaultInjector`, ``rate_limit_next()`` and ``lose_next_response()``.
 
-``python -m scrm_core.testing.fakes hubspot|salesforce`` serves a CRM fake by hand;
-a network fake is served with ``FakeServer(FakeMastodon().app)``.
+A network fake is served with ``FakeServer(FakeMastodon().app)``.
 """
 
 from .faults import Fault, FaultInjector

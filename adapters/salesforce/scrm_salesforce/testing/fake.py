@@ -72,7 +72,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .faults import Fault, FaultInjector
+from scrm_core.testing.fakes.faults import Fault, FaultInjector
 
 __all__ = [
     "COLLECTION_LIMIT",

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .faults import Fault, FaultInjector
+from scrm_core.testing.fakes.faults import Fault, FaultInjector
 
 __all__ = ["BATCH_LIMIT", "FakeHubSpot", "HubSpotRequest"]
 
@@ -183,7 +183,7 @@ class FakeHubSpot:
     :param rate_limit: (requests, seconds) of the rolling window; None: unlimited.
     :param daily_limit: requests per day; None: unlimited.
     :param with_properties: pre-create the custom properties scrm-hubspot needs (True,
-        read from ``scrm_hubspot.schema``), or the given ``{object type: [definition]}``.
+        read from :mod:`scrm_hubspot.schema`), or the given ``{object type: [definition]}``.
     :param faults: fault probabilities; change them while the fake runs.
     """
 
@@ -243,7 +243,7 @@ class FakeHubSpot:
         given: bool | Mapping[str, Iterable[Mapping[str, Any]]],
     ) -> dict[str, list[dict[str, Any]]]:
         if given is True:
-            from scrm_hubspot.schema import custom_properties  # the adapter's own list, when installed
+            from ..schema import custom_properties  # the adapter's own list
 
             given = custom_properties()
         if not given:
