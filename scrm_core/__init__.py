@@ -16,6 +16,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 from .adapters import (  # noqa: E402
     AdapterContext,
     AdapterSettings,
+    AdapterState,
     CheckProblem,
     CrmAdapter,
     CrmCapability,
@@ -23,7 +24,9 @@ from .adapters import (  # noqa: E402
     NetworkAdapter,
     NetworkCapability,
     PendingReply,
+    PlannedWrite,
     SentReply,
+    WriteBatch,
 )
 from .errors import ConfigError, FatalError, PluginError, RetryableError, ScrmError, SkippableError  # noqa: E402
 from .models import (  # noqa: E402
@@ -58,6 +61,7 @@ __all__ = [
     "ActionKind",
     "AdapterContext",
     "AdapterSettings",
+    "AdapterState",
     "CheckProblem",
     "ConfigError",
     "Conversation",
@@ -79,6 +83,7 @@ __all__ = [
     "NetworkCapability",
     "OperationResult",
     "PendingReply",
+    "PlannedWrite",
     "PluginError",
     "ProfileUpdated",
     "ReplyDraft",
@@ -92,6 +97,7 @@ __all__ = [
     "WebhookAnswer",
     "WebhookRejected",
     "WebhookRequest",
+    "WriteBatch",
     "external_key",
     "hookimpl",
 ]

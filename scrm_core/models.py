@@ -139,6 +139,12 @@ class Conversation(_Model):
     last_inbound_id: str | None = Field(
         default=None, description="Network id of the customer's latest message: what `scrm reply` answers."
     )
+    subject_from: str | None = Field(
+        default=None, description="Network id of the message the subject was taken from (redacted with it)."
+    )
+    draft_from: str | None = Field(
+        default=None, description="Network id of the message the draft reply was rendered for (erased with it)."
+    )
     # The message that caused the current routing pass (not persisted).
     last_message: Message | None = Field(default=None, exclude=True)
 
@@ -318,10 +324,20 @@ class ReplyDraft(_Model):
 
 
 class OperationResult(_Model):
-    """What the CRM said about one operation of a batch (same order as the batch)."""
+    """What the CRM said about one operation of a batch (same order as the batch).
+
+    A refusal is ``retryable`` only when sending the same record again may succeed (a
+    lock, a timeout, a record it refers to that may still arrive); a deterministic
+    refusal (a validation rule, a value the CRM will never take) is not, and goes to the
+    dead-letter queue at once with the vendor's ``code`` and the operator's ``fix``.
+    """
 
     external_key: str
     ok: bool
     crm_id: str | None = None
     error: str | None = Field(default=None, description="The CRM's reason, for the dead-letter queue.")
     retryable: bool = False
+    code: str | None = Field(
+        default=None, description="The CRM's own error code (STRING_TOO_LONG, VALIDATION_ERROR, ...)."
+    )
+    fix: str | None = Field(default=None, description="What the operator does so that a retry succeeds.")

@@ -13,7 +13,7 @@ import pytest
 from scrm_localcrm.adapter import LocalCrm
 from scrm_replay.demo import generate_demo
 
-from scrm_core import CrmOperation, FatalError, OperationResult, RetryableError, hookimpl
+from scrm_core import CrmLimits, CrmOperation, FatalError, OperationResult, RetryableError, hookimpl
 from scrm_core.plugins import PluginHost
 from scrm_core.store import open_store
 from tests.e2e import crm_state, expected_messages, expected_profiles, run_once, write_config
@@ -88,6 +88,7 @@ class _Flaky(LocalCrm):
     """Fails 20% of calls before writing and 10% after writing (a timeout whose request landed)."""
 
     name = "flaky"
+    limits = CrmLimits(max_batch=25)  # many calls, so that many of them fail
     rng = random.Random(3)
     failures = 0
 
