@@ -266,10 +266,16 @@ class CrmLimits(BaseModel):
 
 
 class CheckProblem(BaseModel):
-    """One thing wrong with the set-up, and the exact fix."""
+    """One thing wrong with the set-up, and the exact fix.
+
+    ``blocking`` problems stop ``scrm run`` before it sends anything (every write would
+    fail); the others are warnings (scrm copes, e.g. by leaving a value out) that
+    ``scrm check`` shows.
+    """
 
     problem: str
     fix: str
+    blocking: bool = True
 
 
 class WriteBatch(list[CrmOperation]):
