@@ -302,7 +302,7 @@ class FakeSalesforce(OAuthServer, BulkIngest):
                     self.api_used += 1
                     if self.api_used > self.api_limit:
                         raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-                    fault = self.faults.roll()
+                    fault = self._armed_fault() or self.faults.roll()
                     if fault is Fault.rate_limited:
                         raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
                     if fault is Fault.server_error:
@@ -327,6 +327,13 @@ class FakeSalesforce(OAuthServer, BulkIngest):
             return response
 
         return endpoint
+
+    def _armed_fault(self) -> Fault | None:
+        """A fault a test armed for the next data request (``faults.arm(Fault.server_error)``)."""
+        for fault in (Fault.rate_limited, Fault.server_error, Fault.timeout, Fault.lost_response):
+            if self.faults.take_armed(fault):
+                return fault
+        return None
 
     def _log(self, request: Request, response: Response, records: int, applied: bool, held: bool, fault: Fault) -> None:
         code = None
