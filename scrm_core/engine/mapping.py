@@ -128,6 +128,27 @@ def case_op(conversation: Conversation, person_key: str) -> CrmOperation:
     )
 
 
+#: A case's subject once the message it was taken from is deleted: no trace of the text.
+REDACTED_SUBJECT = "[the message this conversation started with was deleted]"
+
+
+def case_subject_op(conversation: Conversation) -> CrmOperation:
+    """The case's subject, after the message it came from was edited."""
+    return _op(
+        object=CrmObject.case, external_key=external_key(conversation.key), fields={"subject": conversation.subject}
+    )
+
+
+def case_redaction_op(conversation: Conversation, *, subject: bool, draft: bool) -> CrmOperation:
+    """A case loses the text it took from a deleted message: its subject, its draft reply."""
+    fields: dict[str, Any] = {}
+    if subject:
+        fields["subject"] = REDACTED_SUBJECT
+    if draft:
+        fields["draft_reply"] = ""
+    return _op(object=CrmObject.case, external_key=external_key(conversation.key), fields=fields)
+
+
 def lead_op(message: Message, person_key: str) -> CrmOperation:
     author = message.author
     return _op(

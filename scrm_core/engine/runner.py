@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..adapters import AdapterContext, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
+from ..adapters import AdapterContext, AdapterState, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
 from ..config import Config, SourceConfig
 from ..errors import FatalError, RetryableError
 from ..models import EventPage, MessageCreated
 from ..plugins import PluginHost
-from ..store import AsyncStore, ReplyRecord, ReplyStatus, open_store
+from ..store import AsyncStore, ReplyRecord, ReplyStatus, StoreAdapterState, open_store
 from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
+from .preflight import check_adapters, raise_if_blocking
 from .replies import REPLIES, ReplyCounts, ReplySender
 from .sink import Sink, SinkCounts
 
@@ -82,16 +83,19 @@ def _inbox_reader(
     return lambda cursor: read_inbox(store, name, adapter, cursor, follow=follow, wake=waiting, keep=keep)
 
 
-def _context(config: Config, name: str) -> AdapterContext:
-    return AdapterContext(name=name, base_dir=config.base_dir, logger=logging.getLogger(f"scrm.adapter.{name}"))
+def _context(config: Config, name: str, state: AdapterState | None = None) -> AdapterContext:
+    context = AdapterContext(name=name, base_dir=config.base_dir, logger=logging.getLogger(f"scrm.adapter.{name}"))
+    if state is not None:
+        context.state = state
+    return context
 
 
-def build_crm(config: Config, host: PluginHost) -> CrmAdapter:
-    """The configured CRM adapter, not started yet."""
+def build_crm(config: Config, host: PluginHost, *, state: AdapterState | None = None) -> CrmAdapter:
+    """The configured CRM adapter, not started yet; ``state``: its durable key-value area."""
     cls = host.crms.get(config.crm.adapter)
     if cls is None:
         raise FatalError(f"no CRM adapter named {config.crm.adapter!r} is installed")
-    return cls(cls.Settings.model_validate(config.crm.settings), _context(config, "crm"))
+    return cls(cls.Settings.model_validate(config.crm.settings), _context(config, "crm", state))
 
 
 def build_source(config: Config, host: PluginHost, source: SourceConfig) -> NetworkAdapter:
@@ -112,11 +116,15 @@ class Engine:
         *,
         progress: ProgressCallback | None = None,
         drain_seconds: float = 30.0,
+        preflight: bool = False,
+        crm: CrmAdapter | None = None,
     ) -> None:
         self.config = config
         self.host = host
         self.progress = progress
         self.drain_seconds = drain_seconds
+        self.preflight = preflight  # every adapter's check() before anything is sent (engine/preflight.py)
+        self._given_crm = crm  # e.g. the dry run's recording CRM
         self.store: AsyncStore | None = None
         self.crm: CrmAdapter | None = None
         self.sources: dict[str, NetworkAdapter] = {}
@@ -156,7 +164,7 @@ class Engine:
         config = self.config
         self.store = store = AsyncStore(lambda: open_store(config.state.url, config.base_dir))
         self.sources = sources = {s.name: build_source(config, self.host, s) for s in config.sources if s.enabled}
-        self.crm = crm = build_crm(config, self.host)
+        self.crm = crm = self._given_crm or build_crm(config, self.host, state=StoreAdapterState(store, "crm"))
         ingestor = Ingestor(store, self.host.dispatch, config)
         sink = Sink(store, crm, config.engine, follow=follow)
         self.replies = ReplySender(store, self.host.dispatch, crm, sources, config.replies)
@@ -168,6 +176,8 @@ class Engine:
             for adapter in adapters:
                 await adapter.start()
                 opened.append(adapter)
+            if self.preflight:
+                raise_if_blocking(await check_adapters(crm, sources))
             await sink.start()
             await self.host.dispatch.call_all("scrm_startup", app=self)
             self.ready.set()

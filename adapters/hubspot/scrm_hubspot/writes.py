@@ -215,7 +215,7 @@ class Writer:
     async def _upsert_tickets(self, ops: Sequence[CrmOperation], contacts: Mapping[str, str]) -> Outcomes:
         items = []
         for op in ops:
-            props = records.ticket_properties(op.fields, self.config, new="subject" in op.fields)
+            props = records.ticket_properties(op.fields, self.config, new="status" in op.fields)
             items.append((op.external_key, {"idProperty": self.key, "id": op.external_key,
                                             "properties": await self._fit(TICKETS, props, op.external_key),
                                             "objectWriteTraceId": op.external_key}))  # fmt: skip
