@@ -365,7 +365,7 @@ class CrmAdapter(ABC):
     #: properties of the contact in ``refs["contact"]``. The sink then hands such an
     #: operation to :meth:`apply` together with the record it lands on, in one call, and
     #: counts the two as one record against the batch size.
-    stored_on: ClassVar[Mapping[CrmObject, str]] = {}
+    stored_on: Mapping[CrmObject, str] = {}
 
     def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
         self.settings = settings

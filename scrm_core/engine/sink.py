@@ -90,7 +90,7 @@ class Sink:
         self.store, self.crm, self.config = store, crm, config
         self.follow = follow
         self.counts = SinkCounts()
-        self.pool = Pool(type(crm).stored_on)
+        self.pool = Pool(crm.stored_on)
         self._dead: set[tuple[CrmObject, str]] = set()
         self._backlog = 0  # items of earlier runs still in the outbox (an estimate once reading starts)
         self._backlog_after = 0  # last backlog seq read

@@ -81,7 +81,7 @@ class HubSpotCrm(CrmAdapter):
     # Batch endpoints take 100 inputs; a private app may make 100 requests per 10 s.
     limits = CrmLimits(max_batch=100, requests_per_second=10.0, burst=10)
     # A profile and a lead are properties of the contact: written in the contact's upsert.
-    stored_on = {CrmObject.profile: "contact", CrmObject.lead: "contact"}
+    stored_on: Mapping[CrmObject, str] = {CrmObject.profile: "contact", CrmObject.lead: "contact"}
 
     def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
         if not isinstance(settings, HubSpotSettings):
