@@ -134,7 +134,7 @@ def _shown(value: Any) -> str:
 
 
 def print_report(report: DryRun) -> None:
-    table = Table(title="dry run: what `scrm run` would write (nothing was written)")
+    table = Table(title="dry run: what `scrm run` would write")
     for column in ("object", "create", "update", "redact", "unknown", "fitted"):
         table.add_column(column, justify="right" if column != "object" else "left")
     for obj, preview in sorted(report.objects.items(), key=lambda kv: list(CrmObject).index(kv[0])):

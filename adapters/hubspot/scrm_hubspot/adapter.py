@@ -41,6 +41,7 @@ from scrm_core import (
     CrmOperation,
     OperationResult,
     PendingReply,
+    PlannedWrite,
     WriteBatch,
 )
 from scrm_core import external_key as scrm_external_key
@@ -138,6 +139,13 @@ class HubSpotCrm(CrmAdapter):
             for op in ops
             for o in [outcomes[(op.object, op.external_key)]]
         ]
+
+    async def preview(self, ops: Sequence[CrmOperation]) -> list[PlannedWrite]:
+        """What apply() would write: the records fitted, their current values read (batch reads only)."""
+        if not ops:
+            return []
+        await self.start()
+        return await self.writer.preview(WriteBatch.of(ops))
 
     async def _archive(self, obj: str, ids: list[str]) -> int:
         for part in chunks(ids):

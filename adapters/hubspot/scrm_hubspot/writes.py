@@ -27,13 +27,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from scrm_core import AdapterState, CrmObject, CrmOperation, WriteBatch
+from scrm_core import AdapterState, CrmObject, CrmOperation, PlannedWrite, WriteBatch
 from scrm_core.errors import RetryableError
 
 from . import records
 from .api import HubSpotApi, Reply
 from .batches import RecordOutcome, write_batch
-from .fit import fit_properties
+from .fit import Fitted, fit_properties
 from .keys import LruMap, RecordIds
 from .notes import NoteIndex
 from .schema import CONTACTS, LEAD_KEY, NOTE_TO_CONTACT, NOTE_TO_TICKET, NOTES, PROFILE_KEY, TICKET_TO_CONTACT, TICKETS
@@ -382,3 +382,70 @@ class Writer:
             }
             written |= await self.associate(NOTES, to, type_id, links)
         return {(CrmObject.message, key): outcome for key, outcome in written.items()}
+
+    # ------------------------------------------------------------ preview (scrm run --dry-run)
+
+    async def _read(self, obj: str, ids: list[str], by: str | None, props: list[str]) -> dict[str, dict[str, str]]:
+        """Current properties of records, by id or by a unique property (batch read: writes nothing)."""
+        found: dict[str, dict[str, str]] = {}
+        for part in [ids[i : i + 100] for i in range(0, len(ids), 100)]:
+            body: dict[str, Any] = {"inputs": [{"id": i} for i in part], "properties": sorted({*props, self.key})}
+            if by:
+                body["idProperty"] = by
+            reply = await self.api.call(f"read {obj}", self.api.objects.read_with_http_info, obj, body)
+            for result in (reply.body or {}).get("results") or [] if reply.ok else []:
+                properties = result.get("properties") or {}
+                found[str(properties.get(by) if by else result["id"])] = {"id": str(result["id"]), **properties}
+        return found
+
+    async def preview(self, batch: WriteBatch) -> list[PlannedWrite]:
+        obj = batch[0].object
+        planned: dict[Key, tuple[str, str, Fitted]] = {}  # op -> (HubSpot object, lookup key, fitted)
+        definitions = await self.definitions()
+        for op in batch:
+            if obj in _ON_CONTACT:
+                target, lookup = (
+                    CONTACTS,
+                    op.external_key if op.object is CrmObject.contact else op.refs.get("contact", ""),
+                )
+                props = self._properties_of(op)
+            elif obj is CrmObject.case:
+                target, lookup = TICKETS, op.external_key
+                props = records.ticket_properties(op.fields, self.config, new="status" in op.fields)
+            else:
+                target, lookup = NOTES, batch.known_id(op) or ""
+                props = records.note_properties(op.fields, op.refs.get("profile"))
+            planned[(op.object, op.external_key)] = (
+                target,
+                lookup,
+                fit_properties(target, definitions.get(target, {}), props),
+            )
+        by = None if obj is CrmObject.message else self.key
+        wanted = sorted({lookup for _, lookup, _ in planned.values() if lookup})
+        names = sorted({name for _, _, fitted in planned.values() for name in fitted.properties})
+        target = next(iter(planned.values()))[0]
+        current = await self._read(target, wanted, by, names)
+        out = []
+        for op in batch:
+            target, lookup, fitted = planned[(op.object, op.external_key)]
+            now = current.get(lookup)
+            changes = {
+                name: (None if now is None else now.get(name), value)
+                for name, value in fitted.properties.items()
+                if now is None or (now.get(name) or "") != value
+            }
+            notes = list(fitted.notes)
+            if now is None and target == NOTES:
+                notes.append("created unless its contact's notes already hold it (notes have no unique key)")
+            out.append(
+                PlannedWrite(
+                    object=op.object,
+                    external_key=op.external_key,
+                    action="create" if now is None else "update",
+                    crm_object=target,
+                    crm_id=None if now is None else now["id"],
+                    changes=changes,
+                    notes=notes,
+                )
+            )
+        return out
