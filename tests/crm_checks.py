@@ -157,7 +157,10 @@ def assert_torture_landed(crm: CrmUnderTest, expected: TortureExpectation) -> No
         for k, text in expected.texts.items()
         if not stored_text_matches(held[k][0] or None, text) or held[k][1] != (text is None)
     ]
-    assert not wrong, f"{len(wrong)} message(s) differ, e.g. {wrong[0]}: {held[wrong[0]][0][:80]!r}"
+    assert not wrong, (
+        f"{len(wrong)} message(s) differ, e.g. {wrong[0]}: {held[wrong[0]][:2]!r}, expected "
+        f"{(expected.texts[wrong[0]] or '(deleted)')[:80]!r}"
+    )
     unlinked = [k for k, author in expected.authors.items() if held[k][2] != author]
     assert not unlinked, f"{len(unlinked)} message(s) not linked to their author, e.g. {unlinked[0]}"
     profiles = crm.profiles()

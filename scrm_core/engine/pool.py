@@ -81,14 +81,20 @@ class Pool:
         return (op.object, op.external_key)
 
     def add(self, item: OutboxItem, now: float, *, uncertain: bool = False) -> None:
+        """Merge an outbox item into its record's group, in outbox (seq) order: a backlog item
+        read after newer items of the same record arrived is older than they are."""
         key = (item.op.object, item.op.external_key)
         group = self.groups.get(key)
-        if group is not None:
+        if group is None:
+            self._insert(Group(item.op, [item], now, uncertain))
+            return
+        if item.seq < group.items[0].seq:
+            group.op = item.op.merged_with(group.op)
+            group.items.insert(0, item)
+        else:
             group.op = group.op.merged_with(item.op)
             group.items.append(item)
-            group.uncertain |= uncertain
-            return
-        self._insert(Group(item.op, [item], now, uncertain))
+        group.uncertain |= uncertain
 
     def put_back(self, group: Group) -> None:
         """A group to send again: older than whatever arrived for the same record meanwhile."""
