@@ -45,3 +45,17 @@ def test_records_stored_on_another_count_as_that_one_record() -> None:
         [CrmObject.contact, CrmObject.profile, CrmObject.lead]
     ] * 2
     assert len(pool) == 0
+
+
+def test_records_committed_by_this_run_wait_while_older_rows_are_unread() -> None:
+    pool = Pool({})
+    pool.hold_from = 100  # the first seq this run committed; the outbox still has older rows
+    pool.add(OutboxItem(100, op(CrmObject.message, "m1", text="edited")), 0.0)
+    pool.add(OutboxItem(101, op(CrmObject.message, "m2", text="new")), 0.0)
+    assert pool.held == 2 and pool.take(CrmObject.message, 1, partial=True) == []
+    pool.add(OutboxItem(7, op(CrmObject.message, "m1", text="original", network="x")), 0.0, uncertain=True)
+    assert pool.held == 1, "merged with its older row, m1 may go"
+    ((group,),) = pool.take(CrmObject.message, 1, partial=True)
+    assert group.key == (CrmObject.message, "m1") and group.op.fields["text"] == "edited"
+    pool.release()
+    assert len(pool.take(CrmObject.message, 1, partial=True)) == 1

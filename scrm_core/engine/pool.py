@@ -62,6 +62,17 @@ class Pool:
         self.groups: dict[Key, Group] = {}
         # unit (the record written) -> its groups, per object type of the unit, in arrival order
         self.buckets: dict[CrmObject, dict[Key, list[Group]]] = {obj: {} for obj in CRM_OBJECT_ORDER}
+        # While older outbox rows are still unread, newer records wait: an older row of the same
+        # record (its creation, say) or of a record it refers to may still be in the outbox.
+        self.hold_from: int | None = None
+        self.held = 0  # groups waiting because of hold_from
+
+    def _is_held(self, group: Group) -> bool:
+        return self.hold_from is not None and group.items[0].seq >= self.hold_from
+
+    def release(self) -> None:
+        """The older rows are all read: nothing waits for them any more."""
+        self.hold_from, self.held = None, 0
 
     def __len__(self) -> int:
         """Records in hand (units)."""
@@ -89,8 +100,11 @@ class Pool:
             self._insert(Group(item.op, [item], now, uncertain))
             return
         if item.seq < group.items[0].seq:
+            was_held = self._is_held(group)
             group.op = item.op.merged_with(group.op)
             group.items.insert(0, item)
+            if was_held and not self._is_held(group):
+                self.held -= 1
         else:
             group.op = group.op.merged_with(item.op)
             group.items.append(item)
@@ -108,12 +122,15 @@ class Pool:
         pooled.since = min(pooled.since, group.since)
 
     def _insert(self, group: Group) -> None:
+        self.held += self._is_held(group)
         group.unit = self._unit_of(group.op)
         self.groups[group.key] = group
         self.buckets[group.unit[0]].setdefault(group.unit, []).append(group)
 
     def ready(self, unit: list[Group]) -> bool:
         for group in unit:
+            if self._is_held(group):
+                return False
             for name, key in group.op.refs.items():
                 target = ref_target(name, key)
                 pooled = self.groups.get(target) if target is not None else None

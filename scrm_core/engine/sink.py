@@ -125,6 +125,8 @@ class Sink:
             return
         if self._first_fresh_seq is None:
             self._first_fresh_seq = seqs[0]
+            if self._backlog:
+                self.pool.hold_from = seqs[0]  # until the older rows are all read
         now = time.monotonic()
         for seq, op in zip(seqs, ops, strict=True):
             self.pool.add(OutboxItem(seq, op), now)
@@ -180,7 +182,7 @@ class Sink:
 
     def _partial_due(self, window: float) -> bool:
         """Whether partial batches go out now rather than wait for more records."""
-        if len(self.pool) >= self.config.outbox_high_water:
+        if len(self.pool) - self.pool.held >= self.config.outbox_high_water:
             return True  # no room to wait for more: ingest is held up
         if self._backlog:
             return False  # more of the outbox is still to be read
@@ -213,14 +215,17 @@ class Sink:
         """Outbox rows of earlier runs into the pool, a slice at a time, while it has room.
 
         Any of them may have reached the CRM before the run that queued them ended, so
-        they are marked uncertain: the adapter looks them up before writing."""
-        if not self._backlog or len(self.pool) >= self.config.outbox_high_water:
+        they are marked uncertain: the adapter looks them up before writing. Until the
+        last of them is read, records committed by this run wait (``Pool.hold_from``): an
+        edit must not go out before the creation still unread in the outbox."""
+        if not self._backlog or len(self.pool) - self.pool.held >= self.config.outbox_high_water:
             return
         items = await self.store.outbox_take(self.take_limit, self._backlog_after)
         if self._first_fresh_seq is not None:
             items = [i for i in items if i.seq < self._first_fresh_seq]
         if not items:
             self._backlog = 0
+            self.pool.release()
             self._update_water()
             return
         self._backlog_after = items[-1].seq
