@@ -120,6 +120,10 @@ class Message(_Model):
         return f"{self.network}:{self.thread_root_id or self.id}"
 
 
+#: A subject (and draft reply) made from a message that was deleted or erased: no trace of it.
+REDACTED_SUBJECT = "[the message this conversation started with was deleted]"
+
+
 class Conversation(_Model):
     """A thread, keyed by network + root message id. Holds what routing needs, not every message."""
 
@@ -151,6 +155,22 @@ class Conversation(_Model):
     @property
     def key(self) -> str:
         return f"{self.network}:{self.root_id}"
+
+    def took_text_from(self, message_id: str) -> tuple[bool, bool]:
+        """Whether (the subject, the draft reply) were made from message ``message_id``."""
+        subject_from = self.subject_from if self.subject_from is not None else self.root_id
+        subject = subject_from == message_id and self.subject != REDACTED_SUBJECT
+        draft = bool(self.draft_reply) and (
+            self.draft_from == message_id
+            or (subject and bool(self.subject) and self.subject in (self.draft_reply or ""))
+        )
+        return subject, draft
+
+    def redact(self, *, subject: bool, draft: bool) -> None:
+        if subject:
+            self.subject, self.subject_from = REDACTED_SUBJECT, None
+        if draft:
+            self.draft_reply, self.draft_from = None, None
 
 
 # ---------------------------------------------------------------- events

@@ -32,8 +32,7 @@ from rich.table import Table
 from ..adapters import CheckProblem, CrmAdapter, PlannedWrite
 from ..config import Config
 from ..engine import Engine, build_crm
-from ..engine.mapping import REDACTED_SUBJECT
-from ..models import CrmObject, CrmOperation, OperationResult
+from ..models import REDACTED_SUBJECT, CrmObject, CrmOperation, OperationResult
 from ..plugins import PluginHost
 from ..ratelimit import RateBudget
 from .common import ConfigOption, StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging

@@ -367,16 +367,10 @@ class Ingestor:
 
     # ------------------------------------------------------------ text derived from a message
 
-    @staticmethod
-    def _took_subject_from(conversation: Conversation, message_id: str) -> bool:
-        if conversation.subject_from is not None:
-            return conversation.subject_from == message_id
-        return conversation.root_id == message_id  # stored before subjects recorded their message
-
     def _subject_follows(self, work: _Work, message: Message, conversation_key: str) -> None:
         """An edit of the message a subject was taken from: the subject (and its case) follow it."""
         conversation = work.conversations.get(conversation_key)
-        if conversation is None or not self._took_subject_from(conversation, message.id):
+        if conversation is None or not conversation.took_text_from(message.id)[0]:
             return
         subject = _subject(message.text)
         if subject == conversation.subject:
@@ -392,18 +386,10 @@ class Ingestor:
         conversation = work.conversations.get(conversation_key)
         if conversation is None:
             return
-        old_subject = conversation.subject
-        subject_gone = self._took_subject_from(conversation, message_id) and old_subject != mapping.REDACTED_SUBJECT
-        draft_gone = bool(conversation.draft_reply) and (
-            conversation.draft_from == message_id
-            or (subject_gone and bool(old_subject) and old_subject in (conversation.draft_reply or ""))
-        )
+        subject_gone, draft_gone = conversation.took_text_from(message_id)
         if not subject_gone and not draft_gone:
             return
-        if subject_gone:
-            conversation.subject, conversation.subject_from = mapping.REDACTED_SUBJECT, None
-        if draft_gone:
-            conversation.draft_reply, conversation.draft_from = None, None
+        conversation.redact(subject=subject_gone, draft=draft_gone)
         work.changed_conversations.add(conversation_key)
         if conversation.needs_case:
             work.ops.append(mapping.case_redaction_op(conversation, subject=subject_gone, draft=draft_gone))

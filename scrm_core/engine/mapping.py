@@ -14,7 +14,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..models import Action, ActionKind, Conversation, CrmObject, CrmOperation, Message, SocialProfile, external_key
+from ..models import (
+    REDACTED_SUBJECT,
+    Action,
+    ActionKind,
+    Conversation,
+    CrmObject,
+    CrmOperation,
+    Message,
+    SocialProfile,
+    external_key,
+)
 
 
 def _op(
@@ -126,10 +136,6 @@ def case_op(conversation: Conversation, person_key: str) -> CrmOperation:
         },
         refs={"contact": external_key(person_key)},
     )
-
-
-#: A case's subject once the message it was taken from is deleted: no trace of the text.
-REDACTED_SUBJECT = "[the message this conversation started with was deleted]"
 
 
 def case_subject_op(conversation: Conversation) -> CrmOperation:

@@ -168,6 +168,9 @@ class ErasePlan:
 
     person_key: str
     records: dict[CrmObject, list[str]] = field(default_factory=dict)  # external keys
+    # Other people's conversations whose subject or draft reply was made from the person's
+    # messages: the erase redacts them (in the CRM's case, and in the state store).
+    derived: list[Conversation] = field(default_factory=list)
 
 
 class LinkStatus(StrEnum):

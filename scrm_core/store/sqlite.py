@@ -901,6 +901,10 @@ class SqliteStore(StateStore):
             c.executemany("DELETE FROM messages WHERE key = ?", [(k,) for k in messages])
             c.executemany("DELETE FROM conversations WHERE key = ?", [(k,) for k in threads])
             c.executemany(
+                "UPDATE conversations SET data = ? WHERE key = ?",
+                [(_dump_conversation(cv).decode(), cv.key) for cv in plan.derived],
+            )
+            c.executemany(
                 "DELETE FROM crm_ids WHERE object = ? AND external_key = ?",
                 [(obj.value, key) for obj, keys in plan.records.items() for key in keys],
             )
@@ -930,7 +934,31 @@ class SqliteStore(StateStore):
                 CrmObject.message: [external_key(k) for k in messages],
             },
         )
+        plan.derived = self._derived_from(messages, set(threads))
         return plan, profiles, messages, threads
+
+    def _derived_from(self, messages: list[str], own_threads: set[str]) -> list[Conversation]:
+        """Other people's conversations whose subject or draft reply came from these messages."""
+        c = self._conn
+        rows = self._select_in("SELECT key, conversation_key FROM messages WHERE key IN ({marks})", messages)
+        ids_by_thread: dict[str, set[str]] = {}
+        for key, thread in rows:
+            if thread not in own_threads:
+                ids_by_thread.setdefault(thread, set()).add(key.partition(":")[2])
+        derived = []
+        for thread, ids in ids_by_thread.items():
+            row = c.execute("SELECT data FROM conversations WHERE key = ?", (thread,)).fetchone()
+            if row is None:
+                continue
+            conversation = _decode("conversations", thread, _validate_conversation, row[0])
+            subject = draft = False
+            for message_id in ids:
+                took_subject, took_draft = conversation.took_text_from(message_id)
+                subject, draft = subject or took_subject, draft or took_draft
+            if subject or draft:
+                conversation.redact(subject=subject, draft=draft)
+                derived.append(conversation)
+        return derived
 
     def erase_plan(self, person_key: str) -> ErasePlan:
         plan, profiles, _, _ = self._erase_scope(person_key)
