@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import quote_plus
 
 from pydantic import SecretStr
 from simple_salesforce.api import Salesforce
@@ -61,6 +62,10 @@ __all__ = ["SalesforceCrm"]
 T = TypeVar("T")
 
 REPLY_PAGE = 200
+PENDING_REPLIES = (
+    "SELECT Id, Content, CreatedDate, ReplyTo.ExternalPostId, ReplyTo.Scrm_Conversation_Key__c "
+    "FROM SocialPost WHERE IsOutbound = true AND ExternalPostId = null AND ReplyToId != null"
+)
 DAY_SECONDS = 86_400
 SF_DATETIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 _SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -88,6 +93,7 @@ class SalesforceCrm(CrmAdapter):
         self.mapper = Mapper(settings)
         self._connection: SalesforceConnection | None = None
         self._metadata: dict[str, ObjectMeta] | None = None
+        self._prefetched_replies: list[dict[str, Any]] | None = None  # read with the describes at start
         self._metadata_lock = asyncio.Lock()
         self.writer = Writer(self._run, self.mapper, settings, context.state, self.metadata, context.logger)
 
@@ -155,15 +161,31 @@ class SalesforceCrm(CrmAdapter):
                 self.mapper.allowed_providers = set(metas["SocialPost"].fields.get("Provider", _NO_FIELD).picklist)
             return self._metadata
 
-    async def _describe_all(self) -> tuple[dict[str, ObjectMeta], dict[str, str]]:
+    async def _describe_all(self, *, replies: bool = False) -> tuple[dict[str, ObjectMeta], dict[str, str]]:
+        """Every object's describe in one composite request; with ``replies`` (the check at the
+        start of a run) also the first page of agents' replies, which the run asks for next."""
         names = [spec.sobject for spec in OBJECTS.values()]
         body = composite_describe(self.settings.api_version, names)
+        if replies:
+            first_page = f"{PENDING_REPLIES} ORDER BY CreatedDate, Id LIMIT {REPLY_PAGE}"
+            body["compositeRequest"].append(
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{self.settings.api_version}/query/?q={quote_plus(first_page)}",
+                    "referenceId": "PendingReplies",
+                }
+            )
         answer = await self._run(
             f"describe {', '.join(names)}", lambda sf: sf.restful("composite", method="POST", json=body)
         )
         metas: dict[str, ObjectMeta] = {}
         missing: dict[str, str] = {}
-        for name, (status, raw) in parse_composite(answer).items():
+        answers = parse_composite(answer)
+        status, page = answers.pop("PendingReplies", (0, None))
+        if status == 200 and isinstance(page, dict) and page.get("done"):
+            records = list(page.get("records") or [])
+            self._prefetched_replies = records if len(records) < REPLY_PAGE else None  # complete pages only
+        for name, (status, raw) in answers.items():
             if status == 200 and isinstance(raw, dict):
                 metas[name] = ObjectMeta.from_describe(raw)
             else:
@@ -214,19 +236,23 @@ class SalesforceCrm(CrmAdapter):
 
         The cursor is ``CreatedDate|Id`` of the last one handed out; Salesforce datetimes
         have whole seconds, so ``(CreatedDate, Id)`` orders them without ties or repeats.
+        The first call after ``check()`` (which ``scrm run`` calls first) is answered from
+        the page read with the describes in the same composite request: a complete page,
+        so the cursor filters it exactly; a reply written in the moment between comes with
+        the next poll (it is after the new cursor).
         """
-        query = (
-            "SELECT Id, Content, CreatedDate, ReplyTo.ExternalPostId, ReplyTo.Scrm_Conversation_Key__c "
-            "FROM SocialPost WHERE IsOutbound = true AND ExternalPostId = null AND ReplyToId != null"
-        )
-        if cursor:
-            created, _, last_id = cursor.partition("|")
-            after = datetime.strptime(created, SF_DATETIME)
-            query += format_soql(" AND (CreatedDate > {0} OR (CreatedDate = {0} AND Id > {1}))", after, last_id)
-        query += f" ORDER BY CreatedDate, Id LIMIT {REPLY_PAGE}"
-        found = await self._run("read pending replies", lambda sf: sf.query(query))
+        records = self._take_prefetched(cursor)
+        if records is None:
+            query = PENDING_REPLIES
+            if cursor:
+                created, _, last_id = cursor.partition("|")
+                after = datetime.strptime(created, SF_DATETIME)
+                query += format_soql(" AND (CreatedDate > {0} OR (CreatedDate = {0} AND Id > {1}))", after, last_id)
+            query += f" ORDER BY CreatedDate, Id LIMIT {REPLY_PAGE}"
+            found = await self._run("read pending replies", lambda sf: sf.query(query))
+            records = list(found["records"])
         replies: list[PendingReply] = []
-        for record in found["records"]:
+        for record in records:
             cursor = f"{record['CreatedDate']}|{record['Id']}"
             parent = record.get("ReplyTo") or {}
             if record.get("Content") and parent.get("ExternalPostId") and parent.get("Scrm_Conversation_Key__c"):
@@ -239,6 +265,17 @@ class SalesforceCrm(CrmAdapter):
                     )
                 )
         return replies, cursor
+
+    def _take_prefetched(self, cursor: str | None) -> list[dict[str, Any]] | None:
+        """The prefetched page after ``cursor`` (once), or None when it must be queried."""
+        page, self._prefetched_replies = self._prefetched_replies, None
+        if page is None:
+            return None
+        if not cursor:
+            return page
+        created, _, last_id = cursor.partition("|")
+        after = (datetime.strptime(created, SF_DATETIME), last_id)
+        return [r for r in page if (datetime.strptime(r["CreatedDate"], SF_DATETIME), r["Id"]) > after]
 
     async def reply_sent(self, reply: PendingReply, external_key: str, network_message_id: str) -> None:
         """Give the agent's SocialPost the sent message's external key and ExternalPostId.
@@ -295,7 +332,7 @@ class SalesforceCrm(CrmAdapter):
         """Login, the objects and fields scrm writes, access to them, the picklist values configured."""
         try:
             await self._run("login", lambda sf: None)
-            metas, missing = await self._describe_all()
+            metas, missing = await self._describe_all(replies=True)
         except FatalError as exc:
             return [CheckProblem(problem=exc.operator_message, fix="correct the [crm.settings] named above")]
         problems = [

@@ -585,3 +585,21 @@ def test_secrets_stay_out_of_reprs_logs_and_errors(
         run(adapter, scenario)
     assert org.fake.client_secret not in caplog.text
     assert "00Dfake!" not in caplog.text
+
+
+def test_the_first_reply_poll_after_check_costs_no_request_and_misses_nothing(org: Any, tmp_path: Path) -> None:
+    async def scenario(a: SalesforceCrm) -> None:
+        refs = await seed(a)
+        await a.apply([message_op(1, refs=refs, conversation=1)])
+        parent = org.fake.find("SocialPost", "ExternalPostId", "m1")
+        early = org.fake.agent_reply(parent["Id"], "written before the run")
+        assert await a.check() == []  # the describes and the first page of replies: one composite request
+        calls = len(org.fake.requests)
+        late = org.fake.agent_reply(parent["Id"], "written after the check")
+        replies, cursor = await a.pending_replies(None)
+        assert len(org.fake.requests) == calls, "answered from the page read with the describes"
+        assert [r.crm_id for r in replies] == [early]
+        again, _ = await a.pending_replies(cursor)
+        assert [r.crm_id for r in again] == [late], "the reply written since comes with the next poll"
+
+    run(org.adapter(tmp_path), scenario)
