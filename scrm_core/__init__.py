@@ -21,6 +21,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 from .adapters import (  # noqa: E402
     AdapterContext,
     AdapterSettings,
+    AdapterState,
     CheckProblem,
     CrmAdapter,
     CrmCapability,
@@ -32,7 +33,10 @@ from .adapters import (  # noqa: E402
     PendingReply,
     PollingSettings,
     ReplyGuarantee,
+    MemoryState,
+    PlannedWrite,
     SentReply,
+    WriteBatch,
 )
 from .cursor import Cursor, JsonCursor  # noqa: E402
 from .errors import ConfigError, FatalError, PluginError, RetryableError, ScrmError, SkippableError  # noqa: E402
@@ -82,6 +86,7 @@ __all__ = [
     "AdapterContext",
     "AdapterSettings",
     "Batch",
+    "AdapterState",
     "CheckProblem",
     "ConfigError",
     "Conversation",
@@ -101,6 +106,7 @@ __all__ = [
     "JsonCursor",
     "LRUCache",
     "LabelCorrection",
+    "MemoryState",
     "Message",
     "MessageCreated",
     "MessageDeleted",
@@ -109,6 +115,7 @@ __all__ = [
     "NetworkCapability",
     "OperationResult",
     "PendingReply",
+    "PlannedWrite",
     "PluginError",
     "PollingAdapter",
     "PollingSettings",
@@ -129,6 +136,7 @@ __all__ = [
     "WebhookRequest",
     "body_retry_after",
     "error_text",
+    "WriteBatch",
     "external_key",
     "hookimpl",
     "html_to_text",

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypeVar
@@ -36,18 +36,22 @@ if TYPE_CHECKING:
 __all__ = [
     "AdapterContext",
     "AdapterSettings",
+    "AdapterState",
     "CheckProblem",
     "CrmAdapter",
     "CrmCapability",
     "CrmLimits",
     "HttpSettings",
     "LabelCorrection",
+    "MemoryState",
     "NetworkAdapter",
     "NetworkCapability",
     "PendingReply",
+    "PlannedWrite",
     "PollingSettings",
     "ReplyGuarantee",
     "SentReply",
+    "WriteBatch",
 ]
 
 T = TypeVar("T")
@@ -119,14 +123,72 @@ class PollingSettings(AdapterSettings):
 SettingsT = TypeVar("SettingsT", bound=AdapterSettings, default=AdapterSettings, covariant=True)
 
 
+class AdapterState(ABC):
+    """A small durable key-value area of one adapter, for what must survive a crash.
+
+    Scrm's run keeps it in the state store (one table, one row per key, each write its own
+    transaction), so it lives and dies with the rest of what scrm remembers, moves with it
+    to PostgreSQL, and is shared by every worker of a fleet; a file beside the config
+    would be none of these. Meant for a few small values (a Bulk API job id written before
+    the job is started, an id learned while marking a reply sent), never per-record data
+    on the hot path. Values are strings: store JSON for anything else. A ``put`` is
+    durable when it returns.
+    """
+
+    @abstractmethod
+    async def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """The values of those ``keys`` that are set."""
+
+    @abstractmethod
+    async def put_many(self, items: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    async def delete(self, keys: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    async def prefixed(self, prefix: str) -> dict[str, str]:
+        """Every key starting with ``prefix``, with its value."""
+
+    async def get(self, key: str) -> str | None:
+        return (await self.get_many([key])).get(key)
+
+    async def put(self, key: str, value: str) -> None:
+        await self.put_many({key: value})
+
+
+class MemoryState(AdapterState):
+    """An :class:`AdapterState` that lasts as long as the process (tests, one-off commands)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        return {k: self.values[k] for k in keys if k in self.values}
+
+    async def put_many(self, items: Mapping[str, str]) -> None:
+        self.values.update(items)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.values.pop(key, None)
+
+    async def prefixed(self, prefix: str) -> dict[str, str]:
+        return {k: v for k, v in self.values.items() if k.startswith(prefix)}
+
+
 @dataclass
 class AdapterContext:
-    """What the host hands an adapter: its configured name, where to keep files, how to do I/O."""
+    """What the host hands an adapter: its configured name, where to keep files, how to do I/O.
+
+    ``state`` is the adapter's durable key-value area (:class:`AdapterState`): the state
+    store during ``scrm run``, memory where there is no store (tests, ``scrm check``).
+    """
 
     name: str
     base_dir: Path = field(default_factory=Path.cwd)
     http: httpx.AsyncClient | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("scrm.adapter"))
+    state: AdapterState = field(default_factory=MemoryState)
 
     def resolve_path(self, path: str | Path) -> Path:
         """A path from the settings, relative to the config file's folder."""
@@ -228,6 +290,11 @@ class NetworkAdapter(ABC, Generic[SettingsT]):
         self._apis.append(api)
         return api
 
+    async def check(self) -> list[CheckProblem]:
+        """Credentials, access and anything else a run needs, each problem with its exact fix;
+        empty when all is well. ``scrm check`` and the start of ``scrm run`` call it."""
+        return []
+
     @abstractmethod
     def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
         """Yield pages of events that come after ``cursor`` (None: from the beginning).
@@ -326,10 +393,75 @@ class CrmLimits(BaseModel):
 
 
 class CheckProblem(BaseModel):
-    """One thing wrong with the CRM set-up, and the exact fix."""
+    """One thing wrong with the set-up, and the exact fix.
+
+    ``blocking`` problems stop ``scrm run`` before it sends anything (every write would
+    fail); the others are warnings (scrm copes, e.g. by leaving a value out) that
+    ``scrm check`` shows.
+    """
 
     problem: str
     fix: str
+    blocking: bool = True
+
+
+class WriteBatch(list[CrmOperation]):
+    """The operations of one :meth:`CrmAdapter.apply` call, and what the engine knows of their records.
+
+    It is a plain list of operations (an adapter may ignore the rest), plus:
+
+    * ``known``: the CRM id the state store holds for a record, by ``(object, external
+      key)``: the record was written before, so it exists (unless someone deleted it in
+      the CRM since);
+    * ``uncertain``: records an earlier write of which may have been applied without its
+      answer arriving (a timeout, a lost response, a 5xx, a crash before the result was
+      recorded). For these the adapter must look up what exists (by external key, one
+      query per batch) and send updates for what does: never re-create blind.
+
+    A record neither known nor uncertain has never been written by this state store: an
+    adapter may send create-only fields with it (and must cope with the rare case where
+    it exists anyway, e.g. created by hand or by an earlier installation).
+    """
+
+    def __init__(
+        self,
+        ops: Iterable[CrmOperation] = (),
+        *,
+        known: Mapping[tuple[CrmObject, str], str] | None = None,
+        uncertain: Iterable[tuple[CrmObject, str]] = (),
+    ) -> None:
+        super().__init__(ops)
+        self.known: dict[tuple[CrmObject, str], str] = dict(known or {})
+        self.uncertain: frozenset[tuple[CrmObject, str]] = frozenset(uncertain)
+
+    @classmethod
+    def of(cls, ops: Sequence[CrmOperation]) -> WriteBatch:
+        """``ops`` itself if it is a WriteBatch, else a WriteBatch that knows nothing."""
+        return ops if isinstance(ops, WriteBatch) else cls(ops)
+
+    def known_id(self, op: CrmOperation) -> str | None:
+        return self.known.get((op.object, op.external_key))
+
+    def is_uncertain(self, op: CrmOperation) -> bool:
+        return (op.object, op.external_key) in self.uncertain
+
+
+class PlannedWrite(BaseModel):
+    """What one operation would do to the CRM (``scrm run --dry-run``): nothing is written.
+
+    ``changes`` maps each CRM field the write would set to ``(value now, value after)``
+    (``None`` now for a record to be created, or when the adapter cannot read it);
+    ``notes`` says how the record was fitted (a text cut to the field's length, a
+    picklist value replaced, a field left out).
+    """
+
+    object: CrmObject
+    external_key: str
+    action: Literal["create", "update", "unknown"]
+    crm_object: str = ""
+    crm_id: str | None = None
+    changes: dict[str, tuple[Any, Any]] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
 
 
 class PendingReply(BaseModel):
@@ -355,6 +487,12 @@ class CrmAdapter(ABC, Generic[SettingsT]):
     Settings: ClassVar[type[AdapterSettings]] = AdapterSettings
     capabilities: ClassVar[frozenset[CrmCapability]] = frozenset()
     limits: CrmLimits = CrmLimits()
+    #: Object types this CRM keeps on another record rather than as records of their own,
+    #: as {object type: the ref naming that record}: HubSpot keeps a profile and a lead as
+    #: properties of the contact in ``refs["contact"]``. The sink then hands such an
+    #: operation to :meth:`apply` together with the record it lands on, in one call, and
+    #: counts the two as one record against the batch size.
+    stored_on: Mapping[CrmObject, str] = {}
 
     def __init__(self, settings: SettingsT, context: AdapterContext) -> None:
         self.settings: SettingsT = settings
@@ -379,12 +517,42 @@ class CrmAdapter(ABC, Generic[SettingsT]):
         """Upsert a batch of records of ONE object type, by external key.
 
         ``len(ops) <= limits.batch_size(ops[0].object)`` and no two ops share an external
-        key. Return one result per op, in order. A record the CRM refuses gets
-        ``ok=False`` with the CRM's reason (``retryable=True`` if trying again may
-        succeed). Raise :class:`~scrm_core.errors.RetryableError` when the whole call
-        should be retried (rate limit, timeout) and :class:`~scrm_core.errors.FatalError`
-        when nothing will work until the operator acts.
+        key (for an adapter with :attr:`stored_on`, the batch also carries the operations
+        stored on its records, and the size counts the records written). From the engine
+        ``ops`` is a :class:`WriteBatch`: ``WriteBatch.of(ops)`` gives what the engine
+        knows of each record (its CRM id; whether an earlier write may have landed unseen).
+
+        Fit every record to the CRM's own metadata first (read once per run: lengths,
+        create-only and read-only fields, picklists), so that the CRM refuses a record
+        only for a reason an operator must act on. Never re-create blind: a record that is
+        ``uncertain`` is looked up by external key and updated if it exists.
+
+        Return one result per op, in order. A record the CRM refuses gets ``ok=False``
+        with the CRM's reason and ``code`` (``retryable=True`` only if sending it again
+        may succeed; a deterministic refusal is not retried). Raise
+        :class:`~scrm_core.errors.RetryableError` when the whole call should be retried
+        (rate limit, timeout) and :class:`~scrm_core.errors.FatalError` when nothing will
+        work until the operator acts.
         """
+
+    async def preview(self, ops: Sequence[CrmOperation]) -> list[PlannedWrite]:
+        """What :meth:`apply` would do with ``ops``, writing nothing (``scrm run --dry-run``).
+
+        One :class:`PlannedWrite` per op, in order. An adapter that can should read the
+        CRM's metadata and the current records (read-only calls) and fit the records
+        exactly as :meth:`apply` would; this default only knows what the engine knows.
+        """
+        batch = WriteBatch.of(ops)
+        return [
+            PlannedWrite(
+                object=op.object,
+                external_key=op.external_key,
+                action="update" if batch.known_id(op) else "unknown",
+                crm_id=batch.known_id(op),
+                changes={name: (None, value) for name, value in op.fields.items()},
+            )
+            for op in ops
+        ]
 
     async def pending_replies(self, cursor: str | None) -> tuple[list[PendingReply], str | None]:
         """Replies agents wrote in the CRM since ``cursor``, and the new cursor.

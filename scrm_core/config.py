@@ -190,7 +190,9 @@ class RoutingConfig(_Section):
 
 
 class EngineConfig(_Section):
-    batch_window_ms: int = Field(default=100, ge=0, le=60_000, description="How long the sink waits to fill a batch.")
+    batch_window_ms: int = Field(
+        default=100, ge=0, le=60_000, description="Following: how long a partial batch waits for more records."
+    )
     outbox_high_water: int = Field(default=20_000, ge=100, description="Ingest pauses above this outbox depth.")
     pages_in_flight: int = Field(default=4, ge=1, le=64, description="Bounded queue between source readers and ingest.")
     max_attempts: int = Field(default=8, ge=1, description="CRM write attempts before a record is dead-lettered.")
@@ -242,6 +244,8 @@ class Config(_Section):
     # Where the file was; relative paths in settings are resolved against base_dir.
     path: Path = Field(default=Path("scrm.toml"), exclude=True)
     base_dir: Path = Field(default=Path("."), exclude=True)
+    # With load_config(allow_missing_env=True): the ${VAR}s that were not set, by where they are.
+    missing_env: list[str] = Field(default_factory=list, exclude=True)
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -251,7 +255,14 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _expand_env(value: Any, env: Mapping[str, str], loc: tuple[int | str, ...], problems: list[str]) -> Any:
+#: What an unset ${VAR} becomes when missing variables are allowed: a value that passes as a
+#: secret, so the rest of the file is still checked (no command that talks to a service runs).
+UNSET = "<unset:{name}>"
+
+
+def _expand_env(
+    value: Any, env: Mapping[str, str], loc: tuple[int | str, ...], problems: list[str], unset: list[str] | None
+) -> Any:
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
@@ -259,15 +270,19 @@ def _expand_env(value: Any, env: Mapping[str, str], loc: tuple[int | str, ...], 
                 return "${"
             name = m.group(1)
             if name not in env:
-                problems.append(f"{_where(loc)}: environment variable {name} is not set")
-                return ""
+                message = f"{_where(loc)}: environment variable {name} is not set"
+                if unset is None:
+                    problems.append(message)
+                    return ""
+                unset.append(message)
+                return UNSET.format(name=name)
             return env[name]
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _expand_env(v, env, (*loc, k), problems) for k, v in value.items()}
+        return {k: _expand_env(v, env, (*loc, k), problems, unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, env, (*loc, i), problems) for i, v in enumerate(value)]
+        return [_expand_env(v, env, (*loc, i), problems, unset) for i, v in enumerate(value)]
     return value
 
 
@@ -282,11 +297,14 @@ def load_config(
     env: Mapping[str, str] | None = None,
     networks: Mapping[str, type[NetworkAdapter]] | None = None,
     crms: Mapping[str, type[CrmAdapter]] | None = None,
+    allow_missing_env: bool = False,
 ) -> Config:
     """Read and validate a config file; raise :class:`ConfigError` listing every problem.
 
     With ``networks``/``crms`` (the plugin host's registries) the adapter names and each
-    adapter's own settings are checked too.
+    adapter's own settings are checked too. With ``allow_missing_env`` (commands that only
+    read local state, and ``scrm config check``) an unset ``${VAR}`` is not a problem: it
+    is listed in ``Config.missing_env``, and a setting it is part of is not judged.
     """
     path = Path(path)
     shown = str(path)
@@ -300,7 +318,8 @@ def load_config(
         raise ConfigError(shown, [f"not valid TOML: {exc}"]) from None
 
     problems: list[str] = []
-    data = _expand_env(raw, os.environ if env is None else env, (), problems)
+    unset: list[str] | None = [] if allow_missing_env else None
+    data = _expand_env(raw, os.environ if env is None else env, (), problems, unset)
     config: Config | None = None
     try:
         config = Config.model_validate(data)
@@ -311,10 +330,13 @@ def load_config(
     problems += _adapter_section_problems(data, networks, crms)
     if config is not None:
         problems += _semantic_problems(config)
+    if unset:  # a setting made of an unset variable cannot be judged here
+        places = tuple(m.partition(": ")[0] + ":" for m in unset)
+        problems = [p for p in problems if not p.startswith(places)]
     if problems:
         raise ConfigError(shown, problems)
     assert config is not None
-    return config.model_copy(update={"path": path, "base_dir": path.resolve().parent})
+    return config.model_copy(update={"path": path, "base_dir": path.resolve().parent, "missing_env": unset or []})
 
 
 def _adapter_section_problems(

@@ -128,6 +128,10 @@ class Message(_Model):
         return f"{self.network}:{self.thread_root_id or self.id}"
 
 
+#: A subject (and draft reply) made from a message that was deleted or erased: no trace of it.
+REDACTED_SUBJECT = "[the message this conversation started with was deleted]"
+
+
 class Conversation(_Model):
     """A thread, keyed by network + root message id. Holds what routing needs, not every message."""
 
@@ -147,12 +151,34 @@ class Conversation(_Model):
     last_inbound_id: str | None = Field(
         default=None, description="Network id of the customer's latest message: what `scrm reply` answers."
     )
+    subject_from: str | None = Field(
+        default=None, description="Network id of the message the subject was taken from (redacted with it)."
+    )
+    draft_from: str | None = Field(
+        default=None, description="Network id of the message the draft reply was rendered for (erased with it)."
+    )
     # The message that caused the current routing pass (not persisted).
     last_message: Message | None = Field(default=None, exclude=True)
 
     @property
     def key(self) -> str:
         return f"{self.network}:{self.root_id}"
+
+    def took_text_from(self, message_id: str) -> tuple[bool, bool]:
+        """Whether (the subject, the draft reply) were made from message ``message_id``."""
+        subject_from = self.subject_from if self.subject_from is not None else self.root_id
+        subject = subject_from == message_id and self.subject != REDACTED_SUBJECT
+        draft = bool(self.draft_reply) and (
+            self.draft_from == message_id
+            or (subject and bool(self.subject) and self.subject in (self.draft_reply or ""))
+        )
+        return subject, draft
+
+    def redact(self, *, subject: bool, draft: bool) -> None:
+        if subject:
+            self.subject, self.subject_from = REDACTED_SUBJECT, None
+        if draft:
+            self.draft_reply, self.draft_from = None, None
 
 
 # ---------------------------------------------------------------- events
@@ -337,10 +363,20 @@ class ReplyDraft(_Model):
 
 
 class OperationResult(_Model):
-    """What the CRM said about one operation of a batch (same order as the batch)."""
+    """What the CRM said about one operation of a batch (same order as the batch).
+
+    A refusal is ``retryable`` only when sending the same record again may succeed (a
+    lock, a timeout, a record it refers to that may still arrive); a deterministic
+    refusal (a validation rule, a value the CRM will never take) is not, and goes to the
+    dead-letter queue at once with the vendor's ``code`` and the operator's ``fix``.
+    """
 
     external_key: str
     ok: bool
     crm_id: str | None = None
     error: str | None = Field(default=None, description="The CRM's reason, for the dead-letter queue.")
     retryable: bool = False
+    code: str | None = Field(
+        default=None, description="The CRM's own error code (STRING_TOO_LONG, VALIDATION_ERROR, ...)."
+    )
+    fix: str | None = Field(default=None, description="What the operator does so that a retry succeeds.")

@@ -74,13 +74,18 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
     rng = random.Random(2026)
     thresholds = sorted(rng.randrange(0, total_lines) for _ in range(KILLS))
     killed = 0
+    written_at_kills: list[int] = []  # messages the CRM held at each kill: proof of where it landed
     for threshold in thresholds:
         proc = _start(config)
         if _kill_when(proc, state_db, threshold):
             killed += 1
+            crm_db = tmp_path / "crm.db"
+            written_at_kills.append(crm_state(crm_db).message_rows if crm_db.exists() else 0)
         else:
             assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
     assert killed >= KILLS // 2, "too few kills landed mid-sync to prove anything"
+    inside = [n for n in written_at_kills if 0 < n < 12_000]
+    assert len(inside) >= KILLS // 2, f"too few kills landed inside the CRM write phase: {written_at_kills}"
     final = _start(config)
     assert final.wait(timeout=TIMEOUT) == 0, final.stderr.read().decode() if final.stderr else ""
 

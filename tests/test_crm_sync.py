@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from scrm_hubspot.testing import FakeHubSpot
 from scrm_replay.demo import generate_demo
+from scrm_salesforce.testing import FakeSalesforce
 
 from scrm_core.testing.fakes import FakeServer, FaultInjector
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
-from scrm_core.testing.fakes.salesforce import FakeSalesforce
 from tests.e2e import expected_messages, expected_profiles, write_config
 
 pytestmark = pytest.mark.slow
@@ -240,8 +240,11 @@ def test_transient_faults_and_sigkill_mid_sync_end_exactly_once(crm: CrmUnderTes
             pytest.fail("the sync did not progress")
         time.sleep(0.005)  # polling interval, not a wait for an outcome
     assert killed, "the run ended before the kill: lower the threshold"
+    writes_at_kill = crm.writes()
+    assert writes_at_kill >= threshold, "the kill did not land inside the CRM write phase"
     finished = _run(config)
     assert finished.returncode == 0, finished.stderr[-3000:]
+    assert crm.writes() > writes_at_kill, "nothing was left to write: the kill landed after the write phase"
     assert sum(faults.counts.values()) > 0, "no fault was injected"
     faults.clear()
     _assert_exactly_once(crm, files)

@@ -34,6 +34,8 @@ def test_every_cli_command_is_in_the_user_guide() -> None:
     for command in (
         "scrm demo",
         "scrm run",
+        "scrm check",
+        "scrm preview",
         "scrm serve",
         "scrm reply",
         "scrm replies list",

@@ -17,6 +17,7 @@ from scrm_replay.demo import generate_demo
 
 from scrm_core import (
     Batch,
+    CrmLimits,
     CrmOperation,
     FatalError,
     JsonCursor,
@@ -104,6 +105,7 @@ class _Flaky(LocalCrm):
     """Fails 20% of calls before writing and 10% after writing (a timeout whose request landed)."""
 
     name = "flaky"
+    limits = CrmLimits(max_batch=25)  # many calls, so that many of them fail
     rng = random.Random(3)
     failures = 0
 

@@ -20,6 +20,7 @@ from scrm_core.store import (
     NewDeadLetter,
     PageCommit,
     ProfileRecord,
+    Refusal,
     Settlement,
     SqliteStore,
     StateStore,
@@ -250,7 +251,10 @@ def test_settle_done_failed_retry(store: SqliteStore) -> None:
     sa, sb, sc = (i.seq for i in store.outbox_take(10))
     store.outbox_settle(
         Settlement(
-            done=[sa], crm_ids=[(CrmObject.contact, a.external_key, "003A")], failed=[(sb, "bad field")], retry=[sc]
+            done=[sa],
+            crm_ids=[(CrmObject.contact, a.external_key, "003A")],
+            failed=[Refusal(sb, "bad field")],
+            retry=[sc],
         )
     )
     (left,) = store.outbox_take(10)
@@ -279,7 +283,7 @@ def test_commit_page_returns_the_seqs_outbox_take_sees(store: SqliteStore) -> No
     assert store.commit_page(PageCommit("demo", "0")) == []
     first = store.commit_page(PageCommit("demo", "1", ops=ops[:4], audit=[AuditEntry("a", "b")]))
     (dead,) = store.outbox_take(1)  # a settled seq is never given out again
-    store.outbox_settle(Settlement(failed=[(dead.seq, "refused")]))  # writes dead_letters rows too
+    store.outbox_settle(Settlement(failed=[Refusal(dead.seq, "refused")]))  # writes dead_letters rows too
     letters = [NewDeadLetter("sink", "x", op=ops[0])]
     second = store.commit_page(PageCommit("demo", "2", ops=ops[4:], dead_letters=letters))
     assert store.commit_page(PageCommit("demo", "3", event_keys=["k"])) == []
@@ -306,7 +310,7 @@ def test_requeue_moves_only_crm_writes(store: SqliteStore) -> None:
     ops = [op(CrmObject.contact, "demo:a"), op(CrmObject.message, "demo:b", contact="scrm:demo:a")]
     store.commit_page(PageCommit("demo", "1", ops=ops, dead_letters=[NewDeadLetter("demo", "unparseable", "f:1")]))
     seqs = [i.seq for i in store.outbox_take(10)]
-    store.outbox_settle(Settlement(failed=[(seqs[0], "down"), (seqs[1], "down")]))
+    store.outbox_settle(Settlement(failed=[Refusal(seqs[0], "down"), Refusal(seqs[1], "down")]))
     assert store.dead_letter_count() == 3
 
     assert store.requeue_dead_letters() == 2

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from scrm_hubspot.testing import FakeHubSpot
 from scrm_localcrm import add_reply
 from scrm_mastodon.testing import FakeMastodon
+from scrm_salesforce.testing import FakeSalesforce
 from typer.testing import CliRunner
 
 from scrm_core.cli import app
@@ -29,8 +31,6 @@ from scrm_core.engine import Engine
 from scrm_core.plugins import PluginHost
 from scrm_core.store import ReplyRecord, ReplyStatus, open_store
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
-from scrm_core.testing.fakes.salesforce import FakeSalesforce
 from scrm_core.testing.network import default_scenario
 from tests.e2e import load, toml_inline
 

@@ -13,13 +13,13 @@ import sys
 import typer
 
 from ..errors import ScrmError
-from . import demo, erase, identity, inspect, intent, new, reply, rules, run, serve, understand
+from . import check, demo, erase, identity, inspect, intent, new, preview, reply, rules, run, serve, understand
 from .common import console_err, make_host
 
 app = typer.Typer(
     name="scrm", help="Listen where customers talk; keep the CRM you already run current.", no_args_is_help=True
 )
-for module in (run, serve, reply, demo, inspect, rules, identity, erase, understand, intent, new):
+for module in (run, preview, check, serve, reply, demo, inspect, rules, identity, erase, understand, intent, new):
     module.register(app)
 
 

@@ -57,17 +57,22 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger("scrm.plugins").warning("plugin %s was skipped: %s", name, error)
 
 
-def load_for_command(path: Path) -> Config:
-    """The config for a command that reads or mends a deployment: quiet logging, exit 2 on problems."""
+def load_for_command(path: Path, *, secrets: bool = True) -> Config:
+    """The config for a command that reads or mends a deployment: quiet logging, exit 2 on problems.
+
+    ``secrets=False`` for commands that only read local state (``status``, ``dlq list``):
+    they run where the CRM's secrets are not set."""
     host = make_host()
     setup_logging(False)
-    return config_or_exit(path, host)
+    return config_or_exit(path, host, secrets=secrets)
 
 
-def config_or_exit(path: Path, host: PluginHost) -> Config:
-    """Load and validate the config; print every problem and exit 2 if there are any."""
+def config_or_exit(path: Path, host: PluginHost, *, secrets: bool = True) -> Config:
+    """Load and validate the config; print every problem and exit 2 if there are any.
+
+    ``secrets=False``: an unset ``${VAR}`` is not a problem (see ``load_config``)."""
     try:
-        config = load_config(path, networks=host.networks, crms=host.crms)
+        config = load_config(path, networks=host.networks, crms=host.crms, allow_missing_env=not secrets)
         problems = host.config_problems(config)
         if problems:
             raise ConfigError(str(path), problems)

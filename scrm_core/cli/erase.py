@@ -10,18 +10,33 @@ import typer
 
 from ..config import Config
 from ..engine import build_crm
-from ..errors import ScrmError
+from ..engine.mapping import case_redaction_op
+from ..errors import FatalError, ScrmError
 from ..identity import person_of
+from ..models import REDACTED_SUBJECT, CrmObject
 from ..plugins import PluginHost
 from ..store.base import ErasePlan
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 
 async def _erase_in_crm(config: Config, host: PluginHost, plan: ErasePlan) -> int:
+    """Delete the person's records, then take their words out of other people's cases
+    (a subject or draft reply made from one of their messages)."""
     crm = build_crm(config, host)
     await crm.start()
     try:
-        return await crm.erase(plan.records)
+        erased = await crm.erase(plan.records)
+        ops = [
+            case_redaction_op(cv, subject=cv.subject == REDACTED_SUBJECT, draft=cv.draft_reply is None)
+            for cv in plan.derived
+            if cv.needs_case
+        ]
+        for start in range(0, len(ops), crm.limits.batch_size(CrmObject.case)):
+            results = await crm.apply(ops[start : start + crm.limits.batch_size(CrmObject.case)])
+            refused = [f"{r.external_key}: {r.error}" for r in results if not r.ok]
+            if refused:
+                raise FatalError(f"the CRM refused to redact {len(refused)} case(s): {'; '.join(refused[:3])}")
+        return erased
     finally:
         await crm.close()
 

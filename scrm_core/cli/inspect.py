@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from ..engine.routing import rule_warnings
+from ..store.base import DeadLetter
 from .common import (
     ConfigOption,
     StrictOption,
@@ -24,6 +25,20 @@ from .common import (
 )
 
 
+def _retry_verdict(letter: DeadLetter) -> str:
+    if letter.op is None:
+        return "no: fix the source"
+    if letter.retryable is None:
+        return "unknown (kept before scrm recorded it)"
+    return "yes, as things are" if letter.retryable else "only after the fix"
+
+
+def _default_fix(letter: DeadLetter) -> str:
+    if letter.op is None:
+        return "correct the record at its source; it is read again from there"
+    return "see the reason; then `scrm dlq retry <id>`"
+
+
 def _ago(when: datetime | None) -> str:
     if when is None:
         return "never"
@@ -34,11 +49,12 @@ def _ago(when: datetime | None) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_command(config: ConfigOption = Path("scrm.toml")) -> None:
-        """Per source: cursor and how long since it moved; outbox depth; dead letters."""
-        cfg = load_for_command(config)
+        """Per source: cursor and how long since it moved; outbox depth; dead letters. Reads local state only."""
+        cfg = load_for_command(config, secrets=False)
         with state_store(cfg) as store:
             checkpoints = {c.source: c for c in store.checkpoints()}
             depth, dead = store.outbox_depth(), store.dead_letter_count()
+            waiting_links = len(store.pending_links(1_000_000))
         table = Table(title=f"scrm status: {config}")
         for column in ("source", "adapter", "events", "last commit", "cursor"):
             table.add_column(column)
@@ -53,6 +69,11 @@ def register(app: typer.Typer) -> None:
             )
         console.print(table)
         console.print(f"outbox: {depth:,} operation(s) waiting for the CRM    dead letters: {dead:,}")
+        if waiting_links:
+            console.print(
+                f"{waiting_links:,} reference(s) wait for a refused record to be repaired (`scrm dlq list`)",
+                highlight=False,
+            )
 
     dlq = typer.Typer(help="The dead-letter queue: records that could not be processed, and why.", no_args_is_help=True)
     app.add_typer(dlq, name="dlq")
@@ -62,30 +83,47 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = Path("scrm.toml"),
         limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
     ) -> None:
-        """List dead letters: where each came from and the reason."""
-        cfg = load_for_command(config)
+        """List dead letters: where each came from, the CRM's code and reason, whether a retry can
+        work as things are, and the fix. Reads local state only."""
+        cfg = load_for_command(config, secrets=False)
         with state_store(cfg) as store:
             letters, total = store.dead_letters(limit), store.dead_letter_count()
+            links = store.pending_links(limit)
         table = Table(title=f"dead letters ({total:,})")
-        for column in ("id", "source", "where", "reason", "retryable"):
+        for column in ("id", "source", "where", "code", "reason", "retry", "fix"):
             table.add_column(column)
         for d in letters:
             table.add_row(
-                str(d.id), d.source, d.locator, d.reason, "yes" if d.op is not None else "no (fix the source)"
+                str(d.id), d.source, d.locator, d.code or "", d.reason, _retry_verdict(d), d.fix or _default_fix(d)
             )
         console.print(table)
+        if links:
+            console.print(
+                f"{len(links):,} record(s) were written without a reference to a refused record; the reference "
+                "is added once that record is repaired and `scrm dlq retry` sends it:",
+                highlight=False,
+            )
+            for link in links[:10]:
+                console.print(
+                    f"  {link.child_object.value} {link.child_key} -> {link.ref} {link.parent_key}",
+                    highlight=False,
+                    markup=False,
+                )
 
     @dlq.command("retry")
     def dlq_retry(
         ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids; none: every CRM write.")] = None,
         config: ConfigOption = Path("scrm.toml"),
     ) -> None:
-        """Put failed CRM writes back in the outbox; the next `scrm run` sends them."""
-        cfg = load_for_command(config)
+        """Put failed CRM writes back in the outbox; the next `scrm run` sends them, fitted again to the
+        CRM's metadata as it is then (so a picklist value or field length fixed in the CRM is used)."""
+        cfg = load_for_command(config, secrets=False)
         with state_store(cfg) as store:
             moved = store.requeue_dead_letters(ids or None)
             left = store.dead_letter_count()
         console.print(f"requeued {moved:,} operation(s); {left:,} dead letter(s) remain")
+        if moved:
+            console.print("the next `scrm run` sends them (records they refer to first; links left out are added)")
 
     @app.command("plugins")
     def plugins_command(
@@ -117,7 +155,12 @@ def register(app: typer.Typer) -> None:
         """Validate a config file (and every adapter's settings); report every problem at once."""
         host = make_host(strict=strict)
         setup_logging(False)
-        cfg = config_or_exit(config, host)
+        cfg = config_or_exit(config, host, secrets=False)
+        for unset in cfg.missing_env:
+            console_err.print(
+                f"[yellow]warning[/]: {config}: {unset} (fine for this check; `scrm run` and `scrm check` need it)",
+                highlight=False,
+            )
         enabled = [s.name for s in cfg.sources if s.enabled]
         rules = "built-in defaults" if cfg.routing.rules is None else f"{len(cfg.routing.rules)} rule(s)"
         if cfg.routing.rules is not None:

@@ -29,8 +29,13 @@ def describe(stats: RunStats) -> str:
     return line
 
 
-def sync(config: Config, host: PluginHost, *, follow: bool, total: int | None = None) -> RunStats:
-    """Run the engine with a progress bar (a bar when the number of events is known)."""
+def sync(
+    config: Config, host: PluginHost, *, follow: bool, total: int | None = None, preflight: bool = True
+) -> RunStats:
+    """Run the engine with a progress bar (a bar when the number of events is known).
+
+    ``preflight``: every adapter's ``check()`` first; the run refuses to start, listing
+    each problem with its fix, when the set-up would make every write fail."""
     tune_gc_for_throughput()
     columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
@@ -39,7 +44,8 @@ def sync(config: Config, host: PluginHost, *, follow: bool, total: int | None = 
         def report(stats: RunStats) -> None:
             progress.update(task, completed=stats.ingest.events, description=describe(stats))
 
-        stats = asyncio.run(Engine(config, host, progress=report).run(follow=follow))
+        engine = Engine(config, host, progress=report, preflight=preflight)
+        stats = asyncio.run(engine.run(follow=follow))
     console.print(describe(stats) + f"  ({stats.seconds:.1f}s)", highlight=False)
     if stats.plugin_failures:
         console.print(f"[yellow]plugin failures:[/] {stats.plugin_failures}")
@@ -60,13 +66,28 @@ def register(app: typer.Typer) -> None:
     def run_command(
         config: ConfigOption = Path("scrm.toml"),
         once: Annotated[bool, typer.Option("--once", help="Stop when every source is drained.")] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Show what would be written to the CRM; write nothing.")
+        ] = False,
+        skip_check: Annotated[
+            bool, typer.Option("--skip-check", help="Do not run every adapter's check() before starting.")
+        ] = False,
         strict: StrictOption = False,
         verbose: VerboseOption = False,
     ) -> None:
-        """Sync the configured sources into the CRM (continuously, or --once until drained)."""
+        """Sync the configured sources into the CRM (continuously, or --once until drained).
+
+        Every adapter is checked first (as `scrm check` does); a set-up that would make
+        every write fail stops the run before anything is sent, with the fixes.
+        """
+        if dry_run:
+            from .preview import run_dry
+
+            run_dry(config, strict, verbose, samples=3)
+            return
         host = make_host(strict=strict)
         setup_logging(verbose)
         cfg = config_or_exit(config, host)
-        stats = sync(cfg, host, follow=not once)
+        stats = sync(cfg, host, follow=not once, preflight=not skip_check)
         if stats.stopped_by_signal:
             console.print("stopped: progress is saved; the next run goes on from here")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ..config import Config
 from ..models import (
@@ -53,6 +53,7 @@ class IngestCounts:
     duplicates: int = 0
     messages: int = 0
     edits: int = 0
+    stale_edits: int = 0  # an older version delivered after a newer one: not applied
     deletions: int = 0
     ignored: int = 0
     rejects: int = 0
@@ -82,6 +83,15 @@ def _fingerprint(profile: SocialProfile) -> str:
 def _subject(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= _SUBJECT_LEN else line[: _SUBJECT_LEN - 1] + "…"
+
+
+def _version(message: Message) -> str:
+    """A message's version, comparable as text: "" for the original, else edited_at in UTC."""
+    return message.edited_at.astimezone(UTC).isoformat() if message.edited_at else ""
+
+
+def _message_id(key: str) -> str:
+    return key.partition(":")[2]
 
 
 class Ingestor:
@@ -146,9 +156,11 @@ class Ingestor:
         profile_keys: set[str] = set()
         conversation_keys: set[str] = set()
         message_keys: set[str] = set()
+        deleted: list[str] = []
         for event in events:
             if isinstance(event, MessageDeleted):
                 message_keys.add(event.message_key)
+                deleted.append(event.message_key)
             elif isinstance(event, ProfileUpdated):
                 profile_keys.add(event.profile.key)
             else:
@@ -156,10 +168,14 @@ class Ingestor:
                 profile_keys.add(m.author.key)
                 conversation_keys.add(m.conversation_key)
                 message_keys.add(m.key)
+        messages = await self.store.messages(list(message_keys))
+        # A deleted message's thread: its subject may be the deleted text.
+        conversation_keys.update(messages[k].conversation_key for k in deleted if k in messages)
+        conversation_keys.discard("")
         return _Work(
             profiles=await self.store.profiles(list(profile_keys)),
             conversations=await self.store.conversations(list(conversation_keys)),
-            messages=await self.store.messages(list(message_keys)),
+            messages=messages,
         )
 
     # ------------------------------------------------------------ profiles
@@ -209,6 +225,7 @@ class Ingestor:
                 root_id=message.thread_root_id or message.id,
                 started_by=message.author.key,
                 subject=_subject(message.text),
+                subject_from=message.id,
                 first_at=message.created_at,
             )
             work.conversations[key] = conversation
@@ -243,6 +260,7 @@ class Ingestor:
                 draft = render_draft(action.value, message, conversation.subject)
                 if draft != conversation.draft_reply:
                     conversation.draft_reply = draft
+                    conversation.draft_from = message.id
                     case_changed = True
             elif action.kind is ActionKind.case and not conversation.needs_case:
                 conversation.needs_case = case_changed = True
@@ -292,7 +310,9 @@ class Ingestor:
             self.counts.messages += 1
         else:
             self.counts.ignored += 1
-        work.messages[key] = MessageRecord(key, message.conversation_key, message.author.key, in_crm=bool(ops))
+        work.messages[key] = MessageRecord(
+            key, message.conversation_key, message.author.key, in_crm=bool(ops), version=_version(message)
+        )
         work.changed_messages.add(key)
 
     async def _edited(self, work: _Work, message: Message) -> None:
@@ -302,9 +322,16 @@ class Ingestor:
             return
         if record.deleted:
             return
+        version = _version(message)
+        if record.version is not None and version <= record.version:
+            self.counts.stale_edits += 1  # re-delivered after a newer version: the CRM keeps the newer
+            return
+        record.version = version
+        work.changed_messages.add(message.key)
         await self.understand(message)
         if record.in_crm:
             work.ops.append(mapping.edit_op(message))
+            self._subject_follows(work, message, record.conversation_key)
         self.counts.edits += 1
         if self.dispatch.has("scrm_message_edited"):
             await self.dispatch.call_all(
@@ -327,11 +354,42 @@ class Ingestor:
         self.counts.deletions += 1
         if record.in_crm:
             work.ops.append(mapping.redact_op(key, event.deleted_at or datetime.now().astimezone()))
+        self._redact_derived(work, _message_id(key), record.conversation_key)
         work.audit.append(AuditEntry("message.redacted", key, "deleted by its author on the network"))
         if self.dispatch.has("scrm_message_deleted"):
             await self.dispatch.call_all(
                 "scrm_message_deleted", message_key=key, conversation_key=record.conversation_key
             )
+
+    # ------------------------------------------------------------ text derived from a message
+
+    def _subject_follows(self, work: _Work, message: Message, conversation_key: str) -> None:
+        """An edit of the message a subject was taken from: the subject (and its case) follow it."""
+        conversation = work.conversations.get(conversation_key)
+        if conversation is None or not conversation.took_text_from(message.id)[0]:
+            return
+        subject = _subject(message.text)
+        if subject == conversation.subject:
+            return
+        conversation.subject, conversation.subject_from = subject, message.id
+        work.changed_conversations.add(conversation_key)
+        if conversation.needs_case:
+            work.ops.append(mapping.case_subject_op(conversation))
+
+    def _redact_derived(self, work: _Work, message_id: str, conversation_key: str) -> None:
+        """A deleted message's text leaves every copy scrm made of it: the thread's subject (and
+        its case's), and a draft reply rendered from it or from that subject."""
+        conversation = work.conversations.get(conversation_key)
+        if conversation is None:
+            return
+        subject_gone, draft_gone = conversation.took_text_from(message_id)
+        if not subject_gone and not draft_gone:
+            return
+        conversation.redact(subject=subject_gone, draft=draft_gone)
+        work.changed_conversations.add(conversation_key)
+        if conversation.needs_case:
+            work.ops.append(mapping.case_redaction_op(conversation, subject=subject_gone, draft=draft_gone))
+        work.audit.append(AuditEntry("case.redacted", conversation_key, "text taken from a deleted message"))
 
     async def _profile_updated(self, work: _Work, event: ProfileUpdated) -> None:
         record = await self._profile(work, event.profile)

@@ -14,7 +14,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..models import Action, ActionKind, Conversation, CrmObject, CrmOperation, Message, SocialProfile, external_key
+from ..models import (
+    REDACTED_SUBJECT,
+    Action,
+    ActionKind,
+    Conversation,
+    CrmObject,
+    CrmOperation,
+    Message,
+    SocialProfile,
+    external_key,
+)
 
 
 def _op(
@@ -126,6 +136,23 @@ def case_op(conversation: Conversation, person_key: str) -> CrmOperation:
         },
         refs={"contact": external_key(person_key)},
     )
+
+
+def case_subject_op(conversation: Conversation) -> CrmOperation:
+    """The case's subject, after the message it came from was edited."""
+    return _op(
+        object=CrmObject.case, external_key=external_key(conversation.key), fields={"subject": conversation.subject}
+    )
+
+
+def case_redaction_op(conversation: Conversation, *, subject: bool, draft: bool) -> CrmOperation:
+    """A case loses the text it took from a deleted message: its subject, its draft reply."""
+    fields: dict[str, Any] = {}
+    if subject:
+        fields["subject"] = REDACTED_SUBJECT
+    if draft:
+        fields["draft_reply"] = ""
+    return _op(object=CrmObject.case, external_key=external_key(conversation.key), fields=fields)
 
 
 def lead_op(message: Message, person_key: str) -> CrmOperation:

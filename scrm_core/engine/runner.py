@@ -23,16 +23,17 @@ from typing import Any
 
 import httpx
 
-from ..adapters import AdapterContext, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
+from ..adapters import AdapterContext, AdapterState, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
 from ..config import Config, SourceConfig
 from ..errors import FatalError, RetryableError
 from ..http import make_client
 from ..models import EventPage, MessageCreated
 from ..plugins import PluginHost
-from ..store import AsyncStore, ReplyRecord, ReplyStatus, open_store
+from ..store import AsyncStore, ReplyRecord, ReplyStatus, StoreAdapterState, open_store
 from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
 from .learning import CRM_LABELS, CorrectionCollector, CorrectionCounts, load_models
+from .preflight import check_adapters, raise_if_blocking
 from .replies import REPLIES, ReplyCounts, ReplySender
 from .sink import Sink, SinkCounts
 
@@ -87,17 +88,25 @@ def _inbox_reader(
     return lambda cursor: read_inbox(store, name, adapter, cursor, follow=follow, wake=waiting, keep=keep)
 
 
-def _context(config: Config, name: str, http: httpx.AsyncClient | None) -> AdapterContext:
+def _context(
+    config: Config, name: str, http: httpx.AsyncClient | None, state: AdapterState | None = None
+) -> AdapterContext:
     logger = logging.getLogger(f"scrm.adapter.{name}")
-    return AdapterContext(name=name, base_dir=config.base_dir, http=http, logger=logger)
+    context = AdapterContext(name=name, base_dir=config.base_dir, http=http, logger=logger)
+    if state is not None:
+        context.state = state
+    return context
 
 
-def build_crm(config: Config, host: PluginHost, *, http: httpx.AsyncClient | None = None) -> CrmAdapter:
-    """The configured CRM adapter, not started yet; ``http``: the shared client for its context."""
+def build_crm(
+    config: Config, host: PluginHost, *, http: httpx.AsyncClient | None = None, state: AdapterState | None = None
+) -> CrmAdapter:
+    """The configured CRM adapter, not started yet; ``http``: the shared client for its context;
+    ``state``: its durable key-value area."""
     cls = host.crms.get(config.crm.adapter)
     if cls is None:
         raise FatalError(f"no CRM adapter named {config.crm.adapter!r} is installed")
-    return cls(cls.Settings.model_validate(config.crm.settings), _context(config, "crm", http))
+    return cls(cls.Settings.model_validate(config.crm.settings), _context(config, "crm", http, state))
 
 
 def build_source(
@@ -120,11 +129,15 @@ class Engine:
         *,
         progress: ProgressCallback | None = None,
         drain_seconds: float = 30.0,
+        preflight: bool = False,
+        crm: CrmAdapter | None = None,
     ) -> None:
         self.config = config
         self.host = host
         self.progress = progress
         self.drain_seconds = drain_seconds
+        self.preflight = preflight  # every adapter's check() before anything is sent (engine/preflight.py)
+        self._given_crm = crm  # e.g. the dry run's recording CRM
         self.store: AsyncStore | None = None
         self.crm: CrmAdapter | None = None
         self.sources: dict[str, NetworkAdapter] = {}
@@ -171,7 +184,9 @@ class Engine:
         http = make_client()
         enabled = [s for s in config.sources if s.enabled]
         self.sources = sources = {s.name: build_source(config, self.host, s, http=http) for s in enabled}
-        self.crm = crm = build_crm(config, self.host, http=http)
+        self.crm = crm = self._given_crm or build_crm(
+            config, self.host, http=http, state=StoreAdapterState(store, "crm")
+        )
         ingestor = Ingestor(store, self.host.dispatch, config)
         sink = Sink(store, crm, config.engine, follow=follow)
         self.replies = ReplySender(store, self.host.dispatch, crm, sources, config.replies)
@@ -186,6 +201,8 @@ class Engine:
             for adapter in adapters:
                 await adapter.start()
                 opened.append(adapter)
+            if self.preflight:
+                raise_if_blocking(await check_adapters(crm, sources))
             await sink.start()
             self._models = await load_models(store, self.host.classifiers)
             await self.host.dispatch.call_all("scrm_startup", app=self)

@@ -1,15 +1,31 @@
-"""The sink: drains the outbox into the CRM in batches, exactly once per record.
+"""The sink: drains the outbox into the CRM in full batches, exactly once per record.
 
-A flush takes the oldest outbox items, merges operations on the same record, groups them
-by object type in reference order (contact, profile, case, lead, message) and calls
-``CrmAdapter.apply`` with batches no larger than the adapter's limit. Then one store
-transaction settles the flush: applied items leave the outbox with their CRM ids,
-records the CRM refused for good go to the dead-letter queue with its reason, transient
-per-record failures stay for another attempt.
+Operations reach the sink two ways: those committed by this process through
+:meth:`Sink.notify` (the outbox row is the durable copy, so a crash loses nothing), and
+those an earlier run left in the outbox (the backlog), read back first. They wait in a
+:class:`~scrm_core.engine.pool.Pool`, merged per record, until the CRM takes them:
+
+* **Full batches only, while more is coming.** A batch goes out as soon as an object
+  type has ``limits.batch_size`` records ready; a partial batch is carried over, not
+  flushed, until the input ends (``--once``), the outbox reaches its high-water mark, or
+  (when following) the oldest record has waited ``batch_window_ms``. So the number of
+  calls depends on the records, not on how fast they arrive.
+* **Parents first.** A record is sent only once every record it refers to has been
+  written (contact, then profile, case, lead, message).
+* **A refused parent never takes its children.** A record the CRM refuses for good goes
+  to the dead-letter queue with the CRM's code and the fix; the records referring to it
+  are written without that reference, and the missing link is kept in the state store
+  and sent by itself once the parent is repaired and written.
+* **Deterministic refusals are not retried**: only what the adapter marks retryable
+  goes back to the pool, with back-off, up to ``max_attempts``.
+* **Never re-create blind.** Each batch is a :class:`~scrm_core.adapters.WriteBatch`
+  telling the adapter the CRM ids already known and which records may have been written
+  without an answer (the backlog after a restart; a batch whose call failed or timed
+  out), so the adapter looks those up instead of creating them again.
 
 A whole call that fails with :class:`RetryableError` (rate limit, timeout, 5xx) is
-retried with tenacity, waiting as long as the CRM asked. Because every write is an upsert
-by external key, a retry after a timeout whose request did land creates nothing new.
+retried with tenacity, waiting as long as the CRM asked. Each batch is settled in one
+store transaction as soon as its results are in.
 """
 
 from __future__ import annotations
@@ -18,20 +34,23 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import deque
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_never
 
-from ..adapters import CrmAdapter
+from ..adapters import CrmAdapter, WriteBatch
 from ..config import EngineConfig
 from ..errors import FatalError, RetryableError
 from ..models import CRM_OBJECT_ORDER, CrmObject, CrmOperation, OperationResult
 from ..store import AsyncStore
-from ..store.base import OutboxItem, Settlement
+from ..store.base import OutboxItem, PendingLink, Refusal, Settlement
+from .pool import Group, Pool, ref_target
 
 log = logging.getLogger("scrm.sink")
+
+__all__ = ["Sink", "SinkCounts"]
 
 
 class _Stopped(Exception):
@@ -45,54 +64,34 @@ class SinkCounts:
     calls: int = 0  # apply() calls made, retries included
     retried_calls: int = 0
     record_retries: int = 0
+    links_deferred: int = 0  # references left out because their target was refused
 
 
-@dataclass
-class _Group:
-    """One record's operations in this flush, merged, and the outbox items they came from."""
-
-    op: CrmOperation
-    items: list[OutboxItem]
-
-    @property
-    def seqs(self) -> list[int]:
-        return [item.seq for item in self.items]
-
-    @property
-    def attempts(self) -> int:
-        return max(item.attempts for item in self.items)
-
-
-def coalesce(items: Sequence[OutboxItem]) -> dict[CrmObject, list[_Group]]:
-    """Merge operations on the same record (in outbox order) and group them by object type."""
-    groups: dict[tuple[CrmObject, str], _Group] = {}
-    for item in items:
-        key = (item.op.object, item.op.external_key)
-        group = groups.get(key)
-        if group is None:
-            groups[key] = _Group(item.op, [item])
-        else:
-            group.op = group.op.merged_with(item.op)
-            group.items.append(item)
-    by_object: dict[CrmObject, list[_Group]] = {}
-    for group in groups.values():
-        by_object.setdefault(group.op.object, []).append(group)
-    return dict(sorted(by_object.items(), key=lambda kv: CRM_OBJECT_ORDER[kv[0]]))
+def _without_dead_refs(group: Group, dead: set[tuple[CrmObject, str]]) -> tuple[CrmOperation, list[PendingLink]]:
+    """The group's operation minus references to refused records, and the links left out."""
+    op = group.op
+    links = [
+        PendingLink(target[0], target[1], op.object, op.external_key, name)
+        for name, key in op.refs.items()
+        if (target := ref_target(name, key)) is not None and target in dead
+    ]
+    if not links:
+        return op, []
+    refs = {name: key for name, key in op.refs.items() if name not in {link.ref for link in links}}
+    return CrmOperation.model_construct(
+        object=op.object, external_key=op.external_key, fields=op.fields, refs=refs
+    ), links
 
 
 class Sink:
-    """Owns the CRM side of the engine.
-
-    Operations reach it two ways. Those committed by this process arrive through
-    :meth:`notify` and are kept in memory (the outbox row is the durable copy, so a crash
-    loses nothing). Those left in the outbox by an earlier run (the backlog) are read
-    back from the store first, oldest first.
-    """
+    """Owns the CRM side of the engine (see the module docstring)."""
 
     def __init__(self, store: AsyncStore, crm: CrmAdapter, config: EngineConfig, *, follow: bool) -> None:
         self.store, self.crm, self.config = store, crm, config
+        self.follow = follow
         self.counts = SinkCounts()
-        self._fresh: deque[OutboxItem] = deque()
+        self.pool = Pool(crm.stored_on)
+        self._dead: set[tuple[CrmObject, str]] = set()
         self._backlog = 0  # items of earlier runs still in the outbox (an estimate once reading starts)
         self._backlog_after = 0  # last backlog seq read
         self._first_fresh_seq: int | None = None
@@ -107,12 +106,13 @@ class Sink:
 
     @property
     def pending(self) -> int:
-        """Operations not yet settled, as far as this process knows."""
-        return len(self._fresh) + self._backlog
+        """Records not yet settled, as far as this process knows."""
+        return len(self.pool) + self._backlog
 
     async def start(self) -> None:
         """Call before the first commit of this run: whatever is in the outbox now is backlog."""
         self._backlog = await self.store.outbox_depth()
+        self._dead = await self.store.dead_letter_keys()
         self._update_water()
 
     def notify(self, seqs: Sequence[int], ops: Sequence[CrmOperation]) -> None:
@@ -125,7 +125,11 @@ class Sink:
             return
         if self._first_fresh_seq is None:
             self._first_fresh_seq = seqs[0]
-        self._fresh.extend(map(OutboxItem, seqs, ops))
+            if self._backlog:
+                self.pool.hold_from = seqs[0]  # until the older rows are all read
+        now = time.monotonic()
+        for seq, op in zip(seqs, ops, strict=True):
+            self.pool.add(OutboxItem(seq, op), now)
         self._update_water()
         self._wake.set()
 
@@ -157,22 +161,49 @@ class Sink:
         try:
             await self._loop()
         except _Stopped:
-            log.info("sink stopped with %d operation(s) still in the outbox", self.pending)
+            log.info("sink stopped with %d record(s) still in the outbox", self.pending)
+
+    # ------------------------------------------------------------ the loop
 
     async def _loop(self) -> None:
         window = self.config.batch_window_ms / 1000
         while not self._stopping.is_set():
-            if self.pending <= 0:
-                if self._finishing.is_set():
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if self.pending < self.crm.limits.max_batch and not self._finishing.is_set():
-                await self._sleep(window)  # let a batch fill up
-            backoff = await self.flush()
+            await self._read_backlog()
+            backoff, sent = await self.flush(partial=self._partial_due(window))
             if backoff:
                 await self._sleep(backoff)
+                continue
+            if sent:
+                continue
+            if not self.pending and self._finishing.is_set():
+                return
+            self._wake.clear()
+            await self._wait_for_input(window)
+
+    def _partial_due(self, window: float) -> bool:
+        """Whether partial batches go out now rather than wait for more records."""
+        if len(self.pool) - self.pool.held >= self.config.outbox_high_water:
+            return True  # no room to wait for more: ingest is held up
+        if self._backlog:
+            return False  # more of the outbox is still to be read
+        if self._finishing.is_set():
+            return True
+        oldest = self.pool.oldest()
+        return self.follow and oldest is not None and time.monotonic() - oldest >= window
+
+    async def _wait_for_input(self, window: float) -> None:
+        """Until new records, the end of the input, or (following) the oldest record's window."""
+        timeout = None
+        oldest = self.pool.oldest()
+        if self.follow and oldest is not None:
+            timeout = max(0.0, oldest + window - time.monotonic())
+        if self._finishing.is_set():
+            timeout = 0.05  # nothing more will come; only a record's back-off can be pending
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake early when asked to stop or finish."""
@@ -180,65 +211,132 @@ class Sink:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter.wait(), timeout=seconds)
 
-    async def _take(self) -> list[OutboxItem]:
-        """The next slice: backlog from the store first, then what this run committed."""
-        if self._backlog:
-            items = await self.store.outbox_take(self.take_limit, self._backlog_after)
-            if self._first_fresh_seq is not None:
-                items = [i for i in items if i.seq < self._first_fresh_seq]
-            if items:
-                self._backlog_after = items[-1].seq
-                self._backlog = max(self._backlog - len(items), 1)  # exact again when a read comes back empty
-                return items
-            self._backlog = 0
-        fresh = self._fresh
-        return [fresh.popleft() for _ in range(min(self.take_limit, len(fresh)))]
+    async def _read_backlog(self) -> None:
+        """Outbox rows of earlier runs into the pool, a slice at a time, while it has room.
 
-    async def flush(self) -> float:
-        """Send one slice; returns how long to back off before the next (0: none)."""
-        items = await self._take()
+        Any of them may have reached the CRM before the run that queued them ended, so
+        they are marked uncertain: the adapter looks them up before writing. Until the
+        last of them is read, records committed by this run wait (``Pool.hold_from``): an
+        edit must not go out before the creation still unread in the outbox."""
+        if not self._backlog or len(self.pool) - self.pool.held >= self.config.outbox_high_water:
+            return
+        items = await self.store.outbox_take(self.take_limit, self._backlog_after)
+        if self._first_fresh_seq is not None:
+            items = [i for i in items if i.seq < self._first_fresh_seq]
         if not items:
+            self._backlog = 0
+            self.pool.release()
             self._update_water()
-            return 0.0
+            return
+        self._backlog_after = items[-1].seq
+        self._backlog = max(self._backlog - len(items), 1)  # exact again when a read comes back empty
+        now = time.monotonic()
+        for item in items:
+            self.pool.add(item, now, uncertain=True)
+
+    # ------------------------------------------------------------ sending
+
+    async def flush(self, *, partial: bool) -> tuple[float, bool]:
+        """Send every batch that is due, in reference order.
+
+        Returns (how long to back off before the next try, whether anything was sent)."""
+        sent = False
+        backoff = 0.0
+        for obj in CRM_OBJECT_ORDER:
+            size = self.crm.limits.batch_size(obj)
+            while units := self.pool.take(obj, size, partial=partial):
+                wait = await self._send([group for unit in units for group in unit])
+                sent = True
+                backoff = max(backoff, wait)
+                if self._stopping.is_set():
+                    return 0.0, sent
+        self._update_water()
+        return backoff, sent
+
+    async def _send(self, groups: list[Group]) -> float:
+        """Apply one batch and settle it; returns the back-off its retried records ask for."""
+        ops: list[CrmOperation] = []
+        links: dict[int, list[PendingLink]] = {}
+        for i, group in enumerate(groups):
+            op, left_out = _without_dead_refs(group, self._dead)
+            ops.append(op)
+            if left_out:
+                links[i] = left_out
+        batch = WriteBatch(
+            ops,
+            known=await self._known_ids(ops),
+            uncertain=[group.key for group in groups if group.uncertain],
+        )
+        settlement = Settlement()
+        again: list[Group] = []
+        try:
+            results = await self._apply(batch)
+            settlement, again = self._settlement(groups, results, links)
+        except BaseException:
+            # Not sent or no answer: back into the pool, to be looked up before they are written.
+            for group in groups:
+                group.uncertain = True
+                self.pool.put_back(group)
+            raise
+        finally:
+            if settlement.done or settlement.failed or settlement.retry:
+                released = await self.store.outbox_settle(settlement)
+                self._count(settlement)
+                now = time.monotonic()
+                for item in released:  # links waiting for a parent written just now
+                    self.pool.add(item, now)
+        for group in again:
+            for item in group.items:
+                item.attempts += 1
+            self.pool.put_back(group)
+        if again:
+            return self._backoff(max(g.attempts for g in again), None)
+        return 0.0
+
+    async def _known_ids(self, ops: Sequence[CrmOperation]) -> dict[tuple[CrmObject, str], str]:
+        by_object: dict[CrmObject, list[str]] = {}
+        for op in ops:
+            by_object.setdefault(op.object, []).append(op.external_key)
+        known: dict[tuple[CrmObject, str], str] = {}
+        for obj, keys in by_object.items():
+            for key, crm_id in (await self.store.crm_ids(obj, keys)).items():
+                known[(obj, key)] = crm_id
+        return known
+
+    def _settlement(
+        self, groups: list[Group], results: list[OperationResult], links: dict[int, list[PendingLink]]
+    ) -> tuple[Settlement, list[Group]]:
         done: list[int] = []
         crm_ids: list[tuple[CrmObject, str, str]] = []
-        failed: list[tuple[int, str]] = []
-        again: list[_Group] = []
-        try:
-            for obj, groups in coalesce(items).items():
-                size = self.crm.limits.batch_size(obj)
-                for start in range(0, len(groups), size):
-                    batch = groups[start : start + size]
-                    results = await self._apply([g.op for g in batch])
-                    for group, result in zip(batch, results, strict=True):
-                        if result.ok:
-                            done += group.seqs
-                            if result.crm_id:
-                                crm_ids.append((obj, group.op.external_key, result.crm_id))
-                        elif result.retryable and group.attempts + 1 < self.config.max_attempts:
-                            again.append(group)
-                        else:
-                            reason = result.error or "refused by the CRM (no reason given)"
-                            failed += [(seq, reason) for seq in group.seqs]
-        finally:
-            # Also when a call gives up or the engine stops mid-slice: what the CRM took is
-            # settled now; the rest of the slice stays in the outbox for the next run.
-            retry = [seq for group in again for seq in group.seqs]
-            await self.store.outbox_settle(Settlement(done=done, crm_ids=crm_ids, failed=failed, retry=retry))
-        # Records to try again go back to the front, in order, one attempt older.
-        retry_items = [item for group in again for item in group.items]
-        for item in retry_items:
-            item.attempts += 1
-        self._fresh.extendleft(reversed(retry_items))
-        self.counts.applied += len(done)
-        self.counts.dead_lettered += len(failed)
-        self.counts.record_retries += len(retry)
-        self._update_water()
+        failed: list[Refusal] = []
+        deferred: list[PendingLink] = []
+        again: list[Group] = []
+        for i, (group, result) in enumerate(zip(groups, results, strict=True)):
+            if result.ok:
+                done += group.seqs
+                if result.crm_id:
+                    crm_ids.append((group.op.object, group.op.external_key, result.crm_id))
+                deferred += links.get(i, [])
+            elif result.retryable and group.attempts + 1 < self.config.max_attempts:
+                again.append(group)
+            else:
+                reason = result.error or "refused by the CRM (no reason given)"
+                if result.retryable:
+                    reason += f" (gave up after {group.attempts + 1} attempts)"
+                failed += [Refusal(seq, reason, result.code, result.retryable, result.fix or "") for seq in group.seqs]
+                self._dead.add(group.key)
         if failed:
             log.warning("%d record(s) refused by the CRM went to the dead-letter queue", len(failed))
-        if again:
-            return self._backoff(max(g.attempts for g in again) + 1, None)
-        return 0.0
+        for record in crm_ids:  # repaired and written at last: references to it are sent again
+            self._dead.discard((record[0], record[1]))
+        retry = [seq for group in again for seq in group.seqs]
+        return Settlement(done=done, crm_ids=crm_ids, failed=failed, retry=retry, links=deferred), again
+
+    def _count(self, settlement: Settlement) -> None:
+        self.counts.applied += len(settlement.done)
+        self.counts.dead_lettered += len(settlement.failed)
+        self.counts.record_retries += len(settlement.retry)
+        self.counts.links_deferred += len(settlement.links)
 
     def _backoff(self, attempt: int, asked: float | None) -> float:
         if asked is not None:
@@ -253,7 +351,7 @@ class Sink:
         log.warning("CRM call failed (%s); retrying in %.1fs", exc, wait)
         return wait
 
-    async def _apply(self, ops: list[CrmOperation]) -> list[OperationResult]:
+    async def _apply(self, batch: WriteBatch) -> list[OperationResult]:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RetryableError),
             wait=self._wait,
@@ -265,12 +363,14 @@ class Sink:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     self.counts.retried_calls += 1
+                    # The failed call may have been applied before its answer was lost.
+                    batch.uncertain = frozenset((op.object, op.external_key) for op in batch)
                 await self.crm.budget.acquire()
                 self.counts.calls += 1
-                results = await self.crm.apply(ops)
-        if len(results) != len(ops):
+                results = await self.crm.apply(batch)
+        if len(results) != len(batch):
             raise FatalError(
-                f"CRM adapter {self.crm.name!r} returned {len(results)} results for {len(ops)} operations",
+                f"CRM adapter {self.crm.name!r} returned {len(results)} results for {len(batch)} operations",
                 detail="CrmAdapter.apply must return one result per operation, in order",
             )
         return results

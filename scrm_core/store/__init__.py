@@ -4,11 +4,12 @@ engine uses so database calls never block the event loop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
+from ..adapters import AdapterState
 from ..errors import FatalError
 from .base import (
     AuditEntry,
@@ -22,7 +23,9 @@ from .base import (
     NewReply,
     OutboxItem,
     PageCommit,
+    PendingLink,
     ProfileRecord,
+    Refusal,
     ReplyRecord,
     ReplyStatus,
     Settlement,
@@ -45,13 +48,16 @@ __all__ = [
     "NewReply",
     "OutboxItem",
     "PageCommit",
+    "PendingLink",
     "ProfileRecord",
+    "Refusal",
     "ReplyRecord",
     "ReplyStatus",
     "Settlement",
     "SqliteStore",
     "StateStore",
     "StoredModel",
+    "StoreAdapterState",
     "StoredWebhook",
     "open_store",
 ]
@@ -146,6 +152,12 @@ class AsyncStore:
     dead_letters = _InWorker(StateStore.dead_letters)
     dead_letter_count = _InWorker(StateStore.dead_letter_count)
     requeue_dead_letters = _InWorker(StateStore.requeue_dead_letters)
+    dead_letter_keys = _InWorker(StateStore.dead_letter_keys)
+    pending_links = _InWorker(StateStore.pending_links)
+    adapter_state_get = _InWorker(StateStore.adapter_state_get)
+    adapter_state_put = _InWorker(StateStore.adapter_state_put)
+    adapter_state_delete = _InWorker(StateStore.adapter_state_delete)
+    adapter_state_prefixed = _InWorker(StateStore.adapter_state_prefixed)
     audit = _InWorker(StateStore.audit)
     audit_log = _InWorker(StateStore.audit_log)
     erase_plan = _InWorker(StateStore.erase_plan)
@@ -172,3 +184,25 @@ class AsyncStore:
     save_model = _InWorker(StateStore.save_model)
     model = _InWorker(StateStore.model)
     drop_models = _InWorker(StateStore.drop_models)
+
+
+class StoreAdapterState(AdapterState):
+    """An adapter's :class:`~scrm_core.adapters.AdapterState`, kept in the state store under its name."""
+
+    def __init__(self, store: AsyncStore, adapter: str) -> None:
+        self.store = store
+        self.adapter = adapter
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        return await self.store.adapter_state_get(self.adapter, list(keys)) if keys else {}
+
+    async def put_many(self, items: Mapping[str, str]) -> None:
+        if items:
+            await self.store.adapter_state_put(self.adapter, dict(items))
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self.store.adapter_state_delete(self.adapter, list(keys))
+
+    async def prefixed(self, prefix: str) -> dict[str, str]:
+        return await self.store.adapter_state_prefixed(self.adapter, prefix)

@@ -32,7 +32,9 @@ __all__ = [
     "NewLabelExample",
     "OutboxItem",
     "PageCommit",
+    "PendingLink",
     "ProfileRecord",
+    "Refusal",
     "Settlement",
     "StateStore",
     "StoredModel",
@@ -57,6 +59,7 @@ class MessageRecord:
     author_key: str
     deleted: bool = False
     in_crm: bool = True  # False when routing ignored it (spam): edits and deletions then write nothing
+    version: str | None = None  # edited_at (UTC ISO) of the state last applied: older edits are stale
 
 
 @dataclass(slots=True)
@@ -68,6 +71,9 @@ class NewDeadLetter:
     locator: str = ""  # e.g. "demo.ndjson:17", or the op's external key
     op: CrmOperation | None = None
     payload: str = ""  # raw input excerpt for rejects (bounded by the caller)
+    code: str | None = None  # the CRM's error code for a refused write
+    retryable: bool | None = None  # may a plain retry succeed? None: not known (rows from before it was kept)
+    fix: str = ""  # what the operator does before retrying
 
 
 @dataclass(slots=True)
@@ -107,18 +113,49 @@ class OutboxItem:
 
 
 @dataclass(slots=True)
+class Refusal:
+    """An outbox item the CRM refused for good (or too often), for the dead-letter queue."""
+
+    seq: int
+    reason: str
+    code: str | None = None
+    retryable: bool = False
+    fix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLink:
+    """A reference the sink left out because its target was refused: ``child`` was written
+    without ``refs[ref] = parent``; once the parent is written the link is sent on its own."""
+
+    parent_object: CrmObject
+    parent_key: str
+    child_object: CrmObject
+    child_key: str
+    ref: str
+
+    def op(self) -> CrmOperation:
+        """The operation that adds the link: the child, no fields, only this reference."""
+        return CrmOperation.model_construct(
+            object=self.child_object, external_key=self.child_key, fields={}, refs={self.ref: self.parent_key}
+        )
+
+
+@dataclass(slots=True)
 class Settlement:
     """The outcome of one sink flush, written in one transaction.
 
     ``done``: outbox seqs applied, with the CRM id per (object, external key) to remember.
     ``failed``: seqs refused for good, moved to the dead-letter queue with the reason.
     ``retry``: seqs to keep in the outbox with their attempt count increased.
+    ``links``: references left out of records written now, because their target was refused.
     """
 
     done: Sequence[int] = ()
     crm_ids: Sequence[tuple[CrmObject, str, str]] = ()
-    failed: Sequence[tuple[int, str]] = ()
+    failed: Sequence[Refusal] = ()
     retry: Sequence[int] = ()
+    links: Sequence[PendingLink] = ()
 
 
 @dataclass(slots=True)
@@ -135,6 +172,9 @@ class ErasePlan:
 
     person_key: str
     records: dict[CrmObject, list[str]] = field(default_factory=dict)  # external keys
+    # Other people's conversations whose subject or draft reply was made from the person's
+    # messages: the erase redacts them (in the CRM's case, and in the state store).
+    derived: list[Conversation] = field(default_factory=list)
 
 
 class LinkStatus(StrEnum):
@@ -294,7 +334,9 @@ class StateStore(ABC):
         """Up to ``limit`` items with seq > ``after_seq``, oldest first. Does not remove them."""
 
     @abstractmethod
-    def outbox_settle(self, settlement: Settlement) -> None: ...
+    def outbox_settle(self, settlement: Settlement) -> list[OutboxItem]:
+        """Write a flush's outcome. Pending links whose parent is among ``crm_ids`` (written
+        now) become outbox items in the same transaction; they are returned, oldest first."""
 
     @abstractmethod
     def outbox_depth(self) -> int: ...
@@ -313,6 +355,27 @@ class StateStore(ABC):
     def requeue_dead_letters(self, ids: Sequence[int] | None = None) -> int:
         """Move CRM-write dead letters (all, or these ids) back to the outbox; returns how
         many. Rejected input records (no ``op``) stay: they need a fixed source."""
+
+    @abstractmethod
+    def dead_letter_keys(self) -> set[tuple[CrmObject, str]]:
+        """(object, external key) of every CRM write in the dead-letter queue."""
+
+    @abstractmethod
+    def pending_links(self, limit: int = 100) -> list[PendingLink]:
+        """References waiting for their refused target to be written, oldest first."""
+
+    # -- adapters' durable key-value areas (AdapterContext.state)
+    @abstractmethod
+    def adapter_state_get(self, adapter: str, keys: Sequence[str]) -> dict[str, str]: ...
+
+    @abstractmethod
+    def adapter_state_put(self, adapter: str, items: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    def adapter_state_delete(self, adapter: str, keys: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def adapter_state_prefixed(self, adapter: str, prefix: str) -> dict[str, str]: ...
 
     # -- audit and erase
     @abstractmethod

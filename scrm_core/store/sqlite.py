@@ -33,6 +33,7 @@ from .base import (
     NewReply,
     OutboxItem,
     PageCommit,
+    PendingLink,
     PersonView,
     ProfileRecord,
     ReplyRecord,
@@ -196,6 +197,33 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX classifier_models_name ON classifier_models (name, active, id);
     """,
+    # 5: the dead-letter queue says whether a retry can work (the CRM's code, the fix);
+    # references left out because their target was refused wait in pending_links; each
+    # adapter has a small durable key-value area; a message remembers its version so an
+    # older edit delivered late is not applied over a newer one.
+    """
+    ALTER TABLE dead_letters ADD COLUMN code TEXT;
+    ALTER TABLE dead_letters ADD COLUMN retryable INTEGER;
+    ALTER TABLE dead_letters ADD COLUMN fix TEXT NOT NULL DEFAULT '';
+    CREATE TABLE pending_links (
+        child_object TEXT NOT NULL,
+        child_key TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        parent_object TEXT NOT NULL,
+        parent_key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (child_object, child_key, ref)
+    );
+    CREATE INDEX pending_links_parent ON pending_links (parent_object, parent_key);
+    CREATE TABLE adapter_state (
+        adapter TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (adapter, key)
+    ) WITHOUT ROWID;
+    ALTER TABLE messages ADD COLUMN version TEXT;
+    """,
 ]
 
 _UPSERT_PROFILE = """
@@ -208,16 +236,16 @@ _UPSERT_CONVERSATION = """
     ON CONFLICT (key) DO UPDATE SET started_by = excluded.started_by, data = excluded.data
 """
 _UPSERT_MESSAGE = """
-    INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm) VALUES (?, ?, ?, ?, ?)
+    INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET
         conversation_key = excluded.conversation_key, author_key = excluded.author_key,
-        deleted = excluded.deleted, in_crm = excluded.in_crm
+        deleted = excluded.deleted, in_crm = excluded.in_crm, version = excluded.version
 """
 _INSERT_OUTBOX_HEAD = "INSERT INTO outbox (object, external_key, fields, refs, created_at)"
 _INSERT_OUTBOX = _INSERT_OUTBOX_HEAD + " VALUES (?, ?, ?, ?, ?)"
 _INSERT_DEAD_LETTER = """
-    INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at, code, retryable, fix)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_AUDIT = "INSERT INTO audit_log (at, action, subject, detail) VALUES (?, ?, ?, ?)"
 _UPSERT_CHECKPOINT = """
@@ -228,11 +256,11 @@ _UPSERT_CHECKPOINT = """
 # A refused outbox row becomes a sink dead letter without a round trip through Python;
 # the op JSON has the same shape as _op_json's.
 _OUTBOX_TO_DEAD_LETTER = """
-    INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at)
+    INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at, code, retryable, fix)
     SELECT 'sink', ?, external_key,
            json_object('object', object, 'external_key', external_key,
                        'fields', json(fields), 'refs', json(refs)),
-           '', attempts + 1, ?
+           '', attempts + 1, ?, ?, ?, ?
     FROM outbox WHERE seq = ?
 """
 
@@ -273,6 +301,7 @@ def _now() -> str:
 #
 # ``op.object.value`` goes through the enum's property machinery; a dict lookup is 3x faster.
 _OBJECT_VALUE: dict[CrmObject, str] = {obj: obj.value for obj in CrmObject}
+_VALUE_OBJECT: dict[str, CrmObject] = {obj.value: obj for obj in CrmObject}
 _dump_conversation = Conversation.__pydantic_serializer__.to_json  # what model_dump_json calls
 _dump_profile = SocialProfile.__pydantic_serializer__.to_json
 
@@ -631,10 +660,10 @@ class SqliteStore(StateStore):
         return found
 
     def messages(self, keys: Sequence[str]) -> dict[str, MessageRecord]:
-        columns = "key, conversation_key, author_key, deleted, in_crm"
+        columns = "key, conversation_key, author_key, deleted, in_crm, version"
         return {
-            key: MessageRecord(key, conv, author, bool(deleted), bool(in_crm))
-            for key, conv, author, deleted, in_crm in self._by_key("messages", columns, keys)
+            key: MessageRecord(key, conv, author, bool(deleted), bool(in_crm), version)
+            for key, conv, author, deleted, in_crm, version in self._by_key("messages", columns, keys)
         }
 
     # -- the hot path
@@ -662,7 +691,10 @@ class SqliteStore(StateStore):
             )
             c.executemany(
                 _UPSERT_MESSAGE,
-                [(m.key, m.conversation_key, m.author_key, int(m.deleted), int(m.in_crm)) for m in page.messages],
+                [
+                    (m.key, m.conversation_key, m.author_key, int(m.deleted), int(m.in_crm), m.version)
+                    for m in page.messages
+                ],
             )
             ops = page.ops
             if ops:
@@ -685,7 +717,18 @@ class SqliteStore(StateStore):
         self._conn.executemany(
             _INSERT_DEAD_LETTER,
             [
-                (d.source, d.reason, d.locator, None if d.op is None else _op_json(d.op), d.payload, 0, now)
+                (
+                    d.source,
+                    d.reason,
+                    d.locator,
+                    None if d.op is None else _op_json(d.op),
+                    d.payload,
+                    0,
+                    now,
+                    d.code,
+                    None if d.retryable is None else int(d.retryable),
+                    d.fix,
+                )
                 for d in letters
             ],
         )
@@ -705,7 +748,7 @@ class SqliteStore(StateStore):
             for seq, obj, key, fields, refs, attempts in rows
         ]
 
-    def outbox_settle(self, settlement: Settlement) -> None:
+    def outbox_settle(self, settlement: Settlement) -> list[OutboxItem]:
         now = _now()
         obj_value = _OBJECT_VALUE
         with self._tx() as c:
@@ -718,10 +761,85 @@ class SqliteStore(StateStore):
             )
             if settlement.failed:
                 # attempts in the dead letter = tries made, this failed one included
-                c.executemany(_OUTBOX_TO_DEAD_LETTER, [(reason, now, seq) for seq, reason in settlement.failed])
-                c.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq, _ in settlement.failed])
+                c.executemany(
+                    _OUTBOX_TO_DEAD_LETTER,
+                    [(f.reason, now, f.code, int(f.retryable), f.fix, f.seq) for f in settlement.failed],
+                )
+                c.executemany("DELETE FROM outbox WHERE seq = ?", [(f.seq,) for f in settlement.failed])
             if settlement.retry:
                 c.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", zip(settlement.retry))
+            if settlement.links:
+                c.executemany(
+                    "INSERT OR REPLACE INTO pending_links (child_object, child_key, ref, parent_object, parent_key,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (obj_value[k.child_object], k.child_key, k.ref, obj_value[k.parent_object], k.parent_key, now)
+                        for k in settlement.links
+                    ],
+                )
+            return self._release_links(settlement.crm_ids, now) if settlement.crm_ids else []
+
+    def _release_links(self, written: Sequence[tuple[CrmObject, str, str]], now: str) -> list[OutboxItem]:
+        """Pending links whose parent was just written become outbox items (and stop pending)."""
+        c = self._conn
+        parents = [(_OBJECT_VALUE[obj], key) for obj, key, _ in written]
+        if c.execute("SELECT 1 FROM pending_links LIMIT 1").fetchone() is None:
+            return []  # the common case: nothing waits
+        links: list[PendingLink] = []
+        for obj, key in parents:
+            for child_obj, child_key, ref in c.execute(
+                "SELECT child_object, child_key, ref FROM pending_links WHERE parent_object = ? AND parent_key = ?"
+                " ORDER BY created_at",
+                (obj, key),
+            ):
+                links.append(PendingLink(CrmObject(obj), key, CrmObject(child_obj), child_key, ref))
+        items: list[OutboxItem] = []
+        for link in links:
+            op = link.op()
+            seq = c.execute(
+                _INSERT_OUTBOX, (op.object.value, op.external_key, orjson.dumps(op.fields), orjson.dumps(op.refs), now)
+            ).lastrowid
+            assert seq is not None
+            items.append(OutboxItem(seq, op))
+            c.execute(
+                "DELETE FROM pending_links WHERE child_object = ? AND child_key = ? AND ref = ?",
+                (link.child_object.value, link.child_key, link.ref),
+            )
+        return items
+
+    def pending_links(self, limit: int = 100) -> list[PendingLink]:
+        rows = self._conn.execute(
+            "SELECT parent_object, parent_key, child_object, child_key, ref FROM pending_links"
+            " ORDER BY created_at LIMIT ?",
+            (limit,),
+        )
+        return [PendingLink(CrmObject(po), pk, CrmObject(co), ck, ref) for po, pk, co, ck, ref in rows]
+
+    # -- adapters' key-value areas
+
+    def adapter_state_get(self, adapter: str, keys: Sequence[str]) -> dict[str, str]:
+        sql = "SELECT key, value FROM adapter_state WHERE adapter = ? AND key IN ({marks})"
+        return dict(self._select_in(sql, list(keys), adapter))
+
+    def adapter_state_put(self, adapter: str, items: Mapping[str, str]) -> None:
+        now = _now()
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO adapter_state (adapter, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (adapter, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                [(adapter, k, v, now) for k, v in items.items()],
+            )
+
+    def adapter_state_delete(self, adapter: str, keys: Sequence[str]) -> None:
+        with self._tx() as c:
+            c.executemany("DELETE FROM adapter_state WHERE adapter = ? AND key = ?", [(adapter, k) for k in keys])
+
+    def adapter_state_prefixed(self, adapter: str, prefix: str) -> dict[str, str]:
+        rows = self._conn.execute(
+            "SELECT key, value FROM adapter_state WHERE adapter = ? AND substr(key, 1, ?) = ? ORDER BY key",
+            (adapter, len(prefix), prefix),
+        )
+        return dict(rows)
 
     def outbox_depth(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -735,7 +853,7 @@ class SqliteStore(StateStore):
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters, oldest first."""
         rows = self._conn.execute(
-            "SELECT id, source, reason, locator, op, payload, attempts, created_at"
+            "SELECT id, source, reason, locator, op, payload, attempts, created_at, code, retryable, fix"
             " FROM dead_letters ORDER BY id LIMIT ?",
             (limit,),
         )
@@ -746,12 +864,22 @@ class SqliteStore(StateStore):
                 locator=locator,
                 op=None if op is None else _decode("dead_letters", id_, _op_from_json, op),
                 payload=payload,
+                code=code,
+                retryable=None if retryable is None else bool(retryable),
+                fix=fix,
                 id=id_,
                 created_at=_decode("dead_letters", id_, datetime.fromisoformat, at),
                 attempts=attempts,
             )
-            for id_, source, reason, locator, op, payload, attempts, at in rows
+            for id_, source, reason, locator, op, payload, attempts, at, code, retryable, fix in rows
         ]
+
+    def dead_letter_keys(self) -> set[tuple[CrmObject, str]]:
+        rows = self._conn.execute(
+            "SELECT json_extract(op, '$.object'), json_extract(op, '$.external_key') FROM dead_letters"
+            " WHERE op IS NOT NULL"
+        )
+        return {(CrmObject(obj), key) for obj, key in rows if obj in _VALUE_OBJECT}
 
     def dead_letter_count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
@@ -806,6 +934,10 @@ class SqliteStore(StateStore):
                 "DELETE FROM label_examples WHERE message_key = ?", [(k,) for k in {*messages, *threads}]
             ).rowcount
             c.executemany(
+                "UPDATE conversations SET data = ? WHERE key = ?",
+                [(_dump_conversation(cv).decode(), cv.key) for cv in plan.derived],
+            )
+            c.executemany(
                 "DELETE FROM crm_ids WHERE object = ? AND external_key = ?",
                 [(obj.value, key) for obj, keys in plan.records.items() for key in keys],
             )
@@ -835,7 +967,31 @@ class SqliteStore(StateStore):
                 CrmObject.message: [external_key(k) for k in messages],
             },
         )
+        plan.derived = self._derived_from(messages, set(threads))
         return plan, profiles, messages, threads
+
+    def _derived_from(self, messages: list[str], own_threads: set[str]) -> list[Conversation]:
+        """Other people's conversations whose subject or draft reply came from these messages."""
+        c = self._conn
+        rows = self._select_in("SELECT key, conversation_key FROM messages WHERE key IN ({marks})", messages)
+        ids_by_thread: dict[str, set[str]] = {}
+        for key, thread in rows:
+            if thread not in own_threads:
+                ids_by_thread.setdefault(thread, set()).add(key.partition(":")[2])
+        derived = []
+        for thread, ids in ids_by_thread.items():
+            row = c.execute("SELECT data FROM conversations WHERE key = ?", (thread,)).fetchone()
+            if row is None:
+                continue
+            conversation = _decode("conversations", thread, _validate_conversation, row[0])
+            subject = draft = False
+            for message_id in ids:
+                took_subject, took_draft = conversation.took_text_from(message_id)
+                subject, draft = subject or took_subject, draft or took_draft
+            if subject or draft:
+                conversation.redact(subject=subject, draft=draft)
+                derived.append(conversation)
+        return derived
 
     def erase_plan(self, person_key: str) -> ErasePlan:
         plan, profiles, _, _ = self._erase_scope(person_key)
@@ -858,6 +1014,14 @@ class SqliteStore(StateStore):
             if hit(parsed.external_key, parsed.refs):
                 ids.append((id_,))
         c.executemany("DELETE FROM dead_letters WHERE id = ?", ids)
+        links = [
+            (child_obj, child_key, ref)
+            for child_obj, child_key, ref, parent_key in c.execute(
+                "SELECT child_object, child_key, ref, parent_key FROM pending_links"
+            )
+            if child_key in keys or parent_key in keys
+        ]
+        c.executemany("DELETE FROM pending_links WHERE child_object = ? AND child_key = ? AND ref = ?", links)
         return len(seqs), len(ids)
 
     # -- identity

@@ -34,7 +34,8 @@ from typing import Any
 
 import pytest
 
-from ..adapters import AdapterSettings, CheckProblem, CrmAdapter, CrmCapability, CrmLimits
+from ..adapters import AdapterSettings, CheckProblem, CrmAdapter, CrmCapability, CrmLimits, WriteBatch
+from ..fitting import is_cut
 from ..learning import LabelCorrection, normalise_label
 from ..models import CrmObject, CrmOperation, OperationResult, external_key
 from .settings import secrets_not_secretstr
@@ -355,6 +356,56 @@ class CrmAdapterConformance:
                 ids = await self.apply_ok(adapter, [message_op(n, refs=refs) for n in range(size)])
                 assert len(set(ids)) == size
                 self.check_count(adapter, CrmObject.message, size)
+
+        self.run(tmp_path, scenario)
+
+    def test_a_write_sent_again_after_a_lost_answer_updates_the_record(self, tmp_path: Path) -> None:
+        """The sink sends a batch again when its answer was lost (the CRM may have applied it):
+        marked ``uncertain`` in the :class:`WriteBatch`, or not marked at all (a restart that knows
+        nothing). Each must succeed, keep the CRM id and create nothing, even for a CRM whose
+        objects have create-only fields."""
+
+        async def scenario(adapter: CrmAdapter) -> None:
+            self.require(adapter, CrmCapability.messages)
+            refs = await self.seed(adapter)
+            batch = [message_op(n, refs=refs) for n in (1, 2)]
+            first = await self.apply_ok(adapter, batch)
+            uncertain = WriteBatch(batch, uncertain=[(op.object, op.external_key) for op in batch])
+            assert await self.apply_ok(adapter, uncertain) == first
+            assert await self.apply_ok(adapter, batch) == first
+            known = WriteBatch(
+                batch, known={(op.object, op.external_key): i for op, i in zip(batch, first, strict=True)}
+            )
+            assert await self.apply_ok(adapter, known) == first
+            self.check_count(adapter, CrmObject.message, 2)
+
+        self.run(tmp_path, scenario)
+
+    def test_values_too_long_for_the_crm_are_fitted_not_refused(self, tmp_path: Path) -> None:
+        """A 300-character display name and a 66,000-character post are stored, not refused:
+        cut to the field with scrm's marker stating the full length where the CRM needs it."""
+        long_name = 'Ζωή O\'Brien "the" 🙂 ' * 16
+        text = ("A long post ✓ 🙂 " * 5_000)[:66_000]
+
+        async def scenario(adapter: CrmAdapter) -> None:
+            self.require(adapter, CrmCapability.contacts)
+            contact = contact_op(1, name=long_name)
+            await self.apply_ok(adapter, [contact])
+            if CrmCapability.personas in adapter.capabilities:
+                profile = profile_op(1, contact=contact.external_key)
+                profile.fields["display_name"] = long_name
+                await self.apply_ok(adapter, [profile])
+            if CrmCapability.messages in adapter.capabilities:
+                refs = {"contact": contact.external_key}
+                if CrmCapability.personas in adapter.capabilities:
+                    refs["profile"] = profile_op(1).external_key
+                message = message_op(1, refs=refs, text=text)
+                await self.apply_ok(adapter, [message])
+                stored = str(self.must_read(adapter, CrmObject.message, message.external_key).get("text") or "")
+                full = is_cut(stored)
+                assert stored == text or (full == len(text) and text.startswith(stored[: stored.index("…[scrm")])), (
+                    "a long text must be stored whole, or cut with scrm's marker giving its full length"
+                )
 
         self.run(tmp_path, scenario)
 

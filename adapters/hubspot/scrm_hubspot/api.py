@@ -199,7 +199,7 @@ class HubSpotApi:
                 wait = interval / 1000 if interval else self.settings.window_seconds
             self.budget.pause(wait, reason=f"HubSpot rate limit {policy or '429'}")
             raise RetryableError(
-                f"HubSpot's {policy or 'rate'} limit was reached during {what}; waiting {wait:.0f}s",
+                f"HubSpot's {policy or 'rate'} limit was reached during {what}; waiting {wait:.3g}s",
                 retry_after=wait,
             )
         if status == 401:

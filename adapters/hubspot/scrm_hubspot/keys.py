@@ -63,6 +63,10 @@ class RecordIds:
     def remember(self, obj: str, prop: str, value: str, record_id: str) -> None:
         self._known.put((obj, prop, value), record_id)
 
+    def known(self, obj: str, prop: str, value: str) -> str | None:
+        """The remembered id (no request), or None."""
+        return self._known.get((obj, prop, value))
+
     def forget(self, obj: str, prop: str, value: str) -> None:
         self._known.pop((obj, prop, value))
 

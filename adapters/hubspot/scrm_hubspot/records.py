@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .fit import note_body
 from .schema import LEAD_KEY, PROFILE_KEY
 from .settings import HubSpotSettings
 
@@ -192,7 +193,7 @@ def note_properties(fields: Mapping[str, Any], profile_key: str | None = None) -
     """Only the fields given, so an edit or a redaction leaves the rest as it was."""
     props = _mapped(fields, _NOTE, keep_none=True)
     if "text" in fields:
-        props["hs_note_body"] = html.escape(str(fields["text"] or ""), quote=False)
+        props["hs_note_body"] = note_body(str(fields["text"] or ""))
     if fields.get("created_at"):
         props["hs_timestamp"] = _epoch_ms(str(fields["created_at"]))
     if profile_key:

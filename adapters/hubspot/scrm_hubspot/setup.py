@@ -2,7 +2,7 @@
 
 The properties API lists an object's properties (``GET /crm/v3/properties/{objectType}``)
 and creates them in batches (``POST /crm/v3/properties/{objectType}/batch/create``) in a
-property group (``POST /crm/v3/properties/{objectType}/groups``)
+property group (``GET`` / ``POST /crm/v3/properties/{objectType}/groups``)
 (https://developers.hubspot.com/docs/api/crm/properties). A property's
 ``hasUniqueValue`` cannot be changed once it exists, so a key property made without it
 must be deleted in HubSpot and created again: that is reported, never done silently.
@@ -10,16 +10,24 @@ must be deleted in HubSpot and created again: that is reported, never done silen
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrm_core import CheckProblem
-from scrm_core.errors import FatalError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from .api import HubSpotApi, error_category
+from scrm_core import CheckProblem
+from scrm_core.errors import FatalError, RetryableError
+
+from .api import HubSpotApi, Reply, error_category
 from .schema import GROUP, OBJECT_TYPES, SCHEMA_WRITE_SCOPES, custom_properties, unique_properties
 
-__all__ = ["SetupPlan", "apply_setup", "plan_setup"]
+__all__ = ["SetupPlan", "apply_setup", "call_patiently", "list_properties", "plan_setup"]
+
+log = logging.getLogger("scrm.hubspot")
+#: Tries per set-up request before giving up (a 429 waits the window HubSpot names, 10 s).
+SETUP_ATTEMPTS = 8
 
 FIX = "run `scrm hubspot setup -c <your scrm.toml>` (add --dry-run to see what it would do)"
 
@@ -69,16 +77,31 @@ class SetupPlan:
         return problems
 
 
-async def plan_setup(api: HubSpotApi, key_property: str) -> SetupPlan:
-    """Compare the account's properties with what scrm needs (raises FatalError on missing read scopes)."""
-    wanted, unique = custom_properties(key_property), unique_properties(key_property)
-    plan = SetupPlan()
+async def list_properties(api: HubSpotApi, *, patient: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
+    """The account's property definitions per object type (raises FatalError on missing read scopes).
+
+    ``patient``: wait out rate limits and server errors here (the set-up, ``check()``);
+    otherwise they are raised, for the sink to retry the write that needed them."""
+    listing: dict[str, dict[str, dict[str, Any]]] = {}
     for obj in OBJECT_TYPES:
-        reply = await api.call(f"list {obj} properties", api.properties.get_all_with_http_info, obj)
+        what, method = f"list {obj} properties", api.properties.get_all_with_http_info
+        reply = await (call_patiently(api, what, method, obj) if patient else api.call(what, method, obj))
         if not reply.ok:
             category, message = error_category(reply.body)
             raise FatalError(f"HubSpot refused to list {obj} properties ({category}: {message})")
-        existing = {p["name"]: p for p in reply.body.get("results") or []}
+        listing[obj] = {p["name"]: p for p in reply.body.get("results") or []}
+    return listing
+
+
+async def plan_setup(
+    api: HubSpotApi, key_property: str, listing: dict[str, dict[str, dict[str, Any]]] | None = None
+) -> SetupPlan:
+    """Compare the account's properties (``listing``, read if not given) with what scrm needs."""
+    wanted, unique = custom_properties(key_property), unique_properties(key_property)
+    listing = listing if listing is not None else await list_properties(api)
+    plan = SetupPlan()
+    for obj in OBJECT_TYPES:
+        existing = listing.get(obj, {})
         plan.missing[obj] = [d for d in wanted[obj] if d["name"] not in existing]
         plan.not_unique += [
             (obj, n) for n in sorted(unique[obj]) if n in existing and not existing[n].get("hasUniqueValue")
@@ -87,25 +110,55 @@ async def plan_setup(api: HubSpotApi, key_property: str) -> SetupPlan:
 
 
 async def apply_setup(api: HubSpotApi, plan: SetupPlan) -> list[str]:
-    """Create the property group and the missing properties; returns what was created."""
+    """Create the property group (where missing) and the missing properties; returns what was created."""
     created = []
     for obj, definitions in plan.missing.items():
         if not definitions:
             continue
-        group = {"name": GROUP, "label": "scrm", "displayOrder": -1}
-        reply = await api.call(
-            f"create the {obj} property group", api.property_groups.create_with_http_info, obj, group
+        groups = await call_patiently(
+            api, f"list {obj} property groups", api.property_groups.get_all_with_http_info, obj
         )
-        if not reply.ok and reply.status != 409:  # 409: the group exists already
-            category, message = error_category(reply.body)
-            raise FatalError(f"HubSpot refused to create the scrm property group on {obj} ({category}: {message})")
+        if not groups.ok:
+            category, message = error_category(groups.body)
+            raise FatalError(f"HubSpot refused to list the {obj} property groups ({category}: {message})")
+        if GROUP not in {g.get("name") for g in groups.body.get("results") or []}:
+            group = {"name": GROUP, "label": "scrm", "displayOrder": -1}
+            reply = await call_patiently(
+                api, f"create the {obj} property group", api.property_groups.create_with_http_info, obj, group
+            )
+            if not reply.ok and reply.status != 409:  # 409: made meanwhile
+                category, message = error_category(reply.body)
+                raise FatalError(f"HubSpot refused to create the scrm property group on {obj} ({category}: {message})")
+            created.append(f"{obj} property group {GROUP}")
         for start in range(0, len(definitions), 100):
             part = definitions[start : start + 100]
-            reply = await api.call(
-                f"create {obj} properties", api.property_batches.create_with_http_info, obj, {"inputs": part}
+            reply = await call_patiently(
+                api, f"create {obj} properties", api.property_batches.create_with_http_info, obj, {"inputs": part}
             )
             if not reply.ok:
                 category, message = error_category(reply.body)
                 raise FatalError(f"HubSpot refused to create {obj} properties ({category}: {message})")
             created += [f"{obj}.{d['name']}" for d in part]
     return created
+
+
+def _patience(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    asked = exc.retry_after if isinstance(exc, RetryableError) else None
+    wait = asked if asked is not None else min(0.5 * 2.0 ** (state.attempt_number - 1), 30.0)
+    log.warning("HubSpot: %s; trying again in %.1fs", exc, wait)
+    return wait
+
+
+async def call_patiently(api: HubSpotApi, what: str, method: Callable[..., Any], *args: Any) -> Reply:
+    """One request of the set-up, retried as the sink retries a write: on 429 (after the wait
+    HubSpot asks for), 5xx, timeouts and dropped connections, up to SETUP_ATTEMPTS times."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(RetryableError),
+        wait=_patience,
+        stop=stop_after_attempt(SETUP_ATTEMPTS),
+        reraise=True,
+    ):
+        with attempt:
+            return await api.call(what, method, *args)
+    raise AssertionError("unreachable: tenacity re-raises the last error")

@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 import pytest
 from scrm_hubspot import HubSpotCrm, HubSpotSettings
+from scrm_hubspot.testing import FakeHubSpot
 
-from scrm_core import AdapterContext
+from scrm_core import AdapterContext, AdapterState, MemoryState
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
 T = TypeVar("T")
 
@@ -52,9 +52,12 @@ def url(served: tuple[Switchable, FakeServer]) -> str:
     return served[1].url
 
 
-def make_crm(url: str, tmp_path: Path, **settings: Any) -> HubSpotCrm:
+def make_crm(url: str, tmp_path: Path, state: AdapterState | None = None, **settings: Any) -> HubSpotCrm:
+    """An adapter on the fake; pass one ``state`` to adapters that stand for one deployment
+    across restarts (``scrm run`` keeps it in the state store)."""
     settings.setdefault("access_token", FakeHubSpot.TOKEN)
-    return HubSpotCrm(HubSpotSettings(base_url=url, **settings), AdapterContext(name="crm", base_dir=tmp_path))
+    context = AdapterContext(name="crm", base_dir=tmp_path, state=state or MemoryState())
+    return HubSpotCrm(HubSpotSettings(base_url=url, **settings), context)
 
 
 def run(coro: Callable[[], Awaitable[T]]) -> T:

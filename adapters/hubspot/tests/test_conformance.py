@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from scrm_hubspot import HubSpotCrm
 from scrm_hubspot.records import contact_fields, lead_fields, note_fields, profile_fields, ticket_fields
+from scrm_hubspot.testing import FakeHubSpot
 
 from scrm_core import CrmAdapter, CrmObject
 from scrm_core.testing.crm import CrmAdapterConformance
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
 from .conftest import Switchable, make_crm
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from scrm_hubspot import HubSpotCrm
+from scrm_hubspot.testing import FakeHubSpot
 
-from scrm_core import CrmOperation, PendingReply, external_key
+from scrm_core import CrmOperation, MemoryState, PendingReply, external_key
 from scrm_core.engine import mapping
 from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, message_op
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
 
 from .conftest import make_crm, run
 
@@ -128,12 +128,14 @@ def test_a_restart_between_reply_sent_and_the_sync_back_finds_the_note_on_its_ti
 ) -> None:
     """The sync-back names the brand's contact, which the agent's note is not on: its ticket finds it.
 
-    The note named its conversation but was on no ticket: reply_sent put it there.
+    The note named its conversation but was on no ticket: reply_sent put it there, and
+    remembered the note in the adapter's durable state, so the new process updates it by id.
     """
     fake = hubspot()
+    state = MemoryState()  # the state store outlives the process
 
     async def before_the_crash() -> tuple[str, Message]:
-        crm = make_crm(url, tmp_path)
+        crm = make_crm(url, tmp_path, state)
         await seed(crm)
         note_id = agent_writes_a_reply(fake, on_ticket=False)  # names its conversation, is on no ticket
         reply = await pending_once(crm, note_id)
@@ -144,7 +146,7 @@ def test_a_restart_between_reply_sent_and_the_sync_back_finds_the_note_on_its_ti
     note_id, message = run(before_the_crash)
 
     async def after_the_restart() -> None:  # the sync-back waited in the outbox; a new process sends it
-        crm = make_crm(url, tmp_path)
+        crm = make_crm(url, tmp_path, state)
         (result,) = await crm.apply([sync_back(message)])
         assert result.ok and result.crm_id == note_id
         assert await crm.pending_replies(None) == ([], None)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 from scrm_hubspot import plugin
+from scrm_hubspot.testing import FakeHubSpot
 from typer.testing import CliRunner
 
-from scrm_core.testing.fakes.hubspot import FakeHubSpot
+from scrm_core.testing.fakes import Fault
 
 from .conftest import make_crm, run
 
@@ -62,3 +63,20 @@ def test_setup_refuses_a_config_for_another_crm(tmp_path: Path) -> None:
     config.write_text(source + '[crm]\nadapter = "localcrm"\n')
     code, out = invoke(config)
     assert code == 2 and "not 'hubspot'" in out
+
+
+def test_setup_waits_out_rate_limits_and_server_errors(
+    hubspot: Callable[..., FakeHubSpot], url: str, tmp_path: Path
+) -> None:
+    fake = hubspot(with_properties=False, rate_limit=(100, 0.2))
+    fake.faults.arm(Fault.rate_limited)  # the first request: 429, wait one (0.2 s) window
+    config = _config(tmp_path, url)
+    code, out = invoke(config)
+    assert code == 0, out
+    fake.faults.arm(Fault.server_error, times=2)
+    fake.properties["tickets"].pop("scrm_labels")
+    code, out = invoke(config)
+    assert code == 0, out
+    assert "created tickets.scrm_labels" in out
+    assert [r.status for r in fake.requests].count(429) == 1 and [r.status for r in fake.requests].count(503) == 2
+    assert run(make_crm(url, tmp_path).check) == []

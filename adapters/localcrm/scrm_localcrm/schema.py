@@ -109,7 +109,7 @@ SPECS: dict[CrmObject, TableSpec] = {
         },
         refs={"profile": "profiles", "contact": "contacts", "case": "cases"},
         required=("text", "network", "message_id", "created_at"),
-        # Like a real CRM's long-text field limit; the sink parks longer ones.
+        # Like a real CRM's long-text field limit; longer texts are cut (with scrm's marker).
         max_length={"text": 32_000},
     ),
 }

@@ -30,6 +30,7 @@ import orjson
 
 from scrm_core import CrmLimits, CrmObject, CrmOperation, OperationResult
 from scrm_core.errors import FatalError, RetryableError
+from scrm_core.fitting import cut_text
 
 from .db import utc_now
 from .schema import LABEL_CORRECTIONS, OUTBOUND_REPLIES, SPECS, Kind, TableSpec
@@ -457,9 +458,8 @@ class Writer:
             if name in pos:
                 col = columns[pos[name]]
                 if max(map(len, filter(None, col)), default=0) > limit:
-                    for k, v in enumerate(col):
-                        if v and len(v) > limit:
-                            fail(k, f"{name} is {len(v):,} characters; the limit is {limit:,}")
+                    # Fitted, not refused (CrmAdapter.apply): cut with scrm's marker giving the full length.
+                    columns[pos[name]] = [cut_text(v, limit) if v and len(v) > limit else v for v in col]
 
         for ref, ref_targets in zip(plan.refs, targets, strict=True):
             ids = list(map(ref_ids[ref].get, ref_targets))

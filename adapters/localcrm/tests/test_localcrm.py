@@ -16,6 +16,7 @@ from scrm_localcrm.schema import CURRENT_VERSION, SPECS
 from scrm_core import AdapterContext, CrmObject, CrmOperation, OperationResult, PendingReply, external_key
 from scrm_core.engine import mapping
 from scrm_core.errors import FatalError
+from scrm_core.fitting import is_cut
 from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, lead_op, message_op, profile_op
 
@@ -145,19 +146,21 @@ def test_batch_contract_violations_raise_value_error(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
-def test_text_limit_is_per_record(tmp_path: Path) -> None:
+def test_a_text_over_the_limit_is_cut_with_its_full_length_not_refused(tmp_path: Path) -> None:
     async def scenario(crm: LocalCrm) -> None:
         refs = await seed(crm)
         batch = [message_op(1, refs=refs, text="x" * 40_123), message_op(2, refs=refs, text="y" * 32_000)]
         results = await crm.apply(batch)
-        assert failed(results) == {batch[0].external_key: "text is 40,123 characters; the limit is 32,000"}
-        assert not results[0].retryable and results[1].ok
+        assert failed(results) == {} and all(r.ok for r in results)
         # An edit is held to the same limit.
         edit = op(CrmObject.message, batch[1].external_key, text="z" * 32_001)
-        assert failed(await crm.apply([edit])) == {edit.external_key: "text is 32,001 characters; the limit is 32,000"}
+        assert failed(await crm.apply([edit])) == {}
 
     run(tmp_path, scenario)
-    assert read(tmp_path, CrmObject.message, message_op(2).external_key)["text"] == "y" * 32_000  # type: ignore[index]
+    first = read(tmp_path, CrmObject.message, message_op(1).external_key)["text"]  # type: ignore[index]
+    edited = read(tmp_path, CrmObject.message, message_op(2).external_key)["text"]  # type: ignore[index]
+    assert len(first) <= 32_000 and first.startswith("xxx") and is_cut(first) == 40_123
+    assert len(edited) <= 32_000 and is_cut(edited) == 32_001
 
 
 def test_required_fields_name_the_field_and_the_record(tmp_path: Path) -> None:

@@ -2,13 +2,16 @@
 
 Writes go through sObject Collections (``PATCH composite/sobjects/{X}/{ExternalIdField}``,
 up to 200 records a call, ``allOrNone: false`` so one bad record fails alone;
-developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-upsert.html).
+developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-upsert.html),
+each record fitted first to the org's own describe metadata, read once per run in one
+composite request (:mod:`.metadata`, :mod:`.fit`), and never created twice: records that
+may have been written without an answer are looked up first (:mod:`.writer`).
 
 Backfills: with ``bulk_threshold`` set (the default), ``limits.max_batch`` is raised to
 10,000 so the sink can hand over a backlog in one call. A call with at least
 ``bulk_threshold`` records becomes one Bulk API 2.0 ingest job (a handful of API requests
-for up to 10,000 records); a smaller one is sent as collections of 200. Live traffic keeps
-the sink's short batch window, so it still goes out as small collection calls.
+for up to 10,000 records) whose id is stored before it can be applied (:mod:`.bulk`); a
+smaller one is sent as collections of 200.
 
 Limits: after every call the ``Sforce-Limit-Info`` usage is reported to the rate budget
 (``observe_quota``, a rolling 24 h quota); a 403 ``REQUEST_LIMIT_EXCEEDED`` pauses the
@@ -18,11 +21,13 @@ records until the budget allows again.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import quote_plus
 
 from pydantic import SecretStr
 from simple_salesforce.api import Salesforce
@@ -40,23 +45,27 @@ from scrm_core import (
     CrmOperation,
     OperationResult,
     PendingReply,
+    PlannedWrite,
+    WriteBatch,
 )
 from scrm_core.errors import FatalError, RetryableError
 
-from .bulk import bulk_results, csv_rows, read_csv
-from .check import problems_in_describe
+from .check import picklist_warnings, problems_in_describe
 from .client import ApiLimitExceeded, SalesforceConnection, error_items
 from .mapping import OBJECTS, Mapper
-from .results import check_setup_errors, collection_result
+from .metadata import ObjectMeta, composite_describe, parse_composite
 from .settings import BULK_MAX_BATCH, SalesforceSettings
+from .writer import COLLECTION_SIZE, Writer
 
 __all__ = ["SalesforceCrm"]
 
 T = TypeVar("T")
 
-COLLECTION_SIZE = 200  # sObject Collections' cap per call
-QUERY_KEYS = 100  # external keys per SOQL IN (...) list, to keep the query URL short
 REPLY_PAGE = 200
+PENDING_REPLIES = (
+    "SELECT Id, Content, CreatedDate, ReplyTo.ExternalPostId, ReplyTo.Scrm_Conversation_Key__c "
+    "FROM SocialPost WHERE IsOutbound = true AND ExternalPostId = null AND ReplyToId != null"
+)
 DAY_SECONDS = 86_400
 SF_DATETIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 _SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -83,6 +92,10 @@ class SalesforceCrm(CrmAdapter):
             self.limits = CrmLimits(max_batch=BULK_MAX_BATCH)
         self.mapper = Mapper(settings)
         self._connection: SalesforceConnection | None = None
+        self._metadata: dict[str, ObjectMeta] | None = None
+        self._prefetched_replies: list[dict[str, Any]] | None = None  # read with the describes at start
+        self._metadata_lock = asyncio.Lock()
+        self.writer = Writer(self._run, self.mapper, settings, context.state, self.metadata, context.logger)
 
     # ------------------------------------------------------------ life cycle
 
@@ -129,6 +142,63 @@ class SalesforceCrm(CrmAdapter):
             if (usage := connection.take_usage()) is not None:
                 self.budget.observe_quota(used=usage[0], limit=usage[1], period_seconds=DAY_SECONDS)
 
+    # ------------------------------------------------------------ metadata
+
+    async def metadata(self) -> dict[str, ObjectMeta]:
+        """The describe of every object scrm writes, read once per run in ONE composite request.
+
+        Raises FatalError naming the objects the org does not have or the user cannot see."""
+        async with self._metadata_lock:
+            if self._metadata is None:
+                metas, missing = await self._describe_all()
+                if missing:
+                    raise FatalError(
+                        "salesforce: "
+                        + "; ".join(f"{name} cannot be described ({why})" for name, why in missing.items())
+                        + ". Run `scrm check` for the fix"
+                    )
+                self._metadata = metas
+                self.mapper.allowed_providers = set(metas["SocialPost"].fields.get("Provider", _NO_FIELD).picklist)
+            return self._metadata
+
+    async def _describe_all(self, *, replies: bool = False) -> tuple[dict[str, ObjectMeta], dict[str, str]]:
+        """Every object's describe in one composite request; with ``replies`` (the check at the
+        start of a run) also the first page of agents' replies, which the run asks for next."""
+        names = [spec.sobject for spec in OBJECTS.values()]
+        body = composite_describe(self.settings.api_version, names)
+        if replies:
+            first_page = f"{PENDING_REPLIES} ORDER BY CreatedDate, Id LIMIT {REPLY_PAGE}"
+            body["compositeRequest"].append(
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{self.settings.api_version}/query/?q={quote_plus(first_page)}",
+                    "referenceId": "PendingReplies",
+                }
+            )
+        answer = await self._run(
+            f"describe {', '.join(names)}", lambda sf: sf.restful("composite", method="POST", json=body)
+        )
+        metas: dict[str, ObjectMeta] = {}
+        missing: dict[str, str] = {}
+        answers = parse_composite(answer)
+        status, page = answers.pop("PendingReplies", (0, None))
+        if status == 200 and isinstance(page, dict) and page.get("done"):
+            records = list(page.get("records") or [])
+            self._prefetched_replies = records if len(records) < REPLY_PAGE else None  # complete pages only
+        for name, (status, raw) in answers.items():
+            if status == 200 and isinstance(raw, dict):
+                metas[name] = ObjectMeta.from_describe(raw)
+            else:
+                errors = raw if isinstance(raw, list) else [raw]
+                missing[name] = (
+                    "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors if isinstance(e, dict))
+                    or f"HTTP {status}"
+                )
+        for name in names:
+            if name not in metas and name not in missing:
+                missing[name] = "no answer"
+        return metas, missing
+
     # ------------------------------------------------------------ writes
 
     async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:
@@ -137,63 +207,12 @@ class SalesforceCrm(CrmAdapter):
         obj = ops[0].object
         if any(op.object is not obj for op in ops):
             raise FatalError("salesforce: apply() got several object types in one batch", detail=str(obj))
-        await self._learn_providers(obj)
-        threshold = self.settings.bulk_threshold
-        if threshold is not None and len(ops) >= threshold:
-            return await self._apply_bulk(obj, ops)
-        results: list[OperationResult] = []
-        for chunk in _chunks(ops, COLLECTION_SIZE):
-            try:
-                results += await self._upsert_collection(obj, chunk)
-            except RetryableError as exc:
-                if not results:
-                    raise
-                # What went out is settled; the rest waits for another try instead of resending it all.
-                results += [
-                    OperationResult(external_key=op.external_key, ok=False, error=f"not sent: {exc}", retryable=True)
-                    for op in ops[len(results) :]
-                ]
-                break
-        return results
+        return await self.writer.apply(WriteBatch.of(ops))
 
-    async def _upsert_collection(self, obj: CrmObject, ops: Sequence[CrmOperation]) -> list[OperationResult]:
-        sobject = OBJECTS[obj].sobject
-        path = f"composite/sobjects/{sobject}/{self.mapper.key_field}"
-        body = {"allOrNone": False, "records": [self.mapper.json_record(op) for op in ops]}
-        raw = await self._run(f"upsert {sobject}", lambda sf: sf.restful(path, method="PATCH", json=body))
-        if not isinstance(raw, list) or len(raw) != len(ops):
-            raise RetryableError(f"salesforce: upsert {sobject} answered {len(raw or [])} results for {len(ops)}")
-        check_setup_errors(sobject, raw)
-        return [collection_result(op.external_key, r) for op, r in zip(ops, raw, strict=True)]
-
-    async def _apply_bulk(self, obj: CrmObject, ops: Sequence[CrmOperation]) -> list[OperationResult]:
-        sobject = OBJECTS[obj].sobject
-        rows = csv_rows(self.mapper, ops)
-        key_field, wait = self.mapper.key_field, self.settings.bulk_poll_seconds
-
-        def run_job(sf: Salesforce) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-            job_type = getattr(sf.bulk2, sobject)
-            (job,) = job_type.upsert(records=rows, external_id_field=key_field, batch_size=len(rows), wait=wait)
-            job_id = job["job_id"]
-            return read_csv(job_type.get_successful_records(job_id)), read_csv(job_type.get_failed_records(job_id))
-
-        successful, failed = await self._run(f"Bulk API 2.0 upsert of {len(ops)} {sobject}", run_job)
-        check_setup_errors(sobject, [{"errors": [_bulk_error(row)]} for row in failed])
-        return bulk_results(self.mapper, ops, successful, failed)
-
-    async def _learn_providers(self, obj: CrmObject) -> None:
-        """Read the org's Provider picklist once, so an unknown network becomes "Other", not an error."""
-        if obj not in (CrmObject.profile, CrmObject.message) or self.mapper.allowed_providers is not None:
-            return
-        describe = await self._describe("SocialPost")
-        provider: dict[str, Any] = next((f for f in describe.get("fields", []) if f.get("name") == "Provider"), {})
-        self.mapper.allowed_providers = {v["value"] for v in provider.get("picklistValues", []) if v.get("active")}
-
-    async def _describe(self, sobject: str) -> dict[str, Any]:
-        def describe(sf: Salesforce) -> dict[str, Any]:
-            return dict(sf.restful(f"sobjects/{sobject}/describe") or {})
-
-        return await self._run(f"describe {sobject}", describe)
+    async def preview(self, ops: Sequence[CrmOperation]) -> list[PlannedWrite]:
+        if not ops:
+            return []
+        return await self.writer.preview(WriteBatch.of(ops))
 
     # ------------------------------------------------------------ erase
 
@@ -208,13 +227,7 @@ class SalesforceCrm(CrmAdapter):
         return erased
 
     async def _ids_for(self, obj: CrmObject, keys: Sequence[str]) -> list[str]:
-        sobject, key_field = OBJECTS[obj].sobject, self.mapper.key_field
-        ids: list[str] = []
-        for chunk in _chunks(list(keys), QUERY_KEYS):
-            soql = format_soql("SELECT Id FROM {:literal} WHERE {:literal} IN {}", sobject, key_field, list(chunk))
-            found = await self._run(f"find {sobject} to erase", partial(_query_all, soql))
-            ids += [r["Id"] for r in found]
-        return ids
+        return [record["Id"] for record in (await self.writer.find_ids(obj, keys)).values()]
 
     # ------------------------------------------------------------ replies
 
@@ -223,19 +236,23 @@ class SalesforceCrm(CrmAdapter):
 
         The cursor is ``CreatedDate|Id`` of the last one handed out; Salesforce datetimes
         have whole seconds, so ``(CreatedDate, Id)`` orders them without ties or repeats.
+        The first call after ``check()`` (which ``scrm run`` calls first) is answered from
+        the page read with the describes in the same composite request: a complete page,
+        so the cursor filters it exactly; a reply written in the moment between comes with
+        the next poll (it is after the new cursor).
         """
-        query = (
-            "SELECT Id, Content, CreatedDate, ReplyTo.ExternalPostId, ReplyTo.Scrm_Conversation_Key__c "
-            "FROM SocialPost WHERE IsOutbound = true AND ExternalPostId = null AND ReplyToId != null"
-        )
-        if cursor:
-            created, _, last_id = cursor.partition("|")
-            after = datetime.strptime(created, SF_DATETIME)
-            query += format_soql(" AND (CreatedDate > {0} OR (CreatedDate = {0} AND Id > {1}))", after, last_id)
-        query += f" ORDER BY CreatedDate, Id LIMIT {REPLY_PAGE}"
-        found = await self._run("read pending replies", lambda sf: sf.query(query))
+        records = self._take_prefetched(cursor)
+        if records is None:
+            query = PENDING_REPLIES
+            if cursor:
+                created, _, last_id = cursor.partition("|")
+                after = datetime.strptime(created, SF_DATETIME)
+                query += format_soql(" AND (CreatedDate > {0} OR (CreatedDate = {0} AND Id > {1}))", after, last_id)
+            query += f" ORDER BY CreatedDate, Id LIMIT {REPLY_PAGE}"
+            found = await self._run("read pending replies", lambda sf: sf.query(query))
+            records = list(found["records"])
         replies: list[PendingReply] = []
-        for record in found["records"]:
+        for record in records:
             cursor = f"{record['CreatedDate']}|{record['Id']}"
             parent = record.get("ReplyTo") or {}
             if record.get("Content") and parent.get("ExternalPostId") and parent.get("Scrm_Conversation_Key__c"):
@@ -248,6 +265,17 @@ class SalesforceCrm(CrmAdapter):
                     )
                 )
         return replies, cursor
+
+    def _take_prefetched(self, cursor: str | None) -> list[dict[str, Any]] | None:
+        """The prefetched page after ``cursor`` (once), or None when it must be queried."""
+        page, self._prefetched_replies = self._prefetched_replies, None
+        if page is None:
+            return None
+        if not cursor:
+            return page
+        created, _, last_id = cursor.partition("|")
+        after = (datetime.strptime(created, SF_DATETIME), last_id)
+        return [r for r in page if (datetime.strptime(r["CreatedDate"], SF_DATETIME), r["Id"]) > after]
 
     async def reply_sent(self, reply: PendingReply, external_key: str, network_message_id: str) -> None:
         """Give the agent's SocialPost the sent message's external key and ExternalPostId.
@@ -281,6 +309,8 @@ class SalesforceCrm(CrmAdapter):
             return "ok"
 
         outcome = await self._run("mark the agent's reply sent", update)
+        if outcome in ("ok", "duplicate"):  # the sync-back updates this post: it exists
+            await self.writer.remember_reply_post(external_key, reply.crm_id)
         if outcome == "duplicate":
             copies = [i for i in await self._ids_for(CrmObject.message, [external_key]) if i != reply.crm_id]
             if copies:
@@ -299,25 +329,26 @@ class SalesforceCrm(CrmAdapter):
     # ------------------------------------------------------------ set-up
 
     async def check(self) -> list[CheckProblem]:
+        """Login, the objects and fields scrm writes, access to them, the picklist values configured."""
         try:
             await self._run("login", lambda sf: None)
+            metas, missing = await self._describe_all(replies=True)
         except FatalError as exc:
             return [CheckProblem(problem=exc.operator_message, fix="correct the [crm.settings] named above")]
-        problems: list[CheckProblem] = []
-        for spec in OBJECTS.values():
-            try:
-                describe = await self._describe(spec.sobject)
-            except FatalError as exc:
-                problems.append(
-                    CheckProblem(
-                        problem=f"{spec.sobject} cannot be described: {exc.operator_message}",
-                        fix=f"enable {spec.sobject} for the integration user (Social Customer Service for "
-                        "SocialPersona / SocialPost) and grant Read/Create/Edit/Delete on it",
-                    )
-                )
-                continue
-            problems += problems_in_describe(spec.sobject, describe, self.mapper.key_field)
-        return problems
+        problems = [
+            CheckProblem(
+                problem=f"{name} cannot be described: {why}",
+                fix=f"enable {name} for the integration user (Social Customer Service for SocialPersona / "
+                "SocialPost: Setup > Social Customer Service) and grant Read/Create/Edit/Delete on it",
+            )
+            for name, why in missing.items()
+        ]
+        for name, meta in metas.items():
+            problems += problems_in_describe(name, meta, self.mapper.key_field)
+        if not missing:
+            self._metadata = metas  # the run that checked goes on with what it read
+            self.mapper.allowed_providers = set(metas["SocialPost"].fields.get("Provider", _NO_FIELD).picklist)
+        return problems + picklist_warnings(metas, self.settings)
 
 
 def _delete(ids: Sequence[str], sf: Salesforce) -> list[dict[str, Any]]:
@@ -329,6 +360,8 @@ def _query_all(soql: str, sf: Salesforce) -> list[dict[str, Any]]:
     return list(sf.query_all(soql)["records"])
 
 
-def _bulk_error(row: dict[str, Any]) -> dict[str, Any]:
-    code, _, message = str(row.get("sf__Error", "")).partition(":")
-    return {"statusCode": code, "message": message}
+class _NoField:
+    picklist: tuple[str, ...] = ()
+
+
+_NO_FIELD: Any = _NoField()

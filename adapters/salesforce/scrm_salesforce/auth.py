@@ -101,6 +101,11 @@ def request_token(settings: SalesforceSettings, http: requests.Session, private_
     instance = settings.instance_url or body.get("instance_url")
     if not instance:
         raise FatalError("salesforce: the token response has no instance_url; set instance_url in the settings")
+    if not str(instance).startswith("https://"):
+        raise FatalError(
+            f"salesforce: the login answered instance_url {instance!r}, which is not https://; Salesforce serves "
+            'its API over HTTPS only: set [crm.settings] instance_url = "https://<name>.my.salesforce.com"'
+        )
     return Token(access_token=SecretStr(body["access_token"]), instance_url=str(instance).rstrip("/"))
 
 

@@ -1,20 +1,22 @@
 """``check()``: does the org have what scrm writes, and may the integration user write it?
 
-Reads ``GET sobjects/{X}/describe`` for each object (its ``createable`` / ``updateable`` /
-``deletable`` flags and each field's ``externalId``, ``createable``, ``updateable``;
-developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm)
-and says, for every gap, the exact field to create or permission to grant.
+Works on the describes of :mod:`.metadata` (the object's ``createable`` / ``updateable``
+/ ``deletable`` flags; each field's ``externalId``, ``createable``, ``updateable`` and
+picklist values; developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+resources_sobject_describe.htm) and says, for every gap, the exact field to create or
+permission to grant. Picklist values scrm is configured to write but the org does not
+have are warnings: scrm then leaves the value out (the picklist's default applies).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from scrm_core import CheckProblem
 
 from .mapping import OBJECTS
+from .metadata import ObjectMeta
+from .settings import SalesforceSettings
 
-__all__ = ["WRITTEN_FIELDS", "problems_in_describe"]
+__all__ = ["CREATE_ONLY", "WRITTEN_FIELDS", "picklist_warnings", "problems_in_describe"]
 
 #: The standard fields the mapping writes, per Salesforce object.
 WRITTEN_FIELDS: dict[str, tuple[str, ...]] = {
@@ -29,6 +31,12 @@ WRITTEN_FIELDS: dict[str, tuple[str, ...]] = {
         "Language", "Sentiment", "ParentId", "PersonaId", "WhoId",
     ),
 }  # fmt: skip
+#: Fields Salesforce itself makes create-only (the object reference lists Create, not Update):
+#: scrm sets them on a new record and never on an existing one.
+CREATE_ONLY: dict[str, frozenset[str]] = {
+    "SocialPost": frozenset({"Provider", "IsOutbound"}),
+    "SocialPersona": frozenset({"Provider"}),
+}
 
 
 def _create_field_fix(sobject: str, name: str, how: str) -> str:
@@ -42,18 +50,21 @@ def external_id_fix(sobject: str, name: str) -> str:
     return _create_field_fix(sobject, name, "Text(255) with 'Unique' (case sensitive) and 'External ID' ticked")
 
 
-def problems_in_describe(sobject: str, describe: dict[str, Any], key_field: str) -> list[CheckProblem]:
+def problems_in_describe(sobject: str, meta: ObjectMeta, key_field: str) -> list[CheckProblem]:
     """What is missing or not writable on one object."""
     problems: list[CheckProblem] = []
-    fields = {f["name"]: f for f in describe.get("fields", [])}
     grant = (
         f"give the integration user's profile or permission set Read, Create, Edit and Delete on {sobject} "
         "(Setup > Permission Sets > Object Settings)"
     )
-    for flag in ("createable", "updateable", "deletable"):
-        if describe.get(flag) is False:
+    for flag, allowed in (
+        ("createable", meta.createable),
+        ("updateable", meta.updateable),
+        ("deletable", meta.deletable),
+    ):
+        if not allowed:
             problems.append(CheckProblem(problem=f"{sobject}: the integration user lacks {flag} access", fix=grant))
-    key = fields.get(key_field)
+    key = meta.fields.get(key_field)
     if key is None:
         problems.append(
             CheckProblem(
@@ -61,7 +72,7 @@ def problems_in_describe(sobject: str, describe: dict[str, Any], key_field: str)
                 fix=external_id_fix(sobject, key_field),
             )
         )
-    elif not key.get("externalId"):
+    elif not key.external_id:
         problems.append(
             CheckProblem(
                 problem=f"{sobject}.{key_field} is not marked External ID: upserts by it are refused",
@@ -71,14 +82,16 @@ def problems_in_describe(sobject: str, describe: dict[str, Any], key_field: str)
         )
     spec = next(s for s in OBJECTS.values() if s.sobject == sobject)
     for name, how in spec.custom_fields.items():
-        if name not in fields:
+        if name not in meta.fields:
             problems.append(
                 CheckProblem(problem=f"{sobject} has no field {name}", fix=_create_field_fix(sobject, name, how))
             )
-    written = [*WRITTEN_FIELDS[sobject], *spec.custom_fields, key_field]
-    for name in written:
-        meta = fields.get(name)
-        if meta is not None and not (meta.get("createable") and meta.get("updateable")):
+    create_only = CREATE_ONLY.get(sobject, frozenset())
+    for name in [*WRITTEN_FIELDS[sobject], *spec.custom_fields, key_field]:
+        field = meta.fields.get(name)
+        if field is None:
+            continue
+        if not field.createable or (not field.updateable and name not in create_only):
             problems.append(
                 CheckProblem(
                     problem=f"{sobject}.{name} is not writable by the integration user",
@@ -87,3 +100,33 @@ def problems_in_describe(sobject: str, describe: dict[str, Any], key_field: str)
                 )
             )
     return problems
+
+
+def picklist_warnings(metas: dict[str, ObjectMeta], settings: SalesforceSettings) -> list[CheckProblem]:
+    """Configured picklist values the org's restricted picklists do not have."""
+    wanted: list[tuple[str, str, str, str]] = [  # (object, field, value, setting)
+        *(("Case", "Status", v, f"case_status.{k}") for k, v in settings.case_status.items()),
+        *(("Case", "Priority", v, f"case_priority.{k}") for k, v in settings.case_priority.items()),
+        *(("Lead", "Status", v, f"lead_status.{k}") for k, v in settings.lead_status.items()),
+    ]
+    if settings.case_origin:
+        wanted.append(("Case", "Origin", settings.case_origin, "case_origin"))
+    if settings.lead_source:
+        wanted.append(("Lead", "LeadSource", settings.lead_source, "lead_source"))
+    warnings: list[CheckProblem] = []
+    for sobject, name, value, setting in wanted:
+        field = metas[sobject].fields.get(name) if sobject in metas else None
+        if field is None or not field.restricted or not field.picklist:
+            continue
+        if value.casefold() not in {v.casefold() for v in field.picklist}:
+            instead = f"the picklist's default ({field.default_value!r})" if field.default_value else "nothing"
+            warnings.append(
+                CheckProblem(
+                    problem=f"{sobject}.{name} has no value {value!r} ([crm.settings] {setting}); scrm writes "
+                    f"{instead} instead",
+                    fix=f"set [crm.settings] {setting} to one of {', '.join(map(repr, field.picklist))}, or add "
+                    f"{value!r} to the picklist (Setup > Object Manager > {sobject} > Fields > {name})",
+                    blocking=False,
+                )
+            )
+    return warnings

@@ -22,6 +22,9 @@ A field the operation does not carry, or carries as None, is left as the CRM has
 agent may have filled it in); the one deliberate null is a redacted message's Content.
 Fields: developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/
 ``sforce_api_objects_socialpost.htm`` and ``sforce_api_objects_socialpersona.htm``.
+
+Values are mapped here, not fitted: lengths, create-only fields and picklists are the
+org's to say, and :mod:`.fit` applies what its describe says before anything is sent.
 """
 
 from __future__ import annotations
@@ -92,12 +95,6 @@ DEFAULT_PROVIDERS = {
     "whatsapp": "WhatsApp",
 }
 SENTIMENT = {"positive": "Positive", "neutral": "Neutral", "negative": "Negative"}
-# Lengths of the standard text fields written, so a long display name cannot fail a record.
-NAME_LENGTH = {"Contact.LastName": 80, "Lead.LastName": 80, "Case.Subject": 255, "Name": 255}
-
-
-def _text(value: Any, length: int) -> str:
-    return str(value)[:length]
 
 
 class Mapper:
@@ -126,10 +123,10 @@ class Mapper:
         spec = OBJECTS[op.object]
         return {spec.refs[name]: key for name, key in op.refs.items() if name in spec.refs}
 
-    def json_record(self, op: CrmOperation) -> dict[str, Any]:
-        """The record as sObject Collections takes it."""
+    def json_record(self, op: CrmOperation, fields: dict[str, Any]) -> dict[str, Any]:
+        """The record as sObject Collections takes it, with its (fitted) ``fields``."""
         record: dict[str, Any] = {"attributes": {"type": OBJECTS[op.object].sobject}, self.key_field: op.external_key}
-        record.update(self.fields(op))
+        record.update(fields)
         for ref, key in self.references(op).items():
             target: dict[str, Any] = {self.key_field: key}
             if ref.polymorphic:
@@ -154,7 +151,7 @@ class Mapper:
         out: dict[str, Any] = {}
         if f.get("name"):
             # Social display names are not "first last": the whole name is the required LastName.
-            out["LastName"] = _text(f["name"], NAME_LENGTH["Contact.LastName"])
+            out["LastName"] = str(f["name"])
         if f.get("email"):
             out["Email"] = f["email"]
         return out
@@ -163,7 +160,7 @@ class Mapper:
         out: dict[str, Any] = {}
         name = f.get("handle") or f.get("display_name") or f.get("account_id")
         if name:
-            out["Name"] = _text(name, NAME_LENGTH["Name"])
+            out["Name"] = str(name)
         if f.get("network"):
             out["Provider"] = self.provider(f["network"])
         for source, target in (
@@ -183,7 +180,7 @@ class Mapper:
         s = self.settings
         out: dict[str, Any] = {}
         if f.get("subject"):
-            out["Subject"] = _text(f["subject"], NAME_LENGTH["Case.Subject"])
+            out["Subject"] = str(f["subject"])
         if f.get("status"):
             out["Status"] = s.case_status.get(f["status"], f["status"])
         if f.get("priority"):
@@ -196,7 +193,7 @@ class Mapper:
         s = self.settings
         out: dict[str, Any] = {}
         if f.get("name"):
-            out["LastName"] = _text(f["name"], NAME_LENGTH["Lead.LastName"])
+            out["LastName"] = str(f["name"])
             out["Company"] = s.lead_company
             if s.lead_source:
                 out["LeadSource"] = s.lead_source
@@ -208,7 +205,7 @@ class Mapper:
         out: dict[str, Any] = {}
         if f.get("message_id"):
             out["ExternalPostId"] = f["message_id"]
-            out["Name"] = _text(f"{f.get('network', '')}:{f['message_id']}", NAME_LENGTH["Name"])
+            out["Name"] = f"{f.get('network', '')}:{f['message_id']}"
         if f.get("network"):
             out["Provider"] = self.provider(f["network"])
         if "text" in f:

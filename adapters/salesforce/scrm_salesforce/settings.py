@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from scrm_core import AdapterSettings
 
@@ -80,6 +81,28 @@ class SalesforceSettings(AdapterSettings):
         default=300.0, gt=0, description="Pause after 403 REQUEST_LIMIT_EXCEEDED before trying again."
     )
     timeout_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("login_url", "instance_url")
+    @classmethod
+    def _https_origin(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Salesforce serves its API over HTTPS only, at an origin (no path, no query)."""
+        if value is None or value.startswith("<unset:"):
+            return value
+        example = (
+            'login_url = "https://login.salesforce.com" (production), "https://test.salesforce.com" (a sandbox) '
+            'or your My Domain, "https://<name>.my.salesforce.com"'
+            if info.field_name == "login_url"
+            else 'instance_url = "https://<name>.my.salesforce.com", or leave it out to use the login\'s answer'
+        )
+        parts = urlsplit(value)
+        if parts.scheme != "https":
+            raise ValueError(
+                f"{value!r} is not an https:// URL: Salesforce answers its API over HTTPS only (TLS 1.2+), and "
+                f"scrm's client speaks nothing else; set {example}"
+            )
+        if not parts.hostname or parts.query or parts.fragment or parts.path.strip("/"):
+            raise ValueError(f"{value!r} must be the site's origin only (no path or query); set {example}")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _auth_settings_present(self) -> SalesforceSettings:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from scrm_salesforce import SalesforceCrm, SalesforceSettings
+from scrm_salesforce.testing import FakeSalesforce, make_rsa_key_pair
 
 from scrm_core import AdapterContext
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.salesforce import FakeSalesforce, make_rsa_key_pair
 
 
 @pytest.fixture(scope="session")

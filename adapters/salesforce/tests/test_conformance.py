@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from scrm_salesforce import OBJECTS, SalesforceCrm
+from scrm_salesforce.testing import FakeSalesforce
 
 from scrm_core import AdapterContext, CrmAdapter, CrmObject
 from scrm_core.testing.crm import CrmAdapterConformance
 from scrm_core.testing.fakes import FakeServer
-from scrm_core.testing.fakes.salesforce import FakeSalesforce
 
 KEY = "Scrm_Key__c"
 

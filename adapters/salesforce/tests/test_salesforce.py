@@ -15,13 +15,13 @@ import requests
 from pydantic import ValidationError
 from scrm_salesforce import SalesforceCrm, SalesforceSettings
 from scrm_salesforce.auth import JWT_GRANT
+from scrm_salesforce.testing import COLLECTION_LIMIT
 
 from scrm_core import CrmObject, CrmOperation, PendingReply, external_key
 from scrm_core.engine import mapping
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, message_op, profile_op
-from scrm_core.testing.fakes.salesforce import COLLECTION_LIMIT
 
 T = TypeVar("T")
 KEY = "Scrm_Key__c"
@@ -93,7 +93,7 @@ def test_jwt_bearer_login_with_a_key_file_beside_the_config(
 
 
 def test_jwt_signed_by_another_key_is_refused_with_the_fix(org: Any, tmp_path: Path) -> None:
-    from scrm_core.testing.fakes.salesforce import make_rsa_key_pair
+    from scrm_salesforce.testing import make_rsa_key_pair
 
     other_private, _ = make_rsa_key_pair()
     (tmp_path / "wrong.key").write_text(other_private)
@@ -234,7 +234,7 @@ def test_the_fake_refuses_more_than_200_records(org: Any) -> None:
 def test_request_limit_exceeded_pauses_the_budget_and_asks_for_a_retry(
     make_org: Callable[..., Any], tmp_path: Path
 ) -> None:
-    org = make_org(api_limit=1)
+    org = make_org(api_limit=2)  # the describe (one composite request), then one write
 
     async def scenario(a: SalesforceCrm) -> None:
         assert (await a.apply([contact_op(1)]))[0].ok
@@ -249,7 +249,7 @@ def test_request_limit_exceeded_pauses_the_budget_and_asks_for_a_retry(
 
 
 def test_a_limit_hit_mid_call_settles_what_went_out(make_org: Callable[..., Any], tmp_path: Path) -> None:
-    org = make_org(api_limit=2)
+    org = make_org(api_limit=3)  # the describe, then two collections of 200
     results = run(org.adapter(tmp_path), lambda a: a.apply([contact_op(n) for n in range(450)]))
     assert all(r.ok for r in results[:400])
     assert all(not r.ok and r.retryable and "not sent" in (r.error or "") for r in results[400:])
@@ -260,9 +260,9 @@ def test_sforce_limit_info_slows_the_budget_down(make_org: Callable[..., Any], t
 
     async def scenario(a: SalesforceCrm) -> None:
         assert a.budget.rate is None
-        for n in range(9):
+        for n in range(8):
             await a.apply([contact_op(n)])
-        # 9 of 10 daily calls spent: the rest is spread over the day.
+        # 9 of 10 daily calls spent (the describe and 8 writes): the rest is spread over the day.
         assert a.budget.rate is not None and a.budget.rate < 1 / 3600
         assert a.budget.stats.slowdowns == 1
 
@@ -322,10 +322,14 @@ def test_writing_without_the_external_id_field_stops_with_the_fix(make_org: Call
     assert "Scrm_Key__c" in stopped.value.operator_message
 
 
-def test_a_field_the_user_may_not_edit_stops_the_run(org: Any, tmp_path: Path) -> None:
+def test_a_field_the_user_may_not_edit_is_left_out_and_check_names_it(org: Any, tmp_path: Path) -> None:
     org.fake.schema["Contact"]["Email"].createable = False
-    with pytest.raises(FatalError, match="Edit on Email"):
-        run(org.adapter(tmp_path), lambda a: a.apply([contact_op(1, email="a@example.org")]))
+    (result,) = run(org.adapter(tmp_path), lambda a: a.apply([contact_op(1, email="a@example.org")]))
+    assert result.ok and org.fake.records("Contact")[0]["Email"] is None
+    problems = run(org.adapter(tmp_path), lambda a: a.check())
+    assert [(p.problem, p.blocking) for p in problems] == [
+        ("Contact.Email is not writable by the integration user", True)
+    ]
 
 
 # ---------------------------------------------------------------- SOQL, erase, replies
@@ -581,3 +585,21 @@ def test_secrets_stay_out_of_reprs_logs_and_errors(
         run(adapter, scenario)
     assert org.fake.client_secret not in caplog.text
     assert "00Dfake!" not in caplog.text
+
+
+def test_the_first_reply_poll_after_check_costs_no_request_and_misses_nothing(org: Any, tmp_path: Path) -> None:
+    async def scenario(a: SalesforceCrm) -> None:
+        refs = await seed(a)
+        await a.apply([message_op(1, refs=refs, conversation=1)])
+        parent = org.fake.find("SocialPost", "ExternalPostId", "m1")
+        early = org.fake.agent_reply(parent["Id"], "written before the run")
+        assert await a.check() == []  # the describes and the first page of replies: one composite request
+        calls = len(org.fake.requests)
+        late = org.fake.agent_reply(parent["Id"], "written after the check")
+        replies, cursor = await a.pending_replies(None)
+        assert len(org.fake.requests) == calls, "answered from the page read with the describes"
+        assert [r.crm_id for r in replies] == [early]
+        again, _ = await a.pending_replies(cursor)
+        assert [r.crm_id for r in again] == [late], "the reply written since comes with the next poll"
+
+    run(org.adapter(tmp_path), scenario)

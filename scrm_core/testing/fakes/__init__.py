@@ -12,7 +12,8 @@ real Synapse). The network fakes take the conformance scenario's events with
 ``load(events)``, and have a ``faults`` :class:`FaultInjector`, ``rate_limit_next()`` and
 ``lose_next_response()``. docs/writing-adapters.md, "Write a fake", shows how to write one.
 
-``python -m scrm_core.testing.fakes hubspot|salesforce`` serves a CRM fake by hand.
+The CRM fakes, ``scrm_hubspot.testing.FakeHubSpot`` and ``scrm_salesforce.testing.FakeSalesforce``,
+are served by hand with ``python -m scrm_hubspot.testing`` / ``python -m scrm_salesforce.testing``.
 """
 
 from .faults import Fault, FaultInjector

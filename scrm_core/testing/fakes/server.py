@@ -1,6 +1,6 @@
 """Run a fake service (any ASGI app) with uvicorn on 127.0.0.1 in a background thread.
 
-Used by adapter tests, benchmarks and ``python -m scrm_core.testing.fakes``::
+Used by adapter tests, benchmarks and the fakes' ``python -m`` entry points::
 
     with FakeServer(FakeHubSpot().app) as server:
         client = HubSpot(access_token="t", host=server.url)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 import urllib.parse
@@ -53,11 +54,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .faults import Fault, FaultInjector
+from scrm_core.testing.fakes.faults import Fault, FaultInjector
+from scrm_core.testing.fakes.holds import Holds
+
+from .properties import PIPELINES, builtin, builtin_properties, property_errors, validation_message
 
 __all__ = ["BATCH_LIMIT", "FakeHubSpot", "HubSpotRequest"]
 
 BATCH_LIMIT = 100
+#: Property and group names: lowercase letters, digits and underscores, starting with a letter.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")
+#: fieldType values each property type takes (developers.hubspot.com/docs/api/crm/properties).
+_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "string": ("text", "textarea", "html", "phonenumber", "file"),
+    "number": ("number", "calculation_equation"),
+    "bool": ("booleancheckbox",),
+    "enumeration": ("select", "radio", "checkbox", "booleancheckbox"),
+    "datetime": ("date",),
+    "date": ("date",),
+}
 SEARCH_LIMIT = 200
 TRANSIENT_RECORD_CATEGORY = "SERVICE_UNAVAILABLE"
 
@@ -91,39 +106,20 @@ _SCHEMA_WRITE_SCOPE = {
 }
 
 
-def _builtin(name: str, type_: str = "string", field_type: str = "text", **more: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "label": name,
-        "type": type_,
-        "fieldType": field_type,
-        "groupName": "builtin",
-        "hasUniqueValue": False,
-        "hubspotDefined": True,
-        "options": [],
-        **more,
-    }
-
-
-def _builtin_properties() -> dict[str, dict[str, dict[str, Any]]]:
-    common = ["hs_object_id", "createdate", "lastmodifieddate"]
-    names = {
-        "contacts": ["email", "firstname", "lastname", "lifecyclestage", "hs_lead_status", *common],
-        "tickets": ["subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", *common],
-        "notes": ["hs_note_body", "hs_timestamp", "hubspot_owner_id", *common],
-    }
-    return {obj: {n: _builtin(n) for n in props} for obj, props in names.items()}
-
-
 @dataclass(frozen=True)
 class HubSpotRequest:
-    """One request the fake answered: what a test or a benchmark counts."""
+    """One request the fake answered: what a test or a benchmark counts.
+
+    ``applied``: its handler ran (a write took effect, whatever answer the client then
+    got); ``held``: a test held it (:attr:`FakeHubSpot.holds`)."""
 
     method: str
     path: str
     status: int
     records: int  # inputs in a batch body; 0 for other requests
     fault: str | None = None
+    applied: bool = False
+    held: bool = False
 
 
 @dataclass
@@ -183,7 +179,7 @@ class FakeHubSpot:
     :param rate_limit: (requests, seconds) of the rolling window; None: unlimited.
     :param daily_limit: requests per day; None: unlimited.
     :param with_properties: pre-create the custom properties scrm-hubspot needs (True,
-        read from ``scrm_hubspot.schema``), or the given ``{object type: [definition]}``.
+        read from :mod:`scrm_hubspot.schema`), or the given ``{object type: [definition]}``.
     :param faults: fault probabilities; change them while the fake runs.
     """
 
@@ -215,6 +211,7 @@ class FakeHubSpot:
         self.faults = faults or FaultInjector()
         self.clock = clock
         self.requests: list[HubSpotRequest] = []
+        self.holds = Holds()
         self._lock = threading.Lock()
         self._tokens: dict[str, float | None] = dict.fromkeys(tokens)
         self._custom = self._custom_definitions(with_properties)
@@ -229,11 +226,12 @@ class FakeHubSpot:
             self._ids = itertools.count(1001)
             self.objects: dict[str, dict[str, _Record]] = {obj: {} for obj in _REQUIRED_ON_CREATE}
             self._links: dict[tuple[str, str], dict[tuple[str, str], set[int]]] = {}
-            self.properties = _builtin_properties()
+            self.properties = builtin_properties()
             self.groups: dict[str, set[str]] = {obj: {"scrm"} for obj in self._custom}
+            self.group_labels: dict[tuple[str, str], str] = {}
             for obj, definitions in self._custom.items():
                 for definition in definitions:
-                    self.properties[obj][definition["name"]] = {**_builtin(definition["name"]), **definition}
+                    self.properties[obj][definition["name"]] = {**builtin(definition["name"]), **definition}
             self.requests.clear()
             self._window = _Window(*self.rate_limit) if self.rate_limit else None
             self.daily_used = 0
@@ -243,7 +241,7 @@ class FakeHubSpot:
         given: bool | Mapping[str, Iterable[Mapping[str, Any]]],
     ) -> dict[str, list[dict[str, Any]]]:
         if given is True:
-            from scrm_hubspot.schema import custom_properties  # the adapter's own list, when installed
+            from ..schema import custom_properties  # the adapter's own list
 
             given = custom_properties()
         if not given:
@@ -341,14 +339,10 @@ class FakeHubSpot:
                 return "VALIDATION_ERROR", f'Property "{name}" does not exist'
             if not isinstance(value, str):
                 return "VALIDATION_ERROR", f'Property "{name}" must be a string, got {type(value).__name__}'
-            if definition["type"] == "number" and value:
-                try:
-                    float(value)
-                except ValueError:
-                    return "VALIDATION_ERROR", f"{value!r} is not a valid number for property {name}"
-            options = {o["value"] for o in definition.get("options") or []}
-            if options and value and value not in options:
-                return "VALIDATION_ERROR", f"{value!r} was not one of the allowed options for {name}: {sorted(options)}"
+        record = self.objects[obj].get(record_id) if record_id else None
+        invalid = property_errors(obj, definitions, props, record.properties if record else None)
+        if invalid:
+            return "VALIDATION_ERROR", validation_message(invalid)
         for name in self._unique_props(obj) & props.keys():
             value = props[name]
             holder = next(
@@ -610,14 +604,59 @@ class FakeHubSpot:
     def _list_properties(self, obj: str) -> _Outcome:
         return _Outcome(200, {"results": [dict(d) for d in self.properties[obj].values()]})
 
+    # Property groups (developers.hubspot.com/docs/api/crm/properties, "Property groups"):
+    # GET/POST /crm/v3/properties/{objectType}/groups, GET/PATCH/DELETE .../groups/{groupName}.
+
+    def _group(self, name: str, label: str | None = None) -> dict[str, Any]:
+        return {"name": name, "label": label or name, "displayOrder": -1, "archived": False}
+
+    def _list_groups(self, obj: str) -> _Outcome:
+        names = sorted(self.groups.get(obj, set()) | {"builtin"})
+        return _Outcome(200, {"results": [self._group(n, self.group_labels.get((obj, n))) for n in names]})
+
+    def _read_group(self, obj: str, name: str) -> _Outcome:
+        if name not in self.groups.get(obj, set()) | {"builtin"}:
+            raise _Refused(404, "OBJECT_NOT_FOUND", f"Unable to find property group {name}")
+        return _Outcome(200, self._group(name, self.group_labels.get((obj, name))))
+
     def _create_group(self, obj: str, body: Any) -> _Outcome:
         name = body.get("name") if isinstance(body, dict) else None
-        if not name:
+        if not name or not body.get("label"):
             raise _Refused(400, "VALIDATION_ERROR", "name and label are required")
+        if not _NAME.fullmatch(str(name)):
+            raise _Refused(400, "VALIDATION_ERROR", f"group name {name!r} must be lowercase letters, digits, _")
         if name in self.groups.setdefault(obj, set()):
             raise _Refused(409, "OBJECT_ALREADY_EXISTS", f"A group named '{name}' already exists.")
         self.groups[obj].add(name)
-        return _Outcome(201, {"name": name, "label": body.get("label", name), "displayOrder": -1, "archived": False})
+        self.group_labels[(obj, name)] = str(body["label"])
+        return _Outcome(201, self._group(name, str(body["label"])))
+
+    def _update_group(self, obj: str, name: str, body: Any) -> _Outcome:
+        self._read_group(obj, name)
+        if isinstance(body, dict) and body.get("label"):
+            self.group_labels[(obj, name)] = str(body["label"])
+        return _Outcome(200, self._group(name, self.group_labels.get((obj, name))))
+
+    def _delete_group(self, obj: str, name: str) -> _Outcome:
+        self._read_group(obj, name)
+        if any(d.get("groupName") == name for d in self.properties[obj].values()):
+            raise _Refused(400, "VALIDATION_ERROR", f"property group {name} still has properties")
+        self.groups[obj].discard(name)
+        return _Outcome(204, None)
+
+    def _pipelines(self, obj: str) -> _Outcome:
+        if obj != "tickets":
+            raise _Refused(400, "VALIDATION_ERROR", f"{obj} have no pipelines in this fake")
+        results = [
+            {
+                "id": pipeline,
+                "label": "Support Pipeline",
+                "stages": [{"id": stage, "label": label, "archived": False} for stage, label in stages],
+                "archived": False,
+            }
+            for pipeline, stages in PIPELINES.items()
+        ]
+        return _Outcome(200, {"results": results})
 
     def _create_properties(self, obj: str, definitions: list[dict[str, Any]], *, batch: bool) -> _Outcome:
         for d in definitions:
@@ -629,9 +668,15 @@ class FakeHubSpot:
                 raise _Refused(409, "OBJECT_ALREADY_EXISTS", f"Property named '{d['name']}' already exists.")
             if d.get("hasUniqueValue") and obj not in _UNIQUE_CAPABLE:
                 raise _Refused(400, "VALIDATION_ERROR", f"Properties of {obj} cannot require unique values")
+            if not _NAME.fullmatch(str(d["name"])):
+                raise _Refused(400, "VALIDATION_ERROR", f"property name {d['name']!r} must be lowercase a-z, 0-9, _")
+            if d["fieldType"] not in _FIELD_TYPES.get(d["type"], ()):
+                raise _Refused(
+                    400, "VALIDATION_ERROR", f"fieldType {d['fieldType']!r} is not valid for type {d['type']!r}"
+                )
         created = []
         for d in definitions:
-            self.properties[obj][d["name"]] = {**_builtin(d["name"]), **d, "hubspotDefined": False}
+            self.properties[obj][d["name"]] = {**builtin(d["name"]), **d, "hubspotDefined": False}
             created.append(self.properties[obj][d["name"]])
         return _Outcome(
             201, created[0] if len(created) == 1 else {"status": "COMPLETE", "results": created}, len(created)
@@ -676,6 +721,13 @@ class FakeHubSpot:
                 ],
                 links={"scopes": "https://developers.hubspot.com/scopes"},
             )
+
+    def _armed_fault(self) -> Fault | None:
+        """A fault a test armed for the next request (``faults.arm(Fault.rate_limited)``)."""
+        for fault in (Fault.rate_limited, Fault.server_error, Fault.timeout, Fault.lost_response):
+            if self.faults.take_armed(fault):
+                return fault
+        return None
 
     def _spend(self) -> dict[str, str]:
         """Count one request against the limits; the rate-limit headers after it."""
@@ -738,9 +790,23 @@ class FakeHubSpot:
             case ["crm", "v3", "properties", obj, "batch", "create"] if method == "POST":
                 kind = _object(obj)
                 return _SCHEMA_WRITE_SCOPE[kind], lambda: self._create_properties(kind, self._inputs(body), batch=True)
-            case ["crm", "v3", "properties", obj, "groups"] if method == "POST":
+            case ["crm", "v3", "properties", obj, "groups"]:
                 kind = _object(obj)
-                return _SCHEMA_WRITE_SCOPE[kind], lambda: self._create_group(kind, body)
+                if method == "GET":
+                    return _SCHEMA_READ_SCOPE[kind], lambda: self._list_groups(kind)
+                if method == "POST":
+                    return _SCHEMA_WRITE_SCOPE[kind], lambda: self._create_group(kind, body)
+            case ["crm", "v3", "properties", obj, "groups", name]:
+                kind = _object(obj)
+                if method == "GET":
+                    return _SCHEMA_READ_SCOPE[kind], lambda: self._read_group(kind, name)
+                if method == "PATCH":
+                    return _SCHEMA_WRITE_SCOPE[kind], lambda: self._update_group(kind, name, body)
+                if method == "DELETE":
+                    return _SCHEMA_WRITE_SCOPE[kind], lambda: self._delete_group(kind, name)
+            case ["crm", "v3", "pipelines", obj] if method == "GET":
+                kind = _object(obj)
+                return _READ_SCOPE[kind], lambda: self._pipelines(kind)
         raise _Refused(404, "OBJECT_NOT_FOUND", f"No route {method} /{'/'.join(parts)} in the fake")
 
     def _build_app(self) -> Any:
@@ -767,28 +833,41 @@ class FakeHubSpot:
             path = request.url.path
             fault: Fault = Fault.none
             headers: dict[str, str] = {}
+            applied = False
+            if (before := self.holds.take(request.method, path, after_apply=False)) is not None:
+                await self.holds.wait(before)
             with self._lock:
                 try:
                     body = _json(raw)
                     scope, handler = self._route(request.method, path.strip("/").split("/"), body)
                     self._authenticate(request.headers.get("authorization"), scope)
                     headers = self._spend()
-                    fault = self.faults.roll()
+                    fault = self._armed_fault() or self.faults.roll()
                     if fault is Fault.rate_limited:
                         raise _RateLimited("TEN_SECONDLY_ROLLING", headers)
                     if fault is Fault.server_error:
                         raise _Refused(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable")
+                    applied = True
                     outcome = handler()
                 except _RateLimited as limited:
                     outcome, headers = limited.outcome, limited.headers
                 except _Refused as refused:
                     outcome = refused.outcome
                 status = 502 if fault is Fault.lost_response else outcome.status
+                after = self.holds.take(request.method, path, after_apply=True)
                 self.requests.append(
                     HubSpotRequest(
-                        request.method, path, status, outcome.records, None if fault is Fault.none else fault.value
+                        request.method,
+                        path,
+                        status,
+                        outcome.records,
+                        None if fault is Fault.none else fault.value,
+                        applied,
+                        held=before is not None or after is not None,
                     )
                 )
+            if after is not None:
+                await self.holds.wait(after)
             if fault is Fault.timeout:
                 await asyncio.sleep(self.faults.timeout_seconds)  # applied; the client gave up long ago
             if fault is Fault.lost_response:

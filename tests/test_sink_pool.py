@@ -1,0 +1,61 @@
+"""The sink's pool: records merged in outbox order, parents before children, batches counted in records."""
+
+from __future__ import annotations
+
+from scrm_core.engine.pool import Pool
+from scrm_core.models import CrmObject, CrmOperation
+from scrm_core.store.base import OutboxItem
+
+
+def op(obj: CrmObject, key: str, refs: dict[str, str] | None = None, **fields: object) -> CrmOperation:
+    return CrmOperation(object=obj, external_key=key, fields=fields, refs=refs or {})
+
+
+def test_a_backlog_item_read_after_a_newer_one_is_merged_as_the_older() -> None:
+    pool = Pool({})
+    pool.add(OutboxItem(20, op(CrmObject.message, "m", text="edited")), 0.0)  # committed by this run
+    pool.add(OutboxItem(7, op(CrmObject.message, "m", text="original", network="x")), 0.0, uncertain=True)
+    ((group,),) = pool.take(CrmObject.message, 10, partial=True)
+    assert group.op.fields == {"text": "edited", "network": "x"}, "the newer text must win"
+    assert group.seqs == [7, 20] and group.uncertain
+
+
+def test_children_wait_for_their_parents_and_full_batches_wait_for_more() -> None:
+    pool = Pool({})
+    pool.add(OutboxItem(1, op(CrmObject.contact, "c1")), 0.0)
+    for n in range(3):
+        pool.add(OutboxItem(10 + n, op(CrmObject.message, f"m{n}", {"contact": "c1"})), 0.0)
+    assert pool.take(CrmObject.message, 2, partial=False) == [], "their contact is not written yet"
+    assert pool.take(CrmObject.contact, 2, partial=False) == [], "a partial batch waits for more"
+    assert len(pool.take(CrmObject.contact, 2, partial=True)) == 1
+    assert len(pool.take(CrmObject.message, 2, partial=False)) == 2
+    assert len(pool.take(CrmObject.message, 2, partial=False)) == 0
+    assert len(pool.take(CrmObject.message, 2, partial=True)) == 1
+
+
+def test_records_stored_on_another_count_as_that_one_record() -> None:
+    pool = Pool({CrmObject.profile: "contact", CrmObject.lead: "contact"})
+    for n in range(2):
+        pool.add(OutboxItem(3 * n, op(CrmObject.contact, f"k{n}")), 0.0)
+        pool.add(OutboxItem(3 * n + 1, op(CrmObject.profile, f"k{n}", {"contact": f"k{n}"})), 0.0)
+        pool.add(OutboxItem(3 * n + 2, op(CrmObject.lead, f"k{n}", {"contact": f"k{n}"})), 0.0)
+    assert len(pool) == 2
+    units = pool.take(CrmObject.contact, 2, partial=False)
+    assert [[g.op.object for g in unit] for unit in units] == [
+        [CrmObject.contact, CrmObject.profile, CrmObject.lead]
+    ] * 2
+    assert len(pool) == 0
+
+
+def test_records_committed_by_this_run_wait_while_older_rows_are_unread() -> None:
+    pool = Pool({})
+    pool.hold_from = 100  # the first seq this run committed; the outbox still has older rows
+    pool.add(OutboxItem(100, op(CrmObject.message, "m1", text="edited")), 0.0)
+    pool.add(OutboxItem(101, op(CrmObject.message, "m2", text="new")), 0.0)
+    assert pool.held == 2 and pool.take(CrmObject.message, 1, partial=True) == []
+    pool.add(OutboxItem(7, op(CrmObject.message, "m1", text="original", network="x")), 0.0, uncertain=True)
+    assert pool.held == 1, "merged with its older row, m1 may go"
+    ((group,),) = pool.take(CrmObject.message, 1, partial=True)
+    assert group.key == (CrmObject.message, "m1") and group.op.fields["text"] == "edited"
+    pool.release()
+    assert len(pool.take(CrmObject.message, 1, partial=True)) == 1
