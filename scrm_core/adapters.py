@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import FatalError
 from .models import CrmObject, CrmOperation, Event, EventPage, Message, OperationResult, SocialProfile
 from .ratelimit import RateBudget
+from .redaction import register_settings
 from .webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class NetworkAdapter(ABC):
     webhook_headers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
+        register_settings(settings)  # its secrets never appear in a log line, an error or the store
         self.settings = settings
         self.context = context
 
@@ -230,6 +232,7 @@ class CrmAdapter(ABC):
     limits: CrmLimits = CrmLimits()
 
     def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
+        register_settings(settings)  # its secrets never appear in a log line, an error or the store
         self.settings = settings
         self.context = context
         self._budget: RateBudget | None = None

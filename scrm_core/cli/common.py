@@ -10,11 +10,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.highlighter import NullHighlighter
 from rich.logging import RichHandler
 
 from ..config import Config, load_config
 from ..errors import ConfigError
 from ..plugins import PluginHost
+from ..redaction import install_logging
 from ..store import StateStore, open_store
 
 console = Console()
@@ -47,10 +49,16 @@ def state_store(config: Config) -> Iterator[StateStore]:
 
 
 def setup_logging(verbose: bool) -> None:
+    """Log to stderr, every record redacted and one line (:mod:`scrm_core.redaction`).
+
+    No highlighting: rich's highlighter regexes take time quadratic in the length of some
+    lines, and a log line may quote what a stranger sent.
+    """
+    install_logging()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=console_err, show_time=False, show_path=False)],
+        handlers=[RichHandler(console=console_err, show_time=False, show_path=False, highlighter=NullHighlighter())],
         force=True,
     )
     for name, error in make_host().load_errors.items():
@@ -67,11 +75,7 @@ def load_for_command(path: Path) -> Config:
 def config_or_exit(path: Path, host: PluginHost) -> Config:
     """Load and validate the config; print every problem and exit 2 if there are any."""
     try:
-        config = load_config(path, networks=host.networks, crms=host.crms)
-        problems = host.config_problems(config)
-        if problems:
-            raise ConfigError(str(path), problems)
-        return config
+        return load_config(path, networks=host.networks, crms=host.crms, check=host.config_problems)
     except ConfigError as exc:
         console_err.print(f"[bold red]{exc.path}[/]: {len(exc.problems)} problem(s)", highlight=False)
         for problem in exc.problems:

@@ -27,6 +27,7 @@ from .base import (
     StateStore,
     StoredWebhook,
 )
+from .errors import StorageError, StoreInUse
 from .sqlite import SqliteStore
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "Settlement",
     "SqliteStore",
     "StateStore",
+    "StorageError",
+    "StoreInUse",
     "StoredWebhook",
     "open_store",
 ]
@@ -126,6 +129,7 @@ class AsyncStore:
             self._executor.shutdown(wait=True)  # the worker is idle now: this returns at once
 
     migrate = _InWorker(StateStore.migrate)
+    claim_writer = _InWorker(StateStore.claim_writer)
     checkpoint = _InWorker(StateStore.checkpoint)
     checkpoints = _InWorker(StateStore.checkpoints)
     unseen = _InWorker(StateStore.unseen)

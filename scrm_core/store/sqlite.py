@@ -19,6 +19,7 @@ import orjson
 
 from ..errors import FatalError
 from ..models import Conversation, CrmObject, CrmOperation, SocialProfile, external_key
+from ..redaction import redact
 from .base import (
     AuditEntry,
     Checkpoint,
@@ -39,6 +40,9 @@ from .base import (
     StateStore,
     StoredWebhook,
 )
+from .erase import ERASED, erase_traces, identity_of
+from .errors import storage_error
+from .lock import WriterLock
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -339,11 +343,40 @@ def _statements(script: str) -> Iterator[str]:
             stmt = ""
 
 
+S = TypeVar("S", bound=type)
+
+
+def _storage_errors(cls: S) -> S:
+    """Every public method (and the constructor) turns a storage failure (disk full, read-only,
+    missing folder, damage) into a :class:`~scrm_core.store.errors.StorageError` that names
+    the file and the fix, instead of SQLite's path-less one-liner."""
+
+    def guard(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except (sqlite3.Error, OSError) as exc:
+                error = storage_error(getattr(self, "path", "?"), exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+        return guarded
+
+    for name, member in list(vars(cls).items()):
+        if callable(member) and (not name.startswith("_") or name == "__init__"):
+            setattr(cls, name, guard(member))
+    return cls
+
+
+@_storage_errors
 class SqliteStore(StateStore):
     """:class:`StateStore` on one SQLite file (or ``":memory:"``). Call :meth:`migrate` first."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._writer = WriterLock(self.path) if self.path != ":memory:" else None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; _tx() says where they begin and end.
@@ -425,7 +458,15 @@ class SqliteStore(StateStore):
         return max(current, len(MIGRATIONS))
 
     def close(self) -> None:
-        self._conn.close()
+        try:
+            self._conn.close()
+        finally:
+            if self._writer is not None:
+                self._writer.release()
+
+    def claim_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.acquire()
 
     # -- webhooks
 
@@ -545,7 +586,7 @@ class SqliteStore(StateStore):
                     status.value,
                     text,
                     network_message_id,
-                    error,
+                    None if error is None else redact(error),
                     None if approved is None else int(approved),
                     now,
                     status.value,
@@ -656,13 +697,21 @@ class SqliteStore(StateStore):
         self._conn.executemany(
             _INSERT_DEAD_LETTER,
             [
-                (d.source, d.reason, d.locator, None if d.op is None else _op_json(d.op), d.payload, 0, now)
+                (
+                    d.source,
+                    redact(d.reason),
+                    d.locator,
+                    None if d.op is None else _op_json(d.op),
+                    redact(d.payload),
+                    0,
+                    now,
+                )
                 for d in letters
             ],
         )
 
     def _insert_audit(self, entries: Sequence[AuditEntry], now: str) -> None:
-        self._conn.executemany(_INSERT_AUDIT, [(now, e.action, e.subject, e.detail) for e in entries])
+        self._conn.executemany(_INSERT_AUDIT, [(now, e.action, e.subject, redact(e.detail)) for e in entries])
 
     # -- outbox
 
@@ -689,7 +738,7 @@ class SqliteStore(StateStore):
             )
             if settlement.failed:
                 # attempts in the dead letter = tries made, this failed one included
-                c.executemany(_OUTBOX_TO_DEAD_LETTER, [(reason, now, seq) for seq, reason in settlement.failed])
+                c.executemany(_OUTBOX_TO_DEAD_LETTER, [(redact(reason), now, seq) for seq, reason in settlement.failed])
                 c.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq, _ in settlement.failed])
             if settlement.retry:
                 c.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", zip(settlement.retry))
@@ -763,11 +812,15 @@ class SqliteStore(StateStore):
         ]
 
     def erase_person(self, person_key: str) -> ErasePlan:
-        """Besides what the interface lists, this also drops the person's identity links
-        and sink dead letters about them (a requeue would otherwise re-create the records).
-        Seen-event keys stay: they hold no personal data and stop a backfill re-importing."""
+        """Besides what the interface lists, this also drops the person's identity links,
+        sink dead letters about their records (a requeue would otherwise re-create them),
+        and their traces in the webhook inbox, the audit log and the other tables
+        (:mod:`scrm_core.store.erase`); ``plan.kept`` says what stays and why. Seen-event keys
+        of their messages stay: they hold message ids only and stop a backfill re-importing."""
         with self._tx() as c:
             plan, profiles, messages, threads = self._erase_scope(person_key)
+            stored = list(self._select_in("SELECT key, data FROM profiles WHERE key IN ({marks})", profiles))
+            who = identity_of(c, person_key, stored, messages, threads)
             c.execute("DELETE FROM identity_links WHERE person_key = ?", (person_key,))
             c.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in profiles])  # cascades links
             c.executemany("DELETE FROM messages WHERE key = ?", [(k,) for k in messages])
@@ -777,11 +830,18 @@ class SqliteStore(StateStore):
                 [(obj.value, key) for obj, keys in plan.records.items() for key in keys],
             )
             outbox, letters = self._erase_pending({key for keys in plan.records.values() for key in keys})
-            detail = (
-                f"profiles={len(profiles)} messages={len(messages)} conversations={len(threads)} "
-                f"outbox={outbox} dead_letters={letters}"
-            )
-            self._insert_audit([AuditEntry("subject.erased", person_key, detail)], _now())
+            plan.removed = {
+                "profiles": len(profiles),
+                "messages": len(messages),
+                "conversations": len(threads),
+                "outbox": outbox,
+                "dead_letters": letters,
+            }
+            traces, plan.kept = erase_traces(c, who)
+            plan.removed.update(traces)
+            # The log keeps that an erase happened and how much it removed, never whom.
+            detail = " ".join(f"{table}={n}" for table, n in plan.removed.items())
+            self._insert_audit([AuditEntry("subject.erased", ERASED, detail)], _now())
         return plan
 
     def _erase_scope(self, person_key: str) -> tuple[ErasePlan, list[str], list[str], list[str]]:
