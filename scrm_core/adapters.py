@@ -131,6 +131,12 @@ class NetworkAdapter(ABC):
         ``follow=True`` it waits for more.
         """
 
+    def local_problems(self) -> list[str]:
+        """What ``scrm config check`` can find wrong without the network: files the settings
+        name that must exist, folders that must be writable. One sentence each, with the
+        fix, naming the setting; empty when all is well."""
+        return []
+
     async def fetch_thread(self, root_id: str) -> list[Message]:
         raise FatalError(f"network adapter {self.name!r} cannot fetch threads")
 
@@ -286,6 +292,12 @@ class CrmAdapter(ABC):
 
     async def check(self) -> list[CheckProblem]:
         """Credentials, scopes and required fields; empty when all is well."""
+        return []
+
+    def local_problems(self) -> list[str]:
+        """What ``scrm config check`` can find wrong without the network: files the settings
+        name that must exist, folders that must be writable (a local database's). One sentence
+        each, with the fix, naming the setting; empty when all is well."""
         return []
 
     async def counts(self) -> dict[str, int]:
