@@ -38,10 +38,15 @@ def make_host(*, strict: bool = False) -> PluginHost:
 
 
 @contextmanager
-def state_store(config: Config) -> Iterator[StateStore]:
-    """The configured state store, migrated, closed on exit (for commands that read or mend it)."""
+def state_store(config: Config, *, writer: bool = False) -> Iterator[StateStore]:
+    """The configured state store, migrated, closed on exit (for commands that read or mend it).
+
+    ``writer``: this command must be the store's only writer (erase): refused, naming the
+    other process, while a ``scrm run`` or ``scrm serve`` holds the state."""
     store = open_store(config.state.url, config.base_dir)
     try:
+        if writer:
+            store.claim_writer()
         store.migrate()
         yield store
     finally:
