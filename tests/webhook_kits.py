@@ -47,9 +47,17 @@ def deep(depth: int, leaf: Any = 1) -> Any:
     return value
 
 
-def hostile(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Mostly the right shape, sometimes anything at all."""
-    return st.one_of(valid, valid, valid, json_values, st.integers(40, 80).map(deep))
+def hostile(valid: st.SearchStrategy[Any], odds: int = 6) -> st.SearchStrategy[Any]:
+    """The right shape, except one time in ``odds``: any JSON value at all (hypothesis leans
+    towards small draws, so 0 (valid) is its simplest choice and it explores from there)."""
+    return st.integers(0, odds - 1).flatmap(lambda i: json_values if i == odds - 1 else valid)
+
+
+def hostile_document(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A whole body: mostly the right shape, sometimes anything, sometimes nested 40-80 deep."""
+    return st.integers(0, 9).flatmap(
+        lambda i: json_values if i == 8 else st.integers(40, 80).map(deep) if i == 9 else valid
+    )
 
 
 def body_of(document: Any) -> bytes:
@@ -114,11 +122,13 @@ _DISCOURSE_FIELDS = {
 
 
 def _discourse_hostile() -> st.SearchStrategy[tuple[str, str, Any]]:
-    post = st.fixed_dictionaries({}, optional={k: hostile(v) for k, v in _DISCOURSE_FIELDS.items()})
-    document = st.one_of(
-        st.fixed_dictionaries({"post": hostile(post)}),
-        st.fixed_dictionaries({"post": post, "topic": json_values}),
-        json_values,
+    required = ("id", "topic_id", "created_at")
+    post = st.fixed_dictionaries(
+        {k: hostile(_DISCOURSE_FIELDS[k]) for k in required},
+        optional={k: hostile(v) for k, v in _DISCOURSE_FIELDS.items() if k not in required},
+    )
+    document = hostile_document(
+        st.fixed_dictionaries({"post": hostile(post)}) | st.fixed_dictionaries({"post": post, "topic": json_values})
     )
     event = st.sampled_from(["post_created", "post_edited", "post_destroyed", "post_recovered", "topic_created", "x"])
     return st.tuples(st.just("forum"), event, document)
@@ -174,7 +184,7 @@ _META_IG_VALUE = {
 
 def _meta_hostile() -> st.SearchStrategy[tuple[str, str, Any]]:
     def document(obj: str, account: str, field: str, values: dict[str, st.SearchStrategy[Any]]) -> Any:
-        value = st.fixed_dictionaries({}, optional={k: hostile(v) for k, v in values.items()})
+        value = st.fixed_dictionaries({k: hostile(v, 12) for k, v in values.items()})
         change = st.fixed_dictionaries({"field": hostile(st.just(field)), "value": hostile(value)})
         entry = st.fixed_dictionaries(
             {
@@ -183,8 +193,10 @@ def _meta_hostile() -> st.SearchStrategy[tuple[str, str, Any]]:
                 "changes": hostile(st.lists(hostile(change), max_size=3)),
             }
         )
-        return st.fixed_dictionaries(
-            {"object": hostile(st.just(obj)), "entry": hostile(st.lists(hostile(entry), max_size=3))}
+        return hostile_document(
+            st.fixed_dictionaries(
+                {"object": hostile(st.just(obj)), "entry": hostile(st.lists(hostile(entry), max_size=3))}
+            )
         )
 
     return st.one_of(
