@@ -13,30 +13,37 @@ makes uvicorn's HTTP/1.1 protocol (h11) hold these rules:
   itself when it reads one too slowly; the guard closes the connection a little later if
   nothing did), so a ``Content-Length`` larger than the body or a chunked body that never
   ends cannot hold a connection;
-* **a cap below the open-file limit**: at most :meth:`max_connections` connections. A new
-  one over the cap takes the place of the connection that has been waiting longest on
-  its client (still sending its head or body, or idle between requests), which is what a
-  slow client is; only when every connection is busy with a request in hand is the new
-  one answered ``503`` (``{"error": "too_many_connections"}``, ``Retry-After``) and closed.
-  So valid deliveries and ``/health`` get through however many slow clients there are.
+* **a cap below the open-file limit**: at most ``max_connections`` connections. A new one
+  over the cap takes the place of the connection that has been waiting longest on its
+  client for a request head (or idle between requests): what a slow client is. Only if
+  there is none, of the one waiting longest for a body. Only when every connection has a
+  request in hand is the new one answered ``503`` (``{"error": "too_many_connections"}``,
+  ``Retry-After``) and closed. A valid delivery sends its head at once, so it is never the
+  one that gives way: deliveries and ``/health`` get through however many slow clients
+  there are (tests/test_receiver_limits.py runs 1,100 against a 1,024-file process).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["ACCEPT_BACKLOG", "ConnectionGuard", "GuardCounts", "connection_cap"]
+__all__ = ["ACCEPT_BACKLOG", "ConnectionGuard", "GuardCounts", "connection_cap", "quiet_accept_errors"]
 
-#: Connections the event loop may accept in one go (the listen backlog too): the file
-#: descriptors they take before any rule runs are part of the reserve below.
-ACCEPT_BACKLOG = 64
-#: File descriptors kept free for everything else: the accept burst above, the state store
+log = logging.getLogger("scrm.serve")
+
+#: Connections the event loop accepts in one go (the listen backlog too). A connection is
+#: accepted two loop turns before the guard sees it, and one it evicts closes a turn later:
+#: a few times this many file descriptors are in flight, which the reserve below covers.
+ACCEPT_BACKLOG = 16
+#: File descriptors kept free for everything else: the accept bursts above, the state store
 #: and its -wal/-shm/lock files, adapters' HTTP connection pools, logs, refusals being sent.
 FD_RESERVE = 160
 #: Refused connections allowed to linger while their 503 is delivered; beyond, they close at once.
@@ -77,6 +84,27 @@ def connection_cap(configured: int) -> int:
     return max(1, min(configured, soft - _open_files() - FD_RESERVE))
 
 
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop, every: float = 60.0) -> None:
+    """If the process runs out of file descriptors anyway (another part of it holds many),
+    asyncio logs a traceback for every refused accept: thousands a minute. Say it once a
+    minute instead, with what to do; every other loop error is reported as before."""
+    last = [-every]
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if "socket.accept() out of system resource" not in str(context.get("message", "")):
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            log.warning(
+                "out of file descriptors: new connections wait; raise the open-file limit (ulimit -n) "
+                "or lower [serve] max_connections"
+            )
+
+    loop.set_exception_handler(handler)
+
+
 @dataclass
 class GuardCounts:
     """What the guard did, for ``/health``."""
@@ -99,8 +127,10 @@ class ConnectionGuard:
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.counts = GuardCounts()
-        # Connections waiting on their client, oldest first (a dict keeps insertion order).
+        # Connections waiting on their client, oldest first (a dict keeps insertion order):
+        # for a request head (or idle between requests), and for the rest of a body.
         self.waiting: dict[_Guarded, None] = {}
+        self.reading_body: dict[_Guarded, None] = {}
         self.lingering = 0
 
     def protocol(self) -> type[H11Protocol]:
@@ -112,12 +142,14 @@ class ConnectionGuard:
         return GuardedH11Protocol
 
     def make_room(self, newcomer: _Guarded) -> bool:
-        """Close the connection that has waited longest on its client; False if none waits."""
-        for victim in self.waiting:
-            if victim is not newcomer:
-                victim.give_way()
-                self.counts.evicted += 1
-                return True
+        """Close the connection that has waited longest on its client for a head, else for a
+        body; False if no connection waits on its client."""
+        for queue in (self.waiting, self.reading_body):
+            for victim in queue:
+                if victim is not newcomer:
+                    victim.give_way()
+                    self.counts.evicted += 1
+                    return True
         return False
 
 
@@ -136,13 +168,23 @@ class _Guarded(H11Protocol):
     def _wait_for_request(self) -> None:
         """Waiting on the client for a request head: oldest-first in the guard's queue."""
         guard = self._guard
+        guard.reading_body.pop(self, None)
         guard.waiting.pop(self, None)
         guard.waiting[self] = None
         self._reading_body = False
         self._arm(guard.header_timeout)
 
+    def _wait_for_body(self) -> None:
+        """The head is in; the body has its own deadline (the receiver answers 408 first)."""
+        guard = self._guard
+        guard.waiting.pop(self, None)
+        guard.reading_body[self] = None
+        self._reading_body = True
+        self._arm(guard.body_timeout + 2.0)
+
     def _request_in_hand(self) -> None:
         self._guard.waiting.pop(self, None)
+        self._guard.reading_body.pop(self, None)
         self._disarm()
 
     def _arm(self, seconds: float) -> None:
@@ -156,6 +198,7 @@ class _Guarded(H11Protocol):
 
     def _forget(self) -> None:
         self._guard.waiting.pop(self, None)
+        self._guard.reading_body.pop(self, None)
         self._disarm()
         if self._counted:
             self._counted = False
@@ -193,9 +236,8 @@ class _Guarded(H11Protocol):
         if cycle is None or cycle.response_complete:
             return
         if cycle.more_body:
-            if not self._reading_body:  # the head is in; now the body has its own deadline
-                self._reading_body = True
-                self._arm(self._guard.body_timeout + 2.0)  # the receiver answers 408 first
+            if not self._reading_body:
+                self._wait_for_body()
         else:
             self._request_in_hand()
 
@@ -214,8 +256,10 @@ class _Guarded(H11Protocol):
         self._close(answer=not self._reading_body)
 
     def give_way(self) -> None:
-        """Evicted to make room: closed at once (a 408 first if no request is in progress)."""
-        self._close(answer=self.cycle is None or self.cycle.response_complete)
+        """Evicted to make room: dropped at once, nothing written (a slow client is not worth
+        a file descriptor a moment longer than needed)."""
+        self._forget()
+        self.transport.abort()
 
     def _close(self, *, answer: bool) -> None:
         self._forget()

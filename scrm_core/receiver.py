@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, Router
@@ -51,6 +52,23 @@ from .webhooks import WebhookPayloadError, WebhookRejected, WebhookRequest, pars
 __all__ = ["ReceiverCounts", "build_receiver"]
 
 log = logging.getLogger("scrm.serve")
+
+
+class _AnyName(Convertor[str]):
+    """Everything after ``/webhooks/``, slashes and control characters included: whatever is
+    not a source's name is answered ``unknown_source`` (and logged, escaped), never routed
+    elsewhere or redirected."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("scrm_source", _AnyName())
 
 
 @dataclass
@@ -176,12 +194,12 @@ def build_receiver(
         return PlainTextResponse("scrm webhook receiver: POST to /webhooks/<source>; GET /health\n")
 
     # A Router, not a Starlette app: no redirect (Starlette's would point at a URL built from
-    # the Host header), no debug pages. "{source:path}" so "/webhooks/fb/" is an unknown source.
+    # the Host header), no debug pages. Any text after /webhooks/ is a source name to look up.
     return Router(
         routes=[
             Route("/", root, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
-            Route("/webhooks/{source:path}", receive, methods=["GET", "POST"]),
+            Route("/webhooks/{source:scrm_source}", receive, methods=["GET", "POST"]),
         ],
         redirect_slashes=False,
     )

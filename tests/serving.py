@@ -110,3 +110,17 @@ def start_serve(
 
     wait_until(up, timeout=120, what="scrm serve to answer /health")
     return served
+
+
+def install_plugin(site: Path, entry: str, module: str) -> dict[str, str]:
+    """Make ``module`` (a module of this repository, e.g. ``tests.canary_plugin``) an installed
+    plugin named ``entry`` for subprocesses: the environment to run them with."""
+    site.mkdir(exist_ok=True)
+    name = f"scrm_{entry}_plugin"
+    (site / f"{name}.py").write_text(f"from {module} import *  # noqa: F403\n")
+    info = site / f"{name}-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text(f"[scrm]\n{entry} = {name}\n")
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(site), str(ROOT), path) if p)}

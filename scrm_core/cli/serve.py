@@ -15,7 +15,7 @@ import uvicorn
 
 from ..adapters import NetworkCapability
 from ..config import Config
-from ..connections import ACCEPT_BACKLOG, ConnectionGuard, connection_cap
+from ..connections import ACCEPT_BACKLOG, ConnectionGuard, connection_cap, quiet_accept_errors
 from ..engine import Engine, RunStats, tune_gc_for_throughput
 from ..errors import FatalError
 from ..plugins import PluginHost
@@ -97,6 +97,7 @@ async def serve(config: Config, host: PluginHost, *, address: str, port: int) ->
         engine.request_stop()
 
     loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     bound_host, bound_port = sock.getsockname()[:2]
