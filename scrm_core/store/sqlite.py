@@ -845,13 +845,21 @@ class SqliteStore(StateStore):
         return plan
 
     def _erase_scope(self, person_key: str) -> tuple[ErasePlan, list[str], list[str], list[str]]:
-        """The plan, and the store keys of the person's profiles, messages and threads."""
+        """The plan, and the store keys of the person's profiles, messages and threads. Their
+        messages include the company's replies to them (addressed to them, often by name)."""
         c = self._conn
         profiles = [k for (k,) in c.execute("SELECT key FROM profiles WHERE person_key = ?", (person_key,))]
         messages = [k for (k,) in self._select_in("SELECT key FROM messages WHERE author_key IN ({marks})", profiles)]
         threads = [
             k for (k,) in self._select_in("SELECT key FROM conversations WHERE started_by IN ({marks})", profiles)
         ]
+        theirs = set(messages)
+        for conversation, parent, sent_id in c.execute(
+            "SELECT conversation_key, in_reply_to, network_message_id FROM replies WHERE network_message_id IS NOT NULL"
+        ):
+            network = conversation.partition(":")[0]
+            if f"{network}:{parent}" in theirs and f"{network}:{sent_id}" not in theirs:
+                messages.append(f"{network}:{sent_id}")
         plan = ErasePlan(
             person_key,
             {
