@@ -87,8 +87,11 @@ class ReceiverCounts:
         }
 
 
-#: Refusals after which the connection closes: the body was not (all) read, or its length is in doubt.
-_CLOSE_AFTER = frozenset({"ambiguous_length", "bad_content_length", "body_too_large", "body_timeout", "unknown_source"})
+#: Refusals after which the connection closes: where the request's length is in doubt, or its
+#: body never came. (After others the rest of an unread body is skipped, within the server's
+#: read deadlines, and the connection is kept: closing with data unread resets it, and the
+#: client would never see its 413.)
+_CLOSE_AFTER = frozenset({"ambiguous_length", "bad_content_length", "body_timeout"})
 
 
 async def _read_body(request: Request, limit: int, seconds: float) -> bytes:
