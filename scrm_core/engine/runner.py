@@ -139,7 +139,7 @@ class Engine:
         self._webhooks_waiting: dict[str, asyncio.Event] = {}
         #: Readers that stopped for good in this run, and why (``/health`` shows them).
         self.failed_sources: dict[str, str] = {}
-        #: Readers waiting to try again after a transient failure, and why.
+        #: Readers waiting (now) to try again after a transient failure, and why.
         self.retrying_sources: dict[str, str] = {}
         #: Set once the store is migrated and every adapter started (``scrm serve`` waits for it).
         self.ready = asyncio.Event()
@@ -365,7 +365,6 @@ class Engine:
         while True:
             try:
                 async for page in read(cursor):
-                    self.retrying_sources.pop(name, None)
                     await queue.put((name, page))
                     cursor, attempt = page.cursor, 0
                 await queue.put((name, _DONE))
@@ -380,9 +379,10 @@ class Engine:
                     if follow or attempt < settings.max_attempts:
                         asked = exc.retry_after if isinstance(exc, RetryableError) else None
                         wait = backoff_seconds(attempt, asked, settings.retry_max_seconds)
-                        self.retrying_sources[name] = reason
+                        self.retrying_sources[name] = reason  # while it waits: /health says so
                         log.warning("source %s: %s; attempt %d, trying again in %.1fs", name, reason, attempt, wait)
                         await asyncio.sleep(wait)
+                        self.retrying_sources.pop(name, None)
                         continue
                     failure = f"unreachable after {attempt} attempts: {reason}"
                 elif isinstance(exc, ScrmError):
@@ -390,7 +390,6 @@ class Engine:
                 else:  # an adapter bug, or an item it cannot read: the source stops, the others go on
                     failure = f"the adapter failed: {item_reason(exc)}"
                     log.error("source %s: the adapter failed", name, exc_info=exc)
-                self.retrying_sources.pop(name, None)
                 self.failed_sources[name] = failure
                 log.error("source %s stopped: %s", name, failure)
                 await queue.put((name, _DONE))
