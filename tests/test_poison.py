@@ -164,10 +164,9 @@ def test_payloads_an_older_receiver_stored_are_dead_letters_too(
     for i, body in enumerate(bodies):
         assert store.store_webhook("fb", f"digest-{i}", {}, body) is not None
     store.close()
-    host = PluginHost(env={}).load()
-    cfg = load_config(config, env={}, networks=host.networks, crms=host.crms)
-    stats = asyncio.run(Engine(cfg, host).run(follow=False, handle_signals=False))
-    assert stats.failed_sources == {}
+    run = scrm("run", "--once", "-c", str(config), cwd=tmp_path)  # what an operator runs
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "dead letters 4" in " ".join(run.stdout.split()) and "Traceback" not in run.stderr
     letters = query(tmp_path / "state.db", "SELECT locator, reason FROM dead_letters ORDER BY id")
     assert [x[0] for x in letters] == [f"webhook payload #{i} of source 'fb'" for i in range(1, 5)]
     assert "json_too_deep" in letters[0][1] or "deeper" in letters[0][1]
