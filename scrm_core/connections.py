@@ -16,11 +16,14 @@ makes uvicorn's HTTP/1.1 protocol (h11) hold these rules:
 * **a cap below the open-file limit**: at most ``max_connections`` connections. A new one
   over the cap takes the place of the connection that has been waiting longest on its
   client for a request head (or idle between requests): what a slow client is. Only if
-  there is none, of the one waiting longest for a body. Only when every connection has a
-  request in hand is the new one answered ``503`` (``{"error": "too_many_connections"}``,
-  ``Retry-After``) and closed. A valid delivery sends its head at once, so it is never the
-  one that gives way: deliveries and ``/health`` get through however many slow clients
-  there are (tests/test_receiver_limits.py runs 1,100 against a 1,024-file process).
+  there is none, of the one waiting longest for a body. Only when no connection waits on
+  its client is the new one answered ``503``
+  (``{"error": "too_many_connections"}``, ``Retry-After``) and closed. A valid delivery
+  sends its head at once, so it is never the one that gives way: deliveries and
+  ``/health`` get through however many slow clients there are
+  (tests/test_receiver_limits.py runs 1,100 against a 1,024-file process). Above
+  :data:`PRESSURE` of the cap, answers close their connection: no client is left holding
+  an idle connection that could be the next to give way.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ FD_RESERVE = 160
 #: Refused connections allowed to linger while their 503 is delivered; beyond, they close at once.
 MAX_LINGERING = 16
 LINGER_SECONDS = 1.0
+#: Above this share of the cap, answers close their connection (no keep-alive).
+PRESSURE = 0.75
+_CLOSE_HEADER = (b"connection", b"close")
 
 _TIMEOUT_408 = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 25\r\n"
@@ -141,11 +147,14 @@ class ConnectionGuard:
 
         return GuardedH11Protocol
 
+    def under_pressure(self) -> bool:
+        return self.counts.open >= PRESSURE * self.max_connections
+
     def make_room(self, newcomer: _Guarded) -> bool:
         """Close the connection that has waited longest on its client for a head, else for a
         body; False if no connection waits on its client."""
         for queue in (self.waiting, self.reading_body):
-            for victim in queue:
+            for victim in queue:  # oldest first
                 if victim is not newcomer:
                     victim.give_way()
                     self.counts.evicted += 1
@@ -162,6 +171,7 @@ class _Guarded(H11Protocol):
         self._counted = False
         self._refusing = False
         self._reading_body = False
+        self._seen_cycle: object = None
 
     # -- states
 
@@ -235,6 +245,13 @@ class _Guarded(H11Protocol):
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
             return
+        if cycle is not self._seen_cycle:  # a new request
+            self._seen_cycle = cycle
+            if self._guard.under_pressure():
+                # No keep-alive while connections are scarce: an idle connection is one that
+                # gives way, and a client about to reuse it would find it closed mid-request.
+                cycle.keep_alive = False
+                self.headers.append(_CLOSE_HEADER)  # the request's: uvicorn then says so in the answer
         if cycle.more_body:
             if not self._reading_body:
                 self._wait_for_body()

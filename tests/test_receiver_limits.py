@@ -218,8 +218,10 @@ def test_a_slow_client_gives_way_to_a_new_one_and_503_only_when_all_are_busy() -
         for conn in slow:
             conn.sendall(b"GET /health HTTP/1.1\r\nHo")
         wait_until(lambda: guard.counts.open == 4, what="four connections")
-        # a fifth, fast client gets in: the slow one that waited longest gives way
-        assert httpx.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
+        # a fifth, fast client gets in: the slow one that waited longest gives way; connections
+        # are scarce, so the answer closes its connection (an idle one would be the next to go)
+        fast = httpx.get(f"{server.url}/health", timeout=30)
+        assert fast.json() == {"status": "ok"} and fast.headers["connection"] == "close"
         assert guard.counts.evicted == 1 and guard.counts.refused == 0
         assert read_all(slow[0]) == b""  # dropped: the one that waited longest
         for conn in slow:
@@ -277,6 +279,7 @@ def test_serve_limited_to_1024_files_answers_deliveries_and_health_under_1100_sl
     served = start_serve(config, args=["-v"], env=env, preexec_fn=limit_files)
     port = int(served.url.rsplit(":", 1)[1])
     results: dict[str, list[int]] = {"deliveries": [], "health": [], "long_path": []}
+    connected: set[int] = set()  # slow clients that got a connection at least once
 
     async def slow_client(stop: asyncio.Event) -> None:
         """Dribble a request head, a byte every 2 s; when the server closes, come back."""
@@ -286,6 +289,9 @@ def test_serve_limited_to_1024_files_answers_deliveries_and_health_under_1100_sl
             except OSError:
                 await asyncio.sleep(0.5)
                 continue
+            connected.add(id(asyncio.current_task()))
+            if len(connected) == 1100:
+                all_connected.set()
             try:
                 writer.write(b"POST /webhooks/loop HTTP/1.1\r\n")
                 while not stop.is_set() and not reader.at_eof():
@@ -298,11 +304,12 @@ def test_serve_limited_to_1024_files_answers_deliveries_and_health_under_1100_sl
             finally:
                 writer.close()
 
-    stop = asyncio.Event()
+    stop, all_connected = asyncio.Event(), asyncio.Event()
 
     async def attack() -> None:
         clients = [asyncio.create_task(slow_client(stop)) for _ in range(1100)]
         try:
+            await all_connected.wait()  # the attack in full swing first
             async with httpx.AsyncClient(timeout=30) as http:
                 for i in range(12):
                     headers, body = testnet.signed({"id": i, "text": f"delivered under attack {i}"})
