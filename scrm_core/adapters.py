@@ -28,6 +28,7 @@ from .http import HttpApi
 from .learning import LabelCorrection
 from .models import CrmObject, CrmOperation, Event, EventPage, Message, OperationResult, SocialProfile
 from .ratelimit import RateBudget
+from .redaction import register_settings
 from .webhooks import WebhookAnswer, WebhookRejected, WebhookRequest
 
 if TYPE_CHECKING:
@@ -264,6 +265,7 @@ class NetworkAdapter(ABC, Generic[SettingsT]):
         if not isinstance(settings, self.Settings):
             dumped = settings.model_dump() if isinstance(settings, BaseModel) else settings
             settings = cast(SettingsT, self.Settings.model_validate(dumped))
+        register_settings(settings)  # its secrets never appear in a log line, an error or the store
         self.settings: SettingsT = settings
         self.context = context or AdapterContext(name=self.name)
         self._apis: list[HttpApi] = []
@@ -321,6 +323,12 @@ class NetworkAdapter(ABC, Generic[SettingsT]):
         it runs between commits. An exception is logged and the run goes on; the next
         call acknowledges more.
         """
+
+    def local_problems(self) -> list[str]:
+        """What ``scrm config check`` can find wrong without the network: files the settings
+        name that must exist, folders that must be writable. One sentence each, with the
+        fix, naming the setting; empty when all is well."""
+        return []
 
     async def fetch_thread(self, root_id: str) -> list[Message]:
         raise FatalError(f"network adapter {self.name!r} cannot fetch threads")
@@ -495,6 +503,7 @@ class CrmAdapter(ABC, Generic[SettingsT]):
     stored_on: Mapping[CrmObject, str] = {}
 
     def __init__(self, settings: SettingsT, context: AdapterContext) -> None:
+        register_settings(settings)  # its secrets never appear in a log line, an error or the store
         self.settings: SettingsT = settings
         self.context = context
         self._budget: RateBudget | None = None
@@ -593,6 +602,12 @@ class CrmAdapter(ABC, Generic[SettingsT]):
 
     async def check(self) -> list[CheckProblem]:
         """Credentials, scopes and required fields; empty when all is well."""
+        return []
+
+    def local_problems(self) -> list[str]:
+        """What ``scrm config check`` can find wrong without the network: files the settings
+        name that must exist, folders that must be writable (a local database's). One sentence
+        each, with the fix, naming the setting; empty when all is well."""
         return []
 
     async def counts(self) -> dict[str, int]:

@@ -11,19 +11,22 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from .adapters import CrmAdapter, NetworkAdapter
 from .errors import ConfigError
 from .models import Action, Direction, Visibility
+from .redaction import register_secret, register_settings
 
 __all__ = [
+    "PRIORITIES",
     "CompanyConfig",
     "Config",
     "CrmConfig",
@@ -39,6 +42,9 @@ __all__ = [
     "StateConfig",
     "load_config",
 ]
+
+#: The values of a routing rule's ``priority`` action, lowest first.
+PRIORITIES = ("low", "normal", "high", "urgent")
 
 _ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NETWORK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -227,6 +233,19 @@ class ServeConfig(_Section):
     keep_days: float = Field(
         default=7.0, ge=0, description="Processed payloads are kept this long (replays are spotted)."
     )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="A client must send a complete request head within this (else 408)."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="A request body must arrive completely within this (else 408)."
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Open connections at most (lowered to fit the open-file limit); the slowest client gives "
+        "way to a new one, and 503 answers when all are busy.",
+    )
 
 
 class Config(_Section):
@@ -298,13 +317,17 @@ def load_config(
     networks: Mapping[str, type[NetworkAdapter]] | None = None,
     crms: Mapping[str, type[CrmAdapter]] | None = None,
     allow_missing_env: bool = False,
+    check: Callable[[Config], list[str]] | None = None,
 ) -> Config:
     """Read and validate a config file; raise :class:`ConfigError` listing every problem.
 
     With ``networks``/``crms`` (the plugin host's registries) the adapter names and each
-    adapter's own settings are checked too. With ``allow_missing_env`` (commands that only
-    read local state, and ``scrm config check``) an unset ``${VAR}`` is not a problem: it
-    is listed in ``Config.missing_env``, and a setting it is part of is not judged.
+    adapter's own settings are checked too, and their secrets registered with the redaction
+    layer. With ``allow_missing_env`` (commands that only read local state, and ``scrm
+    config check``) an unset ``${VAR}`` is not a problem: it is listed in
+    ``Config.missing_env``, and a setting it is part of is not judged. ``check`` (the
+    plugins' ``scrm_check_config``, e.g. listening query syntax) runs on the sections that
+    are valid even when others are not: every problem comes in one pass.
     """
     path = Path(path)
     shown = str(path)
@@ -325,18 +348,41 @@ def load_config(
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems += _validation_problems(exc)
-    # Adapter sections are checked from the raw data, so their mistakes are reported even
-    # when another part of the file is wrong too.
+    # Everything below looks at the raw data (or at the sections that are valid), so its
+    # mistakes are reported even when another part of the file is wrong too.
     problems += _adapter_section_problems(data, networks, crms)
-    if config is not None:
-        problems += _semantic_problems(config)
+    problems += _semantic_problems(data)
+    if check is not None:
+        problems += check(config if config is not None else _valid_sections(data))
     if unset:  # a setting made of an unset variable cannot be judged here
         places = tuple(m.partition(": ")[0] + ":" for m in unset)
         problems = [p for p in problems if not p.startswith(places)]
     if problems:
         raise ConfigError(shown, problems)
     assert config is not None
+    _register_url_password(config.state.url)
     return config.model_copy(update={"path": path, "base_dir": path.resolve().parent, "missing_env": unset or []})
+
+
+def _valid_sections(data: Any) -> Config:
+    """A Config of the sections that validate on their own (defaults for the others), for
+    checks that must run even when the file has mistakes elsewhere."""
+    sections: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for name, field in Config.model_fields.items():
+            if name not in data or field.exclude or field.annotation is None:
+                continue
+            try:
+                sections[name] = TypeAdapter(field.annotation).validate_python(data[name])
+            except ValidationError:
+                continue
+    sections.setdefault("sources", [])
+    return Config.model_construct(**sections)
+
+
+def _register_url_password(url: str) -> None:
+    password = urlsplit(url).password if "://" in url else None
+    register_secret(password)
 
 
 def _adapter_section_problems(
@@ -362,27 +408,60 @@ def _adapter_section_problems(
     return problems
 
 
-def _semantic_problems(config: Config) -> list[str]:
+def _items(data: Any, *keys: str) -> list[tuple[int, dict[str, Any]]]:
+    """(index, table) of the list at ``data[keys...]``, skipping what is not a table."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return [(i, item) for i, item in enumerate(data) if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def _semantic_problems(data: Any) -> list[str]:
+    """What the models cannot see alone: names that must be unique or must exist, values
+    that must be among a known set. Read from the raw data, so they show with the rest."""
     problems: list[str] = []
     seen: set[str] = set()
-    for i, source in enumerate(config.sources):
-        if source.name in seen:
-            problems.append(f"sources[{i}].name: {source.name!r} is used by an earlier source; names must be unique")
-        seen.add(source.name)
-    names = [q.name for q in config.listening.queries]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            problems.append(f"listening.queries[{i}].name: {name!r} is used by an earlier query")
-    for i, source in enumerate(config.sources):
-        if source.listening_filter and not names and not config.company.accounts:
+    for i, source in _items(data, "sources"):
+        name = source.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"sources[{i}].name: {name!r} is used by an earlier source; names must be unique")
+            seen.add(name)
+    names: list[str] = []
+    for i, query in _items(data, "listening", "queries"):
+        name = query.get("name")
+        if isinstance(name, str):
+            if name in names:
+                problems.append(f"listening.queries[{i}].name: {name!r} is used by an earlier query")
+            names.append(name)
+    company = data.get("company") if isinstance(data, dict) else None
+    accounts = company.get("accounts") if isinstance(company, dict) else None
+    for i, source in _items(data, "sources"):
+        if source.get("listening_filter") is True and not names and not accounts:
             problems.append(
                 f"sources[{i}].listening_filter: with no [[listening.queries]] and no [company] accounts "
                 "it would drop every message but direct ones"
             )
-    for i, rule in enumerate(config.routing.rules or []):
-        unknown = set(rule.when.queries_any or ()) - set(names)
-        if unknown:
-            problems.append(f"routing.rules[{i}].when.queries_any: no listening query named {sorted(unknown)}")
+    for i, rule in _items(data, "routing", "rules"):
+        when = rule.get("when")
+        wanted = when.get("queries_any") if isinstance(when, dict) else None
+        if isinstance(wanted, list):
+            unknown = sorted({q for q in wanted if isinstance(q, str)} - set(names))
+            if unknown:
+                known = ", ".join(map(repr, names)) or "none are defined"
+                problems.append(
+                    f"routing.rules[{i}].when.queries_any: no listening query named "
+                    f"{', '.join(map(repr, unknown))} (known: {known})"
+                )
+        actions = rule.get("actions")
+        for j, action in enumerate(actions if isinstance(actions, list) else []):
+            if not isinstance(action, dict) or action.get("kind") != "priority":
+                continue
+            value = action.get("value")
+            if isinstance(value, str) and value and value not in PRIORITIES:
+                problems.append(
+                    f"routing.rules[{i}].actions[{j}].value: unknown priority {value!r} "
+                    f"(use one of: {', '.join(PRIORITIES)})"
+                )
     return problems
 
 
@@ -400,7 +479,8 @@ def _adapter_problems(
         known = ", ".join(sorted(registry)) or "none installed"
         return [f"{_where((*loc, 'adapter'))}: no {kind} adapter named {adapter!r} (installed: {known})"]
     try:
-        cls.Settings.model_validate(settings)
+        validated = cls.Settings.model_validate(settings)
     except ValidationError as exc:
         return _validation_problems(exc, (*loc, "settings"))
+    register_settings(validated)  # from now on its secrets are never shown
     return []

@@ -4,19 +4,24 @@ Modelled on singer-sdk's fatal / retriable / skippable split: the class says wha
 next, so the engine never has to guess from a message string. ``operator_message`` is
 written for the person running scrm; ``detail`` is for logs and may hold internal context.
 Neither may contain a secret: adapters pass :class:`pydantic.SecretStr` around and only
-reveal it at the moment of the HTTP call.
+reveal it at the moment of the HTTP call, and both go through the core's redaction layer
+(:mod:`scrm_core.redaction`) here, so a service's error body quoted in a message cannot
+carry a configured secret or a credential-shaped value any further.
 """
 
 from __future__ import annotations
+
+from .redaction import redact
 
 
 class ScrmError(Exception):
     """Base class of every error scrm raises on purpose."""
 
     def __init__(self, operator_message: str, *, detail: str | None = None) -> None:
+        operator_message = redact(operator_message)
         super().__init__(operator_message)
         self.operator_message = operator_message
-        self.detail = detail
+        self.detail = None if detail is None else redact(detail)
 
 
 class FatalError(ScrmError):

@@ -18,15 +18,26 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "WebhookAnswer",
+    "WebhookPayloadError",
     "WebhookRejected",
     "WebhookRequest",
     "check_timestamp",
     "hmac_sha256_hex",
+    "parse_webhook_json",
     "signature_matches",
 ]
+
+#: Deepest nesting of objects and arrays a webhook body may have. Real payloads are under
+#: ten levels (Meta's: object > entry > changes > value > from); a deeper one is refused at
+#: the door, so no reader ever meets a body that exhausts its recursion.
+MAX_JSON_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -94,3 +105,43 @@ def check_timestamp(signed: str | None, now: datetime, tolerance_seconds: float 
     seconds = value / 1000.0 if value > 1e11 else value  # milliseconds since the epoch
     if abs(now.timestamp() - seconds) > tolerance_seconds:
         raise WebhookRejected(401, "stale_timestamp")
+
+
+class WebhookPayloadError(ValueError):
+    """A webhook body that is not JSON scrm accepts (not JSON, invalid UTF-8, too deep)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse_webhook_json(body: bytes) -> Any:
+    """The JSON document in a webhook body: THE parser of webhook payloads, on both sides.
+
+    The receiver calls it before it stores a body (and refuses with 400 what fails here);
+    adapters call it in ``parse_webhook`` on the stored copy. Same parser (orjson: strict
+    UTF-8, no NaN, no lone surrogates, numbers within a double's range), same depth limit
+    (:data:`MAX_JSON_DEPTH`), so whatever was acknowledged can be read back. Raises
+    :class:`WebhookPayloadError` (a ``ValueError``).
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WebhookPayloadError("malformed_json", f"not JSON: {exc}") from None
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise WebhookPayloadError("json_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` (iteratively: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False

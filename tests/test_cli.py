@@ -41,6 +41,9 @@ def test_demo_prints_a_summary_and_a_second_run_adds_nothing(tmp_path: Path) -> 
 
 def test_config_check_reports_every_mistake_with_file_and_key(tmp_path: Path) -> None:
     good = write_config(tmp_path, [tmp_path / "x.ndjson"])
+    missing = scrm("config", "check", "-c", str(good), cwd=tmp_path)  # the replay file is not there yet
+    assert missing.returncode == 2 and "sources[0].settings.paths[0]: replay: no file matches" in missing.stderr
+    (tmp_path / "x.ndjson").write_text("")
     ok = scrm("config", "check", "-c", str(good), cwd=tmp_path)
     assert ok.returncode == 0 and "ok" in ok.stdout
     bad = tmp_path / "bad.toml"

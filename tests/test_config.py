@@ -104,3 +104,32 @@ def test_semantic_checks(tmp_path: Path, host: PluginHost) -> None:
     found = problems(write(tmp_path, text), host)
     assert any(p.startswith("sources[1].name:") and "unique" in p for p in found)
     assert any(p.startswith("routing.rules[0].when.queries_any:") for p in found)
+
+
+def test_every_problem_comes_in_one_pass(tmp_path: Path, host: PluginHost) -> None:
+    """A bad setting elsewhere never hides a duplicate name, an unknown query, an unknown
+    priority or a query that does not parse: one `config check` lists them all."""
+    text = (
+        GOOD.replace('settings = { paths = ["data/*.ndjson"] }', "settings = { paths = 5 }")  # a wrong type
+        + '\n[[sources]]\nname = "demo"\nadapter = "replay"\nsettings = { paths = ["x.ndjson"] }\n'
+        + '\n[[listening.queries]]\nname = "brand"\nquery = "acme AND ("\n'
+        + '\n[[routing.rules]]\nname = "r"\nwhen = { queries_any = ["brnad"] }\n'
+        + 'actions = [{ kind = "priority", value = "urgnet" }]\n'
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={}, networks=host.networks, crms=host.crms, check=host.config_problems)
+    found = info.value.problems
+    assert any(p.startswith("sources[0].settings.paths:") for p in found)
+    assert any(p.startswith("sources[1].name:") and "unique" in p for p in found)
+    assert any(p.startswith("routing.rules[0].when.queries_any:") and "'brnad'" in p for p in found)
+    assert any(p.startswith("routing.rules[0].actions[0].value:") and "'urgnet'" in p for p in found)
+    assert any(p.startswith("listening.queries[0].query") for p in found), found
+
+
+def test_a_password_in_the_state_url_is_never_shown() -> None:
+    from scrm_core.config import _register_url_password
+    from scrm_core.redaction import redact
+
+    _register_url_password("postgresql://scrm:pw-0f9e8d7c@db/scrm")  # what load_config does with [state] url
+    assert "pw-0f9e8d7c" not in redact("could not connect with pw-0f9e8d7c")

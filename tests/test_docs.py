@@ -80,3 +80,32 @@ def test_the_readme_config_example_is_valid() -> None:
         path.write_text(example)
         config = load_config(path, env={}, networks=host.networks, crms=host.crms)
     assert [r.name for r in config.routing.rules or []] == ["angry-customers", "buyers"]
+
+
+def test_every_config_setting_is_in_the_config_guide() -> None:
+    """docs/config.md has a table row for every key of every section the code accepts."""
+    from pydantic import BaseModel
+
+    from scrm_core import config
+
+    guide = (DOCS / "config.md").read_text()
+    sections = {
+        "[state]": config.StateConfig,
+        "[[sources]]": config.SourceConfig,
+        "[crm]": config.CrmConfig,
+        "[[listening.queries]]": config.ListeningQuery,
+        "[identity]": config.IdentityConfig,
+        "[[routing.rules]]": config.RoutingRule,
+        "[routing.business_hours]": config.BusinessHours,
+        "[engine]": config.EngineConfig,
+        "[replies]": config.RepliesConfig,
+        "[serve]": config.ServeConfig,
+    }
+    for heading, model in sections.items():
+        assert issubclass(model, BaseModel)
+        part = guide.split(f"## `{heading}`", 1)[1].split("\n## ", 1)[0]
+        rows = set(re.findall(r"^\| `([a-z_]+)`", part, re.M)) | {
+            k for row in re.findall(r"^\| `([a-z_]+)`, `([a-z_]+)`", part, re.M) for k in row
+        }
+        keys = {field.alias or name for name, field in model.model_fields.items()}
+        assert keys <= rows, f"{heading}: not documented: {sorted(keys - rows)}"

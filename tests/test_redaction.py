@@ -1,103 +1,173 @@
-"""Redaction reaches every copy scrm made of a text: case subjects, draft replies, the state store; erase likewise.
-
-Runs the engine into the embedded CRM and reads its SQLite file directly.
-"""
+"""The one redaction layer: configured secrets and credential shapes never reach a log line, an
+error message, a traceback, printed output or the state store's text."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
+import io
+import logging
+import sys
 from pathlib import Path
-from typing import Any
 
-import orjson
-from typer.testing import CliRunner
+import httpx
+import pytest
+from pydantic import SecretStr
 
-from scrm_core.config import load_config
-from scrm_core.engine import Engine, RunStats
-from scrm_core.models import REDACTED_SUBJECT
-from scrm_core.plugins import PluginHost
-from tests.e2e import write_config
+from scrm_core import AdapterContext, FatalError, SkippableError
+from scrm_core.adapters import AdapterSettings, CrmAdapter
+from scrm_core.failures import item_reason
+from scrm_core.redaction import (
+    MARK,
+    RedactingStream,
+    install_logging,
+    printable,
+    redact,
+    redacted_traceback,
+    register_secret,
+    register_settings,
+)
+from scrm_core.store import SqliteStore
+from scrm_core.store.base import AuditEntry, NewDeadLetter, PageCommit
 
-ROUTING = """
-[[routing.rules]]
-name = "refunds"
-when = { keywords_any = ["refund"] }
-actions = [{ kind = "case" }, { kind = "draft_reply", value = "Hello {author}, about: {subject}" }]
-"""
-
-
-def _event(kind: str, mid: str, author: str, text: str = "", **more: Any) -> bytes:
-    if kind == "message.deleted":
-        return orjson.dumps({"kind": kind, "network": "t", "message_id": mid}) + b"\n"
-    profile = {"network": "t", "account_id": author, "display_name": f"Person {author}"}
-    message = {"network": "t", "id": mid, "author": profile, "text": text, "created_at": "2026-01-01T00:00:00Z"}
-    return orjson.dumps({"kind": kind, "message": {**message, **more}}) + b"\n"
+SECRET = "s3cr3t-value-for-tests-91c2"
 
 
-def _run(folder: Path, lines: list[bytes]) -> RunStats:
-    data = folder / "t.ndjson"
-    with data.open("ab") as fh:
-        fh.write(b"".join(lines))
-    config = write_config(folder, [data], extra=ROUTING)
-    host = PluginHost(env={"SCRM_LOAD_PLUGINS": "replay,localcrm"}).load()
-    cfg = load_config(config, env={}, networks=host.networks, crms=host.crms)
-    return asyncio.run(Engine(cfg, host).run(follow=False, handle_signals=False))
+@pytest.fixture(autouse=True, scope="module")
+def _registered() -> None:
+    register_secret(SECRET)
 
 
-def _case(folder: Path, key: str) -> dict[str, Any]:
-    with sqlite3.connect(folder / "crm.db") as con:
-        con.row_factory = sqlite3.Row
-        row = con.execute("SELECT * FROM cases WHERE external_key = ?", (key,)).fetchone()
-        return dict(row) if row else {}
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (f"GET https://api.example/bot{SECRET}/getUpdates", "https://api.example/bot"),
+        ("GET https://api.telegram.org/bot123456:AAHk2Kd9-abcdefghijklmnopqrstu/sendMessage", "/sendMessage"),
+        ("Authorization: Bearer eyJhbGciOi.payload.sig", "Authorization: Bearer "),
+        ("{'Authorization': 'Basic dXNlcjpodW50ZXIy'}", "'Authorization': 'Basic "),
+        ('{"api_key": "abcd1234efgh", "user": "x"}', '"user": "x"'),
+        ("headers {'api-key': 'zzzz9999zzzz', 'api-username': 'brand'}", "'api-username': 'brand'"),
+        ("https://graph.facebook.com/v21.0/me?fields=id&access_token=EAAB9x8y7z", "fields=id&access_token="),
+        ("postgres://scrm:hunter22hunter@db.local/scrm", "postgres://scrm:"),
+        ("x-api-key=ABCDEFGH1234 and more", "and more"),
+        (f"quoted {SECRET.upper()} is another string", SECRET.upper()),  # not the secret
+    ],
+)
+def test_credential_shapes_and_registered_secrets_are_replaced(text: str, kept: str) -> None:
+    shown = redact(text)
+    assert SECRET not in shown and kept in shown
+    assert redact(shown) == shown  # idempotent: text may pass the layer twice
 
 
-def _all_text(db: Path) -> str:
-    with sqlite3.connect(db) as con:
-        tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return "\n".join(repr(row) for t in tables for row in con.execute(f"SELECT * FROM {t}"))
+def test_the_secret_in_every_encoding_it_travels_in() -> None:
+    register_secret('p@ss/word "quoted" +plus')
+    for form in (
+        "p%40ss%2Fword%20%22quoted%22%20%2Bplus",
+        'p@ss/word \\"quoted\\" +plus',
+        "p%40ss%2Fword+%22quoted%22+%2Bplus",
+    ):
+        assert form not in redact(f"sent {form} along"), form
 
 
-def test_deleting_a_thread_root_redacts_the_case_subject_and_draft_everywhere(tmp_path: Path) -> None:
-    secret = "my card 4111 1111 1111 1111 was charged twice, refund please"
-    stats = _run(
-        tmp_path,
-        [
-            _event("message.created", "r1", "a", secret),
-            _event("message.created", "x1", "b", "me too", thread_root_id="r1"),
-        ],
+def test_names_of_keys_are_not_mistaken_for_secrets() -> None:
+    for text in (
+        "sources[0].settings.api_key: Field required",
+        "sources[0].settings.password: environment variable DB_PASSWORD is not set",
+        "check the api_key and api_username settings",
+    ):
+        assert redact(text) == text
+
+
+def test_every_secretstr_of_an_adapter_is_registered_when_it_is_built() -> None:
+    class Settings(AdapterSettings):
+        token: SecretStr
+        nested: dict[str, SecretStr] = {}
+
+    class Crm(CrmAdapter):
+        name = "t"
+
+        async def apply(self, ops: object) -> list[object]:  # type: ignore[override]
+            return []
+
+    Crm(Settings(token=SecretStr("built-adapter-token-1"), nested={"a": SecretStr("nested-token-22")}),
+        AdapterContext(name="crm"))  # fmt: skip
+    assert MARK == redact("built-adapter-token-1") == redact("nested-token-22")
+    register_settings(Settings(token=SecretStr("short")))  # too short to register: would garble logs
+    assert redact("short") == "short"
+
+
+def test_errors_and_dead_letter_reasons_are_redacted_where_they_are_made() -> None:
+    error = FatalError(f"the server said: Api-Key: {SECRET}", detail=f"token={SECRET}")
+    assert SECRET not in error.operator_message and SECRET not in str(error) and SECRET not in (error.detail or "")
+    assert SECRET not in item_reason(ValueError(f"cannot read with {SECRET}"))
+    assert SECRET not in item_reason(SkippableError(f"refused {SECRET}"))
+
+
+def test_every_log_record_and_its_traceback_is_redacted_and_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    install_logging()
+    log = logging.getLogger("scrm.test")
+    with caplog.at_level(logging.INFO):
+        log.info("line one\nFORGED line %s", SECRET)
+        try:
+            raise RuntimeError(f"failed with {SECRET}")
+        except RuntimeError:
+            log.exception("boom")
+        logging.getLogger("httpx").info('HTTP Request: GET %s "HTTP/1.1 200 OK"', f"https://x/bot{SECRET}/getMe")
+    text = caplog.text
+    assert SECRET not in text and "FORGED" in text
+    first, boom, request = caplog.records
+    assert "\n" not in first.getMessage() and "\\n" in first.getMessage()
+    assert (
+        boom.exc_info is None and boom.exc_text is not None and "RuntimeError: failed with [REDACTED]" in boom.exc_text
     )
-    assert stats.sink.dead_lettered == 0
-    assert "4111" in _case(tmp_path, "scrm:t:r1")["subject"]
-    _run(tmp_path, [_event("message.deleted", "r1", "a")])
-    case = _case(tmp_path, "scrm:t:r1")
-    assert case["subject"] == REDACTED_SUBJECT
-    assert "4111" not in _all_text(tmp_path / "crm.db"), "the deleted text survives in the CRM"
-    assert "4111" not in _all_text(tmp_path / "state.db"), "the deleted text survives in the state store"
+    assert "bot[REDACTED]/getMe" in request.getMessage()
 
 
-def test_the_case_subject_follows_an_edit_and_old_versions_are_not_applied(tmp_path: Path) -> None:
-    _run(tmp_path, [_event("message.created", "r1", "a", "refund for order 12?")])
-    v2 = _event("message.edited", "r1", "a", "refund for order 12? (it was 13)", edited_at="2026-01-01T00:09:00Z")
-    v1 = _event("message.edited", "r1", "a", "refund for order 12? typo", edited_at="2026-01-01T00:05:00Z")
-    stats = _run(tmp_path, [v2, v1])  # the older edit arrives late
-    assert stats.ingest.stale_edits == 1
-    assert _case(tmp_path, "scrm:t:r1")["subject"] == "refund for order 12? (it was 13)"
-    with sqlite3.connect(tmp_path / "crm.db") as con:
-        (text,) = con.execute("SELECT text FROM messages WHERE external_key = 'scrm:t:r1'").fetchone()
-    assert text == "refund for order 12? (it was 13)"
+def test_printed_output_and_tracebacks_are_redacted() -> None:
+    buffer = io.StringIO()
+    stream = RedactingStream(buffer)  # type: ignore[arg-type]
+    assert stream.write(f"token {SECRET}\n") == len(f"token {SECRET}\n")
+    print(f"Authorization: Bearer {SECRET}", file=stream)  # type: ignore[arg-type]
+    assert SECRET not in buffer.getvalue() and buffer.getvalue().count(MARK) == 2
+    try:
+        raise ValueError(SECRET)
+    except ValueError as exc:
+        assert SECRET not in redacted_traceback(exc)
+    assert stream.isatty() is False and stream.encoding == getattr(buffer, "encoding", None)
+    assert sys.stdout is not stream
 
 
-def test_erasing_a_person_takes_their_words_out_of_other_peoples_cases(tmp_path: Path) -> None:
-    # a opens the thread; b's reply re-renders the case's draft reply with b's name.
-    root = _event("message.created", "r1", "a", "refund please")
-    _run(tmp_path, [root, _event("message.created", "x1", "b", "refund for me too", thread_root_id="r1")])
-    assert "Person b" in _case(tmp_path, "scrm:t:r1")["extra"]
-    from scrm_core.cli import app
+def test_the_store_keeps_no_secret_in_its_text(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    store.migrate()
+    store.commit_page(
+        PageCommit(
+            "s",
+            "1",
+            dead_letters=[NewDeadLetter("s", f"refused: api_key={SECRET}", "x:1", payload=f"Bearer {SECRET}")],
+            audit=[AuditEntry("test", "subject", f"with {SECRET}")],
+        )
+    )
+    store.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert SECRET.encode() not in stored and b"[REDACTED]" in stored
 
-    done = CliRunner().invoke(app, ["erase", "t:b", "-c", str(tmp_path / "scrm.toml"), "--yes"])
-    assert done.exit_code == 0, done.output
-    case = _case(tmp_path, "scrm:t:r1")
-    assert case["subject"] == "refund please", "a's own words stay"
-    assert "Person b" not in _all_text(tmp_path / "crm.db"), "the erased person's name survives in a's case"
-    assert "Person b" not in _all_text(tmp_path / "state.db"), "and in the state store"
+
+def test_httpx_request_logs_carry_no_token_in_a_url() -> None:
+    install_logging()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("httpx")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        transport = httpx.MockTransport(lambda request: httpx.Response(200))
+        with httpx.Client(transport=transport) as client:
+            client.get(f"https://api.telegram.org/bot{SECRET}/getUpdates", params={"access_token": "abcdef123456"})
+    finally:
+        logger.removeHandler(handler)
+    assert records and all(SECRET not in r.getMessage() and "abcdef123456" not in r.getMessage() for r in records)
+
+
+def test_printable_escapes_and_bounds() -> None:
+    assert printable("a\r\nb\x00\u2028", 80) == "a\\x0d\\nb\\x00\\u2028"
+    assert printable("x" * 1000, 10) == "xxxxxxxxxx... (1,000 characters)"

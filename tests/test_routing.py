@@ -190,6 +190,7 @@ def test_config_check_warns_about_rules_that_can_never_fire(tmp_path: Path) -> N
         '[[routing.rules]]\nname = "dead"\nwhen = { labels_any = ["x"] }\nactions = [{ kind = "case" }]\n'
     )
     config = write_config(tmp_path, [tmp_path / "x.ndjson"], extra=extra)
+    (tmp_path / "x.ndjson").write_text("")  # config check wants the files a replay source reads
     result = scrm("config", "check", "-c", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "warning" in result.stderr and "'dead'" in result.stderr and "can never fire" in result.stderr

@@ -11,25 +11,42 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from ..errors import ScrmError
+from ..redaction import install_logging, install_streams, printable, redacted_traceback
 from . import check, demo, erase, identity, inspect, intent, new, preview, reply, rules, run, serve, understand
 from .common import console_err, make_host
 
 app = typer.Typer(
-    name="scrm", help="Listen where customers talk; keep the CRM you already run current.", no_args_is_help=True
+    name="scrm",
+    help="Listen where customers talk; keep the CRM you already run current.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals hold tokens in headers; main() prints errors itself
 )
 for module in (run, preview, check, serve, reply, demo, inspect, rules, identity, erase, understand, intent, new):
     module.register(app)
 
 
 def main() -> None:
+    # Everything the process prints or logs goes through the redaction layer, tracebacks too.
+    install_streams()
+    install_logging()
     host = make_host(strict="--strict" in sys.argv)
     host.register_commands(app)
     try:
         app()
-    except ScrmError as exc:
+    except Exception as exc:
         if os.environ.get("SCRM_RAISE_ERRORS"):
-            raise
-        console_err.print(f"[bold red]error:[/] {exc.operator_message}", highlight=False)
+            sys.stderr.write(redacted_traceback(exc))
+            sys.exit(1)
+        if isinstance(exc, ScrmError):
+            console_err.print(f"[bold red]error:[/] {escape(exc.operator_message)}", highlight=False)
+        else:  # a bug: say so plainly; the traceback is one variable away
+            console_err.print(
+                f"error: unexpected {type(exc).__name__}: {printable(str(exc), 500)} "
+                "(set SCRM_RAISE_ERRORS=1 for the traceback, and please report it)",
+                highlight=False,
+                markup=False,
+            )
         sys.exit(1)

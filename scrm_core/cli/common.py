@@ -10,11 +10,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.highlighter import NullHighlighter
 from rich.logging import RichHandler
 
 from ..config import Config, load_config
 from ..errors import ConfigError
 from ..plugins import PluginHost
+from ..redaction import install_logging
 from ..store import StateStore, open_store
 
 console = Console()
@@ -36,10 +38,15 @@ def make_host(*, strict: bool = False) -> PluginHost:
 
 
 @contextmanager
-def state_store(config: Config) -> Iterator[StateStore]:
-    """The configured state store, migrated, closed on exit (for commands that read or mend it)."""
+def state_store(config: Config, *, writer: bool = False) -> Iterator[StateStore]:
+    """The configured state store, migrated, closed on exit (for commands that read or mend it).
+
+    ``writer``: this command must be the store's only writer (erase): refused, naming the
+    other process, while a ``scrm run`` or ``scrm serve`` holds the state."""
     store = open_store(config.state.url, config.base_dir)
     try:
+        if writer:
+            store.claim_writer()
         store.migrate()
         yield store
     finally:
@@ -47,10 +54,16 @@ def state_store(config: Config) -> Iterator[StateStore]:
 
 
 def setup_logging(verbose: bool) -> None:
+    """Log to stderr, every record redacted and one line (:mod:`scrm_core.redaction`).
+
+    No highlighting: rich's highlighter regexes take time quadratic in the length of some
+    lines, and a log line may quote what a stranger sent.
+    """
+    install_logging()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=console_err, show_time=False, show_path=False)],
+        handlers=[RichHandler(console=console_err, show_time=False, show_path=False, highlighter=NullHighlighter())],
         force=True,
     )
     for name, error in make_host().load_errors.items():
@@ -72,11 +85,9 @@ def config_or_exit(path: Path, host: PluginHost, *, secrets: bool = True) -> Con
 
     ``secrets=False``: an unset ``${VAR}`` is not a problem (see ``load_config``)."""
     try:
-        config = load_config(path, networks=host.networks, crms=host.crms, allow_missing_env=not secrets)
-        problems = host.config_problems(config)
-        if problems:
-            raise ConfigError(str(path), problems)
-        return config
+        return load_config(
+            path, networks=host.networks, crms=host.crms, check=host.config_problems, allow_missing_env=not secrets
+        )
     except ConfigError as exc:
         console_err.print(f"[bold red]{exc.path}[/]: {len(exc.problems)} problem(s)", highlight=False)
         for problem in exc.problems:

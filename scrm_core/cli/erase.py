@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..config import Config
 from ..engine import build_crm
@@ -52,12 +53,14 @@ def register(app: typer.Typer) -> None:
 
         The CRM goes first: if it fails, nothing in scrm is touched and the same command
         can be run again (erasing is idempotent). Then the state store forgets the person
-        and drops pending operations about them; the audit log keeps that it happened,
-        not what was erased. Stop `scrm run` first, or a message it is sending about the
-        person may reach the CRM after the erase.
+        in every table: their profiles, messages, threads, identity links, pending and
+        failed CRM writes, the webhook payloads that name them, replies to them; the audit
+        log keeps its entries about them, without the identifier. What cannot be removed is
+        listed with the reason (other people's messages that quote them stay: they are
+        those people's). Refused while `scrm run` or `scrm serve` holds the state.
         """
         cfg = load_for_command(config)
-        with state_store(cfg) as store:
+        with state_store(cfg, writer=True) as store:
             person = person_of(store, key)
             plan = store.erase_plan(person)
             total = sum(len(keys) for keys in plan.records.values())
@@ -76,5 +79,9 @@ def register(app: typer.Typer) -> None:
                     highlight=False,
                 )
                 raise typer.Exit(1) from None
-            store.erase_person(person)
+            done = store.erase_person(person)
         console.print(f"erased {person}: {erased} CRM record(s) deleted; scrm forgot {summary}", highlight=False)
+        removed = ", ".join(f"{table} {n}" for table, n in done.removed.items() if n)
+        console.print(f"state store rows removed or scrubbed: {removed or 'none'}", highlight=False)
+        for reason in done.kept:
+            console_err.print(f"[yellow]not removed[/]: {escape(reason)}", highlight=False)

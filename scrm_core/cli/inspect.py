@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from ..config import Config
 from ..engine.routing import rule_warnings
+from ..engine.runner import build_crm, build_source
+from ..errors import ScrmError
+from ..plugins import PluginHost
+from ..store import sqlite_path
 from ..store.base import DeadLetter
+from ..store.checks import sqlite_file_problems
 from .common import (
     ConfigOption,
     StrictOption,
@@ -44,6 +51,27 @@ def _ago(when: datetime | None) -> str:
         return "never"
     seconds = (datetime.now(UTC) - when.astimezone(UTC)).total_seconds()
     return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
+
+
+def _local_problems(config: Config, host: PluginHost) -> tuple[list[str], list[str]]:
+    """(problems, warnings) about the files the config names: the state store (writable),
+    each enabled source's and the CRM's local files (their adapter's ``local_problems``)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    try:
+        path = sqlite_path(config.state.url, config.base_dir)
+    except ScrmError as exc:
+        problems.append(f"state.url: {exc.operator_message}")
+        path = None
+    if path is not None:
+        found, warned = sqlite_file_problems(path, "the state store")
+        problems += [f"state.url: {p}" for p in found]
+        warnings += [f"state.url: {w}" for w in warned]
+    for i, source in enumerate(config.sources):
+        if source.enabled:
+            problems += [f"sources[{i}].settings.{p}" for p in build_source(config, host, source).local_problems()]
+    problems += [f"crm.settings.{p}" for p in build_crm(config, host).local_problems()]
+    return problems, warnings
 
 
 def register(app: typer.Typer) -> None:
@@ -152,7 +180,11 @@ def register(app: typer.Typer) -> None:
 
     @config_app.command("check")
     def config_check(config: ConfigOption = Path("scrm.toml"), strict: StrictOption = False) -> None:
-        """Validate a config file (and every adapter's settings); report every problem at once."""
+        """Validate a config file (and every adapter's settings); report every problem at once.
+
+        Beyond the file itself: the state store and local databases (localcrm) must be
+        writable, and files the sources read (replay paths) must exist.
+        """
         host = make_host(strict=strict)
         setup_logging(False)
         cfg = config_or_exit(config, host, secrets=False)
@@ -161,12 +193,19 @@ def register(app: typer.Typer) -> None:
                 f"[yellow]warning[/]: {config}: {unset} (fine for this check; `scrm run` and `scrm check` need it)",
                 highlight=False,
             )
+        problems, warnings = _local_problems(cfg, host)
+        if problems:
+            console_err.print(f"[bold red]{config}[/]: {len(problems)} problem(s)", highlight=False)
+            for problem in problems:
+                console_err.print(f"  {config}: {problem}", highlight=False, markup=False)
+            raise typer.Exit(2)
         enabled = [s.name for s in cfg.sources if s.enabled]
         rules = "built-in defaults" if cfg.routing.rules is None else f"{len(cfg.routing.rules)} rule(s)"
         if cfg.routing.rules is not None:
             names = [q.name for q in cfg.listening.queries]
-            for warning in rule_warnings(cfg.routing.rules, names, company_accounts=bool(cfg.company.accounts)):
-                console_err.print(f"[yellow]warning[/]: {config}: {warning}", highlight=False)
+            warnings += rule_warnings(cfg.routing.rules, names, company_accounts=bool(cfg.company.accounts))
+        for warning in warnings:
+            console_err.print(f"[yellow]warning[/]: {config}: {escape(warning)}", highlight=False)
         console.print(
             f"[green]ok[/]: {config}: {len(enabled)} source(s) ({', '.join(enabled)}), CRM {cfg.crm.adapter}, "
             f"{len(cfg.listening.queries)} listening quer(ies), routing: {rules}",

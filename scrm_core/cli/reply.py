@@ -14,7 +14,7 @@ from ..adapters import NetworkCapability
 from ..config import Config
 from ..engine import Engine
 from ..engine.runner import build_source
-from ..store import AuditEntry, NewReply, ReplyRecord, ReplyStatus, StateStore
+from ..store import AuditEntry, NewReply, ReplyRecord, ReplyStatus, StateStore, StoreInUse
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 
@@ -36,8 +36,12 @@ def _check_can_reply(config: Config, network: str) -> None:
 
 
 def _send_queued(config: Config) -> None:
-    """Send every due reply and flush the outbox (an engine run that does not listen)."""
-    asyncio.run(Engine(config, make_host()).run(follow=False, listen=False))
+    """Send every due reply and flush the outbox (an engine run that does not listen). If a
+    `scrm serve` or `scrm run` holds the state, it sends the reply itself at its next look."""
+    try:
+        asyncio.run(Engine(config, make_host()).run(follow=False, listen=False))
+    except StoreInUse as exc:
+        console.print(f"queued; the scrm process that holds the state sends it: {exc.owner}", highlight=False)
 
 
 def _outcome(reply: ReplyRecord) -> None:

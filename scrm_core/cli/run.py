@@ -7,13 +7,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..config import Config
 from ..engine import Engine, RunStats, tune_gc_for_throughput
 from ..plugins import PluginHost
-from .common import ConfigOption, StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging
+from .common import (
+    ConfigOption,
+    StrictOption,
+    VerboseOption,
+    config_or_exit,
+    console,
+    console_err,
+    make_host,
+    setup_logging,
+)
 
 
 def describe(stats: RunStats) -> str:
@@ -50,6 +60,20 @@ def sync(
     if stats.plugin_failures:
         console.print(f"[yellow]plugin failures:[/] {stats.plugin_failures}")
     return stats
+
+
+def exit_if_sources_failed(stats: RunStats) -> None:
+    """Name every source that stopped (the others were synced) and exit 1."""
+    if not stats.failed_sources:
+        return
+    for name, reason in sorted(stats.failed_sources.items()):
+        console_err.print(f"[bold red]error:[/] source {name} stopped: {escape(reason)}", highlight=False)
+    console_err.print(
+        f"{len(stats.failed_sources)} source(s) failed; the others were synced. A failed source resumes from its "
+        "last saved position with the next run.",
+        highlight=False,
+    )
+    raise typer.Exit(1)
 
 
 def summary_table(counts: dict[str, int], title: str) -> Table:
@@ -91,3 +115,4 @@ def register(app: typer.Typer) -> None:
         stats = sync(cfg, host, follow=not once, preflight=not skip_check)
         if stats.stopped_by_signal:
             console.print("stopped: progress is saved; the next run goes on from here")
+        exit_if_sources_failed(stats)

@@ -4,7 +4,9 @@
 this reader turns them into events with the adapter's ``parse_webhook``. Its cursor (the
 last payload id) is committed with the events, like any source's, under the checkpoint
 ``<source>@webhooks``: a crash after the 2xx and before the commit re-reads the payload,
-and the engine's dedup keeps the events single.
+and the engine's dedup keeps the events single. A payload the adapter cannot parse, with
+whatever exception, is one dead letter naming it (``webhook payload #12 of source 'fb'``),
+and the payloads after it are read as usual (:func:`scrm_core.failures.parse_each`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from ..adapters import NetworkAdapter
-from ..errors import FatalError, SkippableError
-from ..models import Event, EventPage
+from ..errors import FatalError
+from ..failures import parse_each
+from ..models import EventPage
 from ..store import AsyncStore
 
 __all__ = ["PAYLOADS_PER_PAGE", "inbox_checkpoint", "read_inbox"]
@@ -50,13 +53,13 @@ async def read_inbox(
         wake.clear()
         rows = await store.stored_webhooks(source, after, PAYLOADS_PER_PAGE)
         if rows:
-            events: list[Event] = []
-            rejects: list[tuple[str, str]] = []
-            for row in rows:
-                try:
-                    events += await adapter.parse_webhook(row.body, row.headers)
-                except SkippableError as exc:
-                    rejects.append((f"webhook payload #{row.id} of source {source!r}", exc.operator_message))
+            # Whatever a payload makes the adapter raise, it is that payload's dead letter
+            # (a transient failure is raised: the page is read again after a back-off).
+            events, rejects = await parse_each(
+                rows,
+                lambda row: adapter.parse_webhook(row.body, row.headers),
+                lambda row: f"webhook payload #{row.id} of source {source!r}",
+            )
             after = rows[-1].id
             yield EventPage(events=events, cursor=str(after), rejects=rejects)
             continue

@@ -13,10 +13,12 @@ rewritten only when the profile changed.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 from ..config import Config
+from ..failures import event_locator, item_reason
 from ..models import (
     Action,
     ActionKind,
@@ -45,6 +47,14 @@ AnyEvent = MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated
 _PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
 _LOG_ONLY = [Action(kind=ActionKind.log, rule="no-routing-plugin")]
 _SUBJECT_LEN = 120
+
+
+class _EventFailed(Exception):
+    """One event of a page failed (the cause says how)."""
+
+    def __init__(self, event: AnyEvent) -> None:
+        super().__init__(event.key)
+        self.event = event
 
 
 @dataclass
@@ -106,6 +116,22 @@ class Ingestor:
         self.filter = ListeningFilter(config, dispatch, store, accounts)
 
     async def process(self, source: str, page: Page) -> PageCommit:
+        """The page's commit. An event that fails here, with whatever exception, is left out
+        as a dead letter naming it, and the page is worked out again without it (so no half
+        of its work is kept); the rest of the page goes on."""
+        failed: dict[str, NewDeadLetter] = {}
+        while True:
+            before = replace(self.counts)
+            try:
+                return await self._process(source, page, failed)
+            except _EventFailed as failure:
+                for f in fields(self.counts):  # in place: RunStats holds this object
+                    setattr(self.counts, f.name, getattr(before, f.name))
+                event, exc = failure.event, failure.__cause__ or failure
+                reason = f"{event.kind} could not be processed: {item_reason(exc)}"
+                failed[event.key] = NewDeadLetter(source=source, reason=reason, locator=event_locator(event))
+
+    async def _process(self, source: str, page: Page, failed: Mapping[str, NewDeadLetter]) -> PageCommit:
         events: list[AnyEvent] = list(page.events)
         await self.addressing.mark(events)
         if self.filter.applies(source):
@@ -114,27 +140,32 @@ class Ingestor:
             self.counts.events += len(events) - len(kept)
             events = kept
         fresh, keys = await self._fresh_events(events)
+        fresh = [event for event in fresh if event.key not in failed]
         work = await self._load(fresh)
         for event in fresh:
-            if isinstance(event, MessageCreated):
-                await self._created(work, event.message)
-            elif isinstance(event, MessageEdited):
-                await self._edited(work, event.message)
-            elif isinstance(event, MessageDeleted):
-                await self._deleted(work, event)
-            else:
-                await self._profile_updated(work, event)
-        self.counts.rejects += len(page.rejects)
+            try:
+                if isinstance(event, MessageCreated):
+                    await self._created(work, event.message)
+                elif isinstance(event, MessageEdited):
+                    await self._edited(work, event.message)
+                elif isinstance(event, MessageDeleted):
+                    await self._deleted(work, event)
+                else:
+                    await self._profile_updated(work, event)
+            except Exception as exc:
+                raise _EventFailed(event) from exc
+        self.counts.rejects += len(page.rejects) + len(failed)
         self.counts.ops += len(work.ops)
         return PageCommit(
             source=source,
             cursor=page.cursor,
-            event_keys=keys,
+            event_keys=keys,  # failed events too: a redelivery is not a second dead letter
             profiles=[work.profiles[k] for k in work.changed_profiles],
             conversations=[work.conversations[k] for k in work.changed_conversations],
             messages=[work.messages[k] for k in work.changed_messages],
             ops=work.ops,
-            dead_letters=[NewDeadLetter(source=source, reason=reason, locator=where) for where, reason in page.rejects],
+            dead_letters=[NewDeadLetter(source=source, reason=reason, locator=where) for where, reason in page.rejects]
+            + list(failed.values()),
             audit=work.audit,
         )
 

@@ -6,6 +6,15 @@ a :class:`PageCommit` and commits it with the page's cursor. The sink drains the
 into the CRM concurrently. SIGINT/SIGTERM stop reading, finish the page in hand, drain
 what the CRM accepts within ``drain_seconds``, and return: whatever is left is in the
 state store and is sent by the next run.
+
+One process writes a state store (:meth:`StateStore.claim_writer`): a second ``scrm run``
+on the same state is refused at once, naming the first. A source that fails is that
+source's problem, not the run's: a transient failure is retried with the sink's back-off
+(``[engine] max_attempts`` times with ``--once``; for ever, capped at
+``retry_max_seconds``, when following), any other failure of a reader stops that source
+only; the others go on, and the run reports the failed ones in
+:attr:`RunStats.failed_sources` (the CLI exits 1 naming them). An item that fails while
+it is parsed, mapped or stored is that item's dead letter (:mod:`scrm_core.failures`).
 """
 
 from __future__ import annotations
@@ -25,11 +34,13 @@ import httpx
 
 from ..adapters import AdapterContext, AdapterState, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
 from ..config import Config, SourceConfig
-from ..errors import FatalError, RetryableError
+from ..errors import FatalError, RetryableError, ScrmError
+from ..failures import backoff_seconds, event_locator, is_transient, item_reason
 from ..http import make_client
-from ..models import EventPage, MessageCreated
+from ..models import CrmOperation, EventPage, MessageCreated
 from ..plugins import PluginHost
-from ..store import AsyncStore, ReplyRecord, ReplyStatus, StoreAdapterState, open_store
+from ..store import AsyncStore, ReplyRecord, ReplyStatus, StorageError, StoreAdapterState, StoreInUse, open_store
+from ..store.base import NewDeadLetter, PageCommit
 from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
 from .learning import CRM_LABELS, CorrectionCollector, CorrectionCounts, load_models
@@ -72,6 +83,8 @@ class RunStats:
     pages: int = 0
     stopped_by_signal: bool = False
     plugin_failures: dict[str, int] = field(default_factory=dict)
+    #: Sources (readers, by checkpoint name) that stopped in this run, and why.
+    failed_sources: dict[str, str] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[RunStats], None]
@@ -147,6 +160,10 @@ class Engine:
         self._stop = asyncio.Event()
         self._stopped_by_signal = False
         self._webhooks_waiting: dict[str, asyncio.Event] = {}
+        #: Readers that stopped for good in this run, and why (``/health`` shows them).
+        self.failed_sources: dict[str, str] = {}
+        #: Readers waiting (now) to try again after a transient failure, and why.
+        self.retrying_sources: dict[str, str] = {}
         #: Set once the store is migrated and every adapter started (``scrm serve`` waits for it).
         self.ready = asyncio.Event()
         self._replies_waiting = asyncio.Event()
@@ -196,6 +213,7 @@ class Engine:
         )
         opened: list[NetworkAdapter | CrmAdapter] = []
         try:
+            await store.claim_writer()  # a second scrm process on this state is refused here, at once
             await store.migrate()
             adapters: list[NetworkAdapter | CrmAdapter] = [crm, *sources.values()]
             for adapter in adapters:
@@ -221,6 +239,7 @@ class Engine:
             stats.seconds = time.perf_counter() - started
             stats.stopped_by_signal = self._stopped_by_signal
             stats.plugin_failures = dict(self.host.dispatch.failures)
+            stats.failed_sources = dict(self.failed_sources)
         return stats
 
     def _readers(self, sources: dict[str, NetworkAdapter], follow: bool) -> dict[str, Reader]:
@@ -245,7 +264,7 @@ class Engine:
         queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize=self.config.engine.pages_in_flight)
         cursors = {name: await self.store.checkpoint(name) for name in readers}
         tasks = [
-            asyncio.create_task(self._read(name, read, cursors[name], queue), name=f"read:{name}")
+            asyncio.create_task(self._read(name, read, cursors[name], queue, follow), name=f"read:{name}")
             for name, read in readers.items()
         ]
         if self.config.replies.enabled:
@@ -328,9 +347,8 @@ class Engine:
             sent = item if isinstance(item, _SentReply) else None
             page = sent.page if sent is not None else item
             assert isinstance(page, EventPage)
-            commit = await ingestor.process(source, page)
-            seqs = await self.store.commit_page(commit)
-            sink.notify(seqs, commit.ops)  # no await in between: see Sink.notify
+            seqs, ops = await self._commit(source, page, ingestor)
+            sink.notify(seqs, ops)  # no await in between: see Sink.notify
             if sent is not None:
                 sent.committed.set_result(None)
             await self._acknowledge_commit(source, page.cursor)
@@ -352,10 +370,49 @@ class Engine:
         except Exception as exc:
             log.warning("source %s: acknowledging a commit failed: %s", source, exc)
 
+    async def _commit(self, source: str, page: EventPage, ingestor: Ingestor) -> tuple[list[int], list[CrmOperation]]:
+        """Commit a page; (outbox seqs, ops) for the sink. If the store refuses the page for its
+        data (a value SQLite or JSON cannot hold), the events are committed one by one and the
+        one that fails becomes a dead letter: one item never stops the engine."""
+        assert self.store is not None
+        commit = await ingestor.process(source, page)
+        try:
+            return await self.store.commit_page(commit), list(commit.ops)
+        except (StorageError, StoreInUse):
+            raise  # the store itself: disk full, read-only... the run stops and says what to do
+        except Exception as exc:
+            if not page.events:
+                raise
+            log.warning("source %s: a page could not be stored (%s); storing its events one by one", source, exc)
+        previous = await self.store.checkpoint(source)
+        seqs: list[int] = []
+        ops: list[CrmOperation] = []
+        for i, event in enumerate(page.events):
+            last = i == len(page.events) - 1
+            part = EventPage.model_construct(
+                events=[event], cursor=page.cursor if last else previous, rejects=page.rejects if last else []
+            )
+            one = await ingestor.process(source, part)
+            try:
+                seqs += await self.store.commit_page(one)
+                ops += one.ops
+            except (StorageError, StoreInUse):
+                raise
+            except Exception as exc:
+                letter = NewDeadLetter(source, f"could not be stored: {item_reason(exc)}", event_locator(event))
+                rejects = [NewDeadLetter(source, reason, where) for where, reason in part.rejects]
+                await self.store.commit_page(
+                    PageCommit(source, part.cursor, event_keys=[event.key], dead_letters=[letter, *rejects])
+                )
+        return seqs, ops
+
     async def _read(
-        self, name: str, read: Reader, cursor: str | None, queue: asyncio.Queue[tuple[str, object]]
+        self, name: str, read: Reader, cursor: str | None, queue: asyncio.Queue[tuple[str, object]], follow: bool
     ) -> None:
-        """Pull pages from one reader; a retryable failure resumes from the last page read."""
+        """Pull pages from one reader; a transient failure resumes from the last page read after
+        the sink's back-off (at most ``max_attempts`` times in a row with ``--once``); any other
+        failure stops this source only."""
+        settings = self.config.engine
         attempt = 0
         while True:
             try:
@@ -364,13 +421,30 @@ class Engine:
                     cursor, attempt = page.cursor, 0
                 await queue.put((name, _DONE))
                 return
-            except RetryableError as exc:
-                attempt += 1
-                wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempt, 300.0)
-                log.warning("source %s: %s; resuming in %.1fs", name, exc.operator_message, wait)
-                await asyncio.sleep(wait)
+            except (StorageError, StoreInUse) as exc:
+                await queue.put((name, exc))  # the state store itself: the ingest loop stops the run
+                return
             except Exception as exc:
-                await queue.put((name, exc))  # the ingest loop re-raises it: one failure, one clear stop
+                if is_transient(exc):
+                    attempt += 1
+                    reason = exc.operator_message if isinstance(exc, ScrmError) else item_reason(exc)
+                    if follow or attempt < settings.max_attempts:
+                        asked = exc.retry_after if isinstance(exc, RetryableError) else None
+                        wait = backoff_seconds(attempt, asked, settings.retry_max_seconds)
+                        self.retrying_sources[name] = reason  # while it waits: /health says so
+                        log.warning("source %s: %s; attempt %d, trying again in %.1fs", name, reason, attempt, wait)
+                        await asyncio.sleep(wait)
+                        self.retrying_sources.pop(name, None)
+                        continue
+                    failure = f"unreachable after {attempt} attempts: {reason}"
+                elif isinstance(exc, ScrmError):
+                    failure = exc.operator_message
+                else:  # an adapter bug, or an item it cannot read: the source stops, the others go on
+                    failure = f"the adapter failed: {item_reason(exc)}"
+                    log.error("source %s: the adapter failed", name, exc_info=exc)
+                self.failed_sources[name] = failure
+                log.error("source %s stopped: %s", name, failure)
+                await queue.put((name, _DONE))
                 return
 
     async def _send_replies(self, queue: asyncio.Queue[tuple[str, object]], follow: bool) -> None:

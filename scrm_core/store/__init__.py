@@ -33,6 +33,7 @@ from .base import (
     StoredModel,
     StoredWebhook,
 )
+from .errors import StorageError, StoreInUse
 from .sqlite import SqliteStore
 
 __all__ = [
@@ -56,10 +57,13 @@ __all__ = [
     "Settlement",
     "SqliteStore",
     "StateStore",
+    "StorageError",
     "StoreAdapterState",
+    "StoreInUse",
     "StoredModel",
     "StoredWebhook",
     "open_store",
+    "sqlite_path",
 ]
 
 P = ParamSpec("P")
@@ -72,6 +76,12 @@ def open_store(url: str, base_dir: Path) -> StateStore:
     ``sqlite:///scrm.db`` is relative to ``base_dir`` (usually the config file's folder),
     ``sqlite:////var/lib/scrm.db`` is absolute, ``sqlite:///:memory:`` lives in memory.
     """
+    path = sqlite_path(url, base_dir)
+    return SqliteStore(":memory:" if path is None else path)
+
+
+def sqlite_path(url: str, base_dir: Path) -> Path | None:
+    """The file of a ``sqlite:///`` state URL (None: in memory); FatalError for another URL."""
     scheme, sep, rest = url.partition("://")
     # Name only the scheme in errors: a database URL may carry a password.
     if not sep or scheme.lower() != "sqlite":
@@ -82,7 +92,7 @@ def open_store(url: str, base_dir: Path) -> StateStore:
     if not rest.startswith("/") or rest == "/":
         raise FatalError("state store URL must look like sqlite:///scrm.db (three slashes, then a file path)")
     path = rest[1:]
-    return SqliteStore(path if path == ":memory:" else base_dir / path)
+    return None if path == ":memory:" else base_dir / path
 
 
 class _InWorker(Generic[P, R]):
@@ -138,6 +148,7 @@ class AsyncStore:
             self._executor.shutdown(wait=True)  # the worker is idle now: this returns at once
 
     migrate = _InWorker(StateStore.migrate)
+    claim_writer = _InWorker(StateStore.claim_writer)
     checkpoint = _InWorker(StateStore.checkpoint)
     checkpoints = _InWorker(StateStore.checkpoints)
     unseen = _InWorker(StateStore.unseen)

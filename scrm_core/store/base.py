@@ -175,6 +175,8 @@ class ErasePlan:
     # Other people's conversations whose subject or draft reply was made from the person's
     # messages: the erase redacts them (in the CRM's case, and in the state store).
     derived: list[Conversation] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)  # store rows removed or scrubbed, by table
+    kept: list[str] = field(default_factory=list)  # what could not be removed, and why
 
 
 class LinkStatus(StrEnum):
@@ -296,6 +298,12 @@ class StateStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def claim_writer(self) -> None:
+        """Become the store's one writing process, or raise
+        :class:`~scrm_core.store.errors.StoreInUse` naming the process that is (pid, host,
+        since when). Released by :meth:`close`. Back ends built for several writers (the
+        fleet's PostgreSQL) keep this no-op."""
 
     # -- checkpoints and dedup
     @abstractmethod

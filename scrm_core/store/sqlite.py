@@ -19,6 +19,7 @@ import orjson
 
 from ..errors import FatalError
 from ..models import Conversation, CrmObject, CrmOperation, SocialProfile, external_key
+from ..redaction import redact
 from .base import (
     AuditEntry,
     Checkpoint,
@@ -43,6 +44,9 @@ from .base import (
     StoredModel,
     StoredWebhook,
 )
+from .erase import ERASED, erase_traces, identity_of
+from .errors import storage_error
+from .lock import WriterLock
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -397,11 +401,40 @@ def _statements(script: str) -> Iterator[str]:
             stmt = ""
 
 
+S = TypeVar("S", bound=type)
+
+
+def _storage_errors(cls: S) -> S:
+    """Every public method (and the constructor) turns a storage failure (disk full, read-only,
+    missing folder, damage) into a :class:`~scrm_core.store.errors.StorageError` that names
+    the file and the fix, instead of SQLite's path-less one-liner."""
+
+    def guard(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except (sqlite3.Error, OSError) as exc:
+                error = storage_error(getattr(self, "path", "?"), exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+        return guarded
+
+    for name, member in list(vars(cls).items()):
+        if callable(member) and (not name.startswith("_") or name == "__init__"):
+            setattr(cls, name, guard(member))
+    return cls
+
+
+@_storage_errors
 class SqliteStore(StateStore):
     """:class:`StateStore` on one SQLite file (or ``":memory:"``). Call :meth:`migrate` first."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._writer = WriterLock(self.path) if self.path != ":memory:" else None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; _tx() says where they begin and end.
@@ -483,7 +516,15 @@ class SqliteStore(StateStore):
         return max(current, len(MIGRATIONS))
 
     def close(self) -> None:
-        self._conn.close()
+        try:
+            self._conn.close()
+        finally:
+            if self._writer is not None:
+                self._writer.release()
+
+    def claim_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.acquire()
 
     # -- webhooks
 
@@ -603,7 +644,7 @@ class SqliteStore(StateStore):
                     status.value,
                     text,
                     network_message_id,
-                    error,
+                    None if error is None else redact(error),
                     None if approved is None else int(approved),
                     now,
                     status.value,
@@ -719,10 +760,10 @@ class SqliteStore(StateStore):
             [
                 (
                     d.source,
-                    d.reason,
+                    redact(d.reason),
                     d.locator,
                     None if d.op is None else _op_json(d.op),
-                    d.payload,
+                    redact(d.payload),
                     0,
                     now,
                     d.code,
@@ -734,7 +775,7 @@ class SqliteStore(StateStore):
         )
 
     def _insert_audit(self, entries: Sequence[AuditEntry], now: str) -> None:
-        self._conn.executemany(_INSERT_AUDIT, [(now, e.action, e.subject, e.detail) for e in entries])
+        self._conn.executemany(_INSERT_AUDIT, [(now, e.action, e.subject, redact(e.detail)) for e in entries])
 
     # -- outbox
 
@@ -763,7 +804,7 @@ class SqliteStore(StateStore):
                 # attempts in the dead letter = tries made, this failed one included
                 c.executemany(
                     _OUTBOX_TO_DEAD_LETTER,
-                    [(f.reason, now, f.code, int(f.retryable), f.fix, f.seq) for f in settlement.failed],
+                    [(redact(f.reason), now, f.code, int(f.retryable), f.fix, f.seq) for f in settlement.failed],
                 )
                 c.executemany("DELETE FROM outbox WHERE seq = ?", [(f.seq,) for f in settlement.failed])
             if settlement.retry:
@@ -920,11 +961,15 @@ class SqliteStore(StateStore):
         ]
 
     def erase_person(self, person_key: str) -> ErasePlan:
-        """Besides what the interface lists, this also drops the person's identity links
-        and sink dead letters about them (a requeue would otherwise re-create the records).
-        Seen-event keys stay: they hold no personal data and stop a backfill re-importing."""
+        """Besides what the interface lists, this also drops the person's identity links,
+        sink dead letters about their records (a requeue would otherwise re-create them),
+        and their traces in the webhook inbox, the audit log and the other tables
+        (:mod:`scrm_core.store.erase`); ``plan.kept`` says what stays and why. Seen-event keys
+        of their messages stay: they hold message ids only and stop a backfill re-importing."""
         with self._tx() as c:
             plan, profiles, messages, threads = self._erase_scope(person_key)
+            stored = list(self._select_in("SELECT key, data FROM profiles WHERE key IN ({marks})", profiles))
+            who = identity_of(c, person_key, stored, messages, threads)
             c.execute("DELETE FROM identity_links WHERE person_key = ?", (person_key,))
             c.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in profiles])  # cascades links
             c.executemany("DELETE FROM messages WHERE key = ?", [(k,) for k in messages])
@@ -942,21 +987,37 @@ class SqliteStore(StateStore):
                 [(obj.value, key) for obj, keys in plan.records.items() for key in keys],
             )
             outbox, letters = self._erase_pending({key for keys in plan.records.values() for key in keys})
-            detail = (
-                f"profiles={len(profiles)} messages={len(messages)} conversations={len(threads)} "
-                f"outbox={outbox} dead_letters={letters} label_examples={examples}"
-            )
-            self._insert_audit([AuditEntry("subject.erased", person_key, detail)], _now())
+            plan.removed = {
+                "profiles": len(profiles),
+                "messages": len(messages),
+                "conversations": len(threads),
+                "outbox": outbox,
+                "dead_letters": letters,
+                "label_examples": examples,
+            }
+            traces, plan.kept = erase_traces(c, who)
+            plan.removed.update(traces)
+            # The log keeps that an erase happened and how much it removed, never whom.
+            detail = " ".join(f"{table}={n}" for table, n in plan.removed.items())
+            self._insert_audit([AuditEntry("subject.erased", ERASED, detail)], _now())
         return plan
 
     def _erase_scope(self, person_key: str) -> tuple[ErasePlan, list[str], list[str], list[str]]:
-        """The plan, and the store keys of the person's profiles, messages and threads."""
+        """The plan, and the store keys of the person's profiles, messages and threads. Their
+        messages include the company's replies to them (addressed to them, often by name)."""
         c = self._conn
         profiles = [k for (k,) in c.execute("SELECT key FROM profiles WHERE person_key = ?", (person_key,))]
         messages = [k for (k,) in self._select_in("SELECT key FROM messages WHERE author_key IN ({marks})", profiles)]
         threads = [
             k for (k,) in self._select_in("SELECT key FROM conversations WHERE started_by IN ({marks})", profiles)
         ]
+        theirs = set(messages)
+        for conversation, parent, sent_id in c.execute(
+            "SELECT conversation_key, in_reply_to, network_message_id FROM replies WHERE network_message_id IS NOT NULL"
+        ):
+            network = conversation.partition(":")[0]
+            if f"{network}:{parent}" in theirs and f"{network}:{sent_id}" not in theirs:
+                messages.append(f"{network}:{sent_id}")
         plan = ErasePlan(
             person_key,
             {

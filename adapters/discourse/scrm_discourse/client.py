@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from scrm_core import FatalError, HttpApi, RetryableError, SkippableError
+from scrm_core.redaction import printable, redact
 
 from .settings import DiscourseSettings
 
@@ -32,14 +33,16 @@ class NotFound(Exception):
 
 
 def error_text(body: Any) -> str:
-    """Discourse's ``errors`` list as one line (never the request, which may hold the key)."""
+    """Discourse's ``errors`` list as one short line, after the core's redaction layer: a
+    server (or a proxy in front of it) may echo the request, ``Api-Key`` header included."""
+    text = ""
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list) and errors:
-            return "; ".join(str(e) for e in errors)[:500]
-        if isinstance(body.get("error"), str):
-            return str(body["error"])[:500]
-    return ""
+            text = "; ".join(str(e) for e in errors)
+        elif isinstance(body.get("error"), str):
+            text = str(body["error"])
+    return printable(redact(text), 300) if text else ""
 
 
 class DiscourseClient:

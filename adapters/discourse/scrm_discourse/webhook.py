@@ -20,7 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from scrm_core.webhooks import WebhookAnswer, WebhookRejected, WebhookRequest, hmac_sha256_hex, signature_matches
+from scrm_core.webhooks import (
+    WebhookAnswer,
+    WebhookRejected,
+    WebhookRequest,
+    hmac_sha256_hex,
+    parse_webhook_json,
+    signature_matches,
+)
 
 __all__ = ["WEBHOOK_HEADERS", "decode_payload", "verify"]
 
@@ -54,9 +61,7 @@ def verify(request: WebhookRequest, secret: str | None) -> WebhookAnswer | None:
 
 
 def decode_payload(body: bytes) -> dict[str, Any]:
-    import json
-
-    data = json.loads(body)
+    data = parse_webhook_json(body)  # the receiver's parser and depth limit
     if not isinstance(data, dict):
         raise ValueError("the body is not a JSON object")
     return data

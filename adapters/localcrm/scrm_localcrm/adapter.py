@@ -212,6 +212,9 @@ class LocalCrm(CrmAdapter):
         """Rows per object table (contacts, profiles, cases, leads, messages)."""
         return await self._run(self._started().counts)
 
+    def local_problems(self) -> list[str]:
+        return [f"path: {p.problem}; fix: {p.fix}" for p in check_database(self.path)]
+
     async def check(self) -> list[CheckProblem]:
         if self._executor is not None:
             return await self._run(check_database, self.path)

@@ -24,12 +24,18 @@ https://developers.facebook.com/docs/graph-api/webhooks/reference/instagram/#com
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import datetime
 from typing import Any
 
 from scrm_core import Event, MessageCreated, MessageDeleted, MessageEdited, SkippableError
-from scrm_core.webhooks import WebhookAnswer, WebhookRejected, WebhookRequest, hmac_sha256_hex, signature_matches
+from scrm_core.webhooks import (
+    WebhookAnswer,
+    WebhookRejected,
+    WebhookRequest,
+    hmac_sha256_hex,
+    parse_webhook_json,
+    signature_matches,
+)
 
 from .graph import GraphClient, GraphError
 from .mapping import FB_COMMENT_FIELDS, FB_POST_FIELDS, IG_COMMENT_FIELDS, fb_comment, fb_post, ig_comment, parse_time
@@ -81,7 +87,7 @@ def _when(value: Any) -> datetime | None:
 
 async def parse_payload(body: bytes, settings: MetaSettings, graph: GraphClient) -> list[Event]:
     try:
-        payload = json.loads(body)
+        payload = parse_webhook_json(body)  # the receiver's parser and depth limit
     except ValueError as exc:
         raise SkippableError(f"meta: webhook payload is not JSON ({exc})") from None
     expected = "page" if settings.platform == "facebook" else "instagram"

@@ -51,6 +51,16 @@ class ReplayAdapter(PollingAdapter[ReplaySettings, Cursor]):
                 found[self._label(m)] = m
         return sorted(found.items())
 
+    def local_problems(self) -> list[str]:
+        problems = []
+        for i, pattern in enumerate(self.settings.paths):  # each pattern on its own: every miss at once
+            one = ReplayAdapter(self.settings.model_copy(update={"paths": [pattern]}), self.context)
+            try:
+                one.files()
+            except FatalError as exc:
+                problems.append(f"paths[{i}]: {exc.operator_message}")
+        return problems
+
     def _label(self, path: Path) -> str:
         try:
             return path.relative_to(self.context.base_dir).as_posix()
