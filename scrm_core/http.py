@@ -237,8 +237,8 @@ class HttpApi:
     Uses the host's shared client (``context.http``) when there is one, else a client of its
     own made by :func:`make_client` and closed by :meth:`aclose`. Around each request:
 
-    * timeouts and connection failures -> :class:`RetryableError` (reads are tried
-      ``retries`` more times first, see :meth:`request`);
+    * timeouts and connection failures -> :class:`RetryableError` (for the engine, which
+      retries a source with its one policy: ``engine.max_attempts``, back-off with jitter);
     * 429 and 503 -> :class:`RetryableError` with the wait from :func:`parse_rate_limit`,
       after pausing :attr:`budget`; other 5xx and 408 -> :class:`RetryableError`;
     * 401 and 403 -> :class:`FatalError` naming ``credentials`` (the settings to check);
@@ -262,7 +262,7 @@ class HttpApi:
         credentials: str = "the credentials",
         budget: RateBudget | None = None,
         map_errors: bool = True,
-        retries: int = 2,
+        retries: int = 0,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -295,6 +295,10 @@ class HttpApi:
         A read (GET, HEAD) that fails for a reason that may pass (a timeout, a dropped
         connection, a 5xx) is tried ``retries`` more times with the kit's policy
         (:func:`retrying`); a rate limit is raised at once, with its wait, for the engine.
+        ``retries`` is 0 by default: the engine already retries a failing source with
+        ``engine.max_attempts`` and its back-off, and retries stacked on retries would
+        multiply the attempts an operator configured (an unreachable source must give up
+        after ``max_attempts`` requests).
         """
         if method.upper() not in ("GET", "HEAD") or self.retries <= 0:
             return await self._request(method, path, what, kwargs)

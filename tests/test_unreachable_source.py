@@ -41,7 +41,7 @@ class Down:
 def _config(folder: Path, forum_url: str, attempts: int) -> Path:
     data = folder / "events.ndjson"
     data.write_text("".join(LINE % (i, i) for i in range(5)))
-    forum = {"base_url": forum_url, "api_key": "k" * 16, "api_username": "brand", "poll_interval": 60}
+    forum = {"base_url": forum_url, "api_key": "k" * 16, "api_username": "brand", "poll_seconds": 60}
     text = (
         '[state]\nurl = "sqlite:///state.db"\n[crm]\nadapter = "localcrm"\nsettings = { path = "crm.db" }\n'
         f'[[sources]]\nname = "forum"\nadapter = "discourse"\nsettings = {toml_inline(forum)}\n'
@@ -72,7 +72,7 @@ def test_run_once_with_an_unreachable_source_exits_1_naming_it(tmp_path: Path) -
     run = scrm("run", "--once", "-c", str(config), cwd=tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
     err = " ".join(run.stderr.split())
-    assert "error: source forum stopped: unreachable after 3 attempts: discourse: GET /posts.json failed" in err
+    assert "error: source forum stopped: unreachable after 3 attempts: discourse: GET /posts.json: connection failed" in err
     assert "1 source(s) failed; the others were synced" in err and "Traceback" not in run.stderr
     assert "new messages 5" in " ".join(run.stdout.split())
     # the next run goes on from where the others are, and tries the failed one again
