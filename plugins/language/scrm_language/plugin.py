@@ -1,9 +1,10 @@
-"""The scrm hook: ``scrm_detect_language`` (script rules, fastText lid.176, CLD2).
+"""The scrm hook: ``scrm_detect_language`` (script rules, fastText lid.176, word frequencies).
 
 Not called when the network stated the language (``message.language`` set by the
 adapter). Configured once at start-up from the environment (plugins have no settings
-channel): ``SCRM_LANGUAGE_MIN_CONFIDENCE`` (default 0.15) and ``SCRM_LANGUAGE_CANDIDATES``
-(default: the ~80 languages of :data:`scrm_language.LANGUAGES`).
+channel in the config file): ``SCRM_LANGUAGE_CANDIDATES`` (the languages your audience
+posts in, e.g. ``en,fr,de``; default: the ~70 of :data:`scrm_language.LANGUAGES`) and
+``SCRM_LANGUAGE_MIN_CONFIDENCE`` (default 0: every post with letters gets a language).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from scrm_core import hookimpl
 
 from .detector import detector_from_env
 
-# Built at import: loading the model takes ~0.05 s, once per process, never per message.
+# Built at import: loading fastText takes ~0.05 s, once per process; the word lists
+# (~0.5 s) are read at the first post fastText is unsure of.
 DETECTOR = detector_from_env(os.environ)
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF003  (Cyrillic and typographic letters here are meant)
 import asyncio
 
 import pytest
@@ -64,6 +65,60 @@ def test_low_confidence_abstains() -> None:
     assert LanguageDetector().detect("worst customer service ever") == "en"
 
 
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        # fastText alone is unsure or wrong on these; the words settle them.
+        ("jammer", "nl"),
+        ("klopt", "nl"),
+        ("tot morgen", "nl"),
+        ("valeu galera", "pt"),
+        ("kkkkkk ri muito", "pt"),
+        ("mdr trop drôle", "fr"),
+        ("krass 😂", "de"),
+        ("boh", "it"),
+        ("jajajaja no puedo", "es"),
+        ("lmaooo", "en"),
+        ("so proud of u", "en"),
+    ],
+)
+def test_short_slang_gets_its_language_from_the_words(text: str, language: str) -> None:
+    assert detect(text) == language
+
+
+def test_repeated_letters_are_read_as_the_word() -> None:
+    assert detect("me encantaaa 😍") == "es"
+    assert detect("yesss finally") == "en"
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("до завтра", "ru"), ("дякую, до завтра", "uk"), ("ура пятница", "ru"), ("ахахах", "ru")],
+)
+def test_cyrillic_letters_rule_languages_in_and_out(text: str, language: str) -> None:
+    # Ukrainian needs one of і ї є ґ; without them "до завтра" is Russian, the far commoner.
+    assert detect(text) == language
+
+
+@pytest.mark.parametrize(
+    ("text", "language"), [("神対応", "ja"), ("東京駅", "ja"), ("客服太差了", "zh"), ("價格太貴了", "zh")]
+)
+def test_kanji_only_japanese_writes_make_a_han_post_japanese(text: str, language: str) -> None:
+    assert detect(text) == language
+
+
+def test_repeated_texts_come_from_the_cache_with_the_same_answer() -> None:
+    detector = LanguageDetector(cache_size=2)
+    first = detector.detect("merci beaucoup")
+    calls = []
+    detector._detect = lambda text: calls.append(text) or "xx"  # type: ignore[method-assign]
+    assert detector.detect("merci beaucoup") == first == "fr"
+    assert calls == []
+    detector.detect("one"), detector.detect("two")  # full: emptied, not grown
+    assert len(detector._cache) <= 2
+    assert LanguageDetector(cache_size=0).detect("merci beaucoup") == "fr"
+
+
 def test_candidates_narrow_the_choice() -> None:
     only = LanguageDetector(candidates=["en", "fr", "de"])
     assert only.detect("muchas gracias por todo") in ("en", "fr", "de", None)
@@ -72,10 +127,30 @@ def test_candidates_narrow_the_choice() -> None:
 
 
 def test_settings_come_from_the_environment() -> None:
-    detector = detector_from_env({"SCRM_LANGUAGE_MIN_CONFIDENCE": "0.5", "SCRM_LANGUAGE_CANDIDATES": "en, fr"})
+    detector = detector_from_env({"SCRM_LANGUAGE_MIN_CONFIDENCE": "0.5", "SCRM_LANGUAGE_CANDIDATES": "en, FR"})
     assert detector.min_confidence == 0.5
     assert detector.languages == {"en", "fr"}
     assert detector.detect("Bonjour, je voudrais un remboursement") == "fr"
+
+
+def test_operator_languages_are_always_weighed() -> None:
+    # "boh" is Italian slang fastText does not know; an Italian deployment says so.
+    detector = detector_from_env({"SCRM_LANGUAGE_CANDIDATES": "it,en"})
+    assert detector.detect("boh") == "it"
+    assert detector.detect("ma dai") == "it"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SCRM_LANGUAGE_CANDIDATES": "en,english"}, "SCRM_LANGUAGE_CANDIDATES"),
+        ({"SCRM_LANGUAGE_MIN_CONFIDENCE": "high"}, "SCRM_LANGUAGE_MIN_CONFIDENCE"),
+        ({"SCRM_LANGUAGE_MIN_CONFIDENCE": "2"}, "SCRM_LANGUAGE_MIN_CONFIDENCE"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_setting(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        detector_from_env(env)
 
 
 def test_bad_utf8_after_cleaning_does_not_raise() -> None:
