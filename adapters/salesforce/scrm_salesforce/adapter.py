@@ -188,7 +188,8 @@ class SalesforceCrm(CrmAdapter):
 
     async def _describe_all(self, *, replies: bool = False) -> tuple[dict[str, ObjectMeta], dict[str, str]]:
         """Every object's describe in one composite request; with ``replies`` (the check at the
-        start of a run) also the first page of agents' replies, which the run asks for next."""
+        start of a run) also the first pages of agents' replies and label corrections, which
+        the run asks for next."""
         names = [spec.sobject for spec in OBJECTS.values()]
         body = composite_describe(self.settings.api_version, names)
         if replies:
@@ -200,12 +201,22 @@ class SalesforceCrm(CrmAdapter):
                     "referenceId": "PendingReplies",
                 }
             )
+            body["compositeRequest"] += [
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{self.settings.api_version}/query/?q={quote_plus(soql)}",
+                    "referenceId": reference,
+                }
+                for reference, soql in self.corrections.first_pages().items()
+            ]
         answer = await self._run(
             f"describe {', '.join(names)}", lambda sf: sf.restful("composite", method="POST", json=body)
         )
         metas: dict[str, ObjectMeta] = {}
         missing: dict[str, str] = {}
         answers = parse_composite(answer)
+        for reference in self.corrections.first_pages():
+            self.corrections.prefetched(reference, *answers.pop(reference, (0, None)))
         status, page = answers.pop("PendingReplies", (0, None))
         if status == 200 and isinstance(page, dict) and page.get("done"):
             records = list(page.get("records") or [])

@@ -27,6 +27,12 @@ same second, another label) and comes back; scrm keeps the newest label per mess
 stamp also moves when scrm itself updates a corrected record (an edit on the network): the
 correction then comes back unchanged, which is harmless.
 
+The first read after ``check()`` (which ``scrm run`` calls first) costs no request when the
+org holds fewer than :data:`PAGE` corrections per object: ``check()`` reads them all in the
+composite request that carries the describes (:meth:`CorrectionReader.first_pages`), and
+the read filters that complete page as the query would. A correction made in the moment
+between comes with the next poll (it is newer than anything handed out).
+
 A correction names the message by its external key (``Scrm_Key__c`` is ``scrm:<network>:<id>``):
 a SocialPost's own, a Case's (its conversation's key, which is its first message's). Its
 text is the post's ``Content``; for a Case, the ``Content`` of its first message if
@@ -140,6 +146,11 @@ class _Row:
     def modified_ms(self) -> int:
         return int(self.modified.timestamp() * 1000)
 
+    @property
+    def key(self) -> tuple[str, int, str]:
+        """(record id, modified, label): what the cursor remembers of a version handed out."""
+        return self.id, self.modified_ms, self.label
+
 
 def _ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
@@ -166,6 +177,19 @@ class CorrectionReader:
         self.key_field = key_field
         self.logger = logger
         self._warned: set[str] = set()
+        self._prefetched: dict[str, list[dict[str, Any]]] = {}  # complete first pages, read by check()
+
+    def first_pages(self) -> dict[str, str]:
+        """referenceId -> SOQL of every object's first page of corrections from the start, for
+        the composite request ``check()`` makes; hand the answers to :meth:`prefetched`."""
+        return {f"Corrections{sobject}": self._soql(sobject, None, None) for sobject in CORRECTED}
+
+    def prefetched(self, reference: str, status: int, page: Any) -> None:
+        """Keep a first page read in the composite request, if it holds every correction."""
+        sobject = reference.removeprefix("Corrections")
+        records = page.get("records") if status == 200 and isinstance(page, dict) and page.get("done") else None
+        if sobject in CORRECTED and isinstance(records, list) and len(records) < PAGE:
+            self._prefetched[sobject] = records
 
     async def read(self, cursor: str | None) -> tuple[list[LabelCorrection], str | None]:
         state = CorrectionCursor.parse(cursor)
@@ -180,7 +204,7 @@ class CorrectionReader:
             position = positions.get(sobject, Position())
             while rows := await self._fresh(sobject, position):
                 position = position.advanced(
-                    [(r.id, r.modified_ms, r.label) for r in rows],
+                    [r.key for r in rows],
                     overlap_ms=OVERLAP_MS,
                     max_seen=MAX_SEEN,
                     resolution_ms=RESOLUTION_MS,
@@ -220,6 +244,9 @@ class CorrectionReader:
     async def _fresh(self, sobject: str, position: Position) -> list[_Row]:
         """The next rows not handed out yet, oldest first (paging past the ones that were)."""
         since = position.since(OVERLAP_MS)
+        if (everything := self._prefetched.pop(sobject, None)) is not None:
+            rows = [self._row(sobject, r) for r in everything]
+            return [r for r in rows if (since is None or r.modified_ms >= since) and position.fresh(*r.key)]
         after: tuple[datetime, str] | None = None
         while True:
             soql = self._soql(sobject, since, after)
@@ -227,7 +254,7 @@ class CorrectionReader:
                 f"read intent corrections on {sobject}", partial(_query, soql)
             )
             rows = [self._row(sobject, r) for r in records]
-            fresh = [r for r in rows if position.fresh(r.id, r.modified_ms, r.label)]
+            fresh = [r for r in rows if position.fresh(*r.key)]
             if fresh or len(records) < PAGE:
                 return fresh
             after = (rows[-1].modified, rows[-1].id)

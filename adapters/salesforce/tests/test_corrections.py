@@ -224,3 +224,21 @@ def test_the_window_stays_small_and_never_drops_the_newest_second() -> None:
     assert len(crowded.seen) == 40, "records of the newest second are kept, however many"
     text = CorrectionCursor(positions={"Case": moved}).dump()
     assert CorrectionCursor.parse(text).positions["Case"] == moved
+
+
+def test_the_first_read_after_check_costs_no_request_and_misses_nothing(org: Any, tmp_path: Path) -> None:
+    async def scenario(a: SalesforceCrm) -> None:
+        refs = await seed(a)
+        assert all(r.ok for r in await a.apply([message_op(n, refs=refs, conversation=1) for n in (1, 2)]))
+        correct(org, 1, "complaint")
+        assert await a.check() == []  # the describes and the first pages: one composite request
+        calls = len(org.fake.requests)
+        correct(org, 2, "praise")  # after the check
+        found, cursor = await a.label_corrections(None)
+        assert len(org.fake.requests) == calls, "answered from the pages read with the describes"
+        assert keys(found) == [("conformance:m1", "complaint")]
+        found, cursor = await a.label_corrections(cursor)
+        assert keys(found) == [("conformance:m2", "praise")], "the correction made since comes with the next read"
+        assert await a.label_corrections(cursor) == ([], cursor)
+
+    run(org.adapter(tmp_path), scenario)
