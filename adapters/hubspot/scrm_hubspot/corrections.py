@@ -41,7 +41,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from scrm_core import JsonCursor, LabelCorrection
-from scrm_core.errors import RetryableError
 
 from .api import HubSpotApi, error_category
 from .records import plain_text
@@ -112,6 +111,10 @@ class CorrectionCursor(JsonCursor):
     positions: dict[str, Position] = Field(default_factory=dict)
 
 
+class _Refused(Exception):
+    """HubSpot refused a search for good (a 4xx other than a rate limit or an auth error)."""
+
+
 @dataclass(frozen=True)
 class _Row:
     id: str
@@ -152,7 +155,7 @@ class CorrectionReader:
         self._definitions = definitions
         self.key = key_property
         self.logger = logger
-        self._warned: set[str] = set()
+        self._off: set[str] = set()  # object types whose corrections cannot be read this run
 
     async def read(self, cursor: str | None) -> tuple[list[LabelCorrection], str | None]:
         state = CorrectionCursor.parse(cursor)
@@ -161,33 +164,33 @@ class CorrectionReader:
         found: list[LabelCorrection] = []
         moved = False
         for obj in CORRECTED:
+            if obj in self._off:
+                continue
             if INTENT_CORRECTION not in definitions.get(obj, {}):
-                self._warn_missing(obj)
+                self._turn_off(obj, f"they have no property {INTENT_CORRECTION} (run `scrm hubspot setup`)")
                 continue
             position = positions.get(obj, Position())
-            while rows := await self._fresh(obj, position):
-                position = position.advanced(
-                    [(r.id, r.modified_ms, r.label) for r in rows], overlap_ms=OVERLAP_MS, max_seen=MAX_SEEN
-                )
-                positions[obj] = position
-                moved = True
-                corrections = await self._corrections(obj, rows)
-                found += corrections
-                if corrections:
-                    break  # one page per object and call; rows without a message key read on
+            try:
+                while rows := await self._fresh(obj, position):
+                    position = position.advanced(
+                        [(r.id, r.modified_ms, r.label) for r in rows], overlap_ms=OVERLAP_MS, max_seen=MAX_SEEN
+                    )
+                    positions[obj] = position
+                    moved = True
+                    corrections = await self._corrections(obj, rows)
+                    found += corrections
+                    if corrections:
+                        break  # one page per object and call; rows without a message key read on
+            except _Refused as refused:
+                self._turn_off(obj, str(refused))
         if not moved:
             return [], cursor
         return found, CorrectionCursor(positions=positions).dump()
 
-    def _warn_missing(self, obj: str) -> None:
-        if obj not in self._warned:
-            self._warned.add(obj)
-            self.logger.warning(
-                "hubspot: %s have no property %s: agents' intent corrections there are not read "
-                "(run `scrm hubspot setup`)",
-                obj,
-                INTENT_CORRECTION,
-            )
+    def _turn_off(self, obj: str, why: str) -> None:
+        """Stop reading corrections on ``obj`` until the next start (the sync goes on)."""
+        self._off.add(obj)
+        self.logger.warning("hubspot: agents' intent corrections on %s are not read: %s", obj, why)
 
     def _wanted(self, obj: str) -> list[str]:
         common = [self.key, INTENT_CORRECTION, MODIFIED]
@@ -196,10 +199,13 @@ class CorrectionReader:
         return [*common, "hs_note_body", "scrm_network", "scrm_message_id", "scrm_language"]
 
     async def _search(self, what: str, obj: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The answer's body; a refusal that will not pass by itself (a 4xx: the property was
+        deleted meanwhile, ...) is :class:`_Refused` (rate limits, 5xx and auth are raised by
+        :meth:`~.api.HubSpotApi.call` as retryable or fatal)."""
         reply = await self.api.search(what, obj, body)
         if not reply.ok or not isinstance(reply.body, dict):
             category, message = error_category(reply.body)
-            raise RetryableError(f"HubSpot refused to {what} ({reply.status} {category}: {message})")
+            raise _Refused(f"HubSpot refused to {what} ({reply.status} {category}: {message})")
         return reply.body
 
     async def _fresh(self, obj: str, position: Position) -> list[_Row]:

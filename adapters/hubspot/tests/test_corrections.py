@@ -261,3 +261,26 @@ def test_the_window_stays_small_and_never_drops_the_newest_time() -> None:
     crowded = Position().advanced([(f"s{i}", 7, "spam") for i in range(40)], overlap_ms=600_000, max_seen=25)
     assert len(crowded.seen) == 40
     assert CorrectionCursor.parse(CorrectionCursor(positions={"notes": moved}).dump()).positions["notes"] == moved
+
+
+def test_a_property_deleted_during_the_run_stops_the_reading_not_the_run(
+    hubspot: Install, url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = hubspot()
+    crm = make_crm(url, tmp_path)
+
+    async def scenario() -> None:
+        refs = await seed(crm, messages=1)
+        assert await crm.definitions()  # read once per run
+        fake.properties["notes"].pop(INTENT_CORRECTION)
+        ticket = fake.find("tickets", "scrm_key", refs["case"])
+        assert ticket is not None
+        fake.update("tickets", ticket["hs_object_id"], {INTENT_CORRECTION: "praise"})
+        found, cursor = await crm.label_corrections(None)
+        assert keys(found) == [("conformance:root1", "praise")], "the tickets' corrections still come"
+        searches = len([r for r in fake.requests if r.path == "/crm/v3/objects/notes/search"])
+        assert await crm.label_corrections(cursor) == ([], cursor)
+        assert len([r for r in fake.requests if r.path == "/crm/v3/objects/notes/search"]) == searches
+
+    run(scenario)
+    assert "corrections on notes are not read" in caplog.text and "VALIDATION_ERROR" in caplog.text

@@ -176,7 +176,7 @@ class CorrectionReader:
         self._first_posts = first_posts
         self.key_field = key_field
         self.logger = logger
-        self._warned: set[str] = set()
+        self._off: set[str] = set()  # objects whose corrections cannot be read this run
         self._prefetched: dict[str, list[dict[str, Any]]] = {}  # complete first pages, read by check()
 
     def first_pages(self) -> dict[str, str]:
@@ -198,36 +198,37 @@ class CorrectionReader:
         found: list[LabelCorrection] = []
         moved = False
         for sobject in CORRECTED:
+            if sobject in self._off:
+                continue
             if CORRECTION_FIELD not in metas[sobject].fields:
-                self._warn_missing(sobject)
+                why = f"it has no field {CORRECTION_FIELD} the integration user can read (see `scrm check`)"
+                self._turn_off(sobject, why)
                 continue
             position = positions.get(sobject, Position())
-            while rows := await self._fresh(sobject, position):
-                position = position.advanced(
-                    [r.key for r in rows],
-                    overlap_ms=OVERLAP_MS,
-                    max_seen=MAX_SEEN,
-                    resolution_ms=RESOLUTION_MS,
-                )
-                positions[sobject] = position
-                moved = True
-                corrections = await self._corrections(sobject, rows)
-                found += corrections
-                if corrections:
-                    break  # one page per object and call; rows without a message key read on
+            try:
+                while rows := await self._fresh(sobject, position):
+                    position = position.advanced(
+                        [r.key for r in rows],
+                        overlap_ms=OVERLAP_MS,
+                        max_seen=MAX_SEEN,
+                        resolution_ms=RESOLUTION_MS,
+                    )
+                    positions[sobject] = position
+                    moved = True
+                    corrections = await self._corrections(sobject, rows)
+                    found += corrections
+                    if corrections:
+                        break  # one page per object and call; rows without a message key read on
+            except FatalError as refused:  # the field or access went away during the run
+                self._turn_off(sobject, refused.operator_message)
         if not moved:
             return [], cursor
         return found, CorrectionCursor(positions=positions).dump()
 
-    def _warn_missing(self, sobject: str) -> None:
-        if sobject not in self._warned:
-            self._warned.add(sobject)
-            self.logger.warning(
-                "salesforce: %s has no field %s the integration user can read: agents' intent corrections there "
-                "are not read (`scrm check` says how to add it)",
-                sobject,
-                CORRECTION_FIELD,
-            )
+    def _turn_off(self, sobject: str, why: str) -> None:
+        """Stop reading corrections on ``sobject`` until the next start (the sync goes on)."""
+        self._off.add(sobject)
+        self.logger.warning("salesforce: agents' intent corrections on %s are not read: %s", sobject, why)
 
     def _soql(self, sobject: str, since: int | None, after: tuple[datetime, str] | None) -> str:
         text = "Subject" if sobject == "Case" else "Content, Language"

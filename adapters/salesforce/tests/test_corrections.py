@@ -242,3 +242,22 @@ def test_the_first_read_after_check_costs_no_request_and_misses_nothing(org: Any
         assert await a.label_corrections(cursor) == ([], cursor)
 
     run(org.adapter(tmp_path), scenario)
+
+
+def test_a_field_deleted_during_the_run_stops_the_reading_not_the_run(
+    org: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(a: SalesforceCrm) -> None:
+        refs = await seed(a)
+        assert all(r.ok for r in await a.apply([message_op(1, refs=refs, conversation=1)]))
+        org.fake.remove_field("SocialPost", INTENT_CORRECTION)  # after the describes were read
+        case = org.fake.find("Case", KEY, refs["case"])
+        org.fake.edit("Case", case["Id"], {INTENT_CORRECTION: "question"})
+        found, cursor = await a.label_corrections(None)
+        assert keys(found) == [("conformance:root1", "question")], "the Case's corrections still come"
+        queries = len(org.fake.calls(path_contains="/query"))
+        assert await a.label_corrections(cursor) == ([], cursor)
+        assert len(org.fake.calls(path_contains="/query")) == queries + 1, "SocialPost is not asked again"
+
+    run(org.adapter(tmp_path), scenario)
+    assert "corrections on SocialPost are not read" in caplog.text and "INVALID_FIELD" in caplog.text
