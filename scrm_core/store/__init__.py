@@ -56,8 +56,8 @@ __all__ = [
     "Settlement",
     "SqliteStore",
     "StateStore",
-    "StoredModel",
     "StoreAdapterState",
+    "StoredModel",
     "StoredWebhook",
     "open_store",
 ]
