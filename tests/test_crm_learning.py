@@ -118,8 +118,7 @@ class HubSpot:
 
     def add_label(self, value: str) -> None:
         for obj in ("notes", "tickets"):
-            options = self.fake.properties[obj][HUBSPOT_CORRECTION]["options"]
-            options.append({"label": value.capitalize(), "value": value, "displayOrder": len(options)})
+            self.fake.add_option(obj, HUBSPOT_CORRECTION, value, value.capitalize())
 
     def has_case(self, key: str) -> bool:
         return self.fake.find("tickets", "scrm_key", f"scrm:{key}") is not None

@@ -284,3 +284,11 @@ def test_a_property_deleted_during_the_run_stops_the_reading_not_the_run(
 
     run(scenario)
     assert "corrections on notes are not read" in caplog.text and "VALIDATION_ERROR" in caplog.text
+
+
+def test_an_option_an_admin_adds_stays_in_that_account() -> None:
+    first = FakeHubSpot(with_properties=True)
+    first.add_option("notes", INTENT_CORRECTION, "outage")
+    assert [o["value"] for o in first.properties["notes"][INTENT_CORRECTION]["options"]][-1] == "outage"
+    second = FakeHubSpot(with_properties=True)
+    assert [o["value"] for o in second.properties["notes"][INTENT_CORRECTION]["options"]] == list(INTENT_VALUES)

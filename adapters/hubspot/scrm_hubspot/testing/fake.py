@@ -330,6 +330,15 @@ class FakeHubSpot:
             if written is None:
                 raise ValueError(problem[1])
 
+    def add_option(self, object_type: str, prop: str, value: str, label: str | None = None) -> None:
+        """Add an option to an enumeration property, as an admin does in HubSpot's settings
+        (this fake's definitions only; other fakes keep theirs)."""
+        with self._lock:
+            definition = self.properties[_OBJECT_NAMES[object_type]][prop]
+            options = [dict(o) for o in definition.get("options", [])]
+            options.append({"label": label or value, "value": value, "displayOrder": len(options)})
+            definition["options"] = options
+
     @contextlib.contextmanager
     def hold_index(self) -> Iterator[None]:
         """Writes made inside the ``with`` block stay out of search results until
