@@ -14,6 +14,7 @@ message    note, associated with the contact (202) and the ticket (228); see
            :mod:`.notes` for how it stays idempotent without a unique property
 reply      a note an agent writes with ``scrm_direction = outbound`` and no key;
            once sent it gets the message's key and becomes that message's note
+correction ``scrm_intent_correction`` an agent sets on a note or a ticket (:mod:`.corrections`)
 ========== ======================================================================
 
 Every ``apply`` is one object type (contacts with the profiles and leads stored on
@@ -25,9 +26,7 @@ association) takes its own token from the budget.
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 from collections.abc import Mapping, Sequence
 
 from scrm_core import (
@@ -39,6 +38,7 @@ from scrm_core import (
     CrmLimits,
     CrmObject,
     CrmOperation,
+    LabelCorrection,
     OperationResult,
     PendingReply,
     PlannedWrite,
@@ -49,7 +49,9 @@ from scrm_core.errors import FatalError, RetryableError
 
 from . import records
 from .api import HubSpotApi, error_category
+from .corrections import CorrectionReader
 from .keys import chunks
+from .records import plain_text
 from .schema import CONTACTS, LEAD_KEY, NOTE_TO_TICKET, NOTES, PROFILE_KEY, TICKETS
 from .settings import HubSpotSettings
 from .setup import list_properties, plan_setup
@@ -58,9 +60,6 @@ from .writes import REPLY_NOTE, Definitions, Writer
 __all__ = ["HubSpotCrm"]
 
 log = logging.getLogger("scrm.hubspot")
-
-_TAG = re.compile(r"<[^>]+>")
-_BREAK = re.compile(r"<br\s*/?>|</p>\s*<p[^>]*>", re.IGNORECASE)
 
 
 class HubSpotCrm(CrmAdapter):
@@ -77,6 +76,7 @@ class HubSpotCrm(CrmAdapter):
             CrmCapability.messages,
             CrmCapability.outbound_replies,
             CrmCapability.erase,
+            CrmCapability.label_corrections,
         }
     )
     # Batch endpoints take 100 inputs; a private app may make 100 requests per 10 s.
@@ -100,6 +100,7 @@ class HubSpotCrm(CrmAdapter):
         self.ids = self.writer.ids
         self.notes = self.writer.notes
         self._definitions: Definitions | None = None
+        self.corrections = CorrectionReader(self.api, self.definitions, self.key, log)
 
     def __repr__(self) -> str:
         return f"HubSpotCrm(name={self.context.name!r}, base_url={self.config.base_url!r})"
@@ -211,7 +212,7 @@ class HubSpotCrm(CrmAdapter):
             "properties": ["hs_note_body", "scrm_conversation_key", "scrm_in_reply_to"],
             "limit": 100,
         }
-        reply = await self.api.call("search agent replies", self.api.search_api.do_search_with_http_info, NOTES, body)
+        reply = await self.api.search("search agent replies", NOTES, body)
         if not reply.ok:
             raise RetryableError(f"HubSpot refused the search for agent replies ({reply.status})")
         results = reply.body.get("results") or []
@@ -222,7 +223,7 @@ class HubSpotCrm(CrmAdapter):
         for result in results:
             props, note_id = result.get("properties") or {}, str(result["id"])
             conversation = props.get("scrm_conversation_key") or conversations.get(note_id)
-            text = _plain_text(props.get("hs_note_body") or "")
+            text = plain_text(props.get("hs_note_body") or "")
             if not conversation or not text:
                 log.warning("HubSpot note %s is marked outbound but has no conversation or text; skipped", note_id)
                 continue
@@ -319,6 +320,14 @@ class HubSpotCrm(CrmAdapter):
         }
         return {n: k for n, t in ticket_of.items() if (k := keys.get(t))}
 
+    # ------------------------------------------------------------ label corrections
+
+    async def label_corrections(self, cursor: str | None) -> tuple[list[LabelCorrection], str | None]:
+        """Intent labels agents set in ``scrm_intent_correction`` on notes and tickets since
+        ``cursor`` (one search page per object type; see :mod:`.corrections`)."""
+        await self.start()
+        return await self.corrections.read(cursor)
+
     # ------------------------------------------------------------ check
 
     async def check(self) -> list[CheckProblem]:
@@ -336,8 +345,3 @@ class HubSpotCrm(CrmAdapter):
                 )
             ]
         return plan.problems()
-
-
-def _plain_text(body: str) -> str:
-    """A note body (HTML an agent wrote) as the plain text a social network takes."""
-    return html.unescape(_TAG.sub("", _BREAK.sub("\n", body))).strip()

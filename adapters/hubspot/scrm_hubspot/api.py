@@ -10,11 +10,17 @@ and the JSON body are both at hand), and around each request it:
   ``-Daily / -Daily-Remaining`` to the budget, from every answer, errors included
   (https://developers.hubspot.com/docs/api/usage-details);
 * turns a 429 into a budget pause and a :class:`RetryableError` with the wait, using the
-  body's ``policyName`` (``TEN_SECONDLY_ROLLING``: one window; ``DAILY``: until midnight
-  UTC); 5xx, timeouts and dropped connections into :class:`RetryableError`; 401/403
+  body's ``policyName`` (``TEN_SECONDLY_ROLLING``: one window; ``SECONDLY``: a second;
+  ``DAILY``: until midnight UTC); 5xx, timeouts and dropped connections into
+  :class:`RetryableError`; 401/403
   into :class:`FatalError` naming the missing scope or the setting to fix;
 * refreshes an OAuth access token before it expires and once on a 401, then retries
   (https://developers.hubspot.com/docs/api/oauth/tokens).
+
+Searches (:meth:`HubSpotApi.search`) also keep to the search API's own limit, a few requests
+a second per account apart from the general one (https://developers.hubspot.com/docs/api/crm/search,
+"Limitations"; four a second per token by https://developers.hubspot.com/changelog/crm-search-api-rate-limit-increase,
+five per account in the current page): scrm sends at most :data:`SEARCHES_PER_SECOND`.
 
 The client's own urllib3 retries are left at their default, which never re-sends a POST
 after it reached the server: the sink retries, and a second layer would double-count.
@@ -47,6 +53,8 @@ RunBlocking = Callable[..., Awaitable[Any]]
 
 log = logging.getLogger("scrm.hubspot")
 
+#: Search requests a second: under both limits HubSpot has documented (4 per token, 5 per account).
+SEARCHES_PER_SECOND = 4.0
 #: Refresh an OAuth token this long before HubSpot says it expires.
 _REFRESH_MARGIN = 60.0
 _DAY = 86_400.0
@@ -107,6 +115,7 @@ class HubSpotApi:
         self._refresh_token = settings.refresh_token
         self._expires_at = 0.0 if settings.access_token is None else float("inf")
         self._apis: list[Any] = []
+        self.search_budget = RateBudget(SEARCHES_PER_SECOND, 1, margin=0.0)
 
     def start(self) -> None:
         """Build the API objects (blocking imports; call it in a worker thread)."""
@@ -167,6 +176,11 @@ class HubSpotApi:
                 response.release_conn()
         raise FatalError(f"HubSpot kept refusing the refreshed access token for {what}; check the OAuth app")
 
+    async def search(self, what: str, object_type: str, body: dict[str, Any]) -> Reply:
+        """One CRM search request (``POST /crm/v3/objects/{type}/search``), paced to the search limit."""
+        await self.search_budget.acquire()
+        return await self.call(what, self.search_api.do_search_with_http_info, object_type, body)
+
     async def _spend(self) -> None:
         if self.prepaid > 0:
             self.prepaid -= 1
@@ -194,6 +208,8 @@ class HubSpotApi:
             policy = str(body.get("policyName", "")) if isinstance(body, dict) else ""
             if policy == "DAILY":
                 wait = _until_midnight_utc()
+            elif policy == "SECONDLY":
+                wait = 1.0
             else:
                 interval = _int_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
                 wait = interval / 1000 if interval else self.settings.window_seconds

@@ -125,9 +125,7 @@ class NoteIndex:
                 "properties": [self.key_property],
                 "limit": len(part),
             }
-            reply = await self.api.call(
-                "search notes by key", self.api.search_api.do_search_with_http_info, NOTES, body
-            )
+            reply = await self.api.search("search notes by key", NOTES, body)
             self._raise_unless_ok(reply.ok, reply.status, reply.body, "search notes")
             for result in reply.body.get("results") or []:
                 key = (result.get("properties") or {}).get(self.key_property)

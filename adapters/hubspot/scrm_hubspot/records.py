@@ -9,6 +9,7 @@ escaped: a post containing ``<script>`` shows as text to the agent, never as mar
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "lead_properties",
     "note_fields",
     "note_properties",
+    "plain_text",
     "profile_fields",
     "profile_properties",
     "ticket_fields",
@@ -69,6 +71,8 @@ _NOTE = {
 _LISTS = {"labels", "matched_queries"}
 _BOOLS = {"verified", "deleted"}
 _NUMBERS = {"followers", "sentiment_score"}
+_TAG = re.compile(r"<[^>]+>")
+_BREAK = re.compile(r"<br\s*/?>|</p>\s*<p[^>]*>", re.IGNORECASE)
 _PRIORITIES = {"low": "LOW", "medium": "MEDIUM", "normal": "MEDIUM", "high": "HIGH", "urgent": "URGENT"}
 
 #: Contact properties a profile / a lead owns (cleared when it is erased).
@@ -205,3 +209,8 @@ def note_fields(props: Mapping[str, str | None]) -> dict[str, Any]:
     stamp = props.get("hs_timestamp")
     created = datetime.fromtimestamp(int(stamp) / 1000, UTC).isoformat() if stamp and stamp.isdigit() else stamp
     return {"text": html.unescape(props.get("hs_note_body") or ""), "created_at": created, **_unmapped(props, _NOTE)}
+
+
+def plain_text(body: str) -> str:
+    """A note body (HTML: scrm's escaped text, or what an agent wrote) as plain text."""
+    return html.unescape(_TAG.sub("", _BREAK.sub("\n", body))).strip()

@@ -10,6 +10,12 @@ Sources:
 * HubSpot-defined association type ids:
   https://developers.hubspot.com/docs/api/crm/associations#association-type-id-values
 * scopes: https://developers.hubspot.com/docs/api/working-with-oauth#scopes
+* an enumeration property (``type: enumeration``, ``fieldType: select``) carries its
+  ``options`` (``label``, ``value``): https://developers.hubspot.com/docs/api/crm/properties
+
+``scrm_intent_correction`` (tickets and notes) is where agents correct scrm's intent label
+(:mod:`.corrections`). It is :data:`OPTIONAL`: ``scrm hubspot setup`` creates it, and an
+account without it syncs as before, only without learning from agents' corrections.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ from typing import Any
 __all__ = [
     "CONTACTS",
     "GROUP",
+    "INTENT_CORRECTION",
+    "INTENT_VALUES",
     "NOTES",
     "NOTE_TO_CONTACT",
     "NOTE_TO_TICKET",
+    "OPTIONAL",
     "SCHEMA_READ_SCOPES",
     "SCHEMA_WRITE_SCOPES",
     "TICKETS",
@@ -48,11 +57,16 @@ OBJECT_SCOPES = ("crm.objects.contacts.read", "crm.objects.contacts.write", "tic
 # Custom property names, other than the key property (a setting).
 PROFILE_KEY = "scrm_profile_key"
 LEAD_KEY = "scrm_lead_key"
+INTENT_CORRECTION = "scrm_intent_correction"
+INTENT_VALUES = ("complaint", "question", "purchase", "praise", "spam", "none")
+#: Properties whose absence turns one feature off instead of failing writes (check() warns).
+OPTIONAL: dict[str, frozenset[str]] = {TICKETS: frozenset({INTENT_CORRECTION}), NOTES: frozenset({INTENT_CORRECTION})}
 
 _TEXT = ("string", "text")
 _AREA = ("string", "textarea")
 _NUMBER = ("number", "number")
 _BOOL = ("bool", "booleancheckbox")
+_SELECT = ("enumeration", "select")
 
 _CONTACT_PROPS: dict[str, tuple[str, str]] = {
     PROFILE_KEY: _TEXT,
@@ -74,6 +88,7 @@ _TICKET_PROPS: dict[str, tuple[str, str]] = {
     "scrm_network": _TEXT,
     "scrm_conversation_key": _TEXT,
     "scrm_labels": _TEXT,
+    INTENT_CORRECTION: _SELECT,
 }
 _NOTE_PROPS: dict[str, tuple[str, str]] = {
     "scrm_network": _TEXT,
@@ -93,15 +108,21 @@ _NOTE_PROPS: dict[str, tuple[str, str]] = {
     "scrm_labels": _TEXT,
     "scrm_matched_queries": _TEXT,
     "scrm_in_reply_to": _TEXT,
+    INTENT_CORRECTION: _SELECT,
 }
 _OPTIONS = {
     "bool": [{"label": "Yes", "value": "true"}, {"label": "No", "value": "false"}],
     "scrm_direction": [{"label": "Inbound", "value": "inbound"}, {"label": "Outbound", "value": "outbound"}],
+    INTENT_CORRECTION: [
+        {"label": value.capitalize(), "value": value, "displayOrder": i} for i, value in enumerate(INTENT_VALUES)
+    ],
 }
 
 _DESCRIPTIONS = {
     "scrm_direction": "Set to Outbound on a note of a ticket to have scrm send it as the reply.",
     "scrm_in_reply_to": "Optional: the network id of the message a reply answers (default: the thread's first).",
+    INTENT_CORRECTION: "Set by an agent when scrm's intent label is wrong: scrm learns from it "
+    "(`scrm intent train`). None: no intent.",
 }
 
 

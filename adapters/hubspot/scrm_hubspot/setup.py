@@ -6,6 +6,8 @@ property group (``GET`` / ``POST /crm/v3/properties/{objectType}/groups``)
 (https://developers.hubspot.com/docs/api/crm/properties). A property's
 ``hasUniqueValue`` cannot be changed once it exists, so a key property made without it
 must be deleted in HubSpot and created again: that is reported, never done silently.
+A missing :data:`~.schema.OPTIONAL` property (the intent correction) is a warning in
+``check()``, not a reason to stop ``scrm run``: it turns one feature off, no write fails.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from scrm_core import CheckProblem
 from scrm_core.errors import FatalError, RetryableError
 
 from .api import HubSpotApi, Reply, error_category
-from .schema import GROUP, OBJECT_TYPES, SCHEMA_WRITE_SCOPES, custom_properties, unique_properties
+from .schema import GROUP, OBJECT_TYPES, OPTIONAL, SCHEMA_WRITE_SCOPES, custom_properties, unique_properties
 
 __all__ = ["SetupPlan", "apply_setup", "call_patiently", "list_properties", "plan_setup"]
 
@@ -59,14 +61,27 @@ class SetupPlan:
         return out
 
     def problems(self) -> list[CheckProblem]:
-        problems = [
-            CheckProblem(
-                problem=f"HubSpot {obj} lack the scrm properties {', '.join(d['name'] for d in definitions)}",
-                fix=f"{FIX}; it needs scope {SCHEMA_WRITE_SCOPES[obj]}",
-            )
-            for obj, definitions in self.missing.items()
-            if definitions
-        ]
+        problems = []
+        for obj, definitions in self.missing.items():
+            optional = OPTIONAL.get(obj, frozenset())
+            required = [d["name"] for d in definitions if d["name"] not in optional]
+            if required:
+                problems.append(
+                    CheckProblem(
+                        problem=f"HubSpot {obj} lack the scrm properties {', '.join(required)}",
+                        fix=f"{FIX}; it needs scope {SCHEMA_WRITE_SCOPES[obj]}",
+                    )
+                )
+            problems += [
+                CheckProblem(
+                    problem=f"HubSpot {obj} lack the property {d['name']}: agents' intent corrections on {obj} are "
+                    "not read",
+                    fix=f"{FIX} (or set [learning] collect_corrections = false)",
+                    blocking=False,
+                )
+                for d in definitions
+                if d["name"] in optional
+            ]
         problems += [
             CheckProblem(
                 problem=f"HubSpot {obj} property {name} does not require unique values, so upserts by it fail",

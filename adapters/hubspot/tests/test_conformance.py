@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from scrm_hubspot import HubSpotCrm
 from scrm_hubspot.records import contact_fields, lead_fields, note_fields, profile_fields, ticket_fields
+from scrm_hubspot.schema import INTENT_CORRECTION
 from scrm_hubspot.testing import FakeHubSpot
 
 from scrm_core import CrmAdapter, CrmObject
@@ -84,4 +85,11 @@ class TestHubSpotConformance(CrmAdapterConformance):
             },
             associate=[("tickets", ticket["hs_object_id"], 228)],
         )
+        return True
+
+    def correct_label(self, adapter: CrmAdapter, obj: CrmObject, external_key: str, label: str) -> bool:
+        object_type, prop = _WHERE[obj]
+        record = self.fake.find(object_type, prop, external_key)
+        assert record is not None, f"no {object_type} {external_key}"
+        self.fake.update(object_type, record["hs_object_id"], {INTENT_CORRECTION: label})
         return True

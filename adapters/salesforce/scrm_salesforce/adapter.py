@@ -13,6 +13,10 @@ Backfills: with ``bulk_threshold`` set (the default), ``limits.max_batch`` is ra
 for up to 10,000 records) whose id is stored before it can be applied (:mod:`.bulk`); a
 smaller one is sent as collections of 200.
 
+Agents correct scrm's intent label in the ``Scrm_Intent_Correction__c`` picklist on a
+Case or a SocialPost; :meth:`SalesforceCrm.label_corrections` reads them back
+(:mod:`.corrections`).
+
 Limits: after every call the ``Sforce-Limit-Info`` usage is reported to the rate budget
 (``observe_quota``, a rolling 24 h quota); a 403 ``REQUEST_LIMIT_EXCEEDED`` pauses the
 budget and raises ``RetryableError`` so the sink stops sending and the outbox keeps the
@@ -43,6 +47,7 @@ from scrm_core import (
     CrmLimits,
     CrmObject,
     CrmOperation,
+    LabelCorrection,
     OperationResult,
     PendingReply,
     PlannedWrite,
@@ -50,8 +55,9 @@ from scrm_core import (
 )
 from scrm_core.errors import FatalError, RetryableError
 
-from .check import picklist_warnings, problems_in_describe
+from .check import correction_warnings, picklist_warnings, problems_in_describe
 from .client import ApiLimitExceeded, SalesforceConnection, error_items
+from .corrections import CorrectionReader
 from .mapping import OBJECTS, Mapper
 from .metadata import ObjectMeta, composite_describe, parse_composite
 from .settings import BULK_MAX_BATCH, SalesforceSettings
@@ -80,7 +86,19 @@ class SalesforceCrm(CrmAdapter):
 
     name = "salesforce"
     Settings = SalesforceSettings
-    capabilities = frozenset(CrmCapability)
+    capabilities = frozenset(
+        {
+            CrmCapability.contacts,
+            CrmCapability.personas,
+            CrmCapability.cases,
+            CrmCapability.leads,
+            CrmCapability.messages,
+            CrmCapability.outbound_replies,
+            CrmCapability.erase,
+            CrmCapability.bulk,
+            CrmCapability.label_corrections,
+        }
+    )
     limits = CrmLimits(max_batch=COLLECTION_SIZE)
 
     def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
@@ -96,6 +114,13 @@ class SalesforceCrm(CrmAdapter):
         self._prefetched_replies: list[dict[str, Any]] | None = None  # read with the describes at start
         self._metadata_lock = asyncio.Lock()
         self.writer = Writer(self._run, self.mapper, settings, context.state, self.metadata, context.logger)
+        self.corrections = CorrectionReader(
+            self._run,
+            self.metadata,
+            lambda keys: self.writer.find_ids(CrmObject.message, keys, ("Content", "Language")),
+            self.mapper.key_field,
+            context.logger,
+        )
 
     # ------------------------------------------------------------ life cycle
 
@@ -163,7 +188,8 @@ class SalesforceCrm(CrmAdapter):
 
     async def _describe_all(self, *, replies: bool = False) -> tuple[dict[str, ObjectMeta], dict[str, str]]:
         """Every object's describe in one composite request; with ``replies`` (the check at the
-        start of a run) also the first page of agents' replies, which the run asks for next."""
+        start of a run) also the first pages of agents' replies and label corrections, which
+        the run asks for next."""
         names = [spec.sobject for spec in OBJECTS.values()]
         body = composite_describe(self.settings.api_version, names)
         if replies:
@@ -175,12 +201,22 @@ class SalesforceCrm(CrmAdapter):
                     "referenceId": "PendingReplies",
                 }
             )
+            body["compositeRequest"] += [
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{self.settings.api_version}/query/?q={quote_plus(soql)}",
+                    "referenceId": reference,
+                }
+                for reference, soql in self.corrections.first_pages().items()
+            ]
         answer = await self._run(
             f"describe {', '.join(names)}", lambda sf: sf.restful("composite", method="POST", json=body)
         )
         metas: dict[str, ObjectMeta] = {}
         missing: dict[str, str] = {}
         answers = parse_composite(answer)
+        for reference in self.corrections.first_pages():
+            self.corrections.prefetched(reference, *answers.pop(reference, (0, None)))
         status, page = answers.pop("PendingReplies", (0, None))
         if status == 200 and isinstance(page, dict) and page.get("done"):
             records = list(page.get("records") or [])
@@ -326,6 +362,13 @@ class SalesforceCrm(CrmAdapter):
         elif outcome != "ok":
             raise RetryableError(f"salesforce: SocialPost {reply.crm_id} could not take the key {external_key}")
 
+    # ------------------------------------------------------------ label corrections
+
+    async def label_corrections(self, cursor: str | None) -> tuple[list[LabelCorrection], str | None]:
+        """Intent labels agents set in ``Scrm_Intent_Correction__c`` on SocialPosts and Cases
+        since ``cursor`` (one page per object; see :mod:`.corrections`)."""
+        return await self.corrections.read(cursor)
+
     # ------------------------------------------------------------ set-up
 
     async def check(self) -> list[CheckProblem]:
@@ -348,7 +391,7 @@ class SalesforceCrm(CrmAdapter):
         if not missing:
             self._metadata = metas  # the run that checked goes on with what it read
             self.mapper.allowed_providers = set(metas["SocialPost"].fields.get("Provider", _NO_FIELD).picklist)
-        return problems + picklist_warnings(metas, self.settings)
+        return problems + picklist_warnings(metas, self.settings) + correction_warnings(metas)
 
 
 def _delete(ids: Sequence[str], sf: Salesforce) -> list[dict[str, Any]]:

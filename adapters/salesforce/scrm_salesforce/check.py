@@ -5,18 +5,23 @@ Works on the describes of :mod:`.metadata` (the object's ``createable`` / ``upda
 picklist values; developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
 resources_sobject_describe.htm) and says, for every gap, the exact field to create or
 permission to grant. Picklist values scrm is configured to write but the org does not
-have are warnings: scrm then leaves the value out (the picklist's default applies).
+have are warnings: scrm then leaves the value out (the picklist's default applies). So is
+a missing or unreadable intent correction picklist (``Scrm_Intent_Correction__c``): scrm
+syncs as before and only stops learning from agents' corrections on that object. A field
+the integration user cannot read (field-level security) is not in its describe at all, so
+"missing" covers both.
 """
 
 from __future__ import annotations
 
 from scrm_core import CheckProblem
 
+from .corrections import CORRECTED, CORRECTION_FIELD, INTENT_VALUES
 from .mapping import OBJECTS
 from .metadata import ObjectMeta
 from .settings import SalesforceSettings
 
-__all__ = ["CREATE_ONLY", "WRITTEN_FIELDS", "picklist_warnings", "problems_in_describe"]
+__all__ = ["CREATE_ONLY", "WRITTEN_FIELDS", "correction_warnings", "picklist_warnings", "problems_in_describe"]
 
 #: The standard fields the mapping writes, per Salesforce object.
 WRITTEN_FIELDS: dict[str, tuple[str, ...]] = {
@@ -43,6 +48,15 @@ def _create_field_fix(sobject: str, name: str, how: str) -> str:
     return (
         f"Setup > Object Manager > {sobject} > Fields & Relationships > New: {how}; Field Name "
         f"{name.removesuffix('__c')} (API name {name}); give the integration user's permission set Edit access"
+    )
+
+
+def correction_field_fix(sobject: str) -> str:
+    return (
+        f"Setup > Object Manager > {sobject} > Fields & Relationships > New: Picklist with the values "
+        f"{', '.join(INTENT_VALUES)} (API names in lower case); Field Name "
+        f"{CORRECTION_FIELD.removesuffix('__c')} (API name {CORRECTION_FIELD}); give the integration user's "
+        "permission set Read access and agents Edit access (or set [learning] collect_corrections = false)"
     )
 
 
@@ -126,6 +140,45 @@ def picklist_warnings(metas: dict[str, ObjectMeta], settings: SalesforceSettings
                     f"{instead} instead",
                     fix=f"set [crm.settings] {setting} to one of {', '.join(map(repr, field.picklist))}, or add "
                     f"{value!r} to the picklist (Setup > Object Manager > {sobject} > Fields > {name})",
+                    blocking=False,
+                )
+            )
+    return warnings
+
+
+def correction_warnings(metas: dict[str, ObjectMeta]) -> list[CheckProblem]:
+    """The intent correction picklist on SocialPost and Case: present, readable, with the six values."""
+    warnings: list[CheckProblem] = []
+    for sobject in CORRECTED:
+        meta = metas.get(sobject)
+        if meta is None:
+            continue  # the object itself is reported already
+        field = meta.fields.get(CORRECTION_FIELD)
+        if field is None:
+            warnings.append(
+                CheckProblem(
+                    problem=f"{sobject} has no field {CORRECTION_FIELD} the integration user can read: agents' "
+                    f"intent corrections on {sobject} records are not read",
+                    fix=correction_field_fix(sobject),
+                    blocking=False,
+                )
+            )
+        elif field.type != "picklist":
+            warnings.append(
+                CheckProblem(
+                    problem=f"{sobject}.{CORRECTION_FIELD} is a {field.type} field, not a picklist: agents can type "
+                    "labels that are no intent",
+                    fix=f"make it a Picklist with the values {', '.join(INTENT_VALUES)}",
+                    blocking=False,
+                )
+            )
+        elif absent := [v for v in INTENT_VALUES if v.casefold() not in {p.casefold() for p in field.picklist}]:
+            warnings.append(
+                CheckProblem(
+                    problem=f"{sobject}.{CORRECTION_FIELD} lacks the value(s) {', '.join(absent)}: agents cannot "
+                    "pick them",
+                    fix=f"Setup > Object Manager > {sobject} > Fields & Relationships > {CORRECTION_FIELD} > Values: "
+                    f"add {', '.join(absent)}",
                     blocking=False,
                 )
             )

@@ -5,7 +5,10 @@ For every batch the writer knows, per record, whether it exists:
 * the engine's :class:`~scrm_core.WriteBatch` gives the CRM ids it has recorded;
 * records that may have been written without an answer (``WriteBatch.uncertain``, or a
   call of this process that failed after it may have reached Salesforce) are looked up
-  by external key, one SOQL query per batch (split only to keep the URL short);
+  by external key, one SOQL query per batch (split only to keep the URL short). What the
+  lookups found is kept until the batch is sent: a retry after a lookup failed part-way
+  (a 503, a timeout) goes on from there instead of asking every query again, so a
+  10,000-record backfill makes progress however often single requests fail;
 * an agent's SocialPost that ``reply_sent`` gave a message's key is remembered in the
   adapter's durable state;
 * anything else is new, and is sent with its create-only fields (``IsOutbound``,
@@ -77,6 +80,8 @@ class Writer:
         self.bulk = BulkJobs(run, state, mapper.key_field, settings.api_version, settings.bulk_poll_seconds)
         # Keys sent in a call that failed after it may have reached Salesforce: looked up next time.
         self._unanswered: dict[CrmObject, set[str]] = {}
+        # Keys looked up since they were last sent: key -> Id, or None when absent.
+        self._looked_up: dict[CrmObject, dict[str, str | None]] = {}
 
     async def _meta(self, obj: CrmObject) -> ObjectMeta:
         return (await self.metadata())[OBJECTS[obj].sobject]
@@ -111,10 +116,20 @@ class Writer:
             known |= {key.removeprefix(REPLY_POST): post_id for key, post_id in marked.items()}
         unsure = [key for key in unsure if key not in known]
         if unsure:
-            found = await self.find_ids(obj, unsure)
-            known |= {key: record["Id"] for key, record in found.items()}
+            looked_up = self._looked_up.setdefault(obj, {})
+            for chunk in _query_chunks([key for key in dict.fromkeys(unsure) if key not in looked_up]):
+                found = await self.find_ids(obj, chunk)
+                looked_up.update({key: found[key]["Id"] if key in found else None for key in chunk})
+            known |= {key: crm_id for key in unsure if (crm_id := looked_up.get(key))}
             unanswered.difference_update(unsure)
         return known
+
+    def _sending(self, obj: CrmObject, keys: Sequence[str]) -> None:
+        """These records go out now: what was looked up about them may be out of date after."""
+        looked_up = self._looked_up.get(obj)
+        if looked_up:
+            for key in keys:
+                looked_up.pop(key, None)
 
     async def remember_reply_post(self, external_key: str, post_id: str) -> None:
         await self.state.put(REPLY_POST + external_key, post_id)
@@ -132,6 +147,7 @@ class Writer:
         if threshold is not None and len(batch) >= threshold:
             return await self._apply_bulk(obj, meta, batch, existing)
         prepared = [self._prepare(meta, op, op.external_key not in existing) for op in batch]
+        self._sending(obj, [op.external_key for op in batch])
         return await self._collections(obj, meta, prepared)
 
     async def _collections(self, obj: CrmObject, meta: ObjectMeta, prepared: list[_Prepared]) -> list[OperationResult]:
@@ -211,6 +227,7 @@ class Writer:
             else:
                 to_send.append((i, prepared))
         threshold = self.settings.bulk_threshold or COLLECTION_SIZE
+        self._sending(obj, [p.op.external_key for _, p in to_send])
         if len(to_send) >= threshold:
             job = await self.bulk.upsert(sobject, [self._csv_row(p) for _, p in to_send])
             redo: list[tuple[int, _Prepared]] = []

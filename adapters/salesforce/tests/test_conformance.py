@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from scrm_salesforce import OBJECTS, SalesforceCrm
-from scrm_salesforce.testing import FakeSalesforce
+from scrm_salesforce.testing import INTENT_CORRECTION, FakeSalesforce
 
 from scrm_core import AdapterContext, CrmAdapter, CrmObject
 from scrm_core.testing.crm import CrmAdapterConformance
@@ -113,4 +113,11 @@ class TestSalesforceConformance(CrmAdapterConformance):
                 "Provider": "Other",
             },
         )
+        return True
+
+    def correct_label(self, adapter: CrmAdapter, obj: CrmObject, external_key: str, label: str) -> bool:
+        sobject = OBJECTS[obj].sobject
+        record = self.fake.find(sobject, KEY, external_key)
+        assert record is not None, f"no {sobject} {external_key}"
+        self.fake.edit(sobject, record["Id"], {INTENT_CORRECTION: label})
         return True

@@ -20,6 +20,14 @@ calls it would make against HubSpot:
 * a rolling request window and a daily quota, reported on every response in the
   ``X-HubSpot-RateLimit-*`` headers, refused with 429 and ``policyName``
   (``TEN_SECONDLY_ROLLING`` / ``DAILY``);
+* the CRM search API (``POST /crm/v3/objects/{type}/search``) as HubSpot limits it: at most
+  200 results a page, 10,000 results in all per query (paging beyond is a 400), five filter
+  groups of at most ten filters and 25 filters in all, one sort, and five search requests
+  a second per account (more: 429 with ``policyName`` ``SECONDLY``); datetime filters take
+  epoch milliseconds or ISO 8601. Search reads an index that lags the writes: set
+  ``index_lag`` (seconds) or hold writes back (:meth:`FakeHubSpot.hold_index`) and a change
+  appears in search results only later, while reads by id see it at once;
+* ``hs_lastmodifieddate`` (``lastmodifieddate`` on contacts) moves on every write;
 * per-request faults drawn from a :class:`~scrm_core.testing.fakes.FaultInjector`.
 
 Use it with :class:`~scrm_core.testing.fakes.FakeServer`::
@@ -36,12 +44,19 @@ https://developers.hubspot.com/docs/api/crm/properties (``hasUniqueValue``),
 https://developers.hubspot.com/docs/api/crm/associations (v4, type ids),
 https://developers.hubspot.com/docs/api/usage-details (rate limits, headers, 429 body),
 https://developers.hubspot.com/docs/api/oauth/tokens (refresh),
-https://developers.hubspot.com/changelog/unique-properties-for-contacts (unique properties).
+https://developers.hubspot.com/changelog/unique-properties-for-contacts (unique properties),
+https://developers.hubspot.com/docs/api/crm/search ("Limitations": page size, 10,000 results,
+rate; search results may take a few moments to reflect a change),
+https://developers.hubspot.com/changelog/breaking-change-expanded-filtering-capabilities-and-error-messaging-in-hubspots-search-api
+(five filter groups, ten filters a group, 25 in all),
+https://developers.hubspot.com/changelog/crm-search-api-rate-limit-increase (the search limit
+is per second, apart from the general one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import threading
@@ -49,7 +64,7 @@ import time
 import urllib.parse
 import uuid
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +89,16 @@ _FIELD_TYPES: dict[str, tuple[str, ...]] = {
     "date": ("date",),
 }
 SEARCH_LIMIT = 200
+SEARCH_TOTAL = 10_000
+SEARCH_PER_SECOND = 5
+FILTER_GROUPS, FILTERS_PER_GROUP, FILTERS_TOTAL = 5, 10, 25
+_OPERATORS = frozenset(
+    {"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY",
+     "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
+)  # fmt: skip
+#: The creation and modification stamps HubSpot keeps per object type.
+CREATED = {"contacts": "createdate", "tickets": "createdate", "notes": "hs_createdate"}
+MODIFIED = {"contacts": "lastmodifieddate", "tickets": "hs_lastmodifieddate", "notes": "hs_lastmodifieddate"}
 TRANSIENT_RECORD_CATEGORY = "SERVICE_UNAVAILABLE"
 
 _OBJECT_NAMES = {
@@ -128,6 +153,8 @@ class _Record:
     properties: dict[str, str]
     created: str
     updated: str
+    indexed: dict[str, str] | None = None  # what search sees
+    pending: list[tuple[float, dict[str, str]]] = field(default_factory=list)  # (visible from, snapshot)
 
 
 @dataclass
@@ -181,6 +208,7 @@ class FakeHubSpot:
     :param with_properties: pre-create the custom properties scrm-hubspot needs (True,
         read from :mod:`scrm_hubspot.schema`), or the given ``{object type: [definition]}``.
     :param faults: fault probabilities; change them while the fake runs.
+    :param index_lag: seconds before a write shows in search results (reads by id see it at once).
     """
 
     TOKEN = "fake-hubspot-token"  # noqa: S105 - test values, not credentials
@@ -202,6 +230,7 @@ class FakeHubSpot:
         with_properties: bool | Mapping[str, Iterable[Mapping[str, Any]]] = False,
         faults: FaultInjector | None = None,
         clock: Callable[[], float] = time.monotonic,
+        index_lag: float = 0.0,
     ) -> None:
         self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
         self.token_ttl = token_ttl
@@ -210,6 +239,8 @@ class FakeHubSpot:
         self.daily_limit = daily_limit
         self.faults = faults or FaultInjector()
         self.clock = clock
+        self.index_lag = index_lag
+        self._index_held = False
         self.requests: list[HubSpotRequest] = []
         self.holds = Holds()
         self._lock = threading.Lock()
@@ -234,6 +265,7 @@ class FakeHubSpot:
                     self.properties[obj][definition["name"]] = {**builtin(definition["name"]), **definition}
             self.requests.clear()
             self._window = _Window(*self.rate_limit) if self.rate_limit else None
+            self._search_window = _Window(SEARCH_PER_SECOND, 1.0)
             self.daily_used = 0
 
     @staticmethod
@@ -287,6 +319,46 @@ class FakeHubSpot:
                 self._link(obj, record.id, _OBJECT_NAMES[to_type], to_id, type_id)
         return record.id
 
+    def update(self, object_type: str, record_id: str, properties: Mapping[str, str]) -> None:
+        """Change a record as a HubSpot user would on its record page: each value is checked as
+        the page checks it (an enumeration takes only its options), and its modification
+        stamp moves on. Raises ValueError with HubSpot's message for a value it refuses."""
+        obj = _OBJECT_NAMES[object_type]
+        with self._lock:
+            record = self.objects[obj][record_id]
+            written, problem = self._write(obj, record, dict(properties))
+            if written is None:
+                raise ValueError(problem[1])
+
+    def add_option(self, object_type: str, prop: str, value: str, label: str | None = None) -> None:
+        """Add an option to an enumeration property, as an admin does in HubSpot's settings
+        (this fake's definitions only; other fakes keep theirs)."""
+        with self._lock:
+            definition = self.properties[_OBJECT_NAMES[object_type]][prop]
+            options = [dict(o) for o in definition.get("options", [])]
+            options.append({"label": label or value, "value": value, "displayOrder": len(options)})
+            definition["options"] = options
+
+    @contextlib.contextmanager
+    def hold_index(self) -> Iterator[None]:
+        """Writes made inside the ``with`` block stay out of search results until
+        :meth:`release_index` (reads by id see them at once), as when HubSpot's search index
+        lags: a change made earlier can then show up after one made later."""
+        with self._lock:
+            self._index_held = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._index_held = False
+
+    def release_index(self) -> None:
+        """Everything written while the index was held shows in search from now on."""
+        with self._lock:
+            for records in self.objects.values():
+                for record in records.values():
+                    record.pending = [(-float("inf"), snapshot) for _, snapshot in record.pending]
+
     def records(self, object_type: str) -> list[dict[str, str]]:
         """The properties of every record of ``object_type`` (copies), oldest first."""
         with self._lock:
@@ -306,10 +378,23 @@ class FakeHubSpot:
     def _insert(self, obj: str, properties: dict[str, str]) -> _Record:
         record_id = str(next(self._ids))
         stamp = _now()
-        props = {**properties, "hs_object_id": record_id, "createdate": stamp, "lastmodifieddate": stamp}
+        props = {**properties, "hs_object_id": record_id, CREATED[obj]: stamp, MODIFIED[obj]: stamp}
         record = _Record(record_id, props, stamp, stamp)
         self.objects[obj][record_id] = record
+        self._reindex(record)
         return record
+
+    def _reindex(self, record: _Record) -> None:
+        """Queue the record's new state for the search index (visible after ``index_lag``)."""
+        ready = float("inf") if self._index_held else self.clock() + self.index_lag
+        record.pending.append((ready, dict(record.properties)))
+
+    def _indexed(self, record: _Record) -> dict[str, str] | None:
+        """The record as search sees it now (None: not indexed yet)."""
+        now = self.clock()
+        while record.pending and record.pending[0][0] <= now:
+            record.indexed = record.pending.pop(0)[1]
+        return record.indexed
 
     def _link(self, obj: str, obj_id: str, to: str, to_id: str, type_id: int) -> None:
         type_ids = _ASSOCIATION_TYPES.get((obj, to))
@@ -365,16 +450,25 @@ class FakeHubSpot:
         if record is None:
             return self._insert(obj, props), None
         record.properties.update(props)
-        record.updated = record.properties["lastmodifieddate"] = _now()
+        record.updated = record.properties[MODIFIED[obj]] = _now()
+        self._reindex(record)
         return record, None
 
     def _by_property(self, obj: str, prop: str, value: str) -> _Record | None:
         return next((r for r in self.objects[obj].values() if r.properties.get(prop) == value), None)
 
     @staticmethod
-    def _public(record: _Record, props: Iterable[str] | None = None, *, new: bool | None = None) -> dict[str, Any]:
-        wanted = set(props) | {"hs_object_id", "createdate", "lastmodifieddate"} if props is not None else None
-        shown = {k: v for k, v in record.properties.items() if wanted is None or k in wanted}
+    def _public(
+        record: _Record,
+        props: Iterable[str] | None = None,
+        *,
+        new: bool | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A record as the API shows it (``values``: as of another moment, e.g. the search index)."""
+        wanted = set(props) | {"hs_object_id", *CREATED.values(), *MODIFIED.values()} if props is not None else None
+        current = record.properties if values is None else values
+        shown = {k: v for k, v in current.items() if wanted is None or k in wanted}
         out: dict[str, Any] = {
             "id": record.id,
             "properties": shown,
@@ -533,28 +627,68 @@ class FakeHubSpot:
         return _Outcome(204, None, len(inputs))
 
     def _search(self, obj: str, body: Any) -> _Outcome:
+        now = self.clock()
+        if self._search_window.remaining(now) <= 0:
+            raise _RateLimited("SECONDLY", self._headers(now))
+        self._search_window.stamps.append(now)
         limit = int(body.get("limit") or 10)
-        if limit > SEARCH_LIMIT:
-            raise _Refused(400, "VALIDATION_ERROR", f"limit must be at most {SEARCH_LIMIT}")
+        if not 0 < limit <= SEARCH_LIMIT:
+            raise _Refused(400, "VALIDATION_ERROR", f"limit must be between 1 and {SEARCH_LIMIT}")
+        start = int(body.get("after") or 0)
+        if start + limit > SEARCH_TOTAL:
+            raise _Refused(
+                400, "VALIDATION_ERROR", f"A search returns at most {SEARCH_TOTAL} results; narrow it with filters"
+            )
         groups = body.get("filterGroups") or []
-        found = [r for r in self.objects[obj].values() if not groups or any(_matches(r, g) for g in groups)]
         sorts = body.get("sorts") or []
+        self._check_search(obj, groups, sorts)
+        definitions = self.properties[obj]
+        found = [
+            (r, values)
+            for r in self.objects[obj].values()
+            if (values := self._indexed(r)) is not None
+            and (not groups or any(_matches(values, g, definitions) for g in groups))
+        ]
         if sorts:
             sort = sorts[0]
             name = sort["propertyName"] if isinstance(sort, dict) else str(sort).lstrip("-")
             descending = isinstance(sort, dict) and sort.get("direction") == "DESCENDING"
-            found.sort(key=lambda r: _sort_key(r.properties.get(name, "")), reverse=descending)
+            kind = definitions[name].get("type")
+            found.sort(key=lambda rv: _typed(kind, rv[1].get(name, "")), reverse=descending)
         else:
-            found.sort(key=lambda r: int(r.id))
-        start = int(body.get("after") or 0)
+            found.sort(key=lambda rv: int(rv[0].id))
         page = found[start : start + limit]
         out: dict[str, Any] = {
             "total": len(found),
-            "results": [self._public(r, body.get("properties") or []) for r in page],
+            "results": [self._public(r, body.get("properties") or [], values=values) for r, values in page],
         }
         if start + limit < len(found):
             out["paging"] = {"next": {"after": str(start + limit)}}
         return _Outcome(200, out)
+
+    def _check_search(self, obj: str, groups: Any, sorts: Any) -> None:
+        """The filter and sort limits HubSpot enforces, and properties and operators it knows."""
+        if not isinstance(groups, list) or not isinstance(sorts, list):
+            raise _Refused(400, "VALIDATION_ERROR", "filterGroups and sorts must be lists")
+        if len(groups) > FILTER_GROUPS:
+            raise _Refused(400, "VALIDATION_ERROR", f"at most {FILTER_GROUPS} filterGroups are allowed")
+        filters = [f for g in groups for f in g.get("filters") or []]
+        if any(len(g.get("filters") or []) > FILTERS_PER_GROUP for g in groups) or len(filters) > FILTERS_TOTAL:
+            raise _Refused(
+                400,
+                "VALIDATION_ERROR",
+                f"at most {FILTERS_PER_GROUP} filters a group and {FILTERS_TOTAL} in all are allowed",
+            )
+        if len(sorts) > 1:
+            raise _Refused(400, "VALIDATION_ERROR", "only one sort is allowed")
+        for f in filters:
+            if f.get("operator", "EQ") not in _OPERATORS:
+                raise _Refused(400, "VALIDATION_ERROR", f"unknown operator {f.get('operator')!r}")
+        for name in [f.get("propertyName") for f in filters] + [
+            s["propertyName"] if isinstance(s, dict) else str(s).lstrip("-") for s in sorts
+        ]:
+            if name not in self.properties[obj]:
+                raise _Refused(400, "VALIDATION_ERROR", f"Property {name!r} does not exist on {obj}")
 
     def _associate(self, obj: str, to: str, body: Any) -> _Outcome:
         inputs = self._inputs(body)
@@ -927,11 +1061,32 @@ def _sort_key(value: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
-def _matches(record: _Record, group: Mapping[str, Any]) -> bool:
-    """Whether a record passes every filter of one filter group (groups are OR-ed)."""
+def _epoch_ms(value: str) -> float | None:
+    """A datetime property or filter value (epoch milliseconds or ISO 8601) in epoch ms."""
+    if re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
+        return float(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000
+
+
+def _typed(kind: str | None, value: str) -> tuple[int, float, str]:
+    """A value's sort key: datetimes by their moment, numbers by value, the rest as text."""
+    if kind in ("datetime", "date") and value:
+        ms = _epoch_ms(value)
+        if ms is not None:
+            return (0, ms, "")
+    return _sort_key(value)
+
+
+def _matches(values: Mapping[str, str], group: Mapping[str, Any], definitions: Mapping[str, Any]) -> bool:
+    """Whether a record (as indexed) passes every filter of one filter group (groups are OR-ed)."""
     for f in group.get("filters") or []:
         name, op = f["propertyName"], f.get("operator", "EQ")
-        actual = record.properties.get(name)
+        kind = (definitions.get(name) or {}).get("type")
+        actual = values.get(name)
         if op == "HAS_PROPERTY":
             ok = bool(actual)
         elif op == "NOT_HAS_PROPERTY":
@@ -941,7 +1096,7 @@ def _matches(record: _Record, group: Mapping[str, Any]) -> bool:
         elif actual is None:
             ok = False
         else:
-            a, b = _sort_key(actual), _sort_key(str(f.get("value")))
+            a, b = _typed(kind, actual), _typed(kind, str(f.get("value")))
             ok = {"EQ": a == b, "NEQ": a != b, "GT": a > b, "GTE": a >= b, "LT": a < b, "LTE": a <= b}.get(op, False)
         if not ok:
             return False

@@ -14,7 +14,7 @@ the whole 400 of a single write) has category ``VALIDATION_ERROR`` and the messa
 * a string value over **65,536 characters** (``hs_note_body`` "limited to 65,536
   characters", developers.hubspot.com/docs/api/crm/notes; the fake holds every string
   property to it) is refused, counted in UTF-16 units as the JVM counts them;
-* a value of a read-only property (``hs_object_id``, ``lastmodifieddate``) is refused;
+* a value of a read-only property (``hs_object_id``, ``hs_lastmodifieddate``) is refused;
 * an enumeration value not among the property's options (``INVALID_OPTION``, with
   HubSpot's message ``X was not one of the allowed options: [...]``), and a ticket's
   ``hs_pipeline_stage`` that is not a stage of its ``hs_pipeline``;
@@ -79,11 +79,14 @@ def builtin(name: str, type_: str = "string", field_type: str = "text", **more: 
 
 
 def builtin_properties() -> dict[str, dict[str, dict[str, Any]]]:
-    common = [
-        builtin("hs_object_id", "number", "number", read_only=True),
-        builtin("createdate", "datetime", "date"),
-        builtin("lastmodifieddate", "datetime", "date", read_only=True),
-    ]
+    """Built-in properties per object. The stamps differ by object as in HubSpot: contacts have
+    ``createdate`` / ``lastmodifieddate``, tickets ``createdate`` / ``hs_lastmodifieddate``,
+    notes ``hs_createdate`` / ``hs_lastmodifieddate``."""
+    stamps = {
+        "contacts": ("createdate", "lastmodifieddate"),
+        "tickets": ("createdate", "hs_lastmodifieddate"),
+        "notes": ("hs_createdate", "hs_lastmodifieddate"),
+    }
     objects = {
         "contacts": [
             builtin("email"),
@@ -105,7 +108,16 @@ def builtin_properties() -> dict[str, dict[str, dict[str, Any]]]:
             builtin("hubspot_owner_id", "enumeration", "select", externalOptions=True),
         ],
     }
-    return {obj: {d["name"]: d for d in [*props, *common]} for obj, props in objects.items()}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj, props in objects.items():
+        created, modified = stamps[obj]
+        common = [
+            builtin("hs_object_id", "number", "number", read_only=True),
+            builtin(created, "datetime", "date"),
+            builtin(modified, "datetime", "date", read_only=True),
+        ]
+        out[obj] = {d["name"]: d for d in [*props, *common]}
+    return out
 
 
 def _units(text: str) -> int:

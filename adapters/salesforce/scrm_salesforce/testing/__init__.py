@@ -14,10 +14,22 @@ or an operator tests against the same adversary scrm's own suite uses::
 ``[crm.settings]`` that point the adapter at it.
 """
 
-from .fake import COLLECTION_LIMIT, PROVIDERS, SCRM_KEY, FakeSalesforce, FieldSpec, SalesforceRequest, make_rsa_key_pair
+from .fake import (
+    COLLECTION_LIMIT,
+    INTENT_CORRECTION,
+    INTENT_VALUES,
+    PROVIDERS,
+    SCRM_KEY,
+    FakeSalesforce,
+    FieldSpec,
+    SalesforceRequest,
+    make_rsa_key_pair,
+)
 
 __all__ = [
     "COLLECTION_LIMIT",
+    "INTENT_CORRECTION",
+    "INTENT_VALUES",
     "PROVIDERS",
     "SCRM_KEY",
     "FakeSalesforce",

@@ -37,7 +37,12 @@ What it speaks, in Salesforce's own shapes (the pages are cited where each part 
   * Bulk API 2.0 ingest rows (:mod:`.bulk`).
 
 - ``DELETE composite/sobjects?ids=...``: up to 200 ids.
-- ``GET query?q=...``: the simple SOQL the adapter issues (:mod:`.soql`).
+- ``GET query?q=...``: the simple SOQL the adapter issues (:mod:`.soql`), refused as
+  Salesforce refuses it: a field the user cannot see (field-level security) or that does
+  not exist, a long text area in WHERE or ORDER BY, a literal of the wrong type for its
+  field (a quoted datetime, an Id that is no Id).
+- ``SystemModstamp`` and ``LastModifiedDate`` move on every write, at Salesforce's
+  one-second precision, so records saved within one second share a stamp.
 - ``Sforce-Limit-Info: api-usage=N/M`` on every data response; once the daily budget is
   spent every call is a 403 ``REQUEST_LIMIT_EXCEEDED``.
 
@@ -49,8 +54,10 @@ with the transient ``UNABLE_TO_LOCK_ROW``. :attr:`FakeSalesforce.holds` stops a 
 request before or after it is applied, so a crash test can kill the client right then.
 
 Tests read the org with :meth:`FakeSalesforce.find`, :meth:`FakeSalesforce.count` and
-:meth:`FakeSalesforce.records`, write as an agent would with :meth:`FakeSalesforce.insert`
-(or :meth:`FakeSalesforce.agent_reply`), and read every request in
+:meth:`FakeSalesforce.records`, write as an agent would with :meth:`FakeSalesforce.insert`,
+:meth:`FakeSalesforce.edit` (a field changed on a record page, e.g. the intent correction
+picklist) or :meth:`FakeSalesforce.agent_reply`, hide a field from the integration user
+with :meth:`FakeSalesforce.hide_field`, and read every request in
 :attr:`FakeSalesforce.requests`.
 """
 
@@ -78,13 +85,25 @@ from scrm_core.testing.fakes.faults import Fault, FaultInjector
 from scrm_core.testing.fakes.holds import Holds
 
 from .bulk import BulkIngest
-from .errors import ApiError, RecordError
+from .errors import ApiError, RecordError, malformed
 from .oauth import OAuthServer, make_rsa_key_pair
-from .schema import PROVIDERS, SCRM_KEY, FieldSpec, scrm_custom_fields, standard_schema, system_fields
+from .schema import (
+    INTENT_CORRECTION,
+    INTENT_VALUES,
+    PROVIDERS,
+    SCRM_KEY,
+    TEXT_TYPES,
+    FieldSpec,
+    scrm_custom_fields,
+    standard_schema,
+    system_fields,
+)
 from .soql import Soql
 
 __all__ = [
     "COLLECTION_LIMIT",
+    "INTENT_CORRECTION",
+    "INTENT_VALUES",
     "PROVIDERS",
     "SCRM_KEY",
     "FakeSalesforce",
@@ -100,6 +119,8 @@ COLLECTION_LIMIT = 200
 COMPOSITE_LIMIT = 25
 ID_PREFIX = {"Contact": "003", "Case": "500", "Lead": "00Q", "SocialPersona": "0SP", "SocialPost": "0ST"}
 ValidationRule = Callable[[dict[str, Any]], str | None]
+#: A Salesforce record Id: 15 case-sensitive or 18 case-insensitive characters.
+_SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 
 @dataclass(frozen=True)
@@ -186,6 +207,11 @@ class FakeSalesforce(OAuthServer, BulkIngest):
     def add_field(self, sobject: str, spec: FieldSpec) -> None:
         self.schema[sobject][spec.name] = spec
 
+    def hide_field(self, sobject: str, name: str) -> None:
+        """Field-level security takes Read away from the integration user: describe leaves the
+        field out, and a query or write naming it is refused as if it did not exist."""
+        self.schema[sobject][name].visible = False
+
     def remove_field(self, sobject: str, name: str) -> None:
         """As if an admin deleted the field (e.g. the external id), to exercise ``check()``."""
         self.schema[sobject].pop(name, None)
@@ -230,6 +256,25 @@ class FakeSalesforce(OAuthServer, BulkIngest):
         """Create a record as a user in the Salesforce UI would (no checks); returns its Id."""
         with self._lock:
             return self._create(sobject, dict(fields))
+
+    def edit(self, sobject: str, record_id: str, fields: dict[str, Any], *, modstamp: float | None = None) -> None:
+        """An agent changes fields on the record page: each value is checked as the page checks
+        it (a restricted picklist takes only its values), and the record's ``LastModifiedDate``
+        and ``SystemModstamp`` move on.
+
+        ``modstamp`` (a Unix time) stamps the save at that moment instead of now: a save
+        whose transaction began then and committed only now (a long trigger, a bulk job),
+        visible to queries after records stamped later than it.
+        """
+        with self._lock:
+            record = self._records[sobject][record_id]
+            for name, value in fields.items():
+                spec = self.schema[sobject].get(name)
+                if spec is None or not spec.updateable:
+                    raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", f"{sobject}.{name} cannot be edited", [name])
+                spec.check(value)
+            record.update(fields)
+            self._touch(record, None if modstamp is None else self._stamp(modstamp))
 
     def agent_reply(self, reply_to_id: str, content: str) -> str:
         """An agent answers SocialPost ``reply_to_id`` in the Social Customer Service console.
@@ -371,7 +416,7 @@ class FakeSalesforce(OAuthServer, BulkIngest):
         return {
             "name": sobject,
             **self.object_access[sobject],
-            "fields": [spec.describe() for spec in self.schema[sobject].values()],
+            "fields": [spec.describe() for spec in self.schema[sobject].values() if spec.visible],
         }
 
     def _describe(self, request: Request, body: bytes) -> Response:
@@ -533,7 +578,7 @@ class FakeSalesforce(OAuthServer, BulkIngest):
             return self._create(sobject, {**fields, ext_field: key}), True
         record = self._records[sobject][existing]
         record.update(fields)
-        record["LastModifiedDate"] = self._now()
+        self._touch(record)
         return existing, False
 
     def _bulk_row(self, sobject: str, ext_field: str, values: dict[str, str]) -> tuple[str, bool]:
@@ -552,7 +597,7 @@ class FakeSalesforce(OAuthServer, BulkIngest):
             )
         for name, value in fields.items():
             spec = schema.get(name)
-            if spec is None:
+            if spec is None or not spec.visible:
                 raise RecordError("INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name])
             if not (spec.createable if creating else spec.updateable):
                 raise RecordError(
@@ -590,10 +635,11 @@ class FakeSalesforce(OAuthServer, BulkIngest):
         record_id = self._next_id(ID_PREFIX.get(sobject, "a00"))
         defaults: dict[str, Any] = {}
         for s in self.schema[sobject].values():
-            if s.name not in ("Id", "CreatedDate", "LastModifiedDate"):
+            if s.name not in ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"):
                 defaults[s.name] = False if s.type == "boolean" else s.default_value
         now = self._now()
-        record = {**defaults, **fields, "Id": record_id, "CreatedDate": now, "LastModifiedDate": now}
+        record = {**defaults, **fields, "Id": record_id, "CreatedDate": now}
+        self._touch(record, now)
         self._records[sobject][record_id] = record
         for (indexed, key_field), index in self._index.items():
             if indexed == sobject and record.get(key_field) is not None:
@@ -604,7 +650,15 @@ class FakeSalesforce(OAuthServer, BulkIngest):
         """Salesforce datetimes have second precision; never earlier than the last one given."""
         second = max(int(self.clock()), self._last_created)
         self._last_created = second
-        return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        return self._stamp(second)
+
+    @staticmethod
+    def _stamp(moment: float) -> str:
+        return datetime.fromtimestamp(int(moment), UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+    def _touch(self, record: dict[str, Any], stamp: str | None = None) -> None:
+        """A save: both modification stamps move (scrm's writes and agents' edits alike)."""
+        record["LastModifiedDate"] = record["SystemModstamp"] = stamp or self._now()
 
     def _csv_fields(self, sobject: str, values: dict[str, str], ext_field: str) -> dict[str, Any]:
         """A CSV row's fields: empty = leave unchanged, ``#N/A`` = null, ``Rel.Field`` = a reference."""
@@ -669,7 +723,7 @@ class FakeSalesforce(OAuthServer, BulkIngest):
                 if fields[key_field] is not None:
                     index[fields[key_field]] = record_id
         record.update(fields)
-        record["LastModifiedDate"] = self._now()
+        self._touch(record)
         return Response(status_code=204, headers={"x-fake-records": "1"})
 
     def _delete_collection(self, request: Request, body: bytes) -> Response:
@@ -719,8 +773,13 @@ class FakeSalesforce(OAuthServer, BulkIngest):
         sobject = query.sobject
         if sobject not in self.schema:
             raise ApiError(400, "INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
-        for path in [*query.fields, *query.condition_fields(), *(f for f, _ in query.order_by)]:
+        for path in query.fields:
             self._check_path(sobject, path)
+        for path, op, literal in query.comparisons():
+            self._check_filter(sobject, path, op, literal)
+        for path, _ in query.order_by:
+            if not self._check_path(sobject, path).filterable:
+                raise ApiError(400, "INVALID_FIELD", f"field '{path}' can not be sorted in a query call")
         rows = [r for r in self._records[sobject].values() if query.matches(partial(self._value, sobject, r))]
         for name, descending in reversed(query.order_by):
             rows.sort(key=partial(self._sort_key, sobject, name), reverse=descending)
@@ -733,15 +792,46 @@ class FakeSalesforce(OAuthServer, BulkIngest):
         value = self._value(sobject, record, path)
         return (0, "") if value is None else (1, value)
 
-    def _check_path(self, sobject: str, path: str) -> None:
+    def _check_path(self, sobject: str, path: str) -> FieldSpec:
+        """The field at ``path``, if the integration user may read it; else SOQL's INVALID_FIELD."""
         head, _, tail = path.partition(".")
         if not tail:
-            if head not in self.schema[sobject]:
+            field = self.schema[sobject].get(head)
+            if field is None or not field.visible:
                 raise ApiError(400, "INVALID_FIELD", f"No such column '{head}' on entity '{sobject}'")
-            return
+            return field
         spec = next((f for f in self.schema[sobject].values() if f.relationship_name == head), None)
-        if spec is None or "." in tail or not any(tail in self.schema.get(t, {}) for t in spec.reference_to):
+        targets = [self.schema[t][tail] for t in spec.reference_to if tail in self.schema.get(t, {})] if spec else []
+        if spec is None or not spec.visible or "." in tail or not any(t.visible for t in targets):
             raise ApiError(400, "INVALID_FIELD", f"Didn't understand relationship '{path}' on entity '{sobject}'")
+        return next(t for t in targets if t.visible)
+
+    def _check_filter(self, sobject: str, path: str, op: str, literal: Any) -> None:
+        """A WHERE comparison SOQL would refuse: a long text area, or a literal of the wrong type
+        (developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/
+        sforce_api_calls_soql_select_fieldexpression.htm: "Supply a value whose data type matches
+        the field type"; dates and numbers are not quoted)."""
+        field = self._check_path(sobject, path)
+        if not field.filterable:
+            raise ApiError(400, "INVALID_FIELD", f"field '{path}' can not be filtered in a query call")
+        for value in literal if op == "IN" else [literal]:
+            if value is None:
+                if op not in ("=", "!="):
+                    raise malformed(f"null can only be compared with = or != (field {path})")
+                continue
+            if field.type == "datetime" and not isinstance(value, datetime):
+                raise ApiError(
+                    400,
+                    "INVALID_FIELD",
+                    f"value of filter criterion for field '{path}' must be of type dateTime and should not be "
+                    "enclosed in quotes",
+                )
+            if field.type in ("id", "reference") and not (isinstance(value, str) and _SF_ID.fullmatch(value)):
+                raise ApiError(400, "INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {value}")
+            if field.type in TEXT_TYPES and not isinstance(value, str):
+                raise ApiError(
+                    400, "INVALID_FIELD", f"value of filter criterion for field '{path}' must be of type string"
+                )
 
     def _value(self, sobject: str, record: dict[str, Any], path: str) -> Any:
         """The value at ``path`` (a field, or ``Relationship.Field`` one level up)."""

@@ -17,6 +17,15 @@ properties follow Salesforce's Object Reference and Field Reference for each obj
 URL fields are given 255 (AttachmentUrl's length in the field reference; the fake takes
 the shorter where the reference is silent, so an adapter that fits from describe copes).
 
+``SystemModstamp`` is the system field "date and time when a user or automated process
+(such as a trigger) last modified this record" (developer.salesforce.com/docs/atlas.en-us.
+api.meta/api/system_fields.htm). A long text area (``textarea`` longer than 255) is neither
+``filterable`` nor ``sortable``: SOQL takes "any field except a long text area field,
+encrypted data field, or base64-encoded field" in a WHERE clause (developer.salesforce.com/
+docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_fieldexpression.htm).
+A field hidden from the integration user by field-level security (``visible=False``) is left
+out of describe and refused in queries and writes as a column that does not exist.
+
 The checks and their codes (the ``StatusCode`` values of
 developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm):
 ``STRING_TOO_LONG`` (``"<field>: data value too large: <value> (max length=<n>)"``),
@@ -36,9 +45,21 @@ from typing import Any
 
 from .errors import RecordError
 
-__all__ = ["PROVIDERS", "SCRM_KEY", "FieldSpec", "scrm_custom_fields", "standard_schema", "system_fields"]
+__all__ = [
+    "INTENT_CORRECTION",
+    "INTENT_VALUES",
+    "PROVIDERS",
+    "SCRM_KEY",
+    "FieldSpec",
+    "scrm_custom_fields",
+    "standard_schema",
+    "system_fields",
+]
 
 SCRM_KEY = "Scrm_Key__c"
+#: The picklist agents correct scrm's intent label with (docs/adapters/salesforce.md).
+INTENT_CORRECTION = "Scrm_Intent_Correction__c"
+INTENT_VALUES = ["complaint", "question", "purchase", "praise", "spam", "none"]
 #: The Provider picklist of SocialPost and SocialPersona (a subset of the documented values).
 PROVIDERS = ["Facebook", "Instagram", "LinkedIn", "Other", "Twitter", "WhatsApp", "YouTube"]
 TEXT_TYPES = frozenset({"string", "textarea", "email", "url", "phone", "picklist", "multipicklist", "combobox"})
@@ -76,10 +97,16 @@ class FieldSpec:
     precision: int = 0  # double: total digits
     scale: int = 0  # double: digits after the point
     digits: int = 0  # int: most digits
+    visible: bool = True  # field-level security: the integration user can read it
 
     def __post_init__(self) -> None:
         if self.type in TEXT_TYPES and not self.length:
             self.length = 255
+
+    @property
+    def filterable(self) -> bool:
+        """Long text areas cannot be filtered (nor sorted) in SOQL."""
+        return not (self.type == "textarea" and self.length > 255)
 
     @property
     def required_on_create(self) -> bool:
@@ -105,6 +132,8 @@ class FieldSpec:
             "referenceTo": self.reference_to,
             "relationshipName": self.relationship_name,
             "restrictedPicklist": self.restricted,
+            "filterable": self.filterable,
+            "sortable": self.filterable,
             "picklistValues": [
                 {"value": v, "label": v, "active": True, "defaultValue": v == self.default_value}
                 for v in self.picklist or []
@@ -166,6 +195,7 @@ def system_fields() -> list[FieldSpec]:
         FieldSpec("Id", "id", createable=False, updateable=False, nillable=False, defaulted=True),
         FieldSpec("CreatedDate", "datetime", createable=False, updateable=False, nillable=False, defaulted=True),
         FieldSpec("LastModifiedDate", "datetime", createable=False, updateable=False, nillable=False, defaulted=True),
+        FieldSpec("SystemModstamp", "datetime", createable=False, updateable=False, nillable=False, defaulted=True),
     ]
 
 
@@ -272,13 +302,17 @@ def scrm_custom_fields() -> dict[str, list[FieldSpec]]:
     def key() -> FieldSpec:
         return FieldSpec(SCRM_KEY, length=255, external_id=True, unique=True)
 
+    def correction() -> FieldSpec:
+        return _picklist(INTENT_CORRECTION, list(INTENT_VALUES), restricted=True)
+
     return {
         "Contact": [key()],
         "SocialPersona": [key()],
-        "Case": [key()],
+        "Case": [key(), correction()],
         "Lead": [key()],
         "SocialPost": [
             key(),
+            correction(),
             FieldSpec("Scrm_Conversation_Key__c", length=255),
             FieldSpec("Scrm_Deleted__c", "boolean", nillable=False, defaulted=True),
             FieldSpec("Scrm_Labels__c", "textarea", length=32_768),

@@ -133,13 +133,17 @@ class Soql:
         return cls(fields, sobject, where, order_by, limit)
 
     def condition_fields(self) -> list[str]:
-        out: list[str] = []
+        return [path for path, _, _ in self.comparisons()]
+
+    def comparisons(self) -> list[tuple[str, str, Any]]:
+        """(field path, operator, literal) of every comparison in WHERE; IN gives a list."""
+        out: list[tuple[str, str, Any]] = []
 
         def walk(node: Condition | None) -> None:
             if node is None:
                 return
             if node[0] == "cmp":
-                out.append(node[1])
+                out.append((node[1], *node[2]))
             else:
                 walk(node[1])
                 walk(node[2])
