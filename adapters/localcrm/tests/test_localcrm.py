@@ -102,6 +102,31 @@ def test_mixed_shapes_in_one_batch(tmp_path: Path) -> None:
         assert db.message(message_op(4).external_key)["_refs"] == {"profile": profile_op(1).external_key}  # type: ignore[index]
 
 
+def test_one_shape_mixing_new_existing_and_refused_records(tmp_path: Path) -> None:
+    # One plan for the whole batch, but not the all-new or all-existing fast path: each
+    # result still names its own record and id, and a refused record writes nothing.
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        assert [r.crm_id for r in await crm.apply([message_op(n, refs=refs) for n in (1, 3)])] == ["1", "2"]
+        batch = [message_op(n, refs=refs, text=f"v2 of {n}") for n in range(1, 6)]
+        batch[3] = message_op(4, refs={**refs, "contact": "scrm:person:nobody"}, text="v2 of 4")
+        results = await crm.apply(batch)
+        assert [r.external_key for r in results] == [o.external_key for o in batch]
+        assert [r.crm_id for r in results] == ["1", "3", "2", None, "4"]
+        assert not results[3].ok and results[3].retryable and "scrm:person:nobody not found" in (results[3].error or "")
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(tmp_path / "crm.db") as db:
+        assert db.count("messages") == 4
+        assert db.message(message_op(4).external_key) is None
+        assert [db.message(message_op(n).external_key)["text"] for n in (1, 2, 3, 5)] == [  # type: ignore[index]
+            "v2 of 1",
+            "v2 of 2",
+            "v2 of 3",
+            "v2 of 5",
+        ]
+
+
 def test_unknown_fields_go_to_extra_and_are_merged(tmp_path: Path) -> None:
     key = contact_op(1).external_key
 
