@@ -169,9 +169,10 @@ def _fingerprint(profile: Any) -> str:
     return format(zlib.crc32(profile.model_dump_json().encode()), "08x")
 
 
-def seed(store: Any, writer: Any, events: Iterator[Any]) -> int:
+def seed(store: Any, writer: Any, events: Iterator[Any], case_every: int = CASE_EVERY) -> int:
     """Write what the engine and its sink would have written for ``events``, page by page,
-    through the store's interface and the CRM's writer. Returns the messages written."""
+    through the store's interface and the CRM's writer; one thread in ``case_every`` gets a
+    case (0: none, as without a routing plugin). Returns the messages written."""
     from scrm_core.engine import mapping
     from scrm_core.models import Action, ActionKind, Conversation, CrmObject, Direction
     from scrm_core.store import MessageRecord, PageCommit, ProfileRecord, Settlement
@@ -214,7 +215,7 @@ def seed(store: Any, writer: Any, events: Iterator[Any]) -> int:
             if m.direction is Direction.inbound:
                 conversation.last_inbound_id = m.id
             changed_conversations[m.conversation_key] = conversation
-            with_case = opened and zlib.crc32(m.conversation_key.encode()) % CASE_EVERY == 0
+            with_case = opened and case_every > 0 and zlib.crc32(m.conversation_key.encode()) % case_every == 0
             if with_case:
                 conversation.needs_case = True
             actions = case if with_case else log
