@@ -11,7 +11,9 @@ per-record Python work is kept to a minimum:
    converted column by column (a set of the column's types decides whether any value
    needs a closer look), then written with one ``executemany`` of a cached INSERT (new
    rows, ids assigned here) or UPDATE (only the columns the ops carry: a partial update
-   keeps the rest).
+   keeps the rest);
+4. no savepoints unless SQLite refuses a value (then the batch is written again, group by
+   group under savepoints: see ``Writer._execute``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ _RESERVED = frozenset({"id", "external_key", "extra", "crm_created_at", "crm_upd
 _MAX_PLANS = 1024
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_CACHED_REFS = 200_000  # per referenced table; ~30 MB at most
+# A table whose last batch was at least this share of new records gets its next batch
+# inserted without looking its keys up first (messages: nearly always).
+_GUESS_NEW_FROM = 0.9
 _fromisoformat = datetime.fromisoformat
 _ONLY_NONE = {NoneType}
 _get_object = attrgetter("object")
@@ -70,6 +75,10 @@ _VALUE_ERRORS = (
 
 class _FieldError(Exception):
     pass
+
+
+class _ValueRefused(Exception):
+    """SQLite refused a value of a batch written without savepoints: write it again with them."""
 
 
 def _text(v: Any) -> Any:
@@ -183,7 +192,7 @@ class _Plan:
     refs: tuple[str, ...]
     unknown_refs: tuple[str, ...]
     cols: tuple[str, ...]  # the columns written: names, then <ref>_id, then extra if any
-    _sql: dict[tuple[bool, tuple[int, ...]], str] = field(default_factory=dict)
+    _sql: dict[tuple[bool, tuple[int, ...], bool], str] = field(default_factory=dict)
 
     def columns(self, all_fields: list[dict[str, Any]]) -> list[Sequence[Any]]:
         """The values of each of ``names``, column by column (row lookups by one itemgetter in C)."""
@@ -191,17 +200,20 @@ class _Plan:
             return list(zip(*map(itemgetter(*self.names), all_fields), strict=True))
         return [[f[name] for f in all_fields] for name in self.names]
 
-    def sql(self, insert: bool, nulls: tuple[int, ...] = ()) -> str:
+    def sql(self, insert: bool, nulls: tuple[int, ...] = (), skip_existing: bool = False) -> str:
         """The INSERT (values: id, external_key, cols..., created, updated) or UPDATE (values:
         cols..., updated, id) of this shape; the cols at positions ``nulls`` are set to a
-        literal NULL and get no value (binding None costs sqlite3 an adapter lookup)."""
-        key = (insert, nulls)
+        literal NULL and get no value (binding None costs sqlite3 an adapter lookup).
+        ``skip_existing``: the INSERT leaves a row whose external key exists alone."""
+        key = (insert, nulls, skip_existing)
         sql = self._sql.get(key)
         if sql is None:
             values = ["NULL" if j in nulls else "?" for j in range(len(self.cols))]
             if insert:
                 names = ", ".join(["id", "external_key", *self.cols, "crm_created_at", "crm_updated_at"])
                 sql = f"INSERT INTO {self.table} ({names}) VALUES ({', '.join(['?', '?', *values, '?', '?'])})"
+                if skip_existing:
+                    sql += " ON CONFLICT (external_key) DO NOTHING"
             else:
                 sets = ", ".join(
                     [*(f"{c} = {v}" for c, v in zip(self.cols, values, strict=True)), "crm_updated_at = ?"]
@@ -257,6 +269,9 @@ class Writer:
         # third of a batch's lookups, as authors and contacts repeat. One writing process
         # per database is assumed (the CLI only writes outbound_replies).
         self._ref_ids: dict[str, dict[str, int]] = {}
+        self._careful = False  # savepoints around each group (after SQLite refused a value)
+        self._new_share: dict[str, float] = {}  # table -> share of new records in its last batch
+        self._inserted = 0  # rows inserted by the batch being written
 
     def close(self) -> None:
         self.conn.close()
@@ -319,22 +334,41 @@ class Writer:
         validate_batch(ops, self.limits)
         if not ops:
             return []
-        results: list[OperationResult] = self._transaction(lambda: self._apply(SPECS[CrmObject(ops[0].object)], ops))
+        spec = SPECS[CrmObject(ops[0].object)]
+        try:
+            results: list[OperationResult] = self._transaction(lambda: self._apply(spec, ops))
+        except _ValueRefused:
+            # SQLite refused a value somewhere in the batch (rare): it was rolled back whole;
+            # write it again group by group under savepoints, so only that record fails.
+            self._careful = True
+            try:
+                results = self._transaction(lambda: self._apply(spec, ops))
+            finally:
+                self._careful = False
         return results
 
     def _apply(self, spec: TableSpec, ops: Sequence[CrmOperation]) -> list[OperationResult]:
         now = utc_now()
         keys = list(map(_get_key, ops))
-        existing = self._lookup(spec.table, keys)
-        crm_ids: list[int | None] = list(map(existing.get, keys))
+        groups = self._groups(spec, ops)
+        # Where the last batch of this table was (nearly) all new records, guess so again and
+        # skip looking the keys up: the insert finds the few that exist (see _write_group).
+        looked_up = self._careful or len(groups) > 1 or self._new_share.get(spec.table, 0.0) < _GUESS_NEW_FROM
+        if looked_up:
+            existing = self._lookup(spec.table, keys)
+            crm_ids: list[int | None] = list(map(existing.get, keys))
+        else:
+            crm_ids = [None] * len(ops)
         errors: dict[int, OperationResult] = {}
 
+        self._inserted = 0
         first_id = next_id = self._next_id(spec.table)
-        for plan, idx in self._groups(spec, ops).items():
+        for plan, idx in groups.items():
             gops = ops if len(idx) == len(ops) else [ops[i] for i in idx]
-            next_id = self._write_group(spec, plan, gops, idx, crm_ids, errors, now, next_id)
+            next_id = self._write_group(spec, plan, gops, idx, crm_ids, errors, now, next_id, looked_up)
         if next_id != first_id:
             self.conn.execute("UPDATE localcrm_ids SET last_id = ? WHERE tbl = ?", (next_id - 1, spec.table))
+        self._new_share[spec.table] = self._inserted / len(ops)
 
         if not errors:
             return _validate_results(
@@ -386,8 +420,14 @@ class Writer:
         errors: dict[int, OperationResult],
         now: str,
         next_id: int,
+        looked_up: bool = True,
     ) -> int:
-        """Check, convert and write ops of one shape; returns the next free id."""
+        """Check, convert and write ops of one shape; returns the next free id.
+
+        ``looked_up`` False: ``crm_ids`` holds None for every op, nobody looked; the ops are
+        inserted skipping the keys that exist, which are then updated (when every op can
+        be a new record: its required fields set, no extra fields to merge), or looked up
+        here first."""
         m = len(gops)
 
         def fail(k: int, error: str, retryable: bool = False) -> None:
@@ -409,6 +449,13 @@ class Writer:
 
         columns = plan.columns(list(map(_get_fields, gops)))
         pos = {name: j for j, name in enumerate(plan.names)}
+        if not looked_up and (
+            plan.extras or any(r not in pos or None in columns[pos[r]] for r in spec.required)
+        ):  # whether a record exists decides what is checked, or its extra fields are merged
+            found = self._lookup(spec.table, list(map(_get_key, gops)))
+            for k, key in enumerate(map(_get_key, gops)):
+                crm_ids[gidx[k]] = found.get(key)
+            looked_up = True
 
         # Required fields: a new record needs them; an existing one may not clear them.
         if spec.required:
@@ -510,20 +557,50 @@ class Writer:
                 cols = [col for j, col in enumerate(cols) if j not in none_cols]
             new_keys = list(map(_get_key, gops)) if len(new) == m else [gops[k].external_key for k in new]
             rows = list(zip(new_ids, new_keys, *cols, repeat(now), repeat(now)))
-            refused = self._execute(plan.sql(True, none_cols), rows, new, fail)
+            before = self.conn.total_changes
+            refused = self._execute(plan.sql(True, none_cols, skip_existing=not looked_up), rows, new, fail)
             if not refused and len(new) == len(crm_ids):
                 crm_ids[:] = new_ids
             else:
                 for k, row_id in zip(new, new_ids, strict=True):
                     if k not in refused:
                         crm_ids[gidx[k]] = row_id
+            inserted = self.conn.total_changes - before
+            self._inserted += inserted
+            if inserted < len(rows) - len(refused):  # guessed new, but some exist: update those
+                found = self._lookup(spec.table, new_keys)
+                existed = [
+                    (k, found[key])
+                    for k, key, row_id in zip(new, new_keys, new_ids, strict=True)
+                    if found.get(key) != row_id
+                ]
+                for k, row_id in existed:
+                    crm_ids[gidx[k]] = row_id
+                ks = [k for k, _ in existed]
+                cols = [[col[k] for k in ks] for col in columns]
+                if none_cols:
+                    cols = [col for j, col in enumerate(cols) if j not in none_cols]
+                rows = list(zip(*cols, repeat(now), [row_id for _, row_id in existed]))
+                self._execute(plan.sql(False, none_cols), rows, ks, fail)
         return next_id
 
     def _execute(
         self, sql: str, rows: list[tuple[Any, ...]], ks: Sequence[int], fail: Callable[[int, str], None]
     ) -> set[int]:
-        """executemany; if SQLite refuses a value (a lone surrogate, an int over 64 bits...),
-        undo the group and write it row by row, so only the offending records fail."""
+        """executemany; returns the positions (of ``ks``) of the rows SQLite refused.
+
+        A savepoint around it would let a refused value (a lone surrogate, an int over 64
+        bits...) undo only its group, but it costs every update a copy of each page it
+        touches (a fifth of an update's cost). So the first try has none: a refusal rolls
+        the whole batch back (``_ValueRefused``), and :meth:`apply` writes it again with
+        ``_careful`` set: each group under a savepoint and, where SQLite refuses, row by row,
+        so only the offending records fail."""
+        if not self._careful:
+            try:
+                self.conn.executemany(sql, rows)
+            except _VALUE_ERRORS as e:
+                raise _ValueRefused from e
+            return set()
         # Any other error leaves the savepoint to the whole transaction's rollback.
         self.conn.execute("SAVEPOINT localcrm_group")
         refused: set[int] = set()
