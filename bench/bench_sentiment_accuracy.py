@@ -18,22 +18,30 @@ Prints one JSON object. For each labelled set in bench/data (see bench/data/READ
   knows the class balance of the very set it is scored on, so it is if anything flattered).
 
 ``cost`` is the hook's time per message on one pinned CPU: ``cold`` with every text new
-to its cache, ``cached`` for a repeated text; and the language plugin's, for the
-pipeline's budget.
+to its cache, ``cached`` for a repeated text; VADER alone, as the plugin computes it and
+as vaderSentiment does (the same scores: tests/test_vader.py); and the language plugin's,
+for the pipeline's budget. ``--baseline`` adds another copy of the plugin (an older
+commit's) measured beside this one, texts in turns, with how many texts both score alike.
 
     .venv/bin/python bench/bench_sentiment_accuracy.py
+    git archive 2bd7a8b plugins/sentiment | tar -x -C /tmp/old
+    .venv/bin/python bench/bench_sentiment_accuracy.py --baseline /tmp/old/plugins/sentiment/scrm_sentiment
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 DATA = Path(__file__).parent / "data"
 CLASSES = ("negative", "neutral", "positive")
@@ -130,11 +138,38 @@ def microseconds_per_call(fn: Callable[[str], object], texts: Sequence[str]) -> 
     return round((time.process_time() - started) / len(texts) * 1e6, 1)
 
 
-def cost(texts: list[str]) -> dict[str, float]:
+def load_package(folder: Path) -> ModuleType:
+    """Another copy of a plugin package (e.g. an older commit's, from git archive), imported
+    under another name so that it runs beside the installed one."""
+    name = f"baseline_{folder.name}"
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{folder}: not a package folder")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def cold_microseconds(analyzers: dict[str, ModuleType], texts: list[str], rounds: int = 5) -> dict[str, float]:
+    """CPU µs per new text of each analyzer's ``_analyze`` (its cache emptied first): the
+    best of ``rounds`` rounds, the analyzers taking turns within each round."""
+    best = dict.fromkeys(analyzers, float("inf"))
+    for r in range(rounds):
+        for name, module in list(analyzers.items())[:: 1 if r % 2 == 0 else -1]:
+            module._analyze.cache_clear()
+            best[name] = min(best[name], microseconds_per_call(module._analyze, texts))
+    return best
+
+
+def cost(texts: list[str], baseline: Path | None) -> dict[str, object]:
     from scrm_language.plugin import scrm_detect_language
-    from scrm_sentiment import vader_label
+    from scrm_sentiment import analyzer, vader_label
     from scrm_sentiment.analyzer import _analyze, model
     from scrm_sentiment.plugin import scrm_analyze_sentiment
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # type: ignore[import-untyped]
 
     def sentiment(text: str) -> object:
         return scrm_analyze_sentiment(text, "en")
@@ -143,17 +178,42 @@ def cost(texts: list[str]) -> dict[str, float]:
     _analyze.cache_clear()
     cold = microseconds_per_call(sentiment, texts)  # every text seen for the first time
     vader = microseconds_per_call(vader_label, texts)
-    return {
+    reference = SentimentIntensityAnalyzer().polarity_scores
+    vader_reference = microseconds_per_call(reference, texts)
+    out: dict[str, object] = {
         "sentiment_us_per_message_cold": cold,
         "vader_alone_us_per_message": vader,
+        "vader_reference_us_per_message": vader_reference,
+        "vader_speedup_vs_reference": round(vader_reference / vader, 2) if vader else 0.0,
         "plugin_to_vader_cost_ratio": round(cold / vader, 2) if vader else 0.0,
         "sentiment_us_per_message_cached": microseconds_per_call(sentiment, texts),
         "language_us_per_message": microseconds_per_call(scrm_detect_language, texts),
         "messages": len(texts),
     }
+    if baseline is not None:
+        old = load_package(baseline).analyzer
+        old.model()
+        best = cold_microseconds({"current": analyzer, "baseline": old}, texts)
+        same = sum(1 for t in texts if old._analyze(t) == _analyze(t))
+        out["beside_baseline"] = {
+            "baseline": str(baseline),
+            "current_us_per_new_text": round(best["current"], 1),
+            "baseline_us_per_new_text": round(best["baseline"], 1),
+            "ratio_current_to_baseline": round(best["current"] / best["baseline"], 3),
+            "same_score_and_label": f"{same} of {len(texts)}",
+        }
+    return out
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another scrm_sentiment package folder (e.g. from git archive) whose cost per new text is measured "
+        "beside this one, with a count of texts both score the same",
+    )
+    args = parser.parse_args()
     cpu = max(os.sched_getaffinity(0))  # one CPU, as bench_pipeline does: these machines are noisy
     os.sched_setaffinity(0, {cpu})
     loaders = {
@@ -169,7 +229,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpu": cpu, "platform": platform.platform()},
         "rating_rule": f"vader sets: |mean rating| < {RATING_NEUTRAL_BELOW} -> neutral, else by sign",
         "datasets": {name: evaluate(examples, trained) for name, (examples, trained) in sets.items()},
-        "cost": cost([t for examples, _ in sets.values() for t, _ in examples]),
+        "cost": cost([t for examples, _ in sets.values() for t, _ in examples], args.baseline),
     }
     print(json.dumps(report, indent=2))
 

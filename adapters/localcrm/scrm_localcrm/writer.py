@@ -11,7 +11,9 @@ per-record Python work is kept to a minimum:
    converted column by column (a set of the column's types decides whether any value
    needs a closer look), then written with one ``executemany`` of a cached INSERT (new
    rows, ids assigned here) or UPDATE (only the columns the ops carry: a partial update
-   keeps the rest).
+   keeps the rest);
+4. no savepoints unless SQLite refuses a value (then the batch is written again, group by
+   group under savepoints: see ``Writer._execute``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from types import NoneType
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter
 
 from scrm_core import CrmLimits, CrmObject, CrmOperation, OperationResult
 from scrm_core.errors import FatalError, RetryableError
@@ -42,12 +46,20 @@ _RESERVED = frozenset({"id", "external_key", "extra", "crm_created_at", "crm_upd
 _MAX_PLANS = 1024
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_CACHED_REFS = 200_000  # per referenced table; ~30 MB at most
+# A table whose last batch was at least this share of new records gets its next batch
+# inserted without looking its keys up first (messages: nearly always).
+_GUESS_NEW_FROM = 0.9
 _fromisoformat = datetime.fromisoformat
 _ONLY_NONE = {NoneType}
 _get_object = attrgetter("object")
 _get_key = attrgetter("external_key")
+_get_fields = attrgetter("fields")
+_get_refs = attrgetter("refs")
 # What OperationResult(...) calls, without BaseModel.__init__ around it: same checks, same model.
 _validate_result = OperationResult.__pydantic_validator__.validate_python
+# The same for a whole batch in one call, strict (the values are exactly str and bool):
+# a fifth cheaper than one call per result.
+_validate_results = partial(TypeAdapter(list[OperationResult]).validate_python, strict=True)
 # What SQLite's binding or constraints raise for one bad value (not for a bad database).
 _VALUE_ERRORS = (
     sqlite3.InterfaceError,
@@ -63,6 +75,10 @@ _VALUE_ERRORS = (
 
 class _FieldError(Exception):
     pass
+
+
+class _ValueRefused(Exception):
+    """SQLite refused a value of a batch written without savepoints: write it again with them."""
 
 
 def _text(v: Any) -> Any:
@@ -176,7 +192,7 @@ class _Plan:
     refs: tuple[str, ...]
     unknown_refs: tuple[str, ...]
     cols: tuple[str, ...]  # the columns written: names, then <ref>_id, then extra if any
-    _sql: dict[tuple[bool, tuple[int, ...]], str] = field(default_factory=dict)
+    _sql: dict[tuple[bool, tuple[int, ...], bool], str] = field(default_factory=dict)
 
     def columns(self, all_fields: list[dict[str, Any]]) -> list[Sequence[Any]]:
         """The values of each of ``names``, column by column (row lookups by one itemgetter in C)."""
@@ -184,17 +200,20 @@ class _Plan:
             return list(zip(*map(itemgetter(*self.names), all_fields), strict=True))
         return [[f[name] for f in all_fields] for name in self.names]
 
-    def sql(self, insert: bool, nulls: tuple[int, ...] = ()) -> str:
+    def sql(self, insert: bool, nulls: tuple[int, ...] = (), skip_existing: bool = False) -> str:
         """The INSERT (values: id, external_key, cols..., created, updated) or UPDATE (values:
         cols..., updated, id) of this shape; the cols at positions ``nulls`` are set to a
-        literal NULL and get no value (binding None costs sqlite3 an adapter lookup)."""
-        key = (insert, nulls)
+        literal NULL and get no value (binding None costs sqlite3 an adapter lookup).
+        ``skip_existing``: the INSERT leaves a row whose external key exists alone."""
+        key = (insert, nulls, skip_existing)
         sql = self._sql.get(key)
         if sql is None:
             values = ["NULL" if j in nulls else "?" for j in range(len(self.cols))]
             if insert:
                 names = ", ".join(["id", "external_key", *self.cols, "crm_created_at", "crm_updated_at"])
                 sql = f"INSERT INTO {self.table} ({names}) VALUES ({', '.join(['?', '?', *values, '?', '?'])})"
+                if skip_existing:
+                    sql += " ON CONFLICT (external_key) DO NOTHING"
             else:
                 sets = ", ".join(
                     [*(f"{c} = {v}" for c, v in zip(self.cols, values, strict=True)), "crm_updated_at = ?"]
@@ -250,6 +269,9 @@ class Writer:
         # third of a batch's lookups, as authors and contacts repeat. One writing process
         # per database is assumed (the CLI only writes outbound_replies).
         self._ref_ids: dict[str, dict[str, int]] = {}
+        self._careful = False  # savepoints around each group (after SQLite refused a value)
+        self._new_share: dict[str, float] = {}  # table -> share of new records in its last batch
+        self._inserted = 0  # rows inserted by the batch being written
 
     def close(self) -> None:
         self.conn.close()
@@ -265,19 +287,19 @@ class Writer:
         )
         return dict(cur.fetchall())
 
-    def _resolve(self, table: str, keys: set[str]) -> dict[str, int]:
-        """external key -> id for refs into ``table``: from the cache, the rest in one query."""
+    def _resolve(self, table: str, targets: list[str]) -> list[int | None]:
+        """The id of each external key in ``targets`` (a ref into ``table``), None for a
+        record that is not there: from the cache, the rest in one query."""
         cache = self._ref_ids.setdefault(table, {})
-        missing = keys.difference(cache)
-        if missing:
+        ids: list[int | None] = list(map(cache.get, targets))
+        if None in ids:
+            missing = {key for key, found in zip(targets, ids, strict=True) if found is None}
             found = self._lookup(table, missing)
             if len(cache) + len(found) > _MAX_CACHED_REFS:
-                # Start over, but keep what this batch needs: the caller reads it from here.
-                kept = {k: cache[k] for k in keys if k in cache}
-                cache.clear()
-                cache.update(kept)
+                cache.clear()  # start over; this batch reads what it needs from ids, below
             cache.update(found)
-        return cache
+            ids = [i if i is not None else found.get(key) for key, i in zip(targets, ids, strict=True)]
+        return ids
 
     def _plan(self, spec: TableSpec, op: CrmOperation) -> _Plan:
         key = (spec.obj, tuple(op.fields), tuple(op.refs))
@@ -312,58 +334,71 @@ class Writer:
         validate_batch(ops, self.limits)
         if not ops:
             return []
-        results: list[OperationResult] = self._transaction(lambda: self._apply(SPECS[CrmObject(ops[0].object)], ops))
+        spec = SPECS[CrmObject(ops[0].object)]
+        try:
+            results: list[OperationResult] = self._transaction(lambda: self._apply(spec, ops))
+        except _ValueRefused:
+            # SQLite refused a value somewhere in the batch (rare): it was rolled back whole;
+            # write it again group by group under savepoints, so only that record fails.
+            self._careful = True
+            try:
+                results = self._transaction(lambda: self._apply(spec, ops))
+            finally:
+                self._careful = False
         return results
 
     def _apply(self, spec: TableSpec, ops: Sequence[CrmOperation]) -> list[OperationResult]:
         now = utc_now()
         keys = list(map(_get_key, ops))
-        existing = self._lookup(spec.table, keys)
-        crm_ids: list[int | None] = list(map(existing.get, keys))
+        groups = self._groups(spec, ops)
+        # Where the last batch of this table was (nearly) all new records, guess so again and
+        # skip looking the keys up: the insert finds the few that exist (see _write_group).
+        looked_up = self._careful or len(groups) > 1 or self._new_share.get(spec.table, 0.0) < _GUESS_NEW_FROM
+        if looked_up:
+            existing = self._lookup(spec.table, keys)
+            crm_ids: list[int | None] = list(map(existing.get, keys))
+        else:
+            crm_ids = [None] * len(ops)
         errors: dict[int, OperationResult] = {}
 
-        groups: dict[_Plan, list[int]] = {}
-        plans, obj = self._plans, spec.obj
-        shape: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-        group: list[int] = []
-        for i, op in enumerate(ops):
-            op_shape = (tuple(op.fields), tuple(op.refs))
-            if op_shape != shape:  # ops of one shape mostly come in runs
-                shape = op_shape
-                plan = plans.get((obj, *shape))
-                if plan is None:
-                    plan = self._plan(spec, op)
-                group = groups.setdefault(plan, [])
-            group.append(i)
-
-        # Per group and ref, the referenced keys; all of a ref's keys resolved at once.
-        targets: dict[tuple[_Plan, str], list[str]] = {}
-        wanted: dict[str, set[str]] = {}
-        for plan, idx in groups.items():
-            if plan.refs:
-                all_refs = [ops[i].refs for i in idx]
-                for ref in plan.refs:
-                    targets[plan, ref] = refs = list(map(itemgetter(ref), all_refs))
-                    wanted.setdefault(ref, set()).update(refs)
-        ref_ids = {ref: self._resolve(spec.refs[ref], ref_keys) for ref, ref_keys in wanted.items()}
-
+        self._inserted = 0
         first_id = next_id = self._next_id(spec.table)
         for plan, idx in groups.items():
             gops = ops if len(idx) == len(ops) else [ops[i] for i in idx]
-            gtargets = [targets[plan, ref] for ref in plan.refs]
-            next_id = self._write_group(spec, plan, gops, idx, crm_ids, ref_ids, gtargets, errors, now, next_id)
+            next_id = self._write_group(spec, plan, gops, idx, crm_ids, errors, now, next_id, looked_up)
         if next_id != first_id:
             self.conn.execute("UPDATE localcrm_ids SET last_id = ? WHERE tbl = ?", (next_id - 1, spec.table))
+        self._new_share[spec.table] = self._inserted / len(ops)
 
-        validate = _validate_result
         if not errors:
-            return [
-                validate({"external_key": k, "ok": True, "crm_id": str(c)}) for k, c in zip(keys, crm_ids, strict=True)
-            ]
+            return _validate_results(
+                [{"external_key": k, "ok": True, "crm_id": c} for k, c in zip(keys, map(str, crm_ids), strict=True)]
+            )
         return [
-            errors.get(i) or validate({"external_key": key, "ok": True, "crm_id": str(crm_ids[i])})
+            errors.get(i) or _validate_result({"external_key": key, "ok": True, "crm_id": str(crm_ids[i])})
             for i, key in enumerate(keys)
         ]
+
+    def _groups(self, spec: TableSpec, ops: Sequence[CrmOperation]) -> dict[_Plan, Sequence[int]]:
+        """Positions of the ops by plan (field names + ref names); mostly one plan for all."""
+        names = list(map(tuple, map(_get_fields, ops)))
+        ref_names = list(map(tuple, map(_get_refs, ops)))
+        obj, plans = spec.obj, self._plans
+        if names.count(names[0]) == len(ops) and ref_names.count(ref_names[0]) == len(ops):
+            # In C: the usual batch, every op of one shape.
+            plan = plans.get((obj, names[0], ref_names[0])) or self._plan(spec, ops[0])
+            return {plan: range(len(ops))}
+        shapes = list(zip(names, ref_names, strict=True))
+        groups: dict[_Plan, list[int]] = {}
+        shape: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        group: list[int] = []
+        for i, op_shape in enumerate(shapes):
+            if op_shape != shape:  # ops of one shape mostly come in runs
+                shape = op_shape
+                plan = plans.get((obj, *shape)) or self._plan(spec, ops[i])
+                group = groups.setdefault(plan, [])
+            group.append(i)
+        return dict(groups)
 
     def _next_id(self, table: str) -> int:
         # Ids are never reused (a stale CRM id must not point at someone else after an
@@ -380,17 +415,19 @@ class Writer:
         spec: TableSpec,
         plan: _Plan,
         gops: Sequence[CrmOperation],
-        gidx: list[int],
+        gidx: Sequence[int],
         crm_ids: list[int | None],
-        ref_ids: dict[str, dict[str, Any]],
-        targets: list[list[str]],
         errors: dict[int, OperationResult],
         now: str,
         next_id: int,
+        looked_up: bool = True,
     ) -> int:
         """Check, convert and write ops of one shape; returns the next free id.
 
-        ``targets`` holds, per ref of the plan, the key each op refers to."""
+        ``looked_up`` False: ``crm_ids`` holds None for every op, nobody looked; the ops are
+        inserted skipping the keys that exist, which are then updated (when every op can
+        be a new record: its required fields set, no extra fields to merge), or looked up
+        here first."""
         m = len(gops)
 
         def fail(k: int, error: str, retryable: bool = False) -> None:
@@ -410,8 +447,15 @@ class Writer:
                 )
             return next_id
 
-        columns = plan.columns([op.fields for op in gops])
+        columns = plan.columns(list(map(_get_fields, gops)))
         pos = {name: j for j, name in enumerate(plan.names)}
+        if not looked_up and (
+            plan.extras or any(r not in pos or None in columns[pos[r]] for r in spec.required)
+        ):  # whether a record exists decides what is checked, or its extra fields are merged
+            found = self._lookup(spec.table, list(map(_get_key, gops)))
+            for k, key in enumerate(map(_get_key, gops)):
+                crm_ids[gidx[k]] = found.get(key)
+            looked_up = True
 
         # Required fields: a new record needs them; an existing one may not clear them.
         if spec.required:
@@ -461,8 +505,10 @@ class Writer:
                     # Fitted, not refused (CrmAdapter.apply): cut with scrm's marker giving the full length.
                     columns[pos[name]] = [cut_text(v, limit) if v and len(v) > limit else v for v in col]
 
-        for ref, ref_targets in zip(plan.refs, targets, strict=True):
-            ids = list(map(ref_ids[ref].get, ref_targets))
+        all_refs = [op.refs for op in gops] if plan.refs else []
+        for ref in plan.refs:
+            ref_targets = list(map(itemgetter(ref), all_refs))
+            ids = self._resolve(spec.refs[ref], ref_targets)
             if None in ids:
                 for k, ref_id in enumerate(ids):
                     if ref_id is None:
@@ -484,34 +530,77 @@ class Writer:
             columns.append(merged)
 
         none_cols = tuple(null_cols)
-        ok = [k for k in range(m) if gidx[k] not in errors] if errors else range(m)
-        new = [k for k in ok if crm_ids[gidx[k]] is None]
-        old_rows = [k for k in ok if crm_ids[gidx[k]] is not None]
+        gids = crm_ids if len(crm_ids) == m else [crm_ids[i] for i in gidx]  # a copy unless one group
+        n_new = gids.count(None)
+        new: Sequence[int]
+        old_rows: Sequence[int]
+        if errors:
+            ok = [k for k in range(m) if gidx[k] not in errors]
+            new = [k for k in ok if gids[k] is None]
+            old_rows = [k for k in ok if gids[k] is not None]
+        elif n_new in (0, m):  # the usual batch: all new records or all existing ones, in C
+            new, old_rows = (range(m), ()) if n_new else ((), range(m))
+        else:
+            new = [k for k in range(m) if gids[k] is None]
+            old_rows = [k for k in range(m) if gids[k] is not None]
+        if old_rows:  # before the inserts below fill in crm_ids
+            cols = columns if len(old_rows) == m else [[col[k] for k in old_rows] for col in columns]
+            if none_cols:
+                cols = [col for j, col in enumerate(cols) if j not in none_cols]
+            ids_ = gids if len(old_rows) == m else [gids[k] for k in old_rows]
+            self._execute(plan.sql(False, none_cols), list(zip(*cols, repeat(now), ids_)), old_rows, fail)
         if new:
             new_ids = range(next_id, next_id + len(new))
             next_id += len(new)
             cols = columns if len(new) == m else [[col[k] for k in new] for col in columns]
             if none_cols:
                 cols = [col for j, col in enumerate(cols) if j not in none_cols]
-            new_keys = [gops[k].external_key for k in new]
+            new_keys = list(map(_get_key, gops)) if len(new) == m else [gops[k].external_key for k in new]
             rows = list(zip(new_ids, new_keys, *cols, repeat(now), repeat(now)))
-            refused = self._execute(plan.sql(True, none_cols), rows, new, fail)
-            for k, row_id in zip(new, new_ids, strict=True):
-                if k not in refused:
+            before = self.conn.total_changes
+            refused = self._execute(plan.sql(True, none_cols, skip_existing=not looked_up), rows, new, fail)
+            if not refused and len(new) == len(crm_ids):
+                crm_ids[:] = new_ids
+            else:
+                for k, row_id in zip(new, new_ids, strict=True):
+                    if k not in refused:
+                        crm_ids[gidx[k]] = row_id
+            inserted = self.conn.total_changes - before
+            self._inserted += inserted
+            if inserted < len(rows) - len(refused):  # guessed new, but some exist: update those
+                found = self._lookup(spec.table, new_keys)
+                existed = [
+                    (k, found[key])
+                    for k, key, row_id in zip(new, new_keys, new_ids, strict=True)
+                    if found.get(key) != row_id
+                ]
+                for k, row_id in existed:
                     crm_ids[gidx[k]] = row_id
-        if old_rows:
-            cols = columns if len(old_rows) == m else [[col[k] for k in old_rows] for col in columns]
-            if none_cols:
-                cols = [col for j, col in enumerate(cols) if j not in none_cols]
-            ids_ = [crm_ids[gidx[k]] for k in old_rows]
-            self._execute(plan.sql(False, none_cols), list(zip(*cols, repeat(now), ids_)), old_rows, fail)
+                ks = [k for k, _ in existed]
+                cols = [[col[k] for k in ks] for col in columns]
+                if none_cols:
+                    cols = [col for j, col in enumerate(cols) if j not in none_cols]
+                rows = list(zip(*cols, repeat(now), [row_id for _, row_id in existed]))
+                self._execute(plan.sql(False, none_cols), rows, ks, fail)
         return next_id
 
     def _execute(
         self, sql: str, rows: list[tuple[Any, ...]], ks: Sequence[int], fail: Callable[[int, str], None]
     ) -> set[int]:
-        """executemany; if SQLite refuses a value (a lone surrogate, an int over 64 bits...),
-        undo the group and write it row by row, so only the offending records fail."""
+        """executemany; returns the positions (of ``ks``) of the rows SQLite refused.
+
+        A savepoint around it would let a refused value (a lone surrogate, an int over 64
+        bits...) undo only its group, but it costs every update a copy of each page it
+        touches (a fifth of an update's cost). So the first try has none: a refusal rolls
+        the whole batch back (``_ValueRefused``), and :meth:`apply` writes it again with
+        ``_careful`` set: each group under a savepoint and, where SQLite refuses, row by row,
+        so only the offending records fail."""
+        if not self._careful:
+            try:
+                self.conn.executemany(sql, rows)
+            except _VALUE_ERRORS as e:
+                raise _ValueRefused from e
+            return set()
         # Any other error leaves the savepoint to the whole transaction's rollback.
         self.conn.execute("SAVEPOINT localcrm_group")
         refused: set[int] = set()

@@ -102,6 +102,33 @@ def test_mixed_shapes_in_one_batch(tmp_path: Path) -> None:
         assert db.message(message_op(4).external_key)["_refs"] == {"profile": profile_op(1).external_key}  # type: ignore[index]
 
 
+def test_one_shape_mixing_new_existing_and_refused_records(tmp_path: Path) -> None:
+    # One plan for the whole batch, but not the all-new or all-existing fast path: each
+    # result still names its own record and id, and a refused record writes nothing.
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        assert [r.crm_id for r in await crm.apply([message_op(n, refs=refs) for n in (1, 3)])] == ["1", "2"]
+        batch = [message_op(n, refs=refs, text=f"v2 of {n}") for n in range(1, 6)]
+        batch[3] = message_op(4, refs={**refs, "contact": "scrm:person:nobody"}, text="v2 of 4")
+        results = await crm.apply(batch)
+        assert [r.external_key for r in results] == [o.external_key for o in batch]
+        ids = [r.crm_id for r in results]
+        assert (ids[0], ids[2], ids[3]) == ("1", "2", None)  # existing records keep their ids
+        assert ids[1] and ids[4] and 2 < int(ids[1]) < int(ids[4])  # new ones get ids never given out
+        assert not results[3].ok and results[3].retryable and "scrm:person:nobody not found" in (results[3].error or "")
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(tmp_path / "crm.db") as db:
+        assert db.count("messages") == 4
+        assert db.message(message_op(4).external_key) is None
+        assert [db.message(message_op(n).external_key)["text"] for n in (1, 2, 3, 5)] == [  # type: ignore[index]
+            "v2 of 1",
+            "v2 of 2",
+            "v2 of 3",
+            "v2 of 5",
+        ]
+
+
 def test_unknown_fields_go_to_extra_and_are_merged(tmp_path: Path) -> None:
     key = contact_op(1).external_key
 
@@ -499,6 +526,55 @@ def test_values_sqlite_cannot_store_fail_only_their_record(tmp_path: Path) -> No
     with LocalCrmReader(tmp_path / "crm.db") as db:
         assert db.count("messages") == 2
         assert db.message(message_op(3).external_key)["direction"] == "outbound"  # type: ignore[index]
+
+
+def test_a_refused_value_in_an_update_batch_fails_only_its_record_and_keeps_its_old_value(tmp_path: Path) -> None:
+    # Updates are written without savepoints; a refusal rolls the batch back and it is
+    # written again under savepoints, so the other records of the batch still change.
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        assert not failed(await crm.apply([message_op(n, refs=refs, text=f"first {n}") for n in (1, 2, 3)]))
+        edits = [op(CrmObject.message, message_op(n).external_key, text=f"second {n}") for n in (1, 2, 3)]
+        edits[1] = op(CrmObject.message, message_op(2).external_key, text="broken \ud800 surrogate")
+        results = await crm.apply(edits)
+        assert [r.ok for r in results] == [True, False, True] and [r.crm_id for r in results] == ["1", None, "3"]
+        assert "UnicodeEncodeError" in (results[1].error or "")
+        assert texts() == ["second 1", "first 2", "second 3"]
+        # The next batch is written as usual.
+        assert not failed(await crm.apply([op(CrmObject.message, message_op(2).external_key, text="third 2")]))
+        assert texts() == ["second 1", "third 2", "second 3"]
+
+    def texts() -> list[str]:
+        with LocalCrmReader(tmp_path / "crm.db") as db:
+            return [db.message(message_op(n).external_key)["text"] for n in (1, 2, 3)]  # type: ignore[index]
+
+    run(tmp_path, scenario)
+
+
+def test_batches_guessed_new_still_upsert_and_refuse_only_bad_values(tmp_path: Path) -> None:
+    # After a batch of new messages the next is inserted without looking its keys up first
+    # (messages are nearly always new): existing ones among them are updated all the same,
+    # keeping their ids, and a value SQLite refuses still fails only its own record.
+    async def scenario(crm: LocalCrm) -> None:
+        refs = await seed(crm)
+        first = await crm.apply([message_op(n, refs=refs, text=f"first {n}") for n in (1, 2)])
+        assert [r.crm_id for r in first] == ["1", "2"]
+        again = await crm.apply([message_op(n, refs=refs, text=f"second {n}") for n in (2, 3, 4)])
+        assert [r.ok for r in again] == [True] * 3 and again[0].crm_id == "2"
+        new_ids = {again[1].crm_id, again[2].crm_id}
+        assert len(new_ids) == 2 and "1" not in new_ids and "2" not in new_ids
+        assert not failed(await crm.apply([message_op(n, refs=refs) for n in (7, 8)]))  # all new again
+        bad = [message_op(n, refs=refs, text="ok") for n in (5, 6)]
+        bad[1] = message_op(6, refs=refs, text="broken \ud800 surrogate")
+        results = await crm.apply(bad)
+        assert results[0].ok and not results[1].ok and "UnicodeEncodeError" in (results[1].error or "")
+
+    run(tmp_path, scenario)
+    with LocalCrmReader(tmp_path / "crm.db") as db:
+        assert db.count("messages") == 7
+        texts = {n: db.message(message_op(n).external_key)["text"] for n in (1, 2, 3, 4, 5)}  # type: ignore[index]
+        assert texts == {1: "first 1", 2: "second 2", 3: "second 3", 4: "second 4", 5: "ok"}
+        assert db.message(message_op(2).external_key)["_id"] == 2  # type: ignore[index]
 
 
 def test_unvalidated_operations_with_plain_strings_work(tmp_path: Path) -> None:

@@ -321,6 +321,7 @@ def _compile_cues() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
 
 
 _CUE_WORDS, _CUE_PREFIXES, _CUE_PHRASES = _compile_cues()
+_PHRASE_STARTS = frozenset(p.split(" ", 1)[0] for p in _CUE_PHRASES)  # no phrase to look up otherwise
 _PREFIX_LENGTHS = sorted({len(p) for p in _CUE_PREFIXES}, reverse=True)
 
 
@@ -340,6 +341,8 @@ def _cue(word: str) -> str | None:
 def _links(text: str) -> str:
     # Only words with a dot or a slash can be links: look at those alone (the pattern is
     # costly when run over every word boundary of the post).
+    if "." not in text and "/" not in text:
+        return text
     words = text.split()
     if not any("." in w or "/" in w for w in words):
         return text
@@ -398,7 +401,7 @@ def split_features(text: str, sentiment: str | None = None) -> tuple[list[str], 
     words = [t for t in tokens if t[0].isalpha() or t == "0"]
     rest = ["bias:1"]
     rest += ["b:" + a + "|" + b for a, b in pairwise(words)]
-    rest += ["x:" + name for a, b in pairwise(words) if (name := _CUE_PHRASES.get(a + " " + b))]
+    rest += ["x:" + name for a, b in pairwise(words) if a in _PHRASE_STARTS and (name := _CUE_PHRASES.get(a + " " + b))]
     rest += ["e:" + t for t in tokens if len(t) == 1 and not t.isalpha() and _EMOJI.match(t)]
     rest += _shape(raw, norm, tokens, len(words))
     if sentiment:

@@ -39,6 +39,9 @@ INTENTS = ("complaint", "question", "purchase", "praise", "spam", "none")
 
 FloatArray = npt.NDArray[np.float32]
 _WORD_CACHE_MAX = 200_000
+# Posts repeat (retweets, boosts, bots, "thanks!"): a repeated one is answered from here.
+_ANSWER_CACHE_MAX = 8192
+_MAX_CHARS = 2000  # the features read no further (features.split_features)
 
 
 class ModelError(ValueError):
@@ -68,6 +71,8 @@ class IntentModel:
     meta: dict[str, Any] = field(default_factory=dict)
     # Word -> the rows of its features in this model: most words of a post were seen before.
     _word_rows: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
+    # (text, sentiment, temperature) -> probabilities: the same post is scored once.
+    _answers: dict[tuple[str, str | None, float], list[float]] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------ scoring
 
@@ -103,7 +108,13 @@ class IntentModel:
         return result
 
     def predict(self, text: str, sentiment: str | None = None) -> Prediction:
-        row = self.probabilities(self.logits(text, sentiment)).tolist()
+        key = (text[:_MAX_CHARS], sentiment, self.temperature)
+        row = self._answers.get(key)
+        if row is None:
+            row = self.probabilities(self.logits(text, sentiment)).tolist()
+            if len(self._answers) >= _ANSWER_CACHE_MAX:
+                self._answers.clear()
+            self._answers[key] = row
         confidence = max(row)
         return Prediction(
             label=self.classes[row.index(confidence)],

@@ -145,3 +145,29 @@ def test_installed_entry_point_loads() -> None:
     assert host.plugins["intent"].error is None
     assert host.plugins["intent"].hooks == ["scrm_classify_message", "scrm_register_classifiers"]
     assert "intent" in host.classifiers
+
+
+def test_a_repeated_post_is_answered_from_the_cache_with_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scrm_intent.model
+
+    model = IntentModel.from_bytes(CLASSIFIER.shipped().model.to_bytes())
+    monkeypatch.setattr(scrm_intent.model, "_ANSWER_CACHE_MAX", 2)
+    first = model.predict("my order never came", "negative")
+    computed = 0
+    logits = model.logits
+
+    def counting(text: str, sentiment: str | None = None) -> np.ndarray:  # type: ignore[type-arg]
+        nonlocal computed
+        computed += 1
+        return logits(text, sentiment)
+
+    monkeypatch.setattr(model, "logits", counting)
+    again = model.predict("my order never came", "negative")
+    assert again == first and again.probabilities is not first.probabilities and computed == 0
+    # The sentiment is part of the post's features, and so of the key.
+    assert model.predict("my order never came", None) == CLASSIFIER.shipped().model.predict("my order never came")
+    assert computed == 1
+    # A recalibrated model (another temperature) scores again; a full cache starts over.
+    model.temperature *= 2
+    assert model.predict("my order never came", "negative").confidence < first.confidence
+    assert computed == 2 and len(model._answers) <= 2

@@ -17,8 +17,11 @@ import io
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import pairwise
+from functools import partial
+from itertools import chain, compress, pairwise
+from operator import is_not
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,19 @@ FloatArray = npt.NDArray[np.float64]
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _MENTION = re.compile(r"(?<![\w@])@\w+")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|[!?]+|[^\w\s]")
+_not_none = partial(is_not, None)
+
+
+def _both_known(ids: tuple[int | None, int | None]) -> bool:
+    return ids[0] is not None and ids[1] is not None
+
+
+def _split_pair(pair: str) -> tuple[str, str]:
+    # "a|b"; "|" is a token of its own, so "||b" is ("|", "b") and "a||" is ("a", "|").
+    if pair.startswith("|") and len(pair) > 1 and pair[1] == "|":
+        return "|", pair[2:]
+    a, _, b = pair.partition("|")
+    return a, b
 
 
 def words(text: str) -> list[str]:
@@ -69,10 +85,39 @@ class StackedModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Rows of [w_negative, w_neutral, w_positive, idf²]: one gather and one sum per post.
-        self._rows = np.hstack([self.weights, self.idf2[:, None]]).astype(np.float64)
+        # Per feature: (w_negative, w_neutral, w_positive, idf²) as one tuple of plain
+        # floats, allocated side by side (a post selects a few dozen rows: summing them in
+        # Python beats numpy's per-call cost, and a row is one or two cache lines).
+        # Word and word-pair features by their text, so a post builds no "w:"/"b:" strings.
+        rows = np.hstack([self.weights, self.idf2[:, None]]).astype(np.float64)
+        self._rows: list[tuple[float, float, float, float]] = list(map(tuple, rows.tolist()))
+        self._words = {f[2:]: i for f, i in self.vocab.items() if f.startswith("w:")}
+        self._pairs = {f[2:]: i for f, i in self.vocab.items() if f.startswith("b:")}
+        # A pair seen in enough posts to be a feature has both its words as features too
+        # (document frequency), so a pair with an unknown word need not be looked up. A
+        # model without that property (built otherwise) has every pair looked up.
+        self._pairs_of_known_words = all(
+            a in self._words and b in self._words for a, b in map(_split_pair, self._pairs)
+        )
         self._dense: list[list[float]] = self.dense.tolist()
         self._intercept: list[float] = self.intercept.tolist()
+
+    def rows(self, text: str) -> set[int]:
+        """The features of :func:`words` the model knows, as row numbers: the same set,
+        built in the same order (so sums over it add in the same order)."""
+        text = text[:2000].lower()
+        if "http" in text or "www." in text:
+            text = _URL.sub(" ", text)
+        if "@" in text:
+            text = _MENTION.sub("@", text)
+        found = _WORD.findall(text)
+        words = list(map(self._words.get, found))
+        pairs: Iterable[tuple[str, str]] = pairwise(found)
+        if self._pairs_of_known_words:
+            pairs = compress(pairs, map(_both_known, pairwise(words)))
+        # Inserted in the order words() lists them, so the set iterates as it always has.
+        found_ids: Iterable[int | None] = chain(words, map(self._pairs.get, map("|".join, pairs)))
+        return set(filter(_not_none, found_ids))  # type: ignore[arg-type]  # filter drops the None
 
     def probabilities(self, text: str, vader_scores: dict[str, float]) -> tuple[float, float, float]:
         """P(negative), P(neutral), P(positive)."""
@@ -81,12 +126,12 @@ class StackedModel:
             z0 += x * d0
             z1 += x * d1
             z2 += x * d2
-        get = self.vocab.get
-        idx = {i for w in words(text) if (i := get(w)) is not None}
+        idx = self.rows(text)
         if idx:
-            s0, s1, s2, norm = self._rows[np.fromiter(idx, dtype=np.intp, count=len(idx))].sum(axis=0).tolist()
-            if norm:
-                norm = math.sqrt(norm)
+            # Each column summed in the order of idx, as numpy summed the gathered rows.
+            s0, s1, s2, idf2 = map(sum, zip(*map(self._rows.__getitem__, idx), strict=True))
+            if idf2:
+                norm = math.sqrt(idf2)
                 z0, z1, z2 = z0 + s0 / norm, z1 + s1 / norm, z2 + s2 / norm
         top = max(z0, z1, z2)
         e0, e1, e2 = math.exp(z0 - top), math.exp(z1 - top), math.exp(z2 - top)
