@@ -206,19 +206,22 @@ class LanguageDetector:
         cleaned = " ".join(_NOISE.sub(" ", text).split()).lower()
         if not _LETTER.search(cleaned):
             return None
-        line = cleaned + "\n"
-        ((probability, label),) = self._predict(line, 1, 0.0, "replace")
+        # One call for the top five: the first of them is the k=1 answer (with 176 labels
+        # the top one is always above THRESHOLD), so a post that needs weighing is not
+        # read twice.
+        answers = self._predict(cleaned + "\n", CANDIDATES, THRESHOLD, "replace")
+        probability, label = answers[0]
         first = label[_LABEL:]
         first = _ALIASES.get(first, first)
         sure = SURE_LONG if cleaned.count(" ") >= LONG_WORDS - 1 else SURE
         if probability >= sure and first in self.languages and first not in CYRILLIC_LANGUAGES:
             return first if probability >= self.min_confidence else None
-        return self._weigh(cleaned, line)
+        return self._weigh(cleaned, answers)
 
-    def _weigh(self, cleaned: str, line: str) -> str | None:
+    def _weigh(self, cleaned: str, answers: list[tuple[float, str]]) -> str | None:
         cyrillic = has_cyrillic(cleaned)
         candidates: dict[str, float] = {}
-        for probability, label in self._predict(line, CANDIDATES, THRESHOLD, "replace"):
+        for probability, label in answers:
             language = _ALIASES.get(label[_LABEL:], label[_LABEL:])
             if language not in self.languages or language in candidates:
                 continue
