@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .adapters import CrmAdapter, NetworkAdapter
     from .learning import TrainableClassifier
     from .models import Action, Conversation, CrmOperation, IdentityMatch, Message, ReplyDraft, Sentiment, SocialProfile
+    from .store import StoreBackend
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -35,6 +36,7 @@ SYNC_ONLY = frozenset(
     {
         "scrm_register_networks",
         "scrm_register_crms",
+        "scrm_register_stores",
         "scrm_register_classifiers",
         "scrm_register_commands",
         "scrm_check_config",
@@ -76,6 +78,24 @@ def scrm_register_crms(register: Callable[[type[CrmAdapter]], None]) -> None:
         @hookimpl
         def scrm_register_crms(register):
             register(LocalCrm)
+    """
+
+
+@hookspec
+def scrm_register_stores(register: Callable[[StoreBackend], None]) -> None:
+    """Register a state-store back end.
+
+    :param register: call it with a :class:`~scrm_core.store.StoreBackend` instance; its
+        ``schemes`` (``("postgresql",)``) are the ``[state] url`` schemes it opens. The
+        built-in SQLite back end (``sqlite://``) is registered the same way.
+    :returns: nothing.
+
+    Synchronous, called once at start-up. The back end's stores must pass
+    :class:`scrm_core.testing.store.StateStoreConformance`. Example::
+
+        @hookimpl
+        def scrm_register_stores(register):
+            register(PostgresBackend())
     """
 
 

@@ -30,7 +30,7 @@ from . import hookimpl
 from .config import Config, IdentityPolicy
 from .models import CrmObject, CrmOperation, IdentityMatch, SocialProfile, external_key
 from .plugins import Dispatcher
-from .store.base import IdentityLink, ProfileRecord, StateStore
+from .store import IdentityLink, ProfileRecord, StateStore
 
 __all__ = ["ScanResult", "builtin_match", "link", "person_of", "repoint_ops", "scan", "undo"]
 

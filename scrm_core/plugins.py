@@ -33,6 +33,7 @@ from . import PROJECT_NAME, __version__, hookspecs
 from .adapters import CrmAdapter, NetworkAdapter
 from .errors import PluginError
 from .learning import TrainableClassifier
+from .store.registry import StoreBackend, StoreBackends
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -48,7 +49,11 @@ log = logging.getLogger("scrm.plugins")
 ENTRY_POINT_GROUP = "scrm"
 OPTIONAL_ENTRY_POINT_GROUP = "scrm.optional"
 #: Core features that are ordinary plugins: name -> module.
-BUILTIN_PLUGINS: dict[str, str] = {"scrm.routing": "scrm_core.engine.routing", "scrm.identity": "scrm_core.identity"}
+BUILTIN_PLUGINS: dict[str, str] = {
+    "scrm.sqlite": "scrm_core.store.sqlite",
+    "scrm.routing": "scrm_core.engine.routing",
+    "scrm.identity": "scrm_core.identity",
+}
 
 _SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("scrm_"))
 
@@ -64,6 +69,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     crms: list[str] = field(default_factory=list)
+    stores: list[str] = field(default_factory=list)
     error: str | None = None
     builtin: bool = False
 
@@ -95,6 +101,8 @@ class PluginHost:
         self.crms: dict[str, type[CrmAdapter]] = {}
         #: Classifiers that learn from agents' corrections (``scrm_register_classifiers``), by name.
         self.classifiers: dict[str, TrainableClassifier] = {}
+        #: State-store back ends (``scrm_register_stores``), by URL scheme: ``open_store(url, base, host.stores)``.
+        self.stores = StoreBackends()
         self.dispatch = Dispatcher(self.pm)
 
     # ------------------------------------------------------------ loading
@@ -182,6 +190,14 @@ class PluginHost:
                 except Exception as exc:
                     self._fail(info, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
                     self.pm.unregister(name=info.name)
+        for impl in self.pm.hook.scrm_register_stores.get_hookimpls():
+            info = self.plugins.get(impl.plugin_name)
+            if info is None or info.error or (only and impl.plugin_name != only):
+                continue
+            try:
+                impl.function(partial(self._register_store, info))
+            except Exception as exc:
+                self._fail(info, f"failed in scrm_register_stores: {type(exc).__name__}: {exc}")
         for impl in self.pm.hook.scrm_register_classifiers.get_hookimpls():
             info = self.plugins.get(impl.plugin_name)
             if info is None or info.error or (only and impl.plugin_name != only):
@@ -190,6 +206,10 @@ class PluginHost:
                 impl.function(self._register_classifier)
             except Exception as exc:
                 self._fail(info, f"failed in scrm_register_classifiers: {type(exc).__name__}: {exc}")
+
+    def _register_store(self, info: PluginInfo, backend: StoreBackend) -> None:
+        self.stores.register(backend)
+        info.stores += [f"{scheme}://" for scheme in backend.schemes]
 
     def _register_classifier(self, classifier: TrainableClassifier) -> None:
         if not isinstance(classifier, TrainableClassifier):

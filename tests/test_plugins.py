@@ -75,7 +75,7 @@ def test_failing_registration_hook_is_isolated(fake_distribution: Callable[..., 
 def test_allow_and_deny_lists(fake_distribution: Callable[..., Path]) -> None:
     fake_distribution("acme-good", "goodone", GOOD)
     assert "goodone" not in host(SCRM_LOAD_PLUGINS="localcrm").plugins
-    assert set(host(SCRM_LOAD_PLUGINS="").plugins) == {"scrm.routing", "scrm.identity"}
+    assert set(host(SCRM_LOAD_PLUGINS="").plugins) == {"scrm.sqlite", "scrm.routing", "scrm.identity"}
     assert "goodone" not in host(SCRM_DISABLE_PLUGINS="goodone").plugins
     assert "scrm.routing" not in host(SCRM_DISABLE_PLUGINS="scrm.routing").plugins
 
@@ -150,7 +150,11 @@ def test_the_pytest_kit_fixtures(scrm_host: PluginHost, make_message: Callable[.
     """What a plugin author's tests get from the `scrm` pytest plugin."""
     message = make_message("refund please", network="mastodon", id="9")
     assert message.key == "mastodon:9"  # type: ignore[attr-defined]
-    assert set(scrm_host.plugins) == {"scrm.routing", "scrm.identity"}  # only the built-ins: tests stay isolated
+    assert set(scrm_host.plugins) == {
+        "scrm.sqlite",
+        "scrm.routing",
+        "scrm.identity",
+    }  # only the built-ins: tests stay isolated
     scrm_host.register(SimpleNamespace(scrm_moderate=hookimpl(lambda message: ["spam"])), "mine")
     assert asyncio.run(scrm_host.dispatch.call_all("scrm_moderate", message=message)) == [["spam"]]
 

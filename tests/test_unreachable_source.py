@@ -72,7 +72,10 @@ def test_run_once_with_an_unreachable_source_exits_1_naming_it(tmp_path: Path) -
     run = scrm("run", "--once", "-c", str(config), cwd=tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
     err = " ".join(run.stderr.split())
-    assert "error: source forum stopped: unreachable after 3 attempts: discourse: GET /posts.json: connection failed" in err
+    assert (
+        "error: source forum stopped: unreachable after 3 attempts: discourse: GET /posts.json: connection failed"
+        in err
+    )
     assert "1 source(s) failed; the others were synced" in err and "Traceback" not in run.stderr
     assert "new messages 5" in " ".join(run.stdout.split())
     # the next run goes on from where the others are, and tries the failed one again

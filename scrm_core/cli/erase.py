@@ -16,7 +16,7 @@ from ..errors import FatalError, ScrmError
 from ..identity import person_of
 from ..models import REDACTED_SUBJECT, CrmObject
 from ..plugins import PluginHost
-from ..store.base import ErasePlan
+from ..store import ErasePlan
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 

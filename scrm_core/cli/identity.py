@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from .. import identity
-from ..store.base import IdentityLink, LinkStatus
+from ..store import IdentityLink, LinkStatus
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 

@@ -16,9 +16,7 @@ from ..engine.routing import rule_warnings
 from ..engine.runner import build_crm, build_source
 from ..errors import ScrmError
 from ..plugins import PluginHost
-from ..store import sqlite_path
-from ..store.base import DeadLetter
-from ..store.checks import sqlite_file_problems
+from ..store import DeadLetter
 from .common import (
     ConfigOption,
     StrictOption,
@@ -59,14 +57,11 @@ def _local_problems(config: Config, host: PluginHost) -> tuple[list[str], list[s
     problems: list[str] = []
     warnings: list[str] = []
     try:
-        path = sqlite_path(config.state.url, config.base_dir)
+        found, warned = host.stores.backend(config.state.url).local_problems(config.state.url, config.base_dir)
     except ScrmError as exc:
-        problems.append(f"state.url: {exc.operator_message}")
-        path = None
-    if path is not None:
-        found, warned = sqlite_file_problems(path, "the state store")
-        problems += [f"state.url: {p}" for p in found]
-        warnings += [f"state.url: {w}" for w in warned]
+        found, warned = [exc.operator_message], []
+    problems += [f"state.url: {p}" for p in found]
+    warnings += [f"state.url: {w}" for w in warned]
     for i, source in enumerate(config.sources):
         if source.enabled:
             problems += [f"sources[{i}].settings.{p}" for p in build_source(config, host, source).local_problems()]
@@ -168,7 +163,9 @@ def register(app: typer.Typer) -> None:
         for column in ("name", "version", "hooks", "adapters", "status"):
             table.add_column(column)
         for i in infos:
-            adapters = ", ".join([f"network:{n}" for n in i.networks] + [f"crm:{c}" for c in i.crms])
+            adapters = ", ".join(
+                [f"network:{n}" for n in i.networks] + [f"crm:{c}" for c in i.crms] + [f"state:{s}" for s in i.stores]
+            )
             status = f"[red]{i.error}[/]" if i.error else ("built-in" if i.builtin else "ok")
             table.add_row(i.name, i.version or "", ", ".join(i.hooks), adapters, status)
         console.print(table)

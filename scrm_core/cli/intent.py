@@ -16,7 +16,7 @@ from ..engine.runner import build_crm
 from ..engine.understand import Understander
 from ..learning import Comparison, TrainableClassifier, compare
 from ..plugins import PluginHost
-from ..store import AsyncStore, open_store
+from ..store import AsyncStore, StateStore, open_store
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 #: Fewer corrections than this cannot be cross-validated meaningfully.
@@ -58,9 +58,9 @@ async def _train(
     dry_run: bool,
     force: bool,
 ) -> dict[str, Any]:
-    store = AsyncStore(lambda: open_store(config.state.url, config.base_dir))
+    store = AsyncStore(lambda: open_store(config.state.url, config.base_dir, host.stores))
     try:
-        await store.migrate()
+        await store.call(StateStore.migrate)
         collected = 0
         if collect:
             crm = build_crm(config, host)
@@ -70,7 +70,7 @@ async def _train(
             finally:
                 await crm.close()
         await load_models(store, {classifier.name: classifier})
-        examples = await store.label_examples(classifier.namespace)
+        examples = await store.call(StateStore.label_examples, classifier.namespace)
         result: dict[str, Any] = {"classifier": classifier.name, "collected": collected, "examples": len(examples)}
         labels = sorted({e.label for e in examples})
         if len(examples) < MIN_EXAMPLES or len(labels) < 2:
@@ -79,7 +79,7 @@ async def _train(
                 f"at least {MIN_EXAMPLES} of 2 labels are needed"
             )
             return result
-        stored = await store.model(classifier.name)
+        stored = await store.call(StateStore.model, classifier.name)
         trained_until = stored.trained_until if stored is not None else 0
         unseen = [e.seq > trained_until for e in examples]
         result["current_model"] = stored.id if stored is not None else "shipped"
@@ -111,7 +111,9 @@ async def _train(
             "examples": len(labelled),
             "forced": force and not comparison.better,
         }
-        saved = await store.save_model(classifier.name, model.to_bytes(), report, max(e.seq for e in examples))
+        saved = await store.call(
+            StateStore.save_model, classifier.name, model.to_bytes(), report, max(e.seq for e in examples)
+        )
         classifier.use(model)
         result["model"] = saved.id
         result["outcome"] = (

@@ -24,7 +24,7 @@ from ..engine.learning import load_models
 from ..engine.understand import Understander
 from ..models import Message, SocialProfile
 from ..plugins import PluginHost
-from ..store import AsyncStore, open_store
+from ..store import AsyncStore, StateStore, open_store
 from .common import console_err, load_for_command, make_host
 
 _FIELDS = frozenset({"id", "text", "network", "author", "language", "created_at"})
@@ -80,7 +80,7 @@ def _result(message: Message, stated_language: bool) -> dict[str, Any]:
 
 async def _run(source: TextIO, name: str, host: PluginHost, queries: dict[str, str], store: AsyncStore | None) -> int:
     if store is not None:
-        await store.migrate()
+        await store.call(StateStore.migrate)
         await load_models(store, host.classifiers)
     understander = Understander(host.dispatch, queries)
     bad = 0
@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         if config is not None:
             cfg = load_for_command(config)
             queries = {q.name: q.query for q in cfg.listening.queries}
-            store = AsyncStore(lambda: open_store(cfg.state.url, cfg.base_dir))
+            store = AsyncStore(lambda: open_store(cfg.state.url, cfg.base_dir, host.stores))
 
         async def main(source: TextIO, name: str) -> int:
             try:

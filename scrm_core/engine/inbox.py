@@ -20,7 +20,7 @@ from ..adapters import NetworkAdapter
 from ..errors import FatalError
 from ..failures import parse_each
 from ..models import EventPage
-from ..store import AsyncStore
+from ..store import AsyncStore, StateStore
 
 __all__ = ["PAYLOADS_PER_PAGE", "inbox_checkpoint", "read_inbox"]
 
@@ -51,7 +51,7 @@ async def read_inbox(
     pruned_up_to = 0
     while True:
         wake.clear()
-        rows = await store.stored_webhooks(source, after, PAYLOADS_PER_PAGE)
+        rows = await store.call(StateStore.stored_webhooks, source, after, PAYLOADS_PER_PAGE)
         if rows:
             # Whatever a payload makes the adapter raise, it is that payload's dead letter
             # (a transient failure is raised: the page is read again after a back-off).
@@ -63,9 +63,11 @@ async def read_inbox(
             after = rows[-1].id
             yield EventPage(events=events, cursor=str(after), rejects=rejects)
             continue
-        committed = int(await store.checkpoint(inbox_checkpoint(source)) or 0)  # never prune unprocessed ones
+        committed = int(
+            await store.call(StateStore.checkpoint, inbox_checkpoint(source)) or 0
+        )  # never prune unprocessed ones
         if committed > pruned_up_to:
-            await store.prune_webhooks(source, committed, datetime.now(UTC) - keep)
+            await store.call(StateStore.prune_webhooks, source, committed, datetime.now(UTC) - keep)
             pruned_up_to = committed
         if not follow:
             return

@@ -34,11 +34,11 @@ from ..models import (
 )
 from ..models import EventPage as Page
 from ..plugins import Dispatcher
-from ..store import AsyncStore
-from ..store.base import AuditEntry, MessageRecord, NewDeadLetter, PageCommit, ProfileRecord
+from ..store import AsyncStore, AuditEntry, MessageRecord, NewDeadLetter, PageCommit, ProfileRecord, StateStore
 from . import mapping
 from .addressing import Addressing, CompanyAccounts
 from .listening_filter import ListeningFilter
+from .lookups import StoreLookups
 from .routing import render_draft
 from .understand import Understander
 
@@ -112,8 +112,9 @@ class Ingestor:
         self.understander = Understander(dispatch, self.queries)
         self.counts = IngestCounts()
         accounts = CompanyAccounts(config.company.accounts)
-        self.addressing = Addressing(accounts, store)
-        self.filter = ListeningFilter(config, dispatch, store, accounts)
+        lookups = StoreLookups(store)
+        self.addressing = Addressing(accounts, lookups)
+        self.filter = ListeningFilter(config, dispatch, lookups, accounts)
 
     async def process(self, source: str, page: Page) -> PageCommit:
         """The page's commit. An event that fails here, with whatever exception, is left out
@@ -172,7 +173,7 @@ class Ingestor:
     async def _fresh_events(self, events: list[AnyEvent]) -> tuple[list[AnyEvent], list[str]]:
         """Events neither committed before nor repeated earlier in this page."""
         keyed = [(event.key, event) for event in events]
-        unseen = await self.store.unseen(list({k for k, _ in keyed}))
+        unseen = await self.store.call(StateStore.unseen, list({k for k, _ in keyed}))
         fresh, keys = [], []
         for key, event in keyed:
             if key in unseen:
@@ -199,13 +200,13 @@ class Ingestor:
                 profile_keys.add(m.author.key)
                 conversation_keys.add(m.conversation_key)
                 message_keys.add(m.key)
-        messages = await self.store.messages(list(message_keys))
+        messages = await self.store.call(StateStore.messages, list(message_keys))
         # A deleted message's thread: its subject may be the deleted text.
         conversation_keys.update(messages[k].conversation_key for k in deleted if k in messages)
         conversation_keys.discard("")
         return _Work(
-            profiles=await self.store.profiles(list(profile_keys)),
-            conversations=await self.store.conversations(list(conversation_keys)),
+            profiles=await self.store.call(StateStore.profiles, list(profile_keys)),
+            conversations=await self.store.call(StateStore.conversations, list(conversation_keys)),
             messages=messages,
         )
 

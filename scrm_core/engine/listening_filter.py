@@ -21,26 +21,21 @@ messages are understood again, in full, by ingest. A message the matcher fails o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from ..config import Config
 from ..errors import FatalError
 from ..models import Direction, Message, MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated
 from ..plugins import Dispatcher
-from ..store.base import MessageRecord, ProfileRecord
 from .addressing import CompanyAccounts
 from .inbox import inbox_checkpoint
+from .lookups import Lookups
 
 AnyEvent = MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated
 
 
-class _Lookups(Protocol):
-    async def messages(self, keys: Sequence[str]) -> dict[str, MessageRecord]: ...
-    async def profiles(self, keys: Sequence[str]) -> dict[str, ProfileRecord]: ...
-
-
 class ListeningFilter:
-    def __init__(self, config: Config, dispatch: Dispatcher, store: _Lookups | None, accounts: CompanyAccounts) -> None:
+    def __init__(self, config: Config, dispatch: Dispatcher, store: Lookups | None, accounts: CompanyAccounts) -> None:
         # getattr: a Config built with model_construct to run understanding alone has no sources.
         filtered = [s.name for s in getattr(config, "sources", ()) if s.listening_filter]
         # A webhook source's stored payloads are read under their own checkpoint name.

@@ -44,8 +44,7 @@ from ..adapters import CrmAdapter, WriteBatch
 from ..config import EngineConfig
 from ..errors import FatalError, RetryableError
 from ..models import CRM_OBJECT_ORDER, CrmObject, CrmOperation, OperationResult
-from ..store import AsyncStore
-from ..store.base import OutboxItem, PendingLink, Refusal, Settlement
+from ..store import AsyncStore, OutboxItem, PendingLink, Refusal, Settlement, StateStore
 from .pool import Group, Pool, ref_target
 
 log = logging.getLogger("scrm.sink")
@@ -111,8 +110,8 @@ class Sink:
 
     async def start(self) -> None:
         """Call before the first commit of this run: whatever is in the outbox now is backlog."""
-        self._backlog = await self.store.outbox_depth()
-        self._dead = await self.store.dead_letter_keys()
+        self._backlog = await self.store.call(StateStore.outbox_depth)
+        self._dead = await self.store.call(StateStore.dead_letter_keys)
         self._update_water()
 
     def notify(self, seqs: Sequence[int], ops: Sequence[CrmOperation]) -> None:
@@ -220,7 +219,7 @@ class Sink:
         edit must not go out before the creation still unread in the outbox."""
         if not self._backlog or len(self.pool) - self.pool.held >= self.config.outbox_high_water:
             return
-        items = await self.store.outbox_take(self.take_limit, self._backlog_after)
+        items = await self.store.call(StateStore.outbox_take, self.take_limit, self._backlog_after)
         if self._first_fresh_seq is not None:
             items = [i for i in items if i.seq < self._first_fresh_seq]
         if not items:
@@ -280,7 +279,7 @@ class Sink:
             raise
         finally:
             if settlement.done or settlement.failed or settlement.retry:
-                released = await self.store.outbox_settle(settlement)
+                released = await self.store.call(StateStore.outbox_settle, settlement)
                 self._count(settlement)
                 now = time.monotonic()
                 for item in released:  # links waiting for a parent written just now
@@ -299,7 +298,7 @@ class Sink:
             by_object.setdefault(op.object, []).append(op.external_key)
         known: dict[tuple[CrmObject, str], str] = {}
         for obj, keys in by_object.items():
-            for key, crm_id in (await self.store.crm_ids(obj, keys)).items():
+            for key, crm_id in (await self.store.call(StateStore.crm_ids, obj, keys)).items():
                 known[(obj, key)] = crm_id
         return known
 
