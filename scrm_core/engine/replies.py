@@ -43,6 +43,7 @@ from ..errors import RetryableError, SkippableError
 from ..models import ReplyDraft, external_key
 from ..plugins import Dispatcher
 from ..store import AsyncStore, AuditEntry, NewReply, ReplyRecord, ReplyStatus, StateStore
+from .crm_pages import crm_pages
 
 __all__ = ["CRM_REPLIES", "REPLIES", "ReplyCounts", "ReplySender", "crm_reply_key"]
 
@@ -101,12 +102,8 @@ class ReplySender:
         """Queue the replies agents wrote in the CRM since the saved cursor."""
         if CrmCapability.outbound_replies not in type(self.crm).capabilities:
             return 0
-        cursor = await self.store.call(StateStore.checkpoint, CRM_REPLIES)
         found = 0
-        while True:
-            page, new_cursor = await self.crm.pending_replies(cursor)
-            if not page and new_cursor == cursor:
-                return found
+        async for page, new_cursor in crm_pages(self.store, CRM_REPLIES, self.crm.pending_replies):
             replies = [
                 NewReply(
                     idempotency_key=crm_reply_key(self.crm.name, r.crm_id),
@@ -121,9 +118,7 @@ class ReplySender:
             await self.store.call(StateStore.enqueue_replies, replies, checkpoint=(CRM_REPLIES, new_cursor))
             found += len(page)
             self.counts.collected += len(page)
-            cursor = new_cursor
-            if not page:
-                return found
+        return found
 
     async def due(self) -> list[ReplyRecord]:
         return await self.store.call(StateStore.replies, [ReplyStatus.pending, ReplyStatus.sending], limit=1000)

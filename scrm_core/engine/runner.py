@@ -35,10 +35,11 @@ import httpx
 from ..adapters import AdapterContext, AdapterState, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
 from ..config import Config, SourceConfig
 from ..errors import FatalError, RetryableError, ScrmError
-from ..failures import backoff_seconds, event_locator, is_transient, item_reason
+from ..failures import event_locator, is_transient, item_reason
 from ..http import make_client
 from ..models import CrmOperation, EventPage, MessageCreated
 from ..plugins import PluginHost
+from ..retry import asked_wait, backoff
 from ..store import (
     AsyncStore,
     NewDeadLetter,
@@ -440,8 +441,7 @@ class Engine:
                     attempt += 1
                     reason = exc.operator_message if isinstance(exc, ScrmError) else item_reason(exc)
                     if follow or attempt < settings.max_attempts:
-                        asked = exc.retry_after if isinstance(exc, RetryableError) else None
-                        wait = backoff_seconds(attempt, asked, settings.retry_max_seconds)
+                        wait = backoff(attempt, asked_wait(exc), cap=settings.retry_max_seconds)
                         self.retrying_sources[name] = reason  # while it waits: /health says so
                         log.warning("source %s: %s; attempt %d, trying again in %.1fs", name, reason, attempt, wait)
                         await asyncio.sleep(wait)

@@ -66,7 +66,6 @@ PENDING_REPLIES = (
     "SELECT Id, Content, CreatedDate, ReplyTo.ExternalPostId, ReplyTo.Scrm_Conversation_Key__c "
     "FROM SocialPost WHERE IsOutbound = true AND ExternalPostId = null AND ReplyToId != null"
 )
-DAY_SECONDS = 86_400
 SF_DATETIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 _SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
@@ -140,7 +139,7 @@ class SalesforceCrm(CrmAdapter):
             raise
         finally:
             if (usage := connection.take_usage()) is not None:
-                self.budget.observe_quota(used=usage[0], limit=usage[1], period_seconds=DAY_SECONDS)
+                usage.feed(self.budget, pace=True)
 
     # ------------------------------------------------------------ metadata
 
