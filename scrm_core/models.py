@@ -157,8 +157,6 @@ class Conversation(_Model):
     draft_from: str | None = Field(
         default=None, description="Network id of the message the draft reply was rendered for (erased with it)."
     )
-    # The message that caused the current routing pass (not persisted).
-    last_message: Message | None = Field(default=None, exclude=True)
 
     @property
     def key(self) -> str:

@@ -1,4 +1,5 @@
-"""Plugin discovery, isolation and the one dispatch helper for event hooks.
+"""Plugin discovery, isolation, registration; the event hooks are called through
+:class:`scrm_core.hooks.Hooks` (:attr:`PluginHost.hooks`, :meth:`PluginHost.hooks_for`).
 
 Plugins are modules named by entry points in the ``scrm`` group (plus the core's own
 built-in plugins, registered the same way). Each is loaded on its own: a plugin that
@@ -19,7 +20,6 @@ import importlib
 import inspect
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +32,7 @@ import pluggy
 from . import PROJECT_NAME, __version__, hookspecs
 from .adapters import CrmAdapter, NetworkAdapter
 from .errors import PluginError
+from .hooks import Hooks
 from .learning import TrainableClassifier
 from .store.registry import StoreBackend, StoreBackends
 
@@ -39,7 +40,6 @@ __all__ = [
     "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
     "OPTIONAL_ENTRY_POINT_GROUP",
-    "Dispatcher",
     "PluginHost",
     "PluginInfo",
 ]
@@ -56,6 +56,8 @@ BUILTIN_PLUGINS: dict[str, str] = {
 }
 
 _SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("scrm_"))
+#: Registration hooks a processor object (``scrm_register_processors``) may not implement.
+_REGISTRATION = hookspecs.SYNC_ONLY
 
 
 @dataclass
@@ -103,7 +105,9 @@ class PluginHost:
         self.classifiers: dict[str, TrainableClassifier] = {}
         #: State-store back ends (``scrm_register_stores``), by URL scheme: ``open_store(url, base, host.stores)``.
         self.stores = StoreBackends()
-        self.dispatch = Dispatcher(self.pm)
+        #: The event hooks of every loaded plugin, typed (:class:`scrm_core.hooks.Hooks`); an
+        #: engine calls :meth:`hooks_for` its config instead, which adds the plugins' objects.
+        self.hooks = Hooks(self.pm)
 
     # ------------------------------------------------------------ loading
 
@@ -129,7 +133,7 @@ class PluginHost:
                     info.distribution, info.version = ep.dist.name, ep.dist.version
                 self._load_one(info, ep.load)
         self._run_registrations()
-        self.dispatch.refresh()
+        self.hooks.refresh()
         return self
 
     def register(self, plugin: object, name: str, *, builtin: bool = False) -> PluginInfo:
@@ -137,7 +141,7 @@ class PluginHost:
         module = getattr(plugin, "__name__", type(plugin).__name__)
         info = self._load_one(PluginInfo(name=name, module=module, builtin=builtin), lambda: plugin)
         self._run_registrations(only=name)
-        self.dispatch.refresh()
+        self.hooks.refresh()
         return info
 
     def _load_one(self, info: PluginInfo, load: Callable[[], object]) -> PluginInfo:
@@ -157,7 +161,7 @@ class PluginHost:
             info.version = getattr(plugin, "__version__", None)
         return info
 
-    def _validate(self, plugin: object) -> None:
+    def _validate(self, plugin: object, *, processor: bool = False) -> None:
         for attr in dir(plugin):
             if not attr.startswith("scrm_"):
                 continue
@@ -166,6 +170,8 @@ class PluginHost:
                 continue
             if attr not in _SPEC_NAMES:
                 raise _InvalidPlugin(f"implements unknown hook {attr!r} (a typo? see docs/hooks.md)")
+            if processor and attr in _REGISTRATION:
+                raise _InvalidPlugin(f"{type(plugin).__name__} implements {attr}: only its module may (once)")
             if attr in hookspecs.SYNC_ONLY and inspect.iscoroutinefunction(fn):
                 raise _InvalidPlugin(f"{attr} must be a plain function, not async: it runs once at start-up")
 
@@ -248,6 +254,31 @@ class PluginHost:
                 if info is not None:
                     self._fail(info, f"failed in scrm_register_commands: {type(exc).__name__}: {exc}")
 
+    def hooks_for(self, config: Any) -> Hooks:
+        """The event hooks for one configuration: every loaded plugin's, and the objects each
+        builds from ``config`` with ``scrm_register_processors`` (built now, once; their
+        hooks run for this configuration only). A plugin that fails to build its objects is
+        reported by name and goes without them (``strict``: an error)."""
+        pm = pluggy.PluginManager(PROJECT_NAME)
+        pm.add_hookspecs(hookspecs)
+        for name, plugin in self.pm.list_name_plugin():
+            pm.register(plugin, name=name)
+        for impl in reversed(self.pm.hook.scrm_register_processors.get_hookimpls()):  # registration order
+            info = self.plugins.get(impl.plugin_name)
+            built: list[object] = []
+            try:
+                impl.function(config, built.append)
+                for n, processor in enumerate(built):
+                    self._validate(processor, processor=True)
+                    pm.register(processor, name=f"{impl.plugin_name}/{type(processor).__name__}#{n}")
+            except Exception as exc:
+                message = f"failed in scrm_register_processors: {type(exc).__name__}: {exc}"
+                if info is not None:
+                    self._fail(info, message)
+                else:
+                    log.error("plugin %s %s", impl.plugin_name, message)
+        return Hooks(pm)
+
     def config_problems(self, config: Any) -> list[str]:
         """Every plugin's ``scrm_check_config`` problems; a plugin that fails to check is one too."""
         problems: list[str] = []
@@ -263,78 +294,3 @@ class PluginHost:
     @property
     def load_errors(self) -> dict[str, str]:
         return {name: info.error for name, info in self.plugins.items() if info.error}
-
-
-@dataclass(slots=True)
-class _Impl:
-    plugin: str
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
-
-
-class Dispatcher:
-    """Calls event hooks: awaits async implementations, isolates failures, does first-result.
-
-    Implementations run in pluggy's order (``tryfirst``/``trylast``, then last registered
-    first). A plugin that raises is logged with its name and counted in ``failures``; the
-    other implementations still run and the pipeline goes on.
-    """
-
-    def __init__(self, pm: pluggy.PluginManager) -> None:
-        self._pm = pm
-        self._impls: dict[str, list[_Impl]] = {}
-        self.failures: Counter[str] = Counter()
-        self._reported: set[tuple[str, str]] = set()
-
-    def refresh(self) -> None:
-        """Snapshot the implementations; call after (un)registering plugins."""
-        self._impls = {}
-        for name in _SPEC_NAMES - hookspecs.SYNC_ONLY:
-            impls = getattr(self._pm.hook, name).get_hookimpls()
-            self._impls[name] = [_Impl(i.plugin_name, i.function, tuple(i.argnames)) for i in reversed(impls)]
-
-    def has(self, hook: str) -> bool:
-        """True when any plugin implements ``hook`` (lets the hot path skip work)."""
-        return bool(self._impls.get(hook))
-
-    async def _call(self, hook: str, impl: _Impl, kwargs: Mapping[str, Any]) -> tuple[bool, Any]:
-        try:
-            result = impl.function(*[kwargs[a] for a in impl.argnames])
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception:
-            self.failures[impl.plugin] += 1
-            # The first failure of a plugin in a hook is logged with its traceback; repeats
-            # (one per message, often) only at debug level, and counted.
-            if (impl.plugin, hook) in self._reported:
-                log.debug("plugin %s failed in %s again", impl.plugin, hook, exc_info=True)
-            else:
-                self._reported.add((impl.plugin, hook))
-                log.exception("plugin %s failed in %s; going on without it (repeats are counted)", impl.plugin, hook)
-            return False, None
-        return True, result
-
-    async def call_all(self, hook: str, **kwargs: Any) -> list[Any]:
-        """Every implementation's non-None result, in call order."""
-        results = []
-        for impl in self._impls.get(hook, ()):
-            ok, result = await self._call(hook, impl, kwargs)
-            if ok and result is not None:
-                results.append(result)
-        return results
-
-    async def call_first(self, hook: str, **kwargs: Any) -> Any:
-        """The first non-None result; later implementations are not called."""
-        for impl in self._impls.get(hook, ()):
-            ok, result = await self._call(hook, impl, kwargs)
-            if ok and result is not None:
-                return result
-        return None
-
-    async def call_chain(self, hook: str, argname: str, value: Any, **kwargs: Any) -> Any:
-        """Pass ``value`` through every implementation; each may return a replacement."""
-        for impl in self._impls.get(hook, ()):
-            ok, result = await self._call(hook, impl, {**kwargs, argname: value})
-            if ok and result is not None:
-                value = result
-        return value

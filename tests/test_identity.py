@@ -72,7 +72,7 @@ def run_scan(store: SqliteStore, cfg: Config) -> tuple[int, int]:
     import asyncio
 
     host = PluginHost(env={}).load(entry_points=False)
-    result = asyncio.run(scan(store, host.dispatch, cfg))
+    result = asyncio.run(scan(store, host.hooks_for(cfg), cfg))
     return len(result.linked), len(result.suggested)
 
 

@@ -148,7 +148,7 @@ def test_labels_keep_the_highest_confidence_any_plugin_gave() -> None:
     for plugin, name in ((Confident(), "a"), (AlsoConfident(), "b"), (Plain(), "c")):
         host.register(plugin, name)
     m = testnet.customer_message("1", "charged twice")
-    asyncio.run(Understander(host.dispatch, {}).understand(m))
+    asyncio.run(Understander(host.hooks, {}).understand(m))
     assert sorted(m.labels) == ["intent:complaint", "topic:billing", "vip"]
     assert m.label_confidence == {"intent:complaint": 0.7, "topic:billing": 0.8}
 
@@ -349,7 +349,7 @@ def test_examples_are_understood_as_the_pipeline_would(tmp_path: Path) -> None:
             NewLabelExample("y:2", "intent", "intent:praise", "top", "crm", language="de"),
         ]
     )
-    got = asyncio.run(understood(store.label_examples(), Understander(host.dispatch, {})))
+    got = asyncio.run(understood(store.label_examples(), Understander(host.hooks, {})))
     assert [(g.message.language, g.label) for g in got] == [("fr", "intent:complaint"), ("de", "intent:praise")]
     assert got[0].message.key == "x:1" and got[0].message.created_at <= datetime.now(UTC)
 

@@ -87,7 +87,7 @@ async def _train(
             result["outcome"] = f"no corrections since model #{stored.id if stored else '?'} was trained: nothing to do"
             return result
         labelled = await understood(
-            examples, Understander(host.dispatch, {q.name: q.query for q in config.listening.queries})
+            examples, Understander(host.hooks_for(config), {q.name: q.query for q in config.listening.queries})
         )
         with console_err.status(f"cross-validating on {len(labelled)} corrections…"):
             comparison: Comparison = await asyncio.to_thread(compare, classifier, labelled, unseen, folds=folds)

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         """
         cfg = load_for_command(config)
         message = read_message(message_file)
-        asyncio.run(Ingestor(None, make_host().dispatch, cfg).understand(message))  # type: ignore[arg-type]
+        asyncio.run(Ingestor(None, make_host().hooks_for(cfg), cfg).understand(message))  # type: ignore[arg-type]
         # The parent's author is not looked up here (nothing is read from the state store).
         addressed = "set by the adapter" if message.addressed_to_us else None
         addressed = addressed or CompanyAccounts(cfg.company.accounts).reason(message)

@@ -40,8 +40,8 @@ from ..adapters import (
 )
 from ..config import RepliesConfig
 from ..errors import RetryableError, SkippableError
+from ..hooks import Hooks
 from ..models import ReplyDraft, external_key
-from ..plugins import Dispatcher
 from ..store import AsyncStore, AuditEntry, NewReply, ReplyRecord, ReplyStatus, StateStore
 from .crm_pages import crm_pages
 
@@ -82,13 +82,13 @@ class ReplySender:
     def __init__(
         self,
         store: AsyncStore,
-        dispatch: Dispatcher,
+        hooks: Hooks,
         crm: CrmAdapter,
         sources: dict[str, NetworkAdapter],
         config: RepliesConfig,
     ) -> None:
         self.store = store
-        self.dispatch = dispatch
+        self.hooks = hooks
         self.crm = crm
         self.config = config
         self.counts = ReplyCounts()
@@ -194,8 +194,8 @@ class ReplySender:
     async def _before_reply(self, reply: ReplyRecord) -> ReplyRecord | None:
         """Run ``scrm_before_reply`` once; save the outcome before anything is sent."""
         draft = ReplyDraft(conversation_key=reply.conversation_key, in_reply_to=reply.in_reply_to, text=reply.text)
-        if self.dispatch.has("scrm_before_reply"):
-            draft = await self.dispatch.call_chain("scrm_before_reply", "draft", draft)
+        if self.hooks.has("scrm_before_reply"):
+            draft = await self.hooks.before_reply(draft)
         if draft.refused:
             await self._settle(reply, ReplyStatus.refused, draft.refused)
             return None

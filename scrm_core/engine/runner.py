@@ -158,6 +158,8 @@ class Engine:
     ) -> None:
         self.config = config
         self.host = host
+        #: The event hooks for this config: every plugin's, and the objects they build from it.
+        self.hooks = host.hooks_for(config)
         self.progress = progress
         self.drain_seconds = drain_seconds
         self.preflight = preflight  # every adapter's check() before anything is sent (engine/preflight.py)
@@ -215,9 +217,9 @@ class Engine:
         self.crm = crm = self._given_crm or build_crm(
             config, self.host, http=http, state=StoreAdapterState(store, "crm")
         )
-        ingestor = Ingestor(store, self.host.dispatch, config)
+        ingestor = Ingestor(store, self.hooks, config)
         sink = Sink(store, crm, config.engine, follow=follow)
-        self.replies = ReplySender(store, self.host.dispatch, crm, sources, config.replies)
+        self.replies = ReplySender(store, self.hooks, crm, sources, config.replies)
         self.corrections = CorrectionCollector(store, crm)
         stats = RunStats(
             ingest=ingestor.counts, sink=sink.counts, replies=self.replies.counts, corrections=self.corrections.counts
@@ -234,14 +236,14 @@ class Engine:
                 raise_if_blocking(await check_adapters(crm, sources))
             await sink.start()
             self._models = await load_models(store, self.host.classifiers)
-            await self.host.dispatch.call_all("scrm_startup", app=self)
+            await self.hooks.startup(self)
             self.ready.set()
             await self._pump(self._readers(sources if listen else {}, follow), ingestor, sink, stats, follow)
         finally:
             for adapter in reversed(opened):
                 with contextlib.suppress(Exception):
                     await adapter.close()
-            await self.host.dispatch.call_all("scrm_shutdown", app=self)
+            await self.hooks.shutdown(self)
             await store.close()
             await http.aclose()
             if handle_signals:
@@ -249,7 +251,7 @@ class Engine:
                     loop.remove_signal_handler(sig)
             stats.seconds = time.perf_counter() - started
             stats.stopped_by_signal = self._stopped_by_signal
-            stats.plugin_failures = dict(self.host.dispatch.failures)
+            stats.plugin_failures = dict(self.hooks.failures)
             stats.failed_sources = dict(self.failed_sources)
         return stats
 

@@ -29,7 +29,7 @@ def host() -> PluginHost:
 
 
 def understand(m: Message) -> None:
-    asyncio.run(Ingestor(None, host().dispatch, Config.model_construct(listening=ListeningConfig())).understand(m))  # type: ignore[arg-type]
+    asyncio.run(Ingestor(None, host().hooks, Config.model_construct(listening=ListeningConfig())).understand(m))  # type: ignore[arg-type]
 
 
 def test_the_text_is_rewritten_before_any_other_plugin_reads_it_and_labelled() -> None:
@@ -53,7 +53,7 @@ def test_nothing_sent_to_the_crm_carries_the_number(tmp_path: Path) -> None:
     async def run() -> list[str]:
         store = AsyncStore(lambda: open_store("sqlite:///state.db", tmp_path))
         await store.call(StateStore.migrate)
-        ingest = Ingestor(store, host().dispatch, Config.model_construct(listening=ListeningConfig()))
+        ingest = Ingestor(store, host().hooks, Config.model_construct(listening=ListeningConfig()))
         try:
             created = await ingest.process(
                 "x", EventPage(events=[MessageCreated(message=message(CARD_TEXT))], cursor="1")
