@@ -20,9 +20,8 @@ Adapters that turn many network items into events map each one under :func:`guar
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Sequence
-
-import httpx
 
 from .errors import FatalError, RetryableError, ScrmError
 from .models import Event, MessageDeleted, ProfileUpdated
@@ -36,7 +35,10 @@ MAX_REASON = 300
 
 def is_transient(exc: BaseException) -> bool:
     """True when trying the same item again later may work: the source, not the item, failed."""
-    return isinstance(exc, RetryableError | httpx.TransportError | ConnectionError | TimeoutError)
+    if isinstance(exc, RetryableError | ConnectionError | TimeoutError):
+        return True
+    httpx = sys.modules.get("httpx")  # not imported: the error cannot be one of its
+    return httpx is not None and isinstance(exc, httpx.TransportError)
 
 
 def item_reason(exc: BaseException) -> str:

@@ -37,13 +37,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .errors import FatalError, RetryableError
 from .ratelimit import RateBudget
 from .retry import retrying
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "USER_AGENT",
@@ -77,6 +78,8 @@ def make_client(
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` as scrm uses them: bounded connect/read timeouts, scrm's user
     agent, no redirects followed (a redirect to another host would carry the credentials)."""
+    import httpx  # here, not at the top: loading a plugin or `scrm status` needs no HTTP client
+
     timeout = httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds))
     return httpx.AsyncClient(
         base_url=base_url,
@@ -337,6 +340,8 @@ class HttpApi:
         what = what or f"{method} {path.split('?')[0]}"
         headers = {**self.headers, **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", self.timeout_seconds)
+        import httpx
+
         await self.budget.acquire()
         try:
             response = await self.client.request(method, self.base_url + path, headers=headers, **kwargs)

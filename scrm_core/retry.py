@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-
-import tenacity
+from typing import TYPE_CHECKING
 
 from .errors import RetryableError
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["backoff", "retrying"]
 
@@ -62,6 +64,7 @@ def retrying(
     attempt limit (the sink stops retrying when it shuts down), ``sleep`` the waiting,
     ``on_retry(error, seconds)`` is told of each wait (to log it).
     """
+    import tenacity  # here: commands that never retry (``scrm status``) do not load it
 
     def retry(exc: BaseException) -> bool:
         return isinstance(exc, RetryableError) and (rate_limited or exc.retry_after is None)

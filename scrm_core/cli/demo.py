@@ -15,11 +15,9 @@ from typing import Annotated
 import typer
 
 from ..config import Config
-from ..engine import build_crm
 from ..errors import FatalError
 from ..plugins import PluginHost
 from .common import StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging, state_store
-from .run import summary_table, sync
 
 CONFIG_TEMPLATE = """\
 # Written by `scrm demo`: a replayed social stream into the embedded CRM.
@@ -69,6 +67,8 @@ def _count_lines(files: list[Path]) -> int:
 
 
 async def _crm_counts(config: Config, host: PluginHost) -> dict[str, int]:
+    from ..engine import build_crm
+
     crm = build_crm(config, host)
     await crm.start()
     try:
@@ -93,6 +93,8 @@ def register(app: typer.Typer) -> None:
 
         Run it twice: the second run finds nothing new and writes nothing.
         """
+        from .run import summary_table, sync
+
         host = make_host(strict=strict)
         setup_logging(verbose)
         if fresh and folder.exists():

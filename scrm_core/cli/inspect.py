@@ -12,8 +12,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import Config
-from ..engine.routing import rule_warnings
-from ..engine.runner import build_crm, build_source
 from ..errors import ScrmError
 from ..plugins import PluginHost
 from ..store import DeadLetter
@@ -54,6 +52,8 @@ def _ago(when: datetime | None) -> str:
 def _local_problems(config: Config, host: PluginHost) -> tuple[list[str], list[str]]:
     """(problems, warnings) about the files the config names: the state store (writable),
     each enabled source's and the CRM's local files (their adapter's ``local_problems``)."""
+    from ..engine.runner import build_crm, build_source
+
     problems: list[str] = []
     warnings: list[str] = []
     try:
@@ -182,6 +182,8 @@ def register(app: typer.Typer) -> None:
         Beyond the file itself: the state store and local databases (localcrm) must be
         writable, and files the sources read (replay paths) must exist.
         """
+        from ..engine.routing import rule_warnings
+
         host = make_host(strict=strict)
         setup_logging(False)
         cfg = config_or_exit(config, host, secrets=False)

@@ -11,9 +11,6 @@ import typer
 from rich.table import Table
 
 from ..config import Config
-from ..engine.learning import CorrectionCollector, load_models, understood
-from ..engine.runner import build_crm
-from ..engine.understand import Understander
 from ..learning import Comparison, TrainableClassifier, compare
 from ..plugins import PluginHost
 from ..store import AsyncStore, StateStore, open_store
@@ -58,6 +55,10 @@ async def _train(
     dry_run: bool,
     force: bool,
 ) -> dict[str, Any]:
+    from ..engine.learning import CorrectionCollector, load_models, understood
+    from ..engine.runner import build_crm
+    from ..engine.understand import Understander
+
     store = AsyncStore(lambda: open_store(config.state.url, config.base_dir, host.stores))
     try:
         await store.call(StateStore.migrate)

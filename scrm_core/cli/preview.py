@@ -30,7 +30,6 @@ from rich.table import Table
 
 from ..adapters import CheckProblem, CrmAdapter, PlannedWrite
 from ..config import Config
-from ..engine import Engine, build_crm
 from ..models import REDACTED_SUBJECT, CrmObject, CrmOperation, OperationResult
 from ..plugins import PluginHost
 from ..ratelimit import RateBudget
@@ -104,6 +103,8 @@ class PreviewCrm(CrmAdapter):
 
 
 def dry_run(config: Config, host: PluginHost, samples: int = 3) -> DryRun:
+    from ..engine import Engine, build_crm
+
     report = DryRun(samples=samples)
     with tempfile.TemporaryDirectory(prefix="scrm-dry-run-") as tmp:
         # A private copy of the state: the run dedups against it and throws it away.

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from ..engine.addressing import CompanyAccounts
-from ..engine.ingest import Ingestor
-from ..engine.routing import DEFAULT_RULES, RuleVerdict, compile_rules, explain
 from ..models import Event, Message, MessageCreated, MessageEdited
 from .common import ConfigOption, console, console_err, load_for_command, make_host
+
+if TYPE_CHECKING:  # imported where used: loading the CLI does not load the engine
+    from ..engine.routing import RuleVerdict
 
 
 def read_message(path: Path) -> Message:
@@ -70,6 +70,10 @@ def register(app: typer.Typer) -> None:
         The installed plugins (language, sentiment, listening, classification) run first,
         exactly as in ``scrm run``; nothing is written anywhere.
         """
+        from ..engine.addressing import CompanyAccounts
+        from ..engine.ingest import Ingestor
+        from ..engine.routing import DEFAULT_RULES, compile_rules, explain
+
         cfg = load_for_command(config)
         message = read_message(message_file)
         asyncio.run(Ingestor(None, make_host().hooks_for(cfg), cfg).understand(message))  # type: ignore[arg-type]

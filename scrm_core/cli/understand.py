@@ -21,8 +21,6 @@ import typer
 from pydantic import ValidationError
 
 from ..config import Config
-from ..engine.learning import load_models
-from ..engine.understand import Understander
 from ..models import Message, SocialProfile
 from ..plugins import PluginHost
 from ..store import AsyncStore, StateStore, open_store
@@ -80,6 +78,9 @@ def _result(message: Message, stated_language: bool) -> dict[str, Any]:
 
 
 async def _run(source: TextIO, name: str, host: PluginHost, cfg: Config, store: AsyncStore | None) -> int:
+    from ..engine.learning import load_models
+    from ..engine.understand import Understander
+
     if store is not None:
         await store.call(StateStore.migrate)
         await load_models(store, host.classifiers)

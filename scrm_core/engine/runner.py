@@ -28,9 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..adapters import AdapterContext, AdapterState, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
 from ..config import Config, SourceConfig
@@ -58,6 +56,9 @@ from .learning import CRM_LABELS, CorrectionCollector, CorrectionCounts, load_mo
 from .preflight import check_adapters, raise_if_blocking
 from .replies import REPLIES, ReplyCounts, ReplySender
 from .sink import Sink, SinkCounts
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("scrm.engine")
 

@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-import urllib3
 from pydantic import SecretStr
 
 from scrm_core import FatalError, RateBudget, RetryableError, parse_rate_limit
@@ -127,6 +126,8 @@ class HubSpotApi:
         """Send one request (``what`` names it in errors, e.g. "upsert contacts")."""
         if self.settings.oauth and time.monotonic() >= self._expires_at - _REFRESH_MARGIN:
             await self.refresh()
+        import urllib3  # with the SDK (it is the SDK's transport), not at plugin load
+
         for attempt in (1, 2):
             await self._spend()
             try:
@@ -207,6 +208,8 @@ class HubSpotApi:
 
     async def refresh(self) -> None:
         """Trade the refresh token for a new access token (POST /oauth/v1/token)."""
+        import urllib3
+
         settings = self.settings
         assert settings.client_secret is not None and self._refresh_token is not None
         try:

@@ -26,13 +26,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote_plus
 
 from pydantic import SecretStr
-from simple_salesforce.api import Salesforce
-from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
-from simple_salesforce.format import format_soql
 
 from scrm_core import (
     AdapterContext,
@@ -51,11 +48,16 @@ from scrm_core import (
 from scrm_core.errors import FatalError, RetryableError
 
 from .check import picklist_warnings, problems_in_describe
-from .client import ApiLimitExceeded, SalesforceConnection, error_items
+from .errors import ApiLimitExceeded, error_items
 from .mapping import OBJECTS, Mapper
 from .metadata import ObjectMeta, composite_describe, parse_composite
 from .settings import BULK_MAX_BATCH, SalesforceSettings
 from .writer import COLLECTION_SIZE, Writer
+
+if TYPE_CHECKING:
+    from simple_salesforce.api import Salesforce
+
+    from .client import SalesforceConnection
 
 __all__ = ["SalesforceCrm"]
 
@@ -114,6 +116,9 @@ class SalesforceCrm(CrmAdapter):
     @property
     def connection(self) -> SalesforceConnection:
         if self._connection is None:
+            # simple-salesforce (with zeep, requests, jwt) is imported when a connection is built.
+            from .client import SalesforceConnection
+
             self._connection = SalesforceConnection(self.settings, self._private_key(), self.context.logger)
         return self._connection
 
@@ -246,6 +251,8 @@ class SalesforceCrm(CrmAdapter):
             if cursor:
                 created, _, last_id = cursor.partition("|")
                 after = datetime.strptime(created, SF_DATETIME)
+                from simple_salesforce.format import format_soql
+
                 query += format_soql(" AND (CreatedDate > {0} OR (CreatedDate = {0} AND Id > {1}))", after, last_id)
             query += f" ORDER BY CreatedDate, Id LIMIT {REPLY_PAGE}"
             found = await self._run("read pending replies", lambda sf: sf.query(query))
@@ -295,6 +302,8 @@ class SalesforceCrm(CrmAdapter):
             return
         path = f"sobjects/SocialPost/{reply.crm_id}"
         body = {self.mapper.key_field: external_key, "ExternalPostId": network_message_id}
+
+        from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
         def update(sf: Salesforce) -> str:
             try:

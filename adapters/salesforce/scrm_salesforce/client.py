@@ -34,15 +34,12 @@ from simple_salesforce.exceptions import (
 from scrm_core import FatalError, RateLimit, RetryableError, parse_rate_limit
 
 from .auth import request_token
+from .errors import ApiLimitExceeded, error_items
 from .settings import SalesforceSettings
 
 __all__ = ["ApiLimitExceeded", "SalesforceConnection", "error_items"]
 
 T = TypeVar("T")
-
-
-class ApiLimitExceeded(RetryableError):
-    """403 REQUEST_LIMIT_EXCEEDED: the org's API budget is spent; pause, keep the outbox."""
 
 
 class _TimeoutSession(requests.Session):
@@ -61,16 +58,6 @@ class _TimeoutSession(requests.Session):
         kwargs.setdefault("verify", self.verify)
         method = method.decode() if isinstance(method, bytes) else method
         return super().request(method, url, *args, **kwargs)
-
-
-def error_items(exc: SalesforceError) -> list[dict[str, Any]]:
-    """The ``[{"errorCode", "message"}]`` body of a refused call, whatever shape it came in."""
-    content = exc.content
-    if isinstance(content, dict):
-        content = [content]
-    if isinstance(content, list):
-        return [item for item in content if isinstance(item, dict)]
-    return []
 
 
 def _codes(exc: SalesforceError) -> str:

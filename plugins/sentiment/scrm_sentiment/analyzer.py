@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Literal
-
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any, Literal
 
 from scrm_core import Sentiment
 
-from .stacked import CLASSES, StackedModel
+if TYPE_CHECKING:
+    from .stacked import StackedModel
 
 #: VADER's documented thresholds on its compound score (vaderSentiment README, "About the
 #: Scoring"): positive >= 0.05, negative <= -0.05. Used by :func:`vader_label`, the baseline.
@@ -31,8 +30,14 @@ _MAX_CHARS = 5000
 # hit costs well under a microsecond against ~100 µs for an analysis.
 _CACHE_SIZE = 8192
 
-# One analyzer for the process: building one loads the lexicon (~15 ms).
-_vader = SentimentIntensityAnalyzer()
+
+@cache
+def _vader() -> Any:
+    """One analyzer for the process, built at the first text: building one loads the lexicon."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # type: ignore[import-untyped]
+
+    return SentimentIntensityAnalyzer()
+
 
 Label = Literal["negative", "neutral", "positive"]
 
@@ -53,7 +58,7 @@ def is_english(language: str | None) -> bool:
 
 def vader_scores(text: str) -> dict[str, float]:
     """VADER's neg/neu/pos/compound for one text (English)."""
-    scores: dict[str, float] = _vader.polarity_scores(text[:_MAX_CHARS])
+    scores: dict[str, float] = _vader().polarity_scores(text[:_MAX_CHARS])
     return scores
 
 
@@ -69,11 +74,15 @@ def vader_label(text: str) -> Label:
 
 @cache
 def model() -> StackedModel:
+    from .stacked import StackedModel  # numpy: imported at the first text, not at plugin load
+
     return StackedModel.from_bytes((resources.files("scrm_sentiment") / "model.npz").read_bytes())
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _analyze(text: str) -> tuple[float, Label]:
+    from .stacked import CLASSES
+
     p = model().probabilities(text[:_MAX_CHARS], vader_scores(text))
     label: Label = CLASSES[max(range(3), key=p.__getitem__)]  # type: ignore[assignment]
     score = p[2] - p[0]
