@@ -97,7 +97,7 @@ def intent_of(message: Message) -> str:
 
 
 async def pipeline(rows: list[dict[str, str]], host: PluginHost) -> tuple[list[Message], float]:
-    understander = Understander(host.dispatch, {})
+    understander = Understander(host.hooks, {})
     author = SocialProfile(network="bench", account_id="eval")
     now = datetime.now(UTC)
     messages = [

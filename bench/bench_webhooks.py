@@ -30,7 +30,7 @@ from scrm_discourse.testing import FakeDiscourse
 
 from scrm_core import AdapterContext
 from scrm_core.receiver import build_receiver
-from scrm_core.store import AsyncStore, open_store
+from scrm_core.store import AsyncStore, StateStore, open_store
 from scrm_core.testing.fakes.server import FakeServer
 
 SECRET = "bench-webhook-secret"
@@ -65,7 +65,7 @@ async def blast(url: str, requests: list[tuple[str, dict[str, str], bytes]]) -> 
 def run_once(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         store = AsyncStore(lambda: open_store("sqlite:///state.db", Path(folder)))
-        asyncio.run(store.migrate())
+        asyncio.run(store.call(StateStore.migrate))
         settings = DiscourseSettings(
             base_url="http://127.0.0.1:9", api_key="unused", api_username="acme", webhook_secret=SECRET
         )

@@ -5,6 +5,8 @@ The public API of the core. Adapter and plugin authors import from here only::
     from scrm_core import hookimpl, NetworkAdapter, CrmAdapter, Message, ...
 
 and, for tests, from ``scrm_core.testing`` (fakes, fault injection, conformance suites).
+A few modules are public too (``scrm_core.errors``, ``scrm_core.models``, ``scrm_core.cli``'s
+command kit...): docs/public-api.md lists them, and import-linter keeps adapters to them.
 The adapter kit is here too: :class:`PollingAdapter`, :class:`Cursor`, :class:`HttpApi`,
 :func:`make_client`, :func:`parse_rate_limit`, :func:`retrying`, :func:`html_to_text`,
 :class:`LRUCache`.

@@ -77,7 +77,9 @@ class AdapterSettings(BaseModel):
     warning naming the new key.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: an adapter's settings are compiled when a config uses the adapter, not
+    # when its plugin loads (every installed adapter's would be, at every command).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     #: This adapter's own renames (old key -> new key), on top of :data:`RENAMED_SETTINGS`.
     renamed: ClassVar[dict[str, str]] = {}
 

@@ -7,31 +7,27 @@ fail (``TypeError``), a timestamp out of range overflows (``OverflowError``, ``O
 Whatever the type, the rule is:
 
 * :func:`is_transient` failures (:class:`~scrm_core.errors.RetryableError`, a network
-  error, a timeout) are the *source's*, for now: the item is read again after a back-off
-  (:func:`backoff_seconds`, the sink's: exponential, capped, with jitter);
+  error, a timeout) are the *source's*, for now: the item is read again after the one
+  back-off (:func:`scrm_core.retry.backoff`: exponential, capped, with jitter);
 * every other failure is the *item's*: it becomes one dead letter naming the source and
   the item (inbox id, file:line, network id) with :func:`item_reason`, and the rest goes
   on. Never an engine stop.
 
-Adapters that turn many network items into events map each one under :func:`parse_each`,
-which applies the same rule item by item.
+Adapters that turn many network items into events map each one under :func:`guarded`
+(:class:`~scrm_core.PollingAdapter` does it for them), which applies the rule item by item.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+import inspect
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 
-import httpx
-
-from .errors import RetryableError, ScrmError
+from .errors import FatalError, RetryableError, ScrmError
 from .models import Event, MessageDeleted, ProfileUpdated
 from .redaction import printable, redact
 
-__all__ = ["MAX_REASON", "backoff_seconds", "event_locator", "is_transient", "item_reason", "parse_each"]
-
-T = TypeVar("T")
+__all__ = ["MAX_REASON", "event_locator", "guarded", "is_transient", "item_reason"]
 
 #: Longest reason kept in a dead letter.
 MAX_REASON = 300
@@ -39,7 +35,10 @@ MAX_REASON = 300
 
 def is_transient(exc: BaseException) -> bool:
     """True when trying the same item again later may work: the source, not the item, failed."""
-    return isinstance(exc, RetryableError | httpx.TransportError | ConnectionError | TimeoutError)
+    if isinstance(exc, RetryableError | ConnectionError | TimeoutError):
+        return True
+    httpx = sys.modules.get("httpx")  # not imported: the error cannot be one of its
+    return httpx is not None and isinstance(exc, httpx.TransportError)
 
 
 def item_reason(exc: BaseException) -> str:
@@ -62,28 +61,25 @@ def event_locator(event: Event) -> str:
     return f"message {event.message.key}"
 
 
-def backoff_seconds(attempt: int, asked: float | None, cap: float) -> float:
-    """The wait before attempt ``attempt + 1``: what the service asked for (capped), else
-    0.5 s doubling per attempt up to ``cap``, with jitter (50-100%) so that many waiting
-    processes do not retry in step. The same policy as the sink's."""
-    if asked is not None:
-        return max(0.0, min(asked, cap))
-    exponential: float = min(0.5 * 2.0 ** (attempt - 1), cap)
-    return exponential * (0.5 + random.random() / 2)
-
-
-async def parse_each(
-    items: Iterable[T], parse: Callable[[T], Awaitable[list[Event]]], locate: Callable[[T], str]
-) -> tuple[list[Event], list[tuple[str, str]]]:
-    """Events from each item, and ``(locator, reason)`` rejects for items that fail: the rule
-    above, item by item. A transient failure is raised (the page is read again later)."""
-    events: list[Event] = []
-    rejects: list[tuple[str, str]] = []
-    for item in items:
-        try:
-            events += await parse(item)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            rejects.append((locate(item), item_reason(exc)))
-    return events, rejects
+async def guarded(
+    locator: str,
+    make: Callable[[], Sequence[Event] | Awaitable[Sequence[Event]]],
+    rejects: list[tuple[str, str]],
+    *,
+    fatal_stops: bool = True,
+) -> list[Event]:
+    """The events of one item: ``make()``, sync or async. The rule above, for one item: a
+    transient failure is raised (the page is read again later), and so is a
+    :class:`~scrm_core.errors.FatalError` (the credentials', not the item's), unless
+    ``fatal_stops`` is False (a stored payload: nothing but the payload can be wrong with it);
+    any other failure appends ``(locator, reason)`` to ``rejects`` and gives no event."""
+    try:
+        result = make()
+        if inspect.isawaitable(result):
+            result = await result
+        return list(result)
+    except Exception as exc:
+        if is_transient(exc) or (fatal_stops and isinstance(exc, FatalError)):
+            raise
+        rejects.append((locator, item_reason(exc)))
+        return []

@@ -17,6 +17,8 @@ _GROUPS = [
         [
             "scrm_register_networks",
             "scrm_register_crms",
+            "scrm_register_stores",
+            "scrm_register_processors",
             "scrm_register_classifiers",
             "scrm_register_commands",
             "scrm_check_config",

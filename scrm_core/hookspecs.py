@@ -3,15 +3,20 @@
 Two kinds of hook:
 
 * **Registration hooks** are synchronous and called once at start-up. They register
-  objects (adapter classes, CLI commands) whose I/O methods are async.
+  objects (adapter classes, store back ends, CLI commands, and the objects a plugin
+  builds from a configuration) whose I/O methods are async.
 * **Event hooks** may be plain functions or ``async def``. The host calls them only
-  through :class:`scrm_core.plugins.Dispatcher`, which awaits them, isolates a failing
-  plugin (logged with its name, counted, the pipeline goes on) and implements
-  "first result" itself, because pluggy's ``firstresult`` cannot await a coroutine.
+  through its typed facade, :class:`scrm_core.hooks.Hooks` (one method per hook, e.g.
+  ``await hooks.detect_language(text)``), which awaits them, isolates a failing plugin
+  (logged with its name, counted, the pipeline goes on), keeps only results of the
+  documented type and implements "first result" itself, because pluggy's
+  ``firstresult`` cannot await a coroutine.
 
 Implement a hook by decorating a function of the same name with
-:data:`scrm_core.hookimpl` in a module named by an entry point in the ``scrm`` group.
-An implementation may accept fewer arguments than the spec lists.
+:data:`scrm_core.hookimpl` in a module named by an entry point in the ``scrm`` group,
+or a method of an object that module builds per configuration
+(``scrm_register_processors``): state built from the config belongs on such an object,
+never in module globals. An implementation may accept fewer arguments than the spec lists.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from . import PROJECT_NAME
 
 if TYPE_CHECKING:
     from .adapters import CrmAdapter, NetworkAdapter
+    from .config import Config
     from .learning import TrainableClassifier
     from .models import Action, Conversation, CrmOperation, IdentityMatch, Message, ReplyDraft, Sentiment, SocialProfile
+    from .store import StoreBackend
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -35,12 +42,14 @@ SYNC_ONLY = frozenset(
     {
         "scrm_register_networks",
         "scrm_register_crms",
+        "scrm_register_stores",
+        "scrm_register_processors",
         "scrm_register_classifiers",
         "scrm_register_commands",
         "scrm_check_config",
     }
 )
-#: Event hooks whose first non-None result wins (the Dispatcher stops there).
+#: Event hooks whose first non-None result wins (the facade stops there).
 FIRST_RESULT = frozenset({"scrm_match_identity", "scrm_map_to_crm", "scrm_detect_language", "scrm_analyze_sentiment"})
 
 
@@ -76,6 +85,53 @@ def scrm_register_crms(register: Callable[[type[CrmAdapter]], None]) -> None:
         @hookimpl
         def scrm_register_crms(register):
             register(LocalCrm)
+    """
+
+
+@hookspec
+def scrm_register_stores(register: Callable[[StoreBackend], None]) -> None:
+    """Register a state-store back end.
+
+    :param register: call it with a :class:`~scrm_core.store.StoreBackend` instance; its
+        ``schemes`` (``("postgresql",)``) are the ``[state] url`` schemes it opens. The
+        built-in SQLite back end (``sqlite://``) is registered the same way.
+    :returns: nothing.
+
+    Synchronous, called once at start-up. The back end's stores must pass
+    :class:`scrm_core.testing.store.StateStoreConformance`. Example::
+
+        @hookimpl
+        def scrm_register_stores(register):
+            register(PostgresBackend())
+    """
+
+
+@hookspec
+def scrm_register_processors(config: Config, register: Callable[[object], None]) -> None:
+    """Build this plugin's objects for one configuration.
+
+    :param config: the validated :class:`scrm_core.config.Config` of the engine (or of the
+        command: ``scrm understand -c``, ``scrm rules test``) being set up.
+    :param register: call it with each object whose methods, decorated with
+        :data:`scrm_core.hookimpl`, implement event hooks (not registration hooks). They
+        are called for this configuration only, after the module-level ones.
+    :returns: nothing.
+
+    Synchronous, called once per configuration, before any event hook: keep what you build
+    from the config (compiled rules, a matcher) on the object, never in module globals, so
+    two engines in one process never share it. Example::
+
+        class Router:
+            def __init__(self, rules):
+                self.rules = compile_rules(rules)
+
+            @hookimpl
+            def scrm_route_conversation(self, conversation, message):
+                return route(self.rules, message)
+
+        @hookimpl
+        def scrm_register_processors(config, register):
+            register(Router(config.routing.rules))
     """
 
 
@@ -221,11 +277,11 @@ def scrm_classify_message(message: Message) -> list[str] | dict[str, float] | No
 
 
 @hookspec
-def scrm_route_conversation(conversation: Conversation) -> list[Action] | None:
+def scrm_route_conversation(conversation: Conversation, message: Message) -> list[Action] | None:
     """Decide what the CRM should do about a conversation after a new message.
 
-    :param conversation: the conversation; ``conversation.last_message`` is the message
-        that triggered this pass.
+    :param conversation: the conversation, the new message already counted in it.
+    :param message: the message that triggered this pass (understood: labels, language...).
     :returns: actions (log, case, lead, label, priority, ignore), or None. All
         implementations are called and their actions combined; ``ignore`` wins over all.
 
@@ -233,7 +289,7 @@ def scrm_route_conversation(conversation: Conversation) -> list[Action] | None:
     May be async. Example::
 
         @hookimpl
-        def scrm_route_conversation(conversation):
+        def scrm_route_conversation(conversation, message):
             if "vip" in conversation.labels:
                 return [Action(kind="priority", value="urgent")]
     """

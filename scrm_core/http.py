@@ -12,15 +12,15 @@ Every network adapter that speaks HTTP needs the same few things, and they live 
 * :func:`parse_rate_limit`: the rate-limit headers networks send (``Retry-After``,
   ``RateLimit-*``, ``X-RateLimit-*``, ``X-Rate-Limit-*``), as one :class:`RateLimit`
   that :meth:`RateLimit.feed` turns into waits on a :class:`~scrm_core.ratelimit.RateBudget`.
-* :func:`retrying`: the one retry policy for an adapter's own calls (tenacity): retries
-  :class:`~scrm_core.errors.RetryableError` only, waits what the service asked for when
-  it said, else an exponential back-off with full jitter, capped.
+* :func:`~scrm_core.retry.retrying`: the one retry policy (tenacity), the sink's and the
+  engine's too: retries :class:`~scrm_core.errors.RetryableError` only, waits what the
+  service asked for when it said, else an exponential back-off with jitter, capped.
 * :class:`HttpApi`: requests to one service (base URL, timeout, auth headers) that map
   transport failures, 429, 5xx, 401 and 403 to scrm's three errors, and feed the budget.
 
 >>> retry_after_seconds("120")
 120.0
->>> from datetime import UTC, datetime
+>>> from datetime import UTC, datetime, timedelta
 >>> retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT", now=datetime(2026, 10, 21, 7, 27, 30, tzinfo=UTC))
 30.0
 >>> limits = parse_rate_limit({"x-ratelimit-limit": "300", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "42"})
@@ -31,22 +31,25 @@ Every network adapter that speaks HTTP needs the same few things, and they live 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
-import tenacity
+from typing import TYPE_CHECKING, Any
 
 from .errors import FatalError, RetryableError
 from .ratelimit import RateBudget
+from .retry import retrying
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "USER_AGENT",
     "HttpApi",
+    "Quota",
     "RateLimit",
     "body_retry_after",
     "error_text",
@@ -75,6 +78,8 @@ def make_client(
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` as scrm uses them: bounded connect/read timeouts, scrm's user
     agent, no redirects followed (a redirect to another host would carry the credentials)."""
+    import httpx  # here, not at the top: loading a plugin or `scrm status` needs no HTTP client
+
     timeout = httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds))
     return httpx.AsyncClient(
         base_url=base_url,
@@ -122,6 +127,17 @@ def _number(headers: Mapping[str, str], *names: str) -> float | None:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """A long quota: ``used`` of ``limit`` calls per ``period_seconds``; ``resets_in`` when the
+    service's period is a calendar one (None for a rolling period)."""
+
+    used: int
+    limit: int
+    period_seconds: float
+    resets_in: float | None = None
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """What a response said about the caller's rate: all optional, in seconds from now."""
 
@@ -129,6 +145,9 @@ class RateLimit:
     remaining: int | None = None
     reset_seconds: float | None = None
     retry_after: float | None = None
+    #: The length of the window ``limit`` counts in, when the service says (HubSpot does).
+    window_seconds: float | None = None
+    quota: Quota | None = None
 
     @property
     def spent(self) -> bool:
@@ -142,30 +161,81 @@ class RateLimit:
             return self.retry_after
         return self.reset_seconds if self.spent else None
 
+    @property
+    def refused_wait(self) -> float | None:
+        """How long to wait after the service refused a call for its rate (429): ``Retry-After``,
+        else the window's reset, else the window's length."""
+        for wait in (self.retry_after, self.reset_seconds, self.window_seconds):
+            if wait is not None:
+                return wait
+        return None
+
     def feed(self, budget: RateBudget, *, pace: bool = False) -> None:
         """Tell ``budget`` what the service said: a pause when it asked for one or the window is
-        spent; with ``pace``, also spread the calls left over the rest of the window."""
+        spent; with ``pace``, also spread the calls left over the rest of the window, and
+        keep within the long quota."""
         wait = self.wait
         if wait is not None and wait > 0:
             budget.pause(wait, reason="rate limit reached")
+        elif pace and self.limit is not None and self.remaining is not None and self.window_seconds:
+            budget.observe_window(limit=self.limit, remaining=self.remaining, window_seconds=self.window_seconds)
         elif pace and self.remaining is not None and self.reset_seconds:
             budget.observe_window(limit=self.remaining, remaining=self.remaining, window_seconds=self.reset_seconds)
+        if pace and self.quota is not None:
+            q = self.quota
+            budget.observe_quota(used=q.used, limit=q.limit, period_seconds=q.period_seconds, resets_in=q.resets_in)
+
+
+_DAY = 86_400.0
+# Salesforce: "Sforce-Limit-Info: api-usage=25/15000", the org's rolling 24 h API requests
+# (developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm).
+_SFORCE_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+def _until_midnight_utc(clock: float) -> float:
+    now = datetime.fromtimestamp(clock, UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - now).total_seconds()
+
+
+def _quota(headers: Mapping[str, str], clock: float) -> Quota | None:
+    daily, daily_left = (
+        _number(headers, "x-hubspot-ratelimit-daily"),
+        _number(headers, "x-hubspot-ratelimit-daily-remaining"),
+    )
+    if daily is not None and daily_left is not None:
+        # HubSpot resets the daily count at midnight in the account's time zone; UTC is the guess.
+        return Quota(int(daily - daily_left), int(daily), _DAY, _until_midnight_utc(clock))
+    match = _SFORCE_USAGE.search(headers.get("sforce-limit-info") or "")
+    if match:
+        return Quota(int(match.group(1)), int(match.group(2)), _DAY)
+    return None
 
 
 def parse_rate_limit(headers: Mapping[str, str], *, now: float | None = None) -> RateLimit:
-    """The rate-limit headers of a response, whichever family the network uses.
+    """The rate-limit headers of a response, whichever family the service uses.
 
     * ``Retry-After`` (seconds or an HTTP date);
     * ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` (IETF draft; reset in seconds);
     * ``X-RateLimit-*`` (Mastodon, Reddit, GitHub-style) and ``X-Rate-Limit-*`` (X); a reset
       above 10^9 is read as a Unix time, below as seconds (Reddit sends seconds, X and
-      Bluesky's ``ratelimit-reset`` a Unix time, Mastodon an ISO date).
+      Bluesky's ``ratelimit-reset`` a Unix time, Mastodon an ISO date);
+    * HubSpot's ``X-HubSpot-RateLimit-Max`` / ``-Remaining`` / ``-Interval-Milliseconds``
+      (the window) and ``-Daily`` / ``-Daily-Remaining`` (a quota reset at midnight);
+    * Salesforce's ``Sforce-Limit-Info: api-usage=N/M`` (a rolling 24 h quota).
 
-    ``headers`` must look names up case-insensitively (``httpx.Headers`` does).
+    ``headers`` must look names up case-insensitively (``httpx.Headers``, requests' and
+    urllib3's headers do).
     """
     clock = time.time() if now is None else now
-    limit = _number(headers, "ratelimit-limit", "x-ratelimit-limit", "x-rate-limit-limit")
-    remaining = _number(headers, "ratelimit-remaining", "x-ratelimit-remaining", "x-rate-limit-remaining")
+    limit = _number(headers, "ratelimit-limit", "x-ratelimit-limit", "x-rate-limit-limit", "x-hubspot-ratelimit-max")
+    remaining = _number(
+        headers,
+        "ratelimit-remaining",
+        "x-ratelimit-remaining",
+        "x-rate-limit-remaining",
+        "x-hubspot-ratelimit-remaining",
+    )
     reset = _number(headers, "ratelimit-reset", "x-ratelimit-reset", "x-rate-limit-reset")
     if reset is None:
         iso = headers.get("x-ratelimit-reset")
@@ -176,55 +246,14 @@ def parse_rate_limit(headers: Mapping[str, str], *, now: float | None = None) ->
                 reset = None
     if reset is not None and reset > _EPOCH_THRESHOLD:
         reset = reset - clock
+    interval_ms = _number(headers, "x-hubspot-ratelimit-interval-milliseconds")
     return RateLimit(
         limit=int(limit) if limit is not None else None,
         remaining=int(remaining) if remaining is not None else None,
         reset_seconds=max(0.0, reset) if reset is not None else None,
         retry_after=retry_after_seconds(headers.get("retry-after")),
-    )
-
-
-# ---------------------------------------------------------------- retrying
-
-
-def _wait(initial: float, cap: float) -> Callable[[tenacity.RetryCallState], float]:
-    jitter = tenacity.wait_random_exponential(multiplier=initial, max=cap)
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        asked = exc.retry_after if isinstance(exc, RetryableError) else None
-        return min(cap, asked) if asked is not None else float(jitter(state))
-
-    return wait
-
-
-def retrying(
-    *, attempts: int = 3, initial: float = 0.5, cap: float = 30.0, rate_limited: bool = True
-) -> tenacity.AsyncRetrying:
-    """The kit's retry policy for one adapter call: up to ``attempts`` tries of what raises
-    :class:`RetryableError`, waiting what the service asked (``retry_after``, at most ``cap``)
-    or ``initial * 2^n`` seconds with full jitter, capped; the last error is re-raised as it is.
-
-    Use it for calls that are safe to repeat (reads, writes with an idempotency key)::
-
-        async for attempt in retrying():
-            with attempt:
-                data = await api.get_json("/api/v1/statuses/1")
-
-    The engine resumes a failed ``listen`` from the last page's cursor on its own; this is
-    for the calls inside one page, so one flaky request does not re-read the whole page.
-    With ``rate_limited=False`` an error that names a wait (``retry_after``: the service
-    refused for its rate) is not retried here but raised at once, for the engine to wait.
-    """
-
-    def retry(exc: BaseException) -> bool:
-        return isinstance(exc, RetryableError) and (rate_limited or exc.retry_after is None)
-
-    return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=_wait(initial, cap),
-        retry=tenacity.retry_if_exception(retry),
-        reraise=True,
+        window_seconds=interval_ms / 1000 if interval_ms else None,
+        quota=_quota(headers, clock),
     )
 
 
@@ -311,6 +340,8 @@ class HttpApi:
         what = what or f"{method} {path.split('?')[0]}"
         headers = {**self.headers, **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", self.timeout_seconds)
+        import httpx
+
         await self.budget.acquire()
         try:
             response = await self.client.request(method, self.base_url + path, headers=headers, **kwargs)
@@ -325,7 +356,9 @@ class HttpApi:
             return response
         said = f" ({reason})" if (reason := error_text(response)) else ""
         if status in (429, 503):
-            wait = limits.wait if limits.wait is not None else body_retry_after(response)
+            wait = limits.refused_wait if status == 429 else limits.wait
+            if wait is None:
+                wait = body_retry_after(response)
             if wait is None and status == 429:
                 wait = 60.0  # refused for its rate, without saying how long: a minute is the usual window
             if wait is not None:

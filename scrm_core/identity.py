@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 from . import hookimpl
 from .config import Config, IdentityPolicy
+from .hooks import Hooks
 from .models import CrmObject, CrmOperation, IdentityMatch, SocialProfile, external_key
-from .plugins import Dispatcher
-from .store.base import IdentityLink, ProfileRecord, StateStore
+from .store import IdentityLink, ProfileRecord, StateStore
 
 __all__ = ["ScanResult", "builtin_match", "link", "person_of", "repoint_ops", "scan", "undo"]
 
@@ -123,7 +123,7 @@ def _candidates(records: Iterable[ProfileRecord]) -> dict[str, list[SocialProfil
     return {key: [o for k, o in others.items() if k != key] for key, others in found.items()}
 
 
-async def scan(store: StateStore, dispatch: Dispatcher, config: Config) -> ScanResult:
+async def scan(store: StateStore, hooks: Hooks, config: Config) -> ScanResult:
     """Find evidence across every stored profile; link or suggest as each network's policy says."""
     identity = config.identity
     # Every profile is held once, with its URL and email indexes: about 1 kB each.
@@ -141,7 +141,7 @@ async def scan(store: StateStore, dispatch: Dispatcher, config: Config) -> ScanR
         allowed = [c for c in candidates if identity.policy(c.network) is not IdentityPolicy.never]
         if policy is IdentityPolicy.never or not allowed:
             continue
-        match = await dispatch.call_first("scrm_match_identity", profile=record.profile, candidates=allowed)
+        match = await hooks.match_identity(record.profile, allowed)
         if not isinstance(match, IdentityMatch):
             continue
         other = records.get(match.person_key)

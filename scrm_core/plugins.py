@@ -1,4 +1,5 @@
-"""Plugin discovery, isolation and the one dispatch helper for event hooks.
+"""Plugin discovery, isolation, registration; the event hooks are called through
+:class:`scrm_core.hooks.Hooks` (:attr:`PluginHost.hooks`, :meth:`PluginHost.hooks_for`).
 
 Plugins are modules named by entry points in the ``scrm`` group (plus the core's own
 built-in plugins, registered the same way). Each is loaded on its own: a plugin that
@@ -19,7 +20,6 @@ import importlib
 import inspect
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,13 +32,14 @@ import pluggy
 from . import PROJECT_NAME, __version__, hookspecs
 from .adapters import CrmAdapter, NetworkAdapter
 from .errors import PluginError
+from .hooks import Hooks
 from .learning import TrainableClassifier
+from .store.registry import StoreBackend, StoreBackends
 
 __all__ = [
     "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
     "OPTIONAL_ENTRY_POINT_GROUP",
-    "Dispatcher",
     "PluginHost",
     "PluginInfo",
 ]
@@ -48,9 +49,15 @@ log = logging.getLogger("scrm.plugins")
 ENTRY_POINT_GROUP = "scrm"
 OPTIONAL_ENTRY_POINT_GROUP = "scrm.optional"
 #: Core features that are ordinary plugins: name -> module.
-BUILTIN_PLUGINS: dict[str, str] = {"scrm.routing": "scrm_core.engine.routing", "scrm.identity": "scrm_core.identity"}
+BUILTIN_PLUGINS: dict[str, str] = {
+    "scrm.sqlite": "scrm_core.store.sqlite",
+    "scrm.routing": "scrm_core.engine.routing",
+    "scrm.identity": "scrm_core.identity",
+}
 
 _SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("scrm_"))
+#: Registration hooks a processor object (``scrm_register_processors``) may not implement.
+_REGISTRATION = hookspecs.SYNC_ONLY
 
 
 @dataclass
@@ -64,6 +71,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     crms: list[str] = field(default_factory=list)
+    stores: list[str] = field(default_factory=list)
     error: str | None = None
     builtin: bool = False
 
@@ -95,7 +103,11 @@ class PluginHost:
         self.crms: dict[str, type[CrmAdapter]] = {}
         #: Classifiers that learn from agents' corrections (``scrm_register_classifiers``), by name.
         self.classifiers: dict[str, TrainableClassifier] = {}
-        self.dispatch = Dispatcher(self.pm)
+        #: State-store back ends (``scrm_register_stores``), by URL scheme: ``open_store(url, base, host.stores)``.
+        self.stores = StoreBackends()
+        #: The event hooks of every loaded plugin, typed (:class:`scrm_core.hooks.Hooks`); an
+        #: engine calls :meth:`hooks_for` its config instead, which adds the plugins' objects.
+        self.hooks = Hooks(self.pm)
 
     # ------------------------------------------------------------ loading
 
@@ -121,7 +133,7 @@ class PluginHost:
                     info.distribution, info.version = ep.dist.name, ep.dist.version
                 self._load_one(info, ep.load)
         self._run_registrations()
-        self.dispatch.refresh()
+        self.hooks.refresh()
         return self
 
     def register(self, plugin: object, name: str, *, builtin: bool = False) -> PluginInfo:
@@ -129,7 +141,7 @@ class PluginHost:
         module = getattr(plugin, "__name__", type(plugin).__name__)
         info = self._load_one(PluginInfo(name=name, module=module, builtin=builtin), lambda: plugin)
         self._run_registrations(only=name)
-        self.dispatch.refresh()
+        self.hooks.refresh()
         return info
 
     def _load_one(self, info: PluginInfo, load: Callable[[], object]) -> PluginInfo:
@@ -149,7 +161,7 @@ class PluginHost:
             info.version = getattr(plugin, "__version__", None)
         return info
 
-    def _validate(self, plugin: object) -> None:
+    def _validate(self, plugin: object, *, processor: bool = False) -> None:
         for attr in dir(plugin):
             if not attr.startswith("scrm_"):
                 continue
@@ -158,6 +170,8 @@ class PluginHost:
                 continue
             if attr not in _SPEC_NAMES:
                 raise _InvalidPlugin(f"implements unknown hook {attr!r} (a typo? see docs/hooks.md)")
+            if processor and attr in _REGISTRATION:
+                raise _InvalidPlugin(f"{type(plugin).__name__} implements {attr}: only its module may (once)")
             if attr in hookspecs.SYNC_ONLY and inspect.iscoroutinefunction(fn):
                 raise _InvalidPlugin(f"{attr} must be a plain function, not async: it runs once at start-up")
 
@@ -182,6 +196,14 @@ class PluginHost:
                 except Exception as exc:
                     self._fail(info, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
                     self.pm.unregister(name=info.name)
+        for impl in self.pm.hook.scrm_register_stores.get_hookimpls():
+            info = self.plugins.get(impl.plugin_name)
+            if info is None or info.error or (only and impl.plugin_name != only):
+                continue
+            try:
+                impl.function(partial(self._register_store, info))
+            except Exception as exc:
+                self._fail(info, f"failed in scrm_register_stores: {type(exc).__name__}: {exc}")
         for impl in self.pm.hook.scrm_register_classifiers.get_hookimpls():
             info = self.plugins.get(impl.plugin_name)
             if info is None or info.error or (only and impl.plugin_name != only):
@@ -190,6 +212,10 @@ class PluginHost:
                 impl.function(self._register_classifier)
             except Exception as exc:
                 self._fail(info, f"failed in scrm_register_classifiers: {type(exc).__name__}: {exc}")
+
+    def _register_store(self, info: PluginInfo, backend: StoreBackend) -> None:
+        self.stores.register(backend)
+        info.stores += [f"{scheme}://" for scheme in backend.schemes]
 
     def _register_classifier(self, classifier: TrainableClassifier) -> None:
         if not isinstance(classifier, TrainableClassifier):
@@ -228,6 +254,31 @@ class PluginHost:
                 if info is not None:
                     self._fail(info, f"failed in scrm_register_commands: {type(exc).__name__}: {exc}")
 
+    def hooks_for(self, config: Any) -> Hooks:
+        """The event hooks for one configuration: every loaded plugin's, and the objects each
+        builds from ``config`` with ``scrm_register_processors`` (built now, once; their
+        hooks run for this configuration only). A plugin that fails to build its objects is
+        reported by name and goes without them (``strict``: an error)."""
+        pm = pluggy.PluginManager(PROJECT_NAME)
+        pm.add_hookspecs(hookspecs)
+        for name, plugin in self.pm.list_name_plugin():
+            pm.register(plugin, name=name)
+        for impl in reversed(self.pm.hook.scrm_register_processors.get_hookimpls()):  # registration order
+            info = self.plugins.get(impl.plugin_name)
+            built: list[object] = []
+            try:
+                impl.function(config, built.append)
+                for n, processor in enumerate(built):
+                    self._validate(processor, processor=True)
+                    pm.register(processor, name=f"{impl.plugin_name}/{type(processor).__name__}#{n}")
+            except Exception as exc:
+                message = f"failed in scrm_register_processors: {type(exc).__name__}: {exc}"
+                if info is not None:
+                    self._fail(info, message)
+                else:
+                    log.error("plugin %s %s", impl.plugin_name, message)
+        return Hooks(pm)
+
     def config_problems(self, config: Any) -> list[str]:
         """Every plugin's ``scrm_check_config`` problems; a plugin that fails to check is one too."""
         problems: list[str] = []
@@ -243,78 +294,3 @@ class PluginHost:
     @property
     def load_errors(self) -> dict[str, str]:
         return {name: info.error for name, info in self.plugins.items() if info.error}
-
-
-@dataclass(slots=True)
-class _Impl:
-    plugin: str
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
-
-
-class Dispatcher:
-    """Calls event hooks: awaits async implementations, isolates failures, does first-result.
-
-    Implementations run in pluggy's order (``tryfirst``/``trylast``, then last registered
-    first). A plugin that raises is logged with its name and counted in ``failures``; the
-    other implementations still run and the pipeline goes on.
-    """
-
-    def __init__(self, pm: pluggy.PluginManager) -> None:
-        self._pm = pm
-        self._impls: dict[str, list[_Impl]] = {}
-        self.failures: Counter[str] = Counter()
-        self._reported: set[tuple[str, str]] = set()
-
-    def refresh(self) -> None:
-        """Snapshot the implementations; call after (un)registering plugins."""
-        self._impls = {}
-        for name in _SPEC_NAMES - hookspecs.SYNC_ONLY:
-            impls = getattr(self._pm.hook, name).get_hookimpls()
-            self._impls[name] = [_Impl(i.plugin_name, i.function, tuple(i.argnames)) for i in reversed(impls)]
-
-    def has(self, hook: str) -> bool:
-        """True when any plugin implements ``hook`` (lets the hot path skip work)."""
-        return bool(self._impls.get(hook))
-
-    async def _call(self, hook: str, impl: _Impl, kwargs: Mapping[str, Any]) -> tuple[bool, Any]:
-        try:
-            result = impl.function(*[kwargs[a] for a in impl.argnames])
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception:
-            self.failures[impl.plugin] += 1
-            # The first failure of a plugin in a hook is logged with its traceback; repeats
-            # (one per message, often) only at debug level, and counted.
-            if (impl.plugin, hook) in self._reported:
-                log.debug("plugin %s failed in %s again", impl.plugin, hook, exc_info=True)
-            else:
-                self._reported.add((impl.plugin, hook))
-                log.exception("plugin %s failed in %s; going on without it (repeats are counted)", impl.plugin, hook)
-            return False, None
-        return True, result
-
-    async def call_all(self, hook: str, **kwargs: Any) -> list[Any]:
-        """Every implementation's non-None result, in call order."""
-        results = []
-        for impl in self._impls.get(hook, ()):
-            ok, result = await self._call(hook, impl, kwargs)
-            if ok and result is not None:
-                results.append(result)
-        return results
-
-    async def call_first(self, hook: str, **kwargs: Any) -> Any:
-        """The first non-None result; later implementations are not called."""
-        for impl in self._impls.get(hook, ()):
-            ok, result = await self._call(hook, impl, kwargs)
-            if ok and result is not None:
-                return result
-        return None
-
-    async def call_chain(self, hook: str, argname: str, value: Any, **kwargs: Any) -> Any:
-        """Pass ``value`` through every implementation; each may return a replacement."""
-        for impl in self._impls.get(hook, ()):
-            ok, result = await self._call(hook, impl, {**kwargs, argname: value})
-            if ok and result is not None:
-                value = result
-        return value

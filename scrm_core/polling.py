@@ -36,8 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic
 
@@ -45,16 +44,13 @@ from typing_extensions import TypeVar
 
 from .adapters import AdapterSettings, NetworkAdapter
 from .cursor import Cursor
-from .errors import FatalError, RetryableError
+from .failures import guarded
 from .models import Event, EventPage
 
 __all__ = ["Batch", "PollingAdapter"]
 
 SettingsT = TypeVar("SettingsT", bound=AdapterSettings, default=AdapterSettings, covariant=True)
 CursorT = TypeVar("CursorT", bound=Cursor, default=Cursor)
-
-#: Longest reason kept for a reject (the item itself is never copied into it).
-MAX_REASON = 300
 
 
 @dataclass
@@ -182,33 +178,16 @@ class PollingAdapter(NetworkAdapter[SettingsT], Generic[SettingsT, CursorT]):
             return f"item #{n} of a {type(self).name} batch (no readable id)"
 
     async def events_of(self, items: Iterable[Any]) -> tuple[list[Event], list[tuple[str, str]]]:
-        """Every item through :meth:`to_events`, each guarded (:meth:`guarded`): ``(events, rejects)``."""
+        """Every item through :meth:`to_events`, each guarded: an item that fails with anything but a
+        transient or fatal error is that item's reject (:func:`scrm_core.failures.guarded`)."""
         events: list[Event] = []
         rejects: list[tuple[str, str]] = []
         for n, item in enumerate(items):
             events += await self.guarded(self._item_id(item, n), functools.partial(self.to_events, item), rejects)
         return events, rejects
 
-    async def guarded(
-        self,
-        locator: str,
-        make: Callable[[], Sequence[Event] | Awaitable[Sequence[Event]]],
-        rejects: list[tuple[str, str]],
-    ) -> list[Event]:
-        """``make()`` (sync or async): the events of one raw item. Any exception but FatalError and
-        RetryableError (the network's or the credentials' fault, not the item's) becomes the
-        item's reject ``(locator, reason)`` in ``rejects``, and no event. Adapters with a
-        :meth:`poll` of their own map each item through this one call."""
-        try:
-            result = make()
-            if inspect.isawaitable(result):
-                result = await result
-            return list(result)
-        except (FatalError, RetryableError):
-            raise
-        except Exception as exc:
-            rejects.append((locator, f"{type(exc).__name__}: {exc}"[:MAX_REASON]))
-            return []
+    #: One item's events, its failure made its reject (:func:`scrm_core.failures.guarded`).
+    guarded = staticmethod(guarded)
 
     async def page(self, items: Iterable[Any], cursor: CursorT | str) -> EventPage:
         """One page of ``items`` (mapped by :meth:`events_of`) with the cursor after them."""

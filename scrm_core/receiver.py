@@ -46,7 +46,7 @@ from starlette.types import ASGIApp
 from .adapters import NetworkAdapter
 from .errors import FatalError
 from .redaction import printable
-from .store import AsyncStore
+from .store import AsyncStore, StateStore
 from .webhooks import WebhookPayloadError, WebhookRejected, WebhookRequest, parse_webhook_json
 
 __all__ = ["ReceiverCounts", "build_receiver"]
@@ -158,7 +158,7 @@ def build_receiver(
             except WebhookPayloadError as exc:
                 raise WebhookRejected(400, exc.reason) from None
             digest = hashlib.sha256(body).hexdigest()
-            stored = await store.store_webhook(name, digest, _kept_headers(adapter, headers), body)
+            stored = await store.call(StateStore.store_webhook, name, digest, _kept_headers(adapter, headers), body)
         except WebhookRejected as exc:
             tally.rejected[exc.reason] += 1
             # Constant work whatever was sent: the name is cut short, control characters escaped.
@@ -183,7 +183,7 @@ def build_receiver(
 
     async def health(request: Request) -> Response:
         try:
-            depth = await store.outbox_depth()
+            depth = await store.call(StateStore.outbox_depth)
         except Exception as exc:
             log.error("health: the state store failed: %s", getattr(exc, "operator_message", type(exc).__name__))
             return JSONResponse({"status": "unavailable", "store": "failing"}, 503)

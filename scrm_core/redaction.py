@@ -38,6 +38,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 
 __all__ = [
     "MARK",
+    "RedactingFilter",
     "install_logging",
     "install_streams",
     "printable",
@@ -193,6 +194,18 @@ def _redact_record(record: logging.LogRecord) -> None:
         record.exc_text = redact(record.exc_text)
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
+
+
+class RedactingFilter(logging.Filter):
+    """The same redaction for one logger's records, for a library that logs credentials
+    (tweepy logs request headers) in a process that did not :func:`install_logging`::
+
+        logging.getLogger("tweepy.client").addFilter(RedactingFilter())
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _redact_record(record)
+        return True
 
 
 _installed_factory = False

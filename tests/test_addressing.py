@@ -16,7 +16,7 @@ from scrm_core.engine.addressing import Addressing, CompanyAccounts
 from scrm_core.engine.routing import compile_rules, explain, rule_warnings
 from scrm_core.errors import ConfigError
 from scrm_core.models import Action, ActionKind, Direction, Message, MessageCreated, SocialProfile, Visibility
-from scrm_core.store.base import MessageRecord, ProfileRecord
+from scrm_core.store import MessageRecord, ProfileRecord
 
 ACCOUNTS = CompanyAccounts(
     {

@@ -12,9 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from scrm_core.models import Conversation, SocialProfile
-from scrm_core.store import SqliteStore
-from scrm_core.store.base import AuditEntry, MessageRecord, NewDeadLetter, NewReply, PageCommit, ProfileRecord
 from scrm_core.testing.fakes import FakeServer
 from tests.e2e import toml_inline
 from tests.serving import scrm, start_serve, wait_until
@@ -149,52 +146,3 @@ def _processed(db: Path, source: str, payload_id: int) -> bool:
     finally:
         con.close()
     return row is not None and int(row[0] or 0) >= payload_id
-
-
-def test_the_store_erase_scrubs_every_table_it_knows(tmp_path: Path) -> None:
-    """The same, table by table, without a network: what each table keeps after the erase."""
-    store = SqliteStore(tmp_path / "state.db")
-    store.migrate()
-    alice = SocialProfile(network="demo", account_id="alice-77", handle="alice_l", display_name="Alice Liddell")
-    bob = SocialProfile(network="demo", account_id="bob-88", handle="bobs", display_name="Bob Stone")
-    bobs_thread = Conversation(
-        network="demo", root_id="b1", started_by=bob.key, subject="kettles", draft_reply="Hi Alice Liddell",
-        last_inbound_id="a2",
-    )  # fmt: skip
-    store.commit_page(
-        PageCommit(
-            "demo",
-            "1",
-            event_keys=["c:demo:a1", "c:demo:a2", "p:demo:alice-77:v1", "c:demo:b1"],
-            profiles=[ProfileRecord(alice, alice.key, "f"), ProfileRecord(bob, bob.key, "f")],
-            conversations=[
-                Conversation(network="demo", root_id="a1", started_by=alice.key, subject="whistles off-key"),
-                bobs_thread,
-            ],
-            messages=[
-                MessageRecord("demo:a1", "demo:a1", alice.key),
-                MessageRecord("demo:a2", "demo:b1", alice.key),
-                MessageRecord("demo:b1", "demo:b1", bob.key),
-            ],
-            dead_letters=[NewDeadLetter("demo", "malformed post by alice_l", "demo.ndjson:4")],
-            audit=[AuditEntry("message.redacted", "demo:a2", "deleted by its author on the network")],
-        )
-    )
-    store.enqueue_replies([NewReply("k1", "cli", "demo:b1", "a2", "Sorry Alice Liddell")])
-    store.store_webhook("hooks", "d1", {}, b'{"from": {"id": "alice-77", "name": "Alice Liddell"}, "text": "hi"}')
-    store.store_webhook("hooks", "d2", {}, b'{"from": {"id": "alice-77"}, "text": "not synced yet"}')
-    store.commit_page(PageCommit("hooks@webhooks", "1"))  # the first payload is processed, not the second
-    plan = store.erase_person(alice.key)
-    assert plan.removed["webhook_inbox"] == 1 and plan.removed["replies"] == 1
-    assert plan.removed["seen_events"] == 1 and plan.removed["dead_letters.inputs"] == 1
-    assert any("not synced yet" in k and "scrm run --once" in k for k in plan.kept), plan.kept
-    thread = store.conversations(["demo:b1"])["demo:b1"]
-    assert thread.draft_reply is None and thread.last_inbound_id is None and thread.subject == "kettles"
-    assert store.unseen(["p:demo:alice-77:v1", "c:demo:a1"]) == {"p:demo:alice-77:v1"}
-    assert [(e.action, e.subject) for _, e in store.audit_log()] == [
-        ("subject.erased", "(erased)"),
-        ("message.redacted", "(erased)"),
-    ]
-    store.close()
-    left = _hits(tmp_path / "state.db", ("alice-77", "Alice Liddell", "alice_l", "whistles off-key"))
-    assert left == [("webhook_inbox", "body", '{"from": {"id": "alice-77"}, "text": "not synced yet"}')], left

@@ -13,8 +13,7 @@ from scrm_core.config import Config, IdentityConfig, IdentityPolicy
 from scrm_core.identity import builtin_match, link, scan, undo
 from scrm_core.models import CrmObject, SocialProfile
 from scrm_core.plugins import PluginHost
-from scrm_core.store.base import LinkStatus, ProfileRecord
-from scrm_core.store.sqlite import SqliteStore
+from scrm_core.store import LinkStatus, ProfileRecord, SqliteStore
 from tests.e2e import write_config
 from tests.test_cli import scrm
 
@@ -52,7 +51,7 @@ def test_names_and_handles_are_never_evidence() -> None:
 
 
 def make_store(tmp_path: Path, *profiles: SocialProfile) -> SqliteStore:
-    from scrm_core.store.base import PageCommit
+    from scrm_core.store import PageCommit
 
     store = SqliteStore(tmp_path / "state.db")
     store.migrate()
@@ -73,7 +72,7 @@ def run_scan(store: SqliteStore, cfg: Config) -> tuple[int, int]:
     import asyncio
 
     host = PluginHost(env={}).load(entry_points=False)
-    result = asyncio.run(scan(store, host.dispatch, cfg))
+    result = asyncio.run(scan(store, host.hooks_for(cfg), cfg))
     return len(result.linked), len(result.suggested)
 
 

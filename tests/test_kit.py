@@ -80,6 +80,33 @@ def test_mastodon_iso_reset_and_a_spent_window_pause_the_budget() -> None:
     assert budget.delay() == pytest.approx(30.0)
 
 
+def test_crm_header_families_shape_the_budget_window_and_quota() -> None:
+    hubspot = parse_rate_limit(
+        httpx.Headers(
+            {
+                "X-HubSpot-RateLimit-Max": "190",
+                "X-HubSpot-RateLimit-Remaining": "189",
+                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+                "X-HubSpot-RateLimit-Daily": "1000000",
+                "X-HubSpot-RateLimit-Daily-Remaining": "999000",
+            }
+        ),
+        now=datetime(2026, 3, 2, 23, 0, tzinfo=UTC).timestamp(),
+    )
+    assert (hubspot.limit, hubspot.remaining, hubspot.window_seconds) == (190, 189, 10.0)
+    assert hubspot.quota is not None and (hubspot.quota.used, hubspot.quota.limit) == (1000, 1_000_000)
+    assert hubspot.quota.resets_in == 3600.0  # HubSpot's daily count resets at midnight (UTC assumed)
+    assert hubspot.refused_wait == 10.0, "a 429 without Retry-After waits out the window"
+    clock = [1_000.0]
+    budget = RateBudget(None, 50, clock=lambda: clock[0])
+    hubspot.feed(budget, pace=True)
+    assert budget.rate is not None and budget.rate < 19.0  # 190 per 10 s, less the margin
+    salesforce = parse_rate_limit(httpx.Headers({"Sforce-Limit-Info": "api-usage=14990/15000"}))
+    assert salesforce.quota is not None and (salesforce.quota.used, salesforce.quota.limit) == (14990, 15000)
+    assert salesforce.quota.resets_in is None and salesforce.wait is None  # a rolling 24 h quota
+    assert parse_rate_limit(httpx.Headers({"retry-after": "7", "x-rate-limit-reset": "1700000100"})).refused_wait == 7.0
+
+
 # ---------------------------------------------------------------- retrying
 
 

@@ -13,14 +13,19 @@ import pytest
 from scrm_localcrm import add_label_correction
 from typer.testing import CliRunner
 
-from scrm_core import CrmCapability, LabelCorrection, Message, MessageCreated, SocialProfile, hookimpl
+from scrm_core import CrmCapability, LabelCorrection, Message, MessageCreated, hookimpl
 from scrm_core.cli import app
 from scrm_core.engine import Engine
 from scrm_core.engine.learning import CRM_LABELS, CorrectionCollector, load_models, understood
 from scrm_core.engine.understand import Understander
 from scrm_core.learning import LabelledMessage, TrainableClassifier, compare, normalise_label
 from scrm_core.plugins import PluginHost
-from scrm_core.store import AsyncStore, MessageRecord, NewLabelExample, PageCommit, ProfileRecord, SqliteStore
+from scrm_core.store import (
+    AsyncStore,
+    NewLabelExample,
+    SqliteStore,
+    StateStore,
+)
 from tests import testnet
 from tests.e2e import load, toml_inline
 
@@ -110,66 +115,11 @@ OTHER = [
 ]
 
 
-# ---------------------------------------------------------------- store
+# ---------------------------------------------------------------- store (its own tests: scrm_core.testing.store)
 
 
 def example(key: str, label: str, text: str = "text", source: str = "localcrm") -> NewLabelExample:
     return NewLabelExample(key, label.partition(":")[0], label, text, source)
-
-
-def test_the_newest_correction_of_a_message_wins_with_a_new_seq(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
-    store.migrate()
-    store.save_label_examples(
-        [example("x:1", "intent:complaint"), example("x:2", "intent:praise")], checkpoint=(CRM_LABELS, "7")
-    )
-    assert store.checkpoint(CRM_LABELS) == "7"
-    first = {e.message_key: e for e in store.label_examples()}
-    store.save_label_examples([example("x:1", "intent:none")], checkpoint=(CRM_LABELS, "8"))
-    now = {e.message_key: e for e in store.label_examples("intent")}
-    assert now["x:1"].label == "intent:none" and now["x:1"].seq > first["x:2"].seq
-    assert now["x:2"] == first["x:2"]
-    assert store.checkpoint(CRM_LABELS) == "8"
-    assert store.label_examples("topic") == []
-    assert [a.action for _, a in store.audit_log()].count("labels.corrected") == 2
-
-
-def test_examples_of_deleted_messages_are_left_out_and_erase_removes_the_persons(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
-    store.migrate()
-    alice = SocialProfile(network="x", account_id="alice")
-    store.commit_page(
-        PageCommit(
-            "src",
-            "1",
-            profiles=[ProfileRecord(alice, alice.key, "fp")],
-            messages=[MessageRecord("x:1", "x:1", alice.key), MessageRecord("x:2", "x:1", alice.key, deleted=True)],
-        )
-    )
-    store.save_label_examples(
-        [example("x:1", "intent:complaint"), example("x:2", "intent:spam"), example("y:9", "intent:praise")]
-    )
-    assert sorted(e.message_key for e in store.label_examples()) == ["x:1", "y:9"]
-    store.erase_person(alice.key)
-    assert [e.message_key for e in store.label_examples()] == ["y:9"]
-    assert "label_examples=2" in store.audit_log()[0][1].detail
-
-
-def test_models_are_kept_and_the_newest_is_in_force(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
-    store.migrate()
-    assert store.model("intent") is None
-    store.save_model("intent", b"one", {"f1": 0.5}, 3)
-    second = store.save_model("intent", b"two", {"f1": 0.6}, 5)
-    found = store.model("intent")
-    assert found is not None and (found.id, found.data, found.report, found.trained_until) == (
-        second.id,
-        b"two",
-        {"f1": 0.6},
-        5,
-    )
-    assert store.drop_models("intent") == 1 and store.model("intent") is None
-    assert store.drop_models("intent") == 0
 
 
 # ---------------------------------------------------------------- understanding and registration
@@ -198,7 +148,7 @@ def test_labels_keep_the_highest_confidence_any_plugin_gave() -> None:
     for plugin, name in ((Confident(), "a"), (AlsoConfident(), "b"), (Plain(), "c")):
         host.register(plugin, name)
     m = testnet.customer_message("1", "charged twice")
-    asyncio.run(Understander(host.dispatch, {}).understand(m))
+    asyncio.run(Understander(host.hooks, {}).understand(m))
     assert sorted(m.labels) == ["intent:complaint", "topic:billing", "vip"]
     assert m.label_confidence == {"intent:complaint": 0.7, "topic:billing": 0.8}
 
@@ -363,13 +313,17 @@ def test_a_failure_mid_way_keeps_the_pages_before_it_and_resumes_after_them(tmp_
 
     async def scenario() -> None:
         store = AsyncStore(lambda: SqliteStore(tmp_path / "s.db"))
-        await store.migrate()
+        await store.call(StateStore.migrate)
         crm = PagedCrm(items, fail_after=4)
         collector = CorrectionCollector(store, crm)  # type: ignore[arg-type]
         with pytest.raises(RuntimeError):
             await collector.collect()
-        assert await store.checkpoint(CRM_LABELS) == "4"
-        assert [e.message_key for e in await store.label_examples()] == ["x:0", "x:1", "x:2"]  # x:3 has no text
+        assert await store.call(StateStore.checkpoint, CRM_LABELS) == "4"
+        assert [e.message_key for e in await store.call(StateStore.label_examples)] == [
+            "x:0",
+            "x:1",
+            "x:2",
+        ]  # x:3 has no text
         assert collector.counts.skipped == 1
         crm.fail_after = None
         assert await collector.collect() == 1
@@ -395,7 +349,7 @@ def test_examples_are_understood_as_the_pipeline_would(tmp_path: Path) -> None:
             NewLabelExample("y:2", "intent", "intent:praise", "top", "crm", language="de"),
         ]
     )
-    got = asyncio.run(understood(store.label_examples(), Understander(host.dispatch, {})))
+    got = asyncio.run(understood(store.label_examples(), Understander(host.hooks, {})))
     assert [(g.message.language, g.label) for g in got] == [("fr", "intent:complaint"), ("de", "intent:praise")]
     assert got[0].message.key == "x:1" and got[0].message.created_at <= datetime.now(UTC)
 

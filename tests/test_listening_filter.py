@@ -204,7 +204,7 @@ def test_a_filter_without_a_matcher_stops_with_a_clear_error(tmp_path: Path) -> 
     config = write_config(tmp_path, [data], extra=FILTER)
     source_with_filter(config)
     bare = PluginHost(env={"SCRM_DISABLE_PLUGINS": "listening"}).load()
-    ingestor = Ingestor(None, bare.dispatch, load(config, bare))  # type: ignore[arg-type]
+    ingestor = Ingestor(None, bare.hooks_for(load(config, bare)), load(config, bare))  # type: ignore[arg-type]
     from scrm_core.models import EventPage
 
     page = EventPage(events=[MessageCreated(message=msg("m1", "acme"))], cursor="1")
@@ -219,6 +219,6 @@ def test_the_filter_covers_a_webhook_sources_stored_payloads_too(tmp_path: Path,
     data.write_bytes(b"")
     config = write_config(tmp_path, [data], extra=FILTER)
     source_with_filter(config)
-    ingestor = Ingestor(None, host.dispatch, load(config, host))  # type: ignore[arg-type]
+    ingestor = Ingestor(None, host.hooks_for(load(config, host)), load(config, host))  # type: ignore[arg-type]
     assert ingestor.filter.applies("src-0") and ingestor.filter.applies(inbox_checkpoint("src-0"))
     assert not ingestor.filter.applies("replies")

@@ -38,7 +38,7 @@ def test_broken_import_is_reported_by_name_and_skipped(fake_distribution: Callab
     assert h.plugins["goodone"].error is None
     assert h.plugins["goodone"].hooks == ["scrm_classify_message"]
     assert h.plugins["goodone"].distribution == "acme-good"
-    assert h.dispatch.has("scrm_classify_message")
+    assert h.hooks.has("scrm_classify_message")
 
 
 def test_strict_makes_a_broken_plugin_fatal(fake_distribution: Callable[..., Path]) -> None:
@@ -75,7 +75,7 @@ def test_failing_registration_hook_is_isolated(fake_distribution: Callable[..., 
 def test_allow_and_deny_lists(fake_distribution: Callable[..., Path]) -> None:
     fake_distribution("acme-good", "goodone", GOOD)
     assert "goodone" not in host(SCRM_LOAD_PLUGINS="localcrm").plugins
-    assert set(host(SCRM_LOAD_PLUGINS="").plugins) == {"scrm.routing", "scrm.identity"}
+    assert set(host(SCRM_LOAD_PLUGINS="").plugins) == {"scrm.sqlite", "scrm.routing", "scrm.identity"}
     assert "goodone" not in host(SCRM_DISABLE_PLUGINS="goodone").plugins
     assert "scrm.routing" not in host(SCRM_DISABLE_PLUGINS="scrm.routing").plugins
 
@@ -90,7 +90,7 @@ def test_scrm_plugins_json_lists_errors(fake_distribution: Callable[..., Path]) 
     assert "does_not_exist_anywhere" in plugins["broken"]["error"]
     assert plugins["localcrm"]["crms"] == ["localcrm"]
     assert plugins["replay"]["networks"] == ["replay"]
-    assert "scrm_route_conversation" in plugins["scrm.routing"]["hooks"]
+    assert "scrm_register_processors" in plugins["scrm.routing"]["hooks"]  # its Router routes, built per config
     assert plugins["scrm.routing"]["version"] == plugins["localcrm"]["version"] == "0.1.0"
     strict = subprocess.run([sys.executable, "-m", "scrm_core", "plugins", "--strict"], env=env, capture_output=True)
     assert strict.returncode != 0
@@ -126,10 +126,10 @@ def test_dispatch_first_result_awaits_isolates_and_stops() -> None:
     broken = _Order("broken", "xx", fail=True)
     for name, plugin in [("last", last), ("winner", winner), ("none", none), ("broken", broken)]:
         h.register(plugin, name)  # pluggy calls the last registered first
-    result = asyncio.run(h.dispatch.call_first("scrm_detect_language", text="olá"))
+    result = asyncio.run(h.hooks.detect_language("olá"))
     assert result == "pt"
     assert (broken.calls, none.calls, winner.calls, last.calls) == (1, 1, 1, 0)
-    assert h.dispatch.failures == {"broken": 1}
+    assert h.hooks.failures == {"broken": 1}
 
 
 def test_dispatch_call_all_collects_every_non_none_result() -> None:
@@ -143,16 +143,21 @@ def test_dispatch_call_all_collects_every_non_none_result() -> None:
     plugins["b"].scrm_moderate = hookimpl(b)
     for name, plugin in plugins.items():
         h.register(plugin, name)
-    assert asyncio.run(h.dispatch.call_all("scrm_moderate", message=None)) == [["abuse"], ["spam"]]
+    assert asyncio.run(h.hooks.call_all("scrm_moderate", message=None)) == [["abuse"], ["spam"]]
+    assert asyncio.run(h.hooks.moderate(None)) == ["abuse", "spam"]  # type: ignore[arg-type]
 
 
 def test_the_pytest_kit_fixtures(scrm_host: PluginHost, make_message: Callable[..., object]) -> None:
     """What a plugin author's tests get from the `scrm` pytest plugin."""
     message = make_message("refund please", network="mastodon", id="9")
     assert message.key == "mastodon:9"  # type: ignore[attr-defined]
-    assert set(scrm_host.plugins) == {"scrm.routing", "scrm.identity"}  # only the built-ins: tests stay isolated
+    assert set(scrm_host.plugins) == {
+        "scrm.sqlite",
+        "scrm.routing",
+        "scrm.identity",
+    }  # only the built-ins: tests stay isolated
     scrm_host.register(SimpleNamespace(scrm_moderate=hookimpl(lambda message: ["spam"])), "mine")
-    assert asyncio.run(scrm_host.dispatch.call_all("scrm_moderate", message=message)) == [["spam"]]
+    assert asyncio.run(scrm_host.hooks.moderate(message)) == ["spam"]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -179,3 +184,88 @@ def test_both_conformance_suites_share_one_secret_rule(name: str, secret: bool) 
     as_secret = create_model("S", **{name: (SecretStr | None, None)})
     assert bool(secrets_not_secretstr(as_str)) is secret
     assert secrets_not_secretstr(as_secret) == []
+
+
+# ---------------------------------------------------------------- the typed facade
+
+
+def test_a_misspelt_hook_fails_loudly() -> None:
+    h = PluginHost(env={}).load(entry_points=False)
+    with pytest.raises(ValueError, match="no event hook named 'scrm_moderat'"):
+        asyncio.run(h.hooks.call_all("scrm_moderat", message=None))
+    with pytest.raises(ValueError, match="a typo"):
+        h.hooks.has("scrm_route_conversations")  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        h.hooks.moderat  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_result_of_the_wrong_type_counts_as_the_plugins_failure_and_the_next_one_answers() -> None:
+    h = PluginHost(env={}).load(entry_points=False)
+    h.register(_Order("right", "de"), "right")
+    wrong = _Order("wrong", 42)
+    h.register(wrong, "wrong")  # called first
+    assert asyncio.run(h.hooks.detect_language("Hallo")) == "de"
+    assert wrong.calls == 1 and h.hooks.failures == {"wrong": 1}
+
+
+# ---------------------------------------------------------------- objects built from the config
+
+
+class _Tagger:
+    """A processor: built from one configuration, it labels with what it was built from."""
+
+    built = 0
+
+    def __init__(self, label: str) -> None:
+        type(self).built += 1
+        self.label = label
+
+    @hookimpl
+    def scrm_classify_message(self, message: object) -> list[str]:
+        return [self.label]
+
+
+def _config(queries: dict[str, str]) -> object:
+    from scrm_core.config import Config, ListeningConfig, ListeningQuery
+
+    listening = ListeningConfig(queries=[ListeningQuery(name=k, query=v) for k, v in queries.items()])
+    return Config.model_construct(sources=[], listening=listening)
+
+
+def test_objects_are_built_once_per_configuration_and_never_shared() -> None:
+    module = SimpleNamespace(
+        scrm_register_processors=hookimpl(lambda config, register: register(_Tagger(config.listening.queries[0].name)))
+    )
+    h = PluginHost(env={}).load(entry_points=False)
+    h.register(module, "tagger")
+    _Tagger.built = 0
+    first, second = h.hooks_for(_config({"one": "a"})), h.hooks_for(_config({"two": "b"}))
+    assert _Tagger.built == 2
+    for _ in range(3):
+        assert asyncio.run(first.classify_message(None)) == [["one"]]  # type: ignore[arg-type]
+    assert asyncio.run(second.classify_message(None)) == [["two"]]  # type: ignore[arg-type]
+    assert _Tagger.built == 2, "built once, not per call"
+    assert not h.hooks.has("scrm_classify_message"), "the host's own hooks are left as they were"
+
+
+def test_a_plugin_that_cannot_build_its_objects_is_reported_and_the_others_go_on() -> None:
+    def broken(config: object, register: Callable[[object], None]) -> None:
+        raise RuntimeError("no such rule file")
+
+    class Registers:
+        @hookimpl
+        def scrm_register_networks(self, register: object) -> None: ...
+
+    h = PluginHost(env={}).load(entry_points=False)
+    h.register(SimpleNamespace(scrm_register_processors=hookimpl(broken)), "broken")
+    h.register(
+        SimpleNamespace(scrm_register_processors=hookimpl(lambda config, register: register(Registers()))), "bad"
+    )
+    hooks = h.hooks_for(_config({"q": "x"}))
+    assert "no such rule file" in (h.plugins["broken"].error or "")
+    assert "only its module may" in (h.plugins["bad"].error or "")
+    assert hooks.has("scrm_route_conversation"), "the built-in routing is still there"
+    strict = PluginHost(env={}, strict=True).load(entry_points=False)
+    strict.register(SimpleNamespace(scrm_register_processors=hookimpl(broken)), "broken")
+    with pytest.raises(PluginError, match="no such rule file"):
+        strict.hooks_for(_config({"q": "x"}))

@@ -20,7 +20,7 @@ import pytest
 
 from scrm_core import AdapterContext
 from scrm_core.receiver import ReceiverCounts, build_receiver
-from scrm_core.store import AsyncStore, open_store
+from scrm_core.store import AsyncStore, StateStore, open_store
 from scrm_core.testing.fakes.server import FakeServer
 from tests import testnet
 
@@ -31,7 +31,7 @@ class Receiver:
     def __init__(self, tmp_path: Path) -> None:
         self.db = tmp_path / "state.db"
         self.store = AsyncStore(lambda: open_store("sqlite:///state.db", tmp_path))
-        asyncio.run(self.store.migrate())
+        asyncio.run(self.store.call(StateStore.migrate))
         adapter = testnet.LoopbackNetAdapter(testnet.Settings(network_id="r"), AdapterContext(name="loop"))
         self.counts = ReceiverCounts()
         self.stored: list[str] = []

@@ -27,7 +27,7 @@ from scrm_core import AdapterContext
 from scrm_core.connections import FD_RESERVE, ConnectionGuard
 from scrm_core.receiver import ReceiverCounts, build_receiver
 from scrm_core.redaction import printable
-from scrm_core.store import AsyncStore, open_store
+from scrm_core.store import AsyncStore, StateStore, open_store
 from tests import testnet
 from tests.serving import query, start_serve, wait_until
 from tests.test_receiver import _install_testnet
@@ -70,7 +70,7 @@ def read_all(conn: socket.socket) -> bytes:
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[GuardedServer, ReceiverCounts]]:
     store = AsyncStore(lambda: open_store("sqlite:///state.db", tmp_path))
-    asyncio.run(store.migrate())
+    asyncio.run(store.call(StateStore.migrate))
     adapter = testnet.LoopbackNetAdapter(testnet.Settings(network_id="limits"), AdapterContext(name="loop"))
     counts = ReceiverCounts()
     app = build_receiver(store, {"loop": adapter}, max_body_bytes=4096, body_timeout=0.5, counts=counts)

@@ -25,8 +25,7 @@ from scrm_core.redaction import (
     register_secret,
     register_settings,
 )
-from scrm_core.store import SqliteStore
-from scrm_core.store.base import AuditEntry, NewDeadLetter, PageCommit
+from scrm_core.store import AuditEntry, NewDeadLetter, PageCommit, SqliteStore
 
 SECRET = "s3cr3t-value-for-tests-91c2"
 

@@ -15,7 +15,7 @@ import pytest
 from scrm_replay.demo import generate_demo
 
 from scrm_core.store import SqliteStore, StoreInUse
-from scrm_core.store.lock import WriterLock, lock_path
+from scrm_core.store.sqlite.lock import WriterLock, lock_path
 from tests.e2e import crm_state, expected_messages, write_config
 from tests.serving import SCRM, scrm, wait_until
 

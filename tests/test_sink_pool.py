@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scrm_core.engine.pool import Pool
 from scrm_core.models import CrmObject, CrmOperation
-from scrm_core.store.base import OutboxItem
+from scrm_core.store import OutboxItem
 
 
 def op(obj: CrmObject, key: str, refs: dict[str, str] | None = None, **fields: object) -> CrmOperation:

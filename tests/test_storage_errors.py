@@ -22,8 +22,7 @@ from scrm_core.config import load_config
 from scrm_core.engine import Engine
 from scrm_core.plugins import PluginHost
 from scrm_core.receiver import ReceiverCounts, build_receiver
-from scrm_core.store import AsyncStore, SqliteStore, StorageError, open_store
-from scrm_core.store.base import PageCommit
+from scrm_core.store import AsyncStore, PageCommit, SqliteStore, StorageError, open_store
 from scrm_core.testing.fakes import FakeServer
 from tests import testnet
 from tests.e2e import write_config
@@ -64,7 +63,7 @@ def test_a_full_disk_stops_the_run_with_that_message(tmp_path: Path, monkeypatch
     host = PluginHost(env={}).load()
     config = load_config(write_config(tmp_path, [data]), env={}, networks=host.networks, crms=host.crms)
 
-    def full_store(url: str, base_dir: Path) -> SqliteStore:
+    def full_store(url: str, base_dir: Path, backends: object = None) -> SqliteStore:
         store = open_store(url, base_dir)
         assert isinstance(store, SqliteStore)
         store.migrate()
@@ -177,7 +176,7 @@ def test_a_read_only_state_names_the_file_and_the_fix(folder: Path) -> None:
 
 
 def test_storage_errors_keep_other_errors_as_they_are() -> None:
-    from scrm_core.store.errors import storage_error
+    from scrm_core.store.sqlite.errors import storage_error
 
     assert storage_error("x.db", sqlite3.IntegrityError("UNIQUE constraint failed")) is None
     assert storage_error("x.db", ValueError("no")) is None

@@ -13,8 +13,8 @@ from starlette.routing import Route, Router
 
 from scrm_core.config import load_config
 from scrm_core.engine import Engine
-from scrm_core.failures import backoff_seconds
 from scrm_core.plugins import PluginHost
+from scrm_core.retry import backoff
 from scrm_core.testing.fakes import FakeServer
 from tests.e2e import toml_inline
 from tests.serving import free_port, query, scrm
@@ -82,10 +82,10 @@ def test_run_once_with_an_unreachable_source_exits_1_naming_it(tmp_path: Path) -
 
 
 def test_the_back_off_is_exponential_capped_and_jittered() -> None:
-    waits = [[backoff_seconds(attempt, None, 4.0) for attempt in range(1, 8)] for _ in range(200)]
+    waits = [[backoff(attempt, cap=4.0) for attempt in range(1, 8)] for _ in range(200)]
     for attempt, column in enumerate(zip(*waits, strict=True), start=1):
         ceiling = min(0.5 * 2 ** (attempt - 1), 4.0)
         assert all(ceiling / 2 <= w <= ceiling for w in column)
         assert len(set(column)) > 100  # jitter: retries of many processes do not line up
-    assert backoff_seconds(3, 120.0, 4.0) == 4.0  # what the service asks for, capped too
-    assert backoff_seconds(3, 1.5, 4.0) == 1.5
+    assert backoff(3, 120.0, cap=4.0) == 4.0  # what the service asks for, capped too
+    assert backoff(3, 1.5, cap=4.0) == 1.5

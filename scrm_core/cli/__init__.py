@@ -1,8 +1,23 @@
-"""The ``scrm`` command line (typer + rich).
+"""The ``scrm`` command line (typer + rich), and the kit a plugin's commands use.
 
-Core commands live in this package; plugins add theirs through ``scrm_register_commands``.
-Errors meant for the operator are printed plainly and end with a non-zero exit code;
+Core commands live in this package; plugins add theirs through ``scrm_register_commands``
+(``scrm demo`` comes with scrm-replay, ``scrm localcrm`` with scrm-localcrm). Errors meant
+for the operator are printed plainly and end with a non-zero exit code;
 ``SCRM_RAISE_ERRORS=1`` shows the traceback instead (for bug reports).
+
+The names in ``__all__`` are the public command kit; a plugin's command is written with
+them as the core's own are::
+
+    from scrm_core.cli import ConfigOption, config_or_exit, console, make_host
+
+    @hookimpl
+    def scrm_register_commands(cli):
+        @cli.command("hello")
+        def hello(config: ConfigOption = Path("scrm.toml")) -> None:
+            cfg = config_or_exit(config, make_host())  # problems printed, exit 2
+            console.print(f"{len(cfg.sources)} source(s)")
+
+The modules of this package are private: import from ``scrm_core.cli`` only.
 """
 
 from __future__ import annotations
@@ -13,10 +28,42 @@ import sys
 import typer
 from rich.markup import escape
 
+from ..config import Config, load_config
 from ..errors import ScrmError
 from ..redaction import install_logging, install_streams, printable, redacted_traceback
-from . import check, demo, erase, identity, inspect, intent, new, preview, reply, rules, run, serve, understand
-from .common import console_err, make_host
+from . import check, erase, identity, inspect, intent, new, preview, reply, rules, run, serve, understand
+from .common import (
+    ConfigOption,
+    StrictOption,
+    VerboseOption,
+    config_or_exit,
+    console,
+    console_err,
+    load_for_command,
+    make_host,
+    setup_logging,
+    state_store,
+)
+from .run import summary_table, sync
+
+__all__ = [
+    "Config",
+    "ConfigOption",
+    "StrictOption",
+    "VerboseOption",
+    "app",
+    "config_or_exit",
+    "console",
+    "console_err",
+    "load_config",
+    "load_for_command",
+    "main",
+    "make_host",
+    "setup_logging",
+    "state_store",
+    "summary_table",
+    "sync",
+]
 
 app = typer.Typer(
     name="scrm",
@@ -24,7 +71,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals hold tokens in headers; main() prints errors itself
 )
-for module in (run, preview, check, serve, reply, demo, inspect, rules, identity, erase, understand, intent, new):
+for module in (run, preview, check, serve, reply, inspect, rules, identity, erase, understand, intent, new):
     module.register(app)
 
 

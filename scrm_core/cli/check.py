@@ -10,20 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..adapters import CrmAdapter, NetworkAdapter
 from ..config import Config
-from ..engine import build_crm, build_source
-from ..engine.preflight import AdapterProblems, check_adapters
 from ..errors import ScrmError
 from ..plugins import PluginHost
 from .common import ConfigOption, StrictOption, config_or_exit, console, make_host, setup_logging
 
+if TYPE_CHECKING:  # imported where used: loading the CLI does not load the engine
+    from ..engine.preflight import AdapterProblems
+
 
 async def find_problems(config: Config, host: PluginHost) -> list[AdapterProblems]:
     """Start every configured adapter, check it, close it."""
+    from ..engine import build_crm, build_source
+    from ..engine.preflight import check_adapters
+
     crm = build_crm(config, host)
     sources = {s.name: build_source(config, host, s) for s in config.sources if s.enabled}
     opened: list[CrmAdapter | NetworkAdapter] = []

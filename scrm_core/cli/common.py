@@ -43,7 +43,7 @@ def state_store(config: Config, *, writer: bool = False) -> Iterator[StateStore]
 
     ``writer``: this command must be the store's only writer (erase): refused, naming the
     other process, while a ``scrm run`` or ``scrm serve`` holds the state."""
-    store = open_store(config.state.url, config.base_dir)
+    store = open_store(config.state.url, config.base_dir, make_host().stores)
     try:
         if writer:
             store.claim_writer()

@@ -10,19 +10,20 @@ import typer
 from rich.markup import escape
 
 from ..config import Config
-from ..engine import build_crm
-from ..engine.mapping import case_redaction_op
 from ..errors import FatalError, ScrmError
 from ..identity import person_of
 from ..models import REDACTED_SUBJECT, CrmObject
 from ..plugins import PluginHost
-from ..store.base import ErasePlan
+from ..store import ErasePlan
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 
 async def _erase_in_crm(config: Config, host: PluginHost, plan: ErasePlan) -> int:
     """Delete the person's records, then take their words out of other people's cases
     (a subject or draft reply made from one of their messages)."""
+    from ..engine import build_crm
+    from ..engine.mapping import case_redaction_op
+
     crm = build_crm(config, host)
     await crm.start()
     try:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from .. import identity
-from ..store.base import IdentityLink, LinkStatus
+from ..store import IdentityLink, LinkStatus
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         """Look for evidence across stored profiles; link or suggest as [identity] policies say."""
         cfg = load_for_command(config)
         with state_store(cfg) as store:
-            result = asyncio.run(identity.scan(store, make_host().dispatch, cfg))
+            result = asyncio.run(identity.scan(store, make_host().hooks_for(cfg), cfg))
         console.print(
             f"{result.profiles:,} profile(s) scanned: {len(result.linked)} linked on verified evidence, "
             f"{len(result.suggested)} new suggestion(s)",

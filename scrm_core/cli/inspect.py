@@ -12,13 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import Config
-from ..engine.routing import rule_warnings
-from ..engine.runner import build_crm, build_source
 from ..errors import ScrmError
 from ..plugins import PluginHost
-from ..store import sqlite_path
-from ..store.base import DeadLetter
-from ..store.checks import sqlite_file_problems
+from ..store import DeadLetter
 from .common import (
     ConfigOption,
     StrictOption,
@@ -56,17 +52,16 @@ def _ago(when: datetime | None) -> str:
 def _local_problems(config: Config, host: PluginHost) -> tuple[list[str], list[str]]:
     """(problems, warnings) about the files the config names: the state store (writable),
     each enabled source's and the CRM's local files (their adapter's ``local_problems``)."""
+    from ..engine.runner import build_crm, build_source
+
     problems: list[str] = []
     warnings: list[str] = []
     try:
-        path = sqlite_path(config.state.url, config.base_dir)
+        found, warned = host.stores.backend(config.state.url).local_problems(config.state.url, config.base_dir)
     except ScrmError as exc:
-        problems.append(f"state.url: {exc.operator_message}")
-        path = None
-    if path is not None:
-        found, warned = sqlite_file_problems(path, "the state store")
-        problems += [f"state.url: {p}" for p in found]
-        warnings += [f"state.url: {w}" for w in warned]
+        found, warned = [exc.operator_message], []
+    problems += [f"state.url: {p}" for p in found]
+    warnings += [f"state.url: {w}" for w in warned]
     for i, source in enumerate(config.sources):
         if source.enabled:
             problems += [f"sources[{i}].settings.{p}" for p in build_source(config, host, source).local_problems()]
@@ -168,7 +163,9 @@ def register(app: typer.Typer) -> None:
         for column in ("name", "version", "hooks", "adapters", "status"):
             table.add_column(column)
         for i in infos:
-            adapters = ", ".join([f"network:{n}" for n in i.networks] + [f"crm:{c}" for c in i.crms])
+            adapters = ", ".join(
+                [f"network:{n}" for n in i.networks] + [f"crm:{c}" for c in i.crms] + [f"state:{s}" for s in i.stores]
+            )
             status = f"[red]{i.error}[/]" if i.error else ("built-in" if i.builtin else "ok")
             table.add_row(i.name, i.version or "", ", ".join(i.hooks), adapters, status)
         console.print(table)
@@ -185,6 +182,8 @@ def register(app: typer.Typer) -> None:
         Beyond the file itself: the state store and local databases (localcrm) must be
         writable, and files the sources read (replay paths) must exist.
         """
+        from ..engine.routing import rule_warnings
+
         host = make_host(strict=strict)
         setup_logging(False)
         cfg = config_or_exit(config, host, secrets=False)

@@ -11,12 +11,9 @@ import typer
 from rich.table import Table
 
 from ..config import Config
-from ..engine.learning import CorrectionCollector, load_models, understood
-from ..engine.runner import build_crm
-from ..engine.understand import Understander
 from ..learning import Comparison, TrainableClassifier, compare
 from ..plugins import PluginHost
-from ..store import AsyncStore, open_store
+from ..store import AsyncStore, StateStore, open_store
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
 #: Fewer corrections than this cannot be cross-validated meaningfully.
@@ -58,9 +55,13 @@ async def _train(
     dry_run: bool,
     force: bool,
 ) -> dict[str, Any]:
-    store = AsyncStore(lambda: open_store(config.state.url, config.base_dir))
+    from ..engine.learning import CorrectionCollector, load_models, understood
+    from ..engine.runner import build_crm
+    from ..engine.understand import Understander
+
+    store = AsyncStore(lambda: open_store(config.state.url, config.base_dir, host.stores))
     try:
-        await store.migrate()
+        await store.call(StateStore.migrate)
         collected = 0
         if collect:
             crm = build_crm(config, host)
@@ -70,7 +71,7 @@ async def _train(
             finally:
                 await crm.close()
         await load_models(store, {classifier.name: classifier})
-        examples = await store.label_examples(classifier.namespace)
+        examples = await store.call(StateStore.label_examples, classifier.namespace)
         result: dict[str, Any] = {"classifier": classifier.name, "collected": collected, "examples": len(examples)}
         labels = sorted({e.label for e in examples})
         if len(examples) < MIN_EXAMPLES or len(labels) < 2:
@@ -79,7 +80,7 @@ async def _train(
                 f"at least {MIN_EXAMPLES} of 2 labels are needed"
             )
             return result
-        stored = await store.model(classifier.name)
+        stored = await store.call(StateStore.model, classifier.name)
         trained_until = stored.trained_until if stored is not None else 0
         unseen = [e.seq > trained_until for e in examples]
         result["current_model"] = stored.id if stored is not None else "shipped"
@@ -87,7 +88,7 @@ async def _train(
             result["outcome"] = f"no corrections since model #{stored.id if stored else '?'} was trained: nothing to do"
             return result
         labelled = await understood(
-            examples, Understander(host.dispatch, {q.name: q.query for q in config.listening.queries})
+            examples, Understander(host.hooks_for(config), {q.name: q.query for q in config.listening.queries})
         )
         with console_err.status(f"cross-validating on {len(labelled)} corrections…"):
             comparison: Comparison = await asyncio.to_thread(compare, classifier, labelled, unseen, folds=folds)
@@ -111,7 +112,9 @@ async def _train(
             "examples": len(labelled),
             "forced": force and not comparison.better,
         }
-        saved = await store.save_model(classifier.name, model.to_bytes(), report, max(e.seq for e in examples))
+        saved = await store.call(
+            StateStore.save_model, classifier.name, model.to_bytes(), report, max(e.seq for e in examples)
+        )
         classifier.use(model)
         result["model"] = saved.id
         result["outcome"] = (

@@ -18,7 +18,6 @@ scrm fitted them (a text cut to the field's length, a picklist value replaced).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -31,7 +30,6 @@ from rich.table import Table
 
 from ..adapters import CheckProblem, CrmAdapter, PlannedWrite
 from ..config import Config
-from ..engine import Engine, build_crm
 from ..models import REDACTED_SUBJECT, CrmObject, CrmOperation, OperationResult
 from ..plugins import PluginHost
 from ..ratelimit import RateBudget
@@ -104,22 +102,14 @@ class PreviewCrm(CrmAdapter):
         ]
 
 
-def _copy_state(config: Config, folder: Path) -> str:
-    """A copy of the state store in ``folder`` (its URL): SQLite's online backup, WAL included."""
-    copy = folder / "state.db"
-    scheme, _, rest = config.state.url.partition("://")
-    source = rest[1:] if rest.startswith("/") else rest
-    path = Path(source) if Path(source).is_absolute() else config.base_dir / source
-    if scheme == "sqlite" and source != ":memory:" and path.exists():
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as src, sqlite3.connect(copy) as dst:
-            src.backup(dst)
-    return f"sqlite:///{copy}"
-
-
 def dry_run(config: Config, host: PluginHost, samples: int = 3) -> DryRun:
+    from ..engine import Engine, build_crm
+
     report = DryRun(samples=samples)
     with tempfile.TemporaryDirectory(prefix="scrm-dry-run-") as tmp:
-        state = config.state.model_copy(update={"url": _copy_state(config, Path(tmp))})
+        # A private copy of the state: the run dedups against it and throws it away.
+        snapshot = host.stores.backend(config.state.url).snapshot(config.state.url, config.base_dir, Path(tmp))
+        state = config.state.model_copy(update={"url": snapshot})
         replies = config.replies.model_copy(update={"enabled": False})
         copy = config.model_copy(update={"state": state, "replies": replies})
         crm = PreviewCrm(build_crm(copy, host), report)

@@ -12,8 +12,6 @@ from rich.table import Table
 
 from ..adapters import NetworkCapability
 from ..config import Config
-from ..engine import Engine
-from ..engine.runner import build_source
 from ..store import AuditEntry, NewReply, ReplyRecord, ReplyStatus, StateStore, StoreInUse
 from .common import ConfigOption, console, console_err, load_for_command, make_host, state_store
 
@@ -24,6 +22,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _check_can_reply(config: Config, network: str) -> None:
+    from ..engine.runner import build_source
+
     host = make_host()
     for source in config.sources:
         capable = source.enabled and NetworkCapability.reply in host.networks[source.adapter].capabilities
@@ -38,6 +38,8 @@ def _check_can_reply(config: Config, network: str) -> None:
 def _send_queued(config: Config) -> None:
     """Send every due reply and flush the outbox (an engine run that does not listen). If a
     `scrm serve` or `scrm run` holds the state, it sends the reply itself at its next look."""
+    from ..engine import Engine
+
     try:
         asyncio.run(Engine(config, make_host()).run(follow=False, listen=False))
     except StoreInUse as exc:

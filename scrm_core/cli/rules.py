@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from ..engine.addressing import CompanyAccounts
-from ..engine.ingest import Ingestor
-from ..engine.routing import DEFAULT_RULES, RuleVerdict, compile_rules, explain
 from ..models import Event, Message, MessageCreated, MessageEdited
 from .common import ConfigOption, console, console_err, load_for_command, make_host
+
+if TYPE_CHECKING:  # imported where used: loading the CLI does not load the engine
+    from ..engine.routing import RuleVerdict
 
 
 def read_message(path: Path) -> Message:
@@ -70,9 +70,13 @@ def register(app: typer.Typer) -> None:
         The installed plugins (language, sentiment, listening, classification) run first,
         exactly as in ``scrm run``; nothing is written anywhere.
         """
+        from ..engine.addressing import CompanyAccounts
+        from ..engine.ingest import Ingestor
+        from ..engine.routing import DEFAULT_RULES, compile_rules, explain
+
         cfg = load_for_command(config)
         message = read_message(message_file)
-        asyncio.run(Ingestor(None, make_host().dispatch, cfg).understand(message))  # type: ignore[arg-type]
+        asyncio.run(Ingestor(None, make_host().hooks_for(cfg), cfg).understand(message))  # type: ignore[arg-type]
         # The parent's author is not looked up here (nothing is read from the state store).
         addressed = "set by the adapter" if message.addressed_to_us else None
         addressed = addressed or CompanyAccounts(cfg.company.accounts).reason(message)

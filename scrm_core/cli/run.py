@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,7 +12,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..config import Config
-from ..engine import Engine, RunStats, tune_gc_for_throughput
 from ..plugins import PluginHost
 from .common import (
     ConfigOption,
@@ -24,6 +23,9 @@ from .common import (
     make_host,
     setup_logging,
 )
+
+if TYPE_CHECKING:  # imported where used: loading the CLI does not load the engine
+    from ..engine import RunStats
 
 
 def describe(stats: RunStats) -> str:
@@ -46,6 +48,8 @@ def sync(
 
     ``preflight``: every adapter's ``check()`` first; the run refuses to start, listing
     each problem with its fix, when the set-up would make every write fail."""
+    from ..engine import Engine, tune_gc_for_throughput
+
     tune_gc_for_throughput()
     columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:

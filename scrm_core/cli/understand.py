@@ -20,11 +20,10 @@ from typing import Annotated, Any, TextIO
 import typer
 from pydantic import ValidationError
 
-from ..engine.learning import load_models
-from ..engine.understand import Understander
+from ..config import Config
 from ..models import Message, SocialProfile
 from ..plugins import PluginHost
-from ..store import AsyncStore, open_store
+from ..store import AsyncStore, StateStore, open_store
 from .common import console_err, load_for_command, make_host
 
 _FIELDS = frozenset({"id", "text", "network", "author", "language", "created_at"})
@@ -78,11 +77,14 @@ def _result(message: Message, stated_language: bool) -> dict[str, Any]:
     }
 
 
-async def _run(source: TextIO, name: str, host: PluginHost, queries: dict[str, str], store: AsyncStore | None) -> int:
+async def _run(source: TextIO, name: str, host: PluginHost, cfg: Config, store: AsyncStore | None) -> int:
+    from ..engine.learning import load_models
+    from ..engine.understand import Understander
+
     if store is not None:
-        await store.migrate()
+        await store.call(StateStore.migrate)
         await load_models(store, host.classifiers)
-    understander = Understander(host.dispatch, queries)
+    understander = Understander(host.hooks_for(cfg), {q.name: q.query for q in cfg.listening.queries})
     bad = 0
     out = sys.stdout
     for n, line in _lines(source):
@@ -120,16 +122,15 @@ def register(app: typer.Typer) -> None:
         """Print what the installed plugins make of each message: language, sentiment, labels with
         confidence, matched queries (one JSON line per message)."""
         host = make_host()
-        queries: dict[str, str] = {}
+        cfg = Config.model_construct(sources=[])  # no deployment: the defaults (no queries, the shipped models)
         store: AsyncStore | None = None
         if config is not None:
             cfg = load_for_command(config)
-            queries = {q.name: q.query for q in cfg.listening.queries}
-            store = AsyncStore(lambda: open_store(cfg.state.url, cfg.base_dir))
+            store = AsyncStore(lambda: open_store(cfg.state.url, cfg.base_dir, host.stores))
 
         async def main(source: TextIO, name: str) -> int:
             try:
-                return await _run(source, name, host, queries, store)
+                return await _run(source, name, host, cfg, store)
             finally:
                 if store is not None:
                     await store.close()

@@ -19,20 +19,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
 
 from ..models import Direction, Message, MessageCreated, MessageEdited, SocialProfile, Visibility
-from ..store.base import MessageRecord, ProfileRecord
+from .lookups import Lookups
 
 # The shape of an @mention in text, as the listening tokenizer reads it (not inside e-mail addresses).
 _TEXT_MENTION = re.compile(r"(?<![\w@])@(\w+(?:[.@]\w+)*)")
 _AT_URI = re.compile(r"^at://([^/]+)/")
 _CACHE_LIMIT = 100_000
-
-
-class _Lookups(Protocol):
-    async def messages(self, keys: Sequence[str]) -> dict[str, MessageRecord]: ...
-    async def profiles(self, keys: Sequence[str]) -> dict[str, ProfileRecord]: ...
 
 
 def _normal(name: str) -> str:
@@ -95,7 +89,7 @@ class CompanyAccounts:
 class Addressing:
     """Sets ``addressed_to_us`` on the messages of a page, with one store lookup per page for parents."""
 
-    def __init__(self, accounts: CompanyAccounts, store: _Lookups | None) -> None:
+    def __init__(self, accounts: CompanyAccounts, store: Lookups | None) -> None:
         self.accounts = accounts
         self.store = store
         self._ours: dict[str, str | None] = {}  # author key -> the company's account it is, or None (bounded)

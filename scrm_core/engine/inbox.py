@@ -6,21 +6,22 @@ last payload id) is committed with the events, like any source's, under the chec
 ``<source>@webhooks``: a crash after the 2xx and before the commit re-reads the payload,
 and the engine's dedup keeps the events single. A payload the adapter cannot parse, with
 whatever exception, is one dead letter naming it (``webhook payload #12 of source 'fb'``),
-and the payloads after it are read as usual (:func:`scrm_core.failures.parse_each`).
+and the payloads after it are read as usual (:func:`scrm_core.failures.guarded`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from ..adapters import NetworkAdapter
 from ..errors import FatalError
-from ..failures import parse_each
-from ..models import EventPage
-from ..store import AsyncStore
+from ..failures import guarded
+from ..models import Event, EventPage
+from ..store import AsyncStore, StateStore
 
 __all__ = ["PAYLOADS_PER_PAGE", "inbox_checkpoint", "read_inbox"]
 
@@ -51,21 +52,24 @@ async def read_inbox(
     pruned_up_to = 0
     while True:
         wake.clear()
-        rows = await store.stored_webhooks(source, after, PAYLOADS_PER_PAGE)
+        rows = await store.call(StateStore.stored_webhooks, source, after, PAYLOADS_PER_PAGE)
         if rows:
             # Whatever a payload makes the adapter raise, it is that payload's dead letter
             # (a transient failure is raised: the page is read again after a back-off).
-            events, rejects = await parse_each(
-                rows,
-                lambda row: adapter.parse_webhook(row.body, row.headers),
-                lambda row: f"webhook payload #{row.id} of source {source!r}",
-            )
+            events: list[Event] = []
+            rejects: list[tuple[str, str]] = []
+            for row in rows:
+                parse = functools.partial(adapter.parse_webhook, row.body, row.headers)
+                where = f"webhook payload #{row.id} of source {source!r}"
+                events += await guarded(where, parse, rejects, fatal_stops=False)
             after = rows[-1].id
             yield EventPage(events=events, cursor=str(after), rejects=rejects)
             continue
-        committed = int(await store.checkpoint(inbox_checkpoint(source)) or 0)  # never prune unprocessed ones
+        committed = int(
+            await store.call(StateStore.checkpoint, inbox_checkpoint(source)) or 0
+        )  # never prune unprocessed ones
         if committed > pruned_up_to:
-            await store.prune_webhooks(source, committed, datetime.now(UTC) - keep)
+            await store.call(StateStore.prune_webhooks, source, committed, datetime.now(UTC) - keep)
             pruned_up_to = committed
         if not follow:
             return

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from ..config import Config
 from ..failures import event_locator, item_reason
+from ..hooks import Hooks
 from ..models import (
     Action,
     ActionKind,
@@ -33,12 +34,11 @@ from ..models import (
     SocialProfile,
 )
 from ..models import EventPage as Page
-from ..plugins import Dispatcher
-from ..store import AsyncStore
-from ..store.base import AuditEntry, MessageRecord, NewDeadLetter, PageCommit, ProfileRecord
+from ..store import AsyncStore, AuditEntry, MessageRecord, NewDeadLetter, PageCommit, ProfileRecord, StateStore
 from . import mapping
 from .addressing import Addressing, CompanyAccounts
 from .listening_filter import ListeningFilter
+from .lookups import StoreLookups
 from .routing import render_draft
 from .understand import Understander
 
@@ -105,15 +105,16 @@ def _message_id(key: str) -> str:
 
 
 class Ingestor:
-    def __init__(self, store: AsyncStore, dispatch: Dispatcher, config: Config) -> None:
+    def __init__(self, store: AsyncStore, hooks: Hooks, config: Config) -> None:
         self.store = store
-        self.dispatch = dispatch
+        self.hooks = hooks
         self.queries = {q.name: q.query for q in config.listening.queries}
-        self.understander = Understander(dispatch, self.queries)
+        self.understander = Understander(hooks, self.queries)
         self.counts = IngestCounts()
         accounts = CompanyAccounts(config.company.accounts)
-        self.addressing = Addressing(accounts, store)
-        self.filter = ListeningFilter(config, dispatch, store, accounts)
+        lookups = StoreLookups(store)
+        self.addressing = Addressing(accounts, lookups)
+        self.filter = ListeningFilter(config, hooks, lookups, accounts)
 
     async def process(self, source: str, page: Page) -> PageCommit:
         """The page's commit. An event that fails here, with whatever exception, is left out
@@ -172,7 +173,7 @@ class Ingestor:
     async def _fresh_events(self, events: list[AnyEvent]) -> tuple[list[AnyEvent], list[str]]:
         """Events neither committed before nor repeated earlier in this page."""
         keyed = [(event.key, event) for event in events]
-        unseen = await self.store.unseen(list({k for k, _ in keyed}))
+        unseen = await self.store.call(StateStore.unseen, list({k for k, _ in keyed}))
         fresh, keys = [], []
         for key, event in keyed:
             if key in unseen:
@@ -199,13 +200,13 @@ class Ingestor:
                 profile_keys.add(m.author.key)
                 conversation_keys.add(m.conversation_key)
                 message_keys.add(m.key)
-        messages = await self.store.messages(list(message_keys))
+        messages = await self.store.call(StateStore.messages, list(message_keys))
         # A deleted message's thread: its subject may be the deleted text.
         conversation_keys.update(messages[k].conversation_key for k in deleted if k in messages)
         conversation_keys.discard("")
         return _Work(
-            profiles=await self.store.profiles(list(profile_keys)),
-            conversations=await self.store.conversations(list(conversation_keys)),
+            profiles=await self.store.call(StateStore.profiles, list(profile_keys)),
+            conversations=await self.store.call(StateStore.conversations, list(conversation_keys)),
             messages=messages,
         )
 
@@ -217,10 +218,8 @@ class Ingestor:
         record = work.profiles.get(key)
         if record is not None and record.profile == profile:
             return record
-        if self.dispatch.has("scrm_enrich_profile"):
-            enriched = await self.dispatch.call_chain("scrm_enrich_profile", "profile", profile)
-            if isinstance(enriched, SocialProfile) and enriched.key == key:
-                profile = enriched
+        if self.hooks.has("scrm_enrich_profile"):
+            profile = await self.hooks.enrich_profile(profile)
         if record is None:
             record = ProfileRecord(profile=profile, person_key=key, fingerprint="")
         else:
@@ -267,17 +266,13 @@ class Ingestor:
         if message.direction is Direction.inbound and (newest or conversation.last_inbound_id is None):
             conversation.last_inbound_id = message.id
         conversation.labels += [x for x in message.labels if x not in conversation.labels]
-        conversation.last_message = message
         work.changed_conversations.add(key)
         return conversation
 
-    async def _route(self, conversation: Conversation) -> list[Action]:
-        if not self.dispatch.has("scrm_route_conversation"):
+    async def _route(self, conversation: Conversation, message: Message) -> list[Action]:
+        if not self.hooks.has("scrm_route_conversation"):
             return _LOG_ONLY
-        actions: list[Action] = []
-        for found in await self.dispatch.call_all("scrm_route_conversation", conversation=conversation):
-            actions += [a for a in found if isinstance(a, Action)]
-        return actions
+        return await self.hooks.route_conversation(conversation, message)
 
     @staticmethod
     def _apply_actions(conversation: Conversation, message: Message, actions: list[Action]) -> bool:
@@ -316,20 +311,17 @@ class Ingestor:
         record = await self._profile(work, message.author)
         await self.understand(message)
         conversation = self._conversation(work, message)
-        call = self.dispatch
-        if call.has("scrm_message_received"):
-            await call.call_all("scrm_message_received", message=message, conversation=conversation)
-        actions = await self._route(conversation)
-        conversation.last_message = None
+        hooks = self.hooks
+        if hooks.has("scrm_message_received"):
+            await hooks.message_received(message, conversation)
+        actions = await self._route(conversation, message)
         if any(a.kind is ActionKind.ignore for a in actions):
             ops: list[CrmOperation] = []
         else:
             case_changed = self._apply_actions(conversation, message, actions)
             mapped = None
-            if call.has("scrm_map_to_crm"):
-                mapped = await call.call_first(
-                    "scrm_map_to_crm", message=message, conversation=conversation, actions=actions
-                )
+            if hooks.has("scrm_map_to_crm"):
+                mapped = await hooks.map_to_crm(message, conversation, actions)
             ops = (
                 mapped
                 if mapped is not None
@@ -364,10 +356,8 @@ class Ingestor:
             work.ops.append(mapping.edit_op(message))
             self._subject_follows(work, message, record.conversation_key)
         self.counts.edits += 1
-        if self.dispatch.has("scrm_message_edited"):
-            await self.dispatch.call_all(
-                "scrm_message_edited", message=message, conversation_key=record.conversation_key
-            )
+        if self.hooks.has("scrm_message_edited"):
+            await self.hooks.message_edited(message, record.conversation_key)
 
     async def _deleted(self, work: _Work, event: MessageDeleted) -> None:
         key = event.message_key
@@ -387,10 +377,8 @@ class Ingestor:
             work.ops.append(mapping.redact_op(key, event.deleted_at or datetime.now().astimezone()))
         self._redact_derived(work, _message_id(key), record.conversation_key)
         work.audit.append(AuditEntry("message.redacted", key, "deleted by its author on the network"))
-        if self.dispatch.has("scrm_message_deleted"):
-            await self.dispatch.call_all(
-                "scrm_message_deleted", message_key=key, conversation_key=record.conversation_key
-            )
+        if self.hooks.has("scrm_message_deleted"):
+            await self.hooks.message_deleted(key, record.conversation_key)
 
     # ------------------------------------------------------------ text derived from a message
 

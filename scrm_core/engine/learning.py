@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from ..adapters import CrmAdapter, CrmCapability
 from ..learning import LabelCorrection, LabelledMessage, TrainableClassifier, normalise_label
 from ..models import Message, SocialProfile
-from ..store import AsyncStore, LabelExample, NewLabelExample
+from ..store import AsyncStore, LabelExample, NewLabelExample, StateStore
+from .crm_pages import crm_pages
 from .understand import Understander
 
 __all__ = ["CRM_LABELS", "CorrectionCollector", "CorrectionCounts", "load_models", "understood"]
@@ -62,23 +63,17 @@ class CorrectionCollector:
         """Store the corrections made since the saved cursor; returns how many were kept."""
         if not self.enabled:
             return 0
-        cursor = await self.store.checkpoint(CRM_LABELS)
         kept = 0
-        while True:
-            page, new_cursor = await self.crm.label_corrections(cursor)
-            if not page and new_cursor == cursor:
-                return kept
+        async for page, new_cursor in crm_pages(self.store, CRM_LABELS, self.crm.label_corrections):
             examples = [_example(self.crm.name, c) for c in page if c.text.strip()]
             skipped = len(page) - len(examples)
             if skipped:
                 self.counts.skipped += skipped
                 log.info("%d label correction(s) without text to learn from were skipped", skipped)
-            await self.store.save_label_examples(examples, checkpoint=(CRM_LABELS, new_cursor))
+            await self.store.call(StateStore.save_label_examples, examples, checkpoint=(CRM_LABELS, new_cursor))
             kept += len(examples)
             self.counts.collected += len(examples)
-            cursor = new_cursor
-            if not page:
-                return kept
+        return kept
 
 
 async def load_models(store: AsyncStore, classifiers: Mapping[str, TrainableClassifier]) -> dict[str, int | None]:
@@ -89,7 +84,7 @@ async def load_models(store: AsyncStore, classifiers: Mapping[str, TrainableClas
     """
     loaded: dict[str, int | None] = {}
     for name, classifier in classifiers.items():
-        stored = await store.model(name)
+        stored = await store.call(StateStore.model, name)
         if stored is None:
             classifier.use(None)
             loaded[name] = None

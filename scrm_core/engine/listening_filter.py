@@ -21,33 +21,28 @@ messages are understood again, in full, by ingest. A message the matcher fails o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from ..config import Config
 from ..errors import FatalError
+from ..hooks import Hooks
 from ..models import Direction, Message, MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated
-from ..plugins import Dispatcher
-from ..store.base import MessageRecord, ProfileRecord
 from .addressing import CompanyAccounts
 from .inbox import inbox_checkpoint
+from .lookups import Lookups
 
 AnyEvent = MessageCreated | MessageEdited | MessageDeleted | ProfileUpdated
 
 
-class _Lookups(Protocol):
-    async def messages(self, keys: Sequence[str]) -> dict[str, MessageRecord]: ...
-    async def profiles(self, keys: Sequence[str]) -> dict[str, ProfileRecord]: ...
-
-
 class ListeningFilter:
-    def __init__(self, config: Config, dispatch: Dispatcher, store: _Lookups | None, accounts: CompanyAccounts) -> None:
+    def __init__(self, config: Config, hooks: Hooks, store: Lookups | None, accounts: CompanyAccounts) -> None:
         # getattr: a Config built with model_construct to run understanding alone has no sources.
         filtered = [s.name for s in getattr(config, "sources", ()) if s.listening_filter]
         # A webhook source's stored payloads are read under their own checkpoint name.
         self.sources = frozenset([*filtered, *map(inbox_checkpoint, filtered)])
         self.accounts = accounts
         self.queries = {q.name: q.query for q in config.listening.queries}
-        self.dispatch = dispatch
+        self.hooks = hooks
         self.store = store
         # A query might test the language: detect it (for the match only) where the network gave none.
         self.needs_language = any("lang" in q.query for q in config.listening.queries)
@@ -57,7 +52,7 @@ class ListeningFilter:
 
     async def keep(self, events: Sequence[Any]) -> list[Any]:
         """The events of a page worth storing (addressing is already marked on the messages)."""
-        if self.queries and not self.dispatch.has("scrm_listening_match"):
+        if self.queries and not self.hooks.has("scrm_listening_match"):
             raise FatalError(
                 "a source has listening_filter = true but no plugin matches listening queries "
                 "(scrm_listening_match): install or enable scrm-listening, or turn the filter off"
@@ -84,17 +79,16 @@ class ListeningFilter:
         if not self.queries:
             return False
         detected = False
-        if message.language is None and self.needs_language and self.dispatch.has("scrm_detect_language"):
-            language = await self.dispatch.call_first("scrm_detect_language", text=message.text)
-            message.language, detected = (language if isinstance(language, str) else None), True
-        failures = self.dispatch.failures.total()
+        if message.language is None and self.needs_language and self.hooks.has("scrm_detect_language"):
+            message.language, detected = await self.hooks.detect_language(message.text), True
+        failures = self.hooks.failures.total()
         try:
-            found = await self.dispatch.call_all("scrm_listening_match", message=message, queries=self.queries)
+            found = await self.hooks.listening_match(message, self.queries)
         finally:
             if detected:
                 message.language = None  # understanding detects it again, after redaction
         # A matcher that failed on this message cannot say it is unwanted: keep it (logged and counted).
-        return any(found) or self.dispatch.failures.total() != failures
+        return bool(found) or self.hooks.failures.total() != failures
 
     async def _known(self, events: Sequence[Any]) -> tuple[set[str], set[str]]:
         """Keys of the page's messages and profiles the state store already holds."""

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..models import CRM_OBJECT_ORDER, CrmObject, CrmOperation
-from ..store.base import OutboxItem
+from ..store import OutboxItem
 
 __all__ = ["Group", "Pool", "ref_target"]
 

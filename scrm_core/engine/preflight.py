@@ -12,10 +12,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-
 from ..adapters import CheckProblem, CrmAdapter, NetworkAdapter
-from ..errors import FatalError, RetryableError, ScrmError
+from ..errors import FatalError, ScrmError
+from ..retry import retrying
 
 __all__ = ["AdapterProblems", "SetupProblems", "check_adapters", "raise_if_blocking"]
 
@@ -66,23 +65,14 @@ async def check_adapters(crm: CrmAdapter, sources: dict[str, NetworkAdapter]) ->
 
 async def _patiently(adapter: CrmAdapter | NetworkAdapter) -> list[CheckProblem]:
     """``adapter.check()``, tried again after a rate limit, a 5xx or a timeout (as the sink would)."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(RetryableError),
-        wait=_wait,
-        stop=stop_after_attempt(CHECK_ATTEMPTS),
-        reraise=True,
-    ):
+    async for attempt in retrying(attempts=CHECK_ATTEMPTS, cap=60.0, on_retry=_waiting):
         with attempt:
             return await adapter.check()
     raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
-def _wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    asked = exc.retry_after if isinstance(exc, RetryableError) else None
-    wait = min(asked if asked is not None else 0.5 * 2.0 ** (state.attempt_number - 1), 60.0)
-    log.warning("check: %s; trying again in %.1fs", exc, wait)
-    return wait
+def _waiting(exc: BaseException | None, seconds: float) -> None:
+    log.warning("check: %s; trying again in %.1fs", exc, seconds)
 
 
 def raise_if_blocking(found: list[AdapterProblems]) -> None:

@@ -40,9 +40,10 @@ from ..adapters import (
 )
 from ..config import RepliesConfig
 from ..errors import RetryableError, SkippableError
+from ..hooks import Hooks
 from ..models import ReplyDraft, external_key
-from ..plugins import Dispatcher
-from ..store import AsyncStore, AuditEntry, NewReply, ReplyRecord, ReplyStatus
+from ..store import AsyncStore, AuditEntry, NewReply, ReplyRecord, ReplyStatus, StateStore
+from .crm_pages import crm_pages
 
 __all__ = ["CRM_REPLIES", "REPLIES", "ReplyCounts", "ReplySender", "crm_reply_key"]
 
@@ -81,13 +82,13 @@ class ReplySender:
     def __init__(
         self,
         store: AsyncStore,
-        dispatch: Dispatcher,
+        hooks: Hooks,
         crm: CrmAdapter,
         sources: dict[str, NetworkAdapter],
         config: RepliesConfig,
     ) -> None:
         self.store = store
-        self.dispatch = dispatch
+        self.hooks = hooks
         self.crm = crm
         self.config = config
         self.counts = ReplyCounts()
@@ -101,12 +102,8 @@ class ReplySender:
         """Queue the replies agents wrote in the CRM since the saved cursor."""
         if CrmCapability.outbound_replies not in type(self.crm).capabilities:
             return 0
-        cursor = await self.store.checkpoint(CRM_REPLIES)
         found = 0
-        while True:
-            page, new_cursor = await self.crm.pending_replies(cursor)
-            if not page and new_cursor == cursor:
-                return found
+        async for page, new_cursor in crm_pages(self.store, CRM_REPLIES, self.crm.pending_replies):
             replies = [
                 NewReply(
                     idempotency_key=crm_reply_key(self.crm.name, r.crm_id),
@@ -118,19 +115,17 @@ class ReplySender:
                 )
                 for r in page
             ]
-            await self.store.enqueue_replies(replies, checkpoint=(CRM_REPLIES, new_cursor))
+            await self.store.call(StateStore.enqueue_replies, replies, checkpoint=(CRM_REPLIES, new_cursor))
             found += len(page)
             self.counts.collected += len(page)
-            cursor = new_cursor
-            if not page:
-                return found
+        return found
 
     async def due(self) -> list[ReplyRecord]:
-        return await self.store.replies([ReplyStatus.pending, ReplyStatus.sending], limit=1000)
+        return await self.store.call(StateStore.replies, [ReplyStatus.pending, ReplyStatus.sending], limit=1000)
 
     async def send(self, reply: ReplyRecord) -> tuple[ReplyRecord, SentReply] | None:
         """Steps 1-4 for one reply; the sent message, or None if it did not go out (now)."""
-        claimed = await self.store.claim_reply(reply.id, self.config.claim_seconds)
+        claimed = await self.store.call(StateStore.claim_reply, reply.id, self.config.claim_seconds)
         if claimed is None:
             return None  # settled meanwhile, or another sender holds it
         try:
@@ -138,10 +133,10 @@ class ReplySender:
         except BaseException:
             # Cancelled or failed mid-way: give the claim back; the key keeps a retry single
             # (an at-most-once post that may have started keeps its mark: it is not retried).
-            current = await self.store.reply(claimed.id)
+            current = await self.store.call(StateStore.reply, claimed.id)
             posting = current is not None and current.error == POSTING
             error = POSTING if posting else "interrupted; will be retried"
-            await self.store.update_reply(claimed.id, ReplyStatus.pending, error=error)
+            await self.store.call(StateStore.update_reply, claimed.id, ReplyStatus.pending, error=error)
             raise
 
     async def _send_claimed(self, reply: ReplyRecord) -> tuple[ReplyRecord, SentReply] | None:
@@ -154,7 +149,8 @@ class ReplySender:
         if at_most_once and reply.network_message_id is not None:
             # Posted, and the network's answer was kept; only recording it was cut short.
             self.counts.sent += 1
-            await self.store.update_reply(
+            await self.store.call(
+                StateStore.update_reply,
                 reply.id,
                 ReplyStatus.sent,
                 network_message_id=reply.network_message_id,
@@ -170,19 +166,21 @@ class ReplySender:
                 return None
             reply = checked
         if at_most_once:
-            reply = await self.store.update_reply(reply.id, ReplyStatus.sending, error=POSTING)
+            reply = await self.store.call(StateStore.update_reply, reply.id, ReplyStatus.sending, error=POSTING)
         try:
             sent = await adapter.send_reply(reply.in_reply_to, reply.text, reply.idempotency_key)
         except RetryableError as exc:
             self.counts.retried += 1
-            await self.store.update_reply(reply.id, ReplyStatus.pending, error=exc.operator_message)
+            await self.store.call(StateStore.update_reply, reply.id, ReplyStatus.pending, error=exc.operator_message)
             log.warning("reply %d: %s; it is tried again later", reply.id, exc.operator_message)
             return None
         except SkippableError as exc:
             await self._settle(reply, ReplyStatus.failed, exc.operator_message)
             return None
         if at_most_once:  # posted: never again, whatever happens before it is recorded
-            reply = await self.store.update_reply(reply.id, ReplyStatus.sending, network_message_id=sent.message.id)
+            reply = await self.store.call(
+                StateStore.update_reply, reply.id, ReplyStatus.sending, network_message_id=sent.message.id
+            )
         if reply.origin == "crm" and reply.crm_id is not None:
             pending = PendingReply(
                 crm_id=reply.crm_id,
@@ -196,26 +194,30 @@ class ReplySender:
     async def _before_reply(self, reply: ReplyRecord) -> ReplyRecord | None:
         """Run ``scrm_before_reply`` once; save the outcome before anything is sent."""
         draft = ReplyDraft(conversation_key=reply.conversation_key, in_reply_to=reply.in_reply_to, text=reply.text)
-        if self.dispatch.has("scrm_before_reply"):
-            draft = await self.dispatch.call_chain("scrm_before_reply", "draft", draft)
+        if self.hooks.has("scrm_before_reply"):
+            draft = await self.hooks.before_reply(draft)
         if draft.refused:
             await self._settle(reply, ReplyStatus.refused, draft.refused)
             return None
         if draft.hold:
             self.counts.held += 1
-            await self.store.update_reply(
+            await self.store.call(
+                StateStore.update_reply,
                 reply.id,
                 ReplyStatus.held,
                 text=draft.text,
                 audit=[AuditEntry("reply.held", reply.conversation_key, f"reply {reply.id} waits for approval")],
             )
             return None
-        return await self.store.update_reply(reply.id, ReplyStatus.sending, text=draft.text, approved=True)
+        return await self.store.call(
+            StateStore.update_reply, reply.id, ReplyStatus.sending, text=draft.text, approved=True
+        )
 
     async def mark_sent(self, reply: ReplyRecord, sent: SentReply) -> ReplyRecord:
         """Step 5, after the sent message has been committed."""
         self.counts.sent += 1
-        return await self.store.update_reply(
+        return await self.store.call(
+            StateStore.update_reply,
             reply.id,
             ReplyStatus.sent,
             network_message_id=sent.message.id,
@@ -228,6 +230,10 @@ class ReplySender:
         else:
             self.counts.failed += 1
         log.warning("reply %d %s: %s", reply.id, status.value, reason)
-        await self.store.update_reply(
-            reply.id, status, error=reason, audit=[AuditEntry(f"reply.{status.value}", reply.conversation_key, reason)]
+        await self.store.call(
+            StateStore.update_reply,
+            reply.id,
+            status,
+            error=reason,
+            audit=[AuditEntry(f"reply.{status.value}", reply.conversation_key, reason)],
         )

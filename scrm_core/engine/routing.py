@@ -17,12 +17,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import hookimpl
-from ..config import _DAYS, BusinessHours, RoutingRule, RuleWhen
-from ..models import Action, ActionKind, Conversation, Direction, Message
+from ..config import _DAYS, BusinessHours, Config, RoutingRule, RuleWhen
+from ..models import Action, ActionKind, Direction, Message
 
 DEFAULT_RULES: list[RoutingRule] = [
     RoutingRule(
@@ -233,21 +232,22 @@ def render_draft(template: str, message: Message, subject: str) -> str:
     )
 
 
-_rules: list[CompiledRule] = compile_rules(DEFAULT_RULES)
+class Router:
+    """One configuration's rules, compiled once; routes each new message."""
+
+    def __init__(self, config: Config) -> None:
+        routing = config.routing
+        self.rules = compile_rules(DEFAULT_RULES if routing.rules is None else routing.rules, routing.business_hours)
+        if routing.rules is not None:
+            names = [q.name for q in config.listening.queries]
+            for warning in rule_warnings(routing.rules, names, company_accounts=bool(config.company.accounts)):
+                log.warning("%s", warning)
+
+    @hookimpl
+    def scrm_route_conversation(self, message: Message) -> list[Action]:
+        return route(self.rules, message)
 
 
 @hookimpl
-def scrm_startup(app: Any) -> None:
-    global _rules
-    routing = app.config.routing
-    _rules = compile_rules(DEFAULT_RULES if routing.rules is None else routing.rules, routing.business_hours)
-    if routing.rules is not None:
-        names = [q.name for q in app.config.listening.queries]
-        for warning in rule_warnings(routing.rules, names, company_accounts=bool(app.config.company.accounts)):
-            log.warning("%s", warning)
-
-
-@hookimpl
-def scrm_route_conversation(conversation: Conversation) -> list[Action] | None:
-    message = conversation.last_message
-    return route(_rules, message) if message is not None else None
+def scrm_register_processors(config: Config, register: Callable[[object], None]) -> None:
+    register(Router(config))

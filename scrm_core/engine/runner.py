@@ -28,25 +28,37 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..adapters import AdapterContext, AdapterState, CrmAdapter, NetworkAdapter, NetworkCapability, SentReply
 from ..config import Config, SourceConfig
 from ..errors import FatalError, RetryableError, ScrmError
-from ..failures import backoff_seconds, event_locator, is_transient, item_reason
+from ..failures import event_locator, is_transient, item_reason
 from ..http import make_client
 from ..models import CrmOperation, EventPage, MessageCreated
 from ..plugins import PluginHost
-from ..store import AsyncStore, ReplyRecord, ReplyStatus, StorageError, StoreAdapterState, StoreInUse, open_store
-from ..store.base import NewDeadLetter, PageCommit
+from ..retry import asked_wait, backoff
+from ..store import (
+    AsyncStore,
+    NewDeadLetter,
+    PageCommit,
+    ReplyRecord,
+    ReplyStatus,
+    StateStore,
+    StorageError,
+    StoreAdapterState,
+    StoreInUse,
+    open_store,
+)
 from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
 from .learning import CRM_LABELS, CorrectionCollector, CorrectionCounts, load_models
 from .preflight import check_adapters, raise_if_blocking
 from .replies import REPLIES, ReplyCounts, ReplySender
 from .sink import Sink, SinkCounts
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("scrm.engine")
 
@@ -147,6 +159,8 @@ class Engine:
     ) -> None:
         self.config = config
         self.host = host
+        #: The event hooks for this config: every plugin's, and the objects they build from it.
+        self.hooks = host.hooks_for(config)
         self.progress = progress
         self.drain_seconds = drain_seconds
         self.preflight = preflight  # every adapter's check() before anything is sent (engine/preflight.py)
@@ -196,7 +210,7 @@ class Engine:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_stop)
         config = self.config
-        self.store = store = AsyncStore(lambda: open_store(config.state.url, config.base_dir))
+        self.store = store = AsyncStore(lambda: open_store(config.state.url, config.base_dir, self.host.stores))
         # One connection pool for every adapter (AdapterContext.http); each request sets its own timeout.
         http = make_client()
         enabled = [s for s in config.sources if s.enabled]
@@ -204,17 +218,17 @@ class Engine:
         self.crm = crm = self._given_crm or build_crm(
             config, self.host, http=http, state=StoreAdapterState(store, "crm")
         )
-        ingestor = Ingestor(store, self.host.dispatch, config)
+        ingestor = Ingestor(store, self.hooks, config)
         sink = Sink(store, crm, config.engine, follow=follow)
-        self.replies = ReplySender(store, self.host.dispatch, crm, sources, config.replies)
+        self.replies = ReplySender(store, self.hooks, crm, sources, config.replies)
         self.corrections = CorrectionCollector(store, crm)
         stats = RunStats(
             ingest=ingestor.counts, sink=sink.counts, replies=self.replies.counts, corrections=self.corrections.counts
         )
         opened: list[NetworkAdapter | CrmAdapter] = []
         try:
-            await store.claim_writer()  # a second scrm process on this state is refused here, at once
-            await store.migrate()
+            await store.call(StateStore.claim_writer)  # a second scrm process on this state is refused here, at once
+            await store.call(StateStore.migrate)
             adapters: list[NetworkAdapter | CrmAdapter] = [crm, *sources.values()]
             for adapter in adapters:
                 await adapter.start()
@@ -223,14 +237,14 @@ class Engine:
                 raise_if_blocking(await check_adapters(crm, sources))
             await sink.start()
             self._models = await load_models(store, self.host.classifiers)
-            await self.host.dispatch.call_all("scrm_startup", app=self)
+            await self.hooks.startup(self)
             self.ready.set()
             await self._pump(self._readers(sources if listen else {}, follow), ingestor, sink, stats, follow)
         finally:
             for adapter in reversed(opened):
                 with contextlib.suppress(Exception):
                     await adapter.close()
-            await self.host.dispatch.call_all("scrm_shutdown", app=self)
+            await self.hooks.shutdown(self)
             await store.close()
             await http.aclose()
             if handle_signals:
@@ -238,7 +252,7 @@ class Engine:
                     loop.remove_signal_handler(sig)
             stats.seconds = time.perf_counter() - started
             stats.stopped_by_signal = self._stopped_by_signal
-            stats.plugin_failures = dict(self.host.dispatch.failures)
+            stats.plugin_failures = dict(self.hooks.failures)
             stats.failed_sources = dict(self.failed_sources)
         return stats
 
@@ -262,7 +276,7 @@ class Engine:
     ) -> None:
         assert self.store is not None
         queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize=self.config.engine.pages_in_flight)
-        cursors = {name: await self.store.checkpoint(name) for name in readers}
+        cursors = {name: await self.store.call(StateStore.checkpoint, name) for name in readers}
         tasks = [
             asyncio.create_task(self._read(name, read, cursors[name], queue, follow), name=f"read:{name}")
             for name, read in readers.items()
@@ -306,7 +320,7 @@ class Engine:
             error: Exception = exc
             if isinstance(exc, RetryableError):
                 assert self.store is not None
-                waiting = await self.store.outbox_depth()
+                waiting = await self.store.call(StateStore.outbox_depth)
                 error = FatalError(
                     f"the CRM kept failing ({exc.operator_message}); {waiting:,} operation(s) stay in the "
                     "outbox and go out first with the next run",
@@ -377,14 +391,14 @@ class Engine:
         assert self.store is not None
         commit = await ingestor.process(source, page)
         try:
-            return await self.store.commit_page(commit), list(commit.ops)
+            return await self.store.call(StateStore.commit_page, commit), list(commit.ops)
         except (StorageError, StoreInUse):
             raise  # the store itself: disk full, read-only... the run stops and says what to do
         except Exception as exc:
             if not page.events:
                 raise
             log.warning("source %s: a page could not be stored (%s); storing its events one by one", source, exc)
-        previous = await self.store.checkpoint(source)
+        previous = await self.store.call(StateStore.checkpoint, source)
         seqs: list[int] = []
         ops: list[CrmOperation] = []
         for i, event in enumerate(page.events):
@@ -394,15 +408,16 @@ class Engine:
             )
             one = await ingestor.process(source, part)
             try:
-                seqs += await self.store.commit_page(one)
+                seqs += await self.store.call(StateStore.commit_page, one)
                 ops += one.ops
             except (StorageError, StoreInUse):
                 raise
             except Exception as exc:
                 letter = NewDeadLetter(source, f"could not be stored: {item_reason(exc)}", event_locator(event))
                 rejects = [NewDeadLetter(source, reason, where) for where, reason in part.rejects]
-                await self.store.commit_page(
-                    PageCommit(source, part.cursor, event_keys=[event.key], dead_letters=[letter, *rejects])
+                await self.store.call(
+                    StateStore.commit_page,
+                    PageCommit(source, part.cursor, event_keys=[event.key], dead_letters=[letter, *rejects]),
                 )
         return seqs, ops
 
@@ -429,8 +444,7 @@ class Engine:
                     attempt += 1
                     reason = exc.operator_message if isinstance(exc, ScrmError) else item_reason(exc)
                     if follow or attempt < settings.max_attempts:
-                        asked = exc.retry_after if isinstance(exc, RetryableError) else None
-                        wait = backoff_seconds(attempt, asked, settings.retry_max_seconds)
+                        wait = backoff(attempt, asked_wait(exc), cap=settings.retry_max_seconds)
                         self.retrying_sources[name] = reason  # while it waits: /health says so
                         log.warning("source %s: %s; attempt %d, trying again in %.1fs", name, reason, attempt, wait)
                         await asyncio.sleep(wait)
@@ -487,7 +501,7 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.config.learning.poll_seconds)
                 for name in self.host.classifiers:
-                    stored = await self.store.model(name)
+                    stored = await self.store.call(StateStore.model, name)
                     if (stored.id if stored else None) != self._models.get(name):
                         self._models.update(await load_models(self.store, {name: self.host.classifiers[name]}))
                         log.info("classifier %s: now using model %s", name, self._models[name] or "shipped")
@@ -504,7 +518,9 @@ class Engine:
             await committed
         except BaseException:
             # Not stored: the next attempt sends with the same key (posting nothing new) and stores it.
-            await self.store.update_reply(reply.id, ReplyStatus.pending, error="sent, not yet recorded")
+            await self.store.call(
+                StateStore.update_reply, reply.id, ReplyStatus.pending, error="sent, not yet recorded"
+            )
             raise
         await self.replies.mark_sent(reply, sent)
 

@@ -33,19 +33,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_never
-
 from ..adapters import CrmAdapter, WriteBatch
 from ..config import EngineConfig
-from ..errors import FatalError, RetryableError
+from ..errors import FatalError
 from ..models import CRM_OBJECT_ORDER, CrmObject, CrmOperation, OperationResult
-from ..store import AsyncStore
-from ..store.base import OutboxItem, PendingLink, Refusal, Settlement
+from ..retry import backoff, retrying
+from ..store import AsyncStore, OutboxItem, PendingLink, Refusal, Settlement, StateStore
 from .pool import Group, Pool, ref_target
 
 log = logging.getLogger("scrm.sink")
@@ -101,7 +98,7 @@ class Sink:
         self._below_high_water = asyncio.Event()
         self._below_high_water.set()
         # In --once mode a CRM that stays down must end the run; when following, keep trying.
-        self._stop_retrying = stop_never if follow else stop_after_attempt(config.max_attempts)
+        self._attempts = None if follow else config.max_attempts  # a whole call: for ever while following
         self.take_limit = max(crm.limits.max_batch * 4, 1000)
 
     @property
@@ -111,8 +108,8 @@ class Sink:
 
     async def start(self) -> None:
         """Call before the first commit of this run: whatever is in the outbox now is backlog."""
-        self._backlog = await self.store.outbox_depth()
-        self._dead = await self.store.dead_letter_keys()
+        self._backlog = await self.store.call(StateStore.outbox_depth)
+        self._dead = await self.store.call(StateStore.dead_letter_keys)
         self._update_water()
 
     def notify(self, seqs: Sequence[int], ops: Sequence[CrmOperation]) -> None:
@@ -220,7 +217,7 @@ class Sink:
         edit must not go out before the creation still unread in the outbox."""
         if not self._backlog or len(self.pool) - self.pool.held >= self.config.outbox_high_water:
             return
-        items = await self.store.outbox_take(self.take_limit, self._backlog_after)
+        items = await self.store.call(StateStore.outbox_take, self.take_limit, self._backlog_after)
         if self._first_fresh_seq is not None:
             items = [i for i in items if i.seq < self._first_fresh_seq]
         if not items:
@@ -280,7 +277,7 @@ class Sink:
             raise
         finally:
             if settlement.done or settlement.failed or settlement.retry:
-                released = await self.store.outbox_settle(settlement)
+                released = await self.store.call(StateStore.outbox_settle, settlement)
                 self._count(settlement)
                 now = time.monotonic()
                 for item in released:  # links waiting for a parent written just now
@@ -290,7 +287,7 @@ class Sink:
                 item.attempts += 1
             self.pool.put_back(group)
         if again:
-            return self._backoff(max(g.attempts for g in again), None)
+            return backoff(max(g.attempts for g in again), cap=self.config.retry_max_seconds)
         return 0.0
 
     async def _known_ids(self, ops: Sequence[CrmOperation]) -> dict[tuple[CrmObject, str], str]:
@@ -299,7 +296,7 @@ class Sink:
             by_object.setdefault(op.object, []).append(op.external_key)
         known: dict[tuple[CrmObject, str], str] = {}
         for obj, keys in by_object.items():
-            for key, crm_id in (await self.store.crm_ids(obj, keys)).items():
+            for key, crm_id in (await self.store.call(StateStore.crm_ids, obj, keys)).items():
                 known[(obj, key)] = crm_id
         return known
 
@@ -338,28 +335,14 @@ class Sink:
         self.counts.record_retries += len(settlement.retry)
         self.counts.links_deferred += len(settlement.links)
 
-    def _backoff(self, attempt: int, asked: float | None) -> float:
-        if asked is not None:
-            return min(asked, self.config.retry_max_seconds)
-        exponential: float = min(0.5 * 2.0 ** (attempt - 1), self.config.retry_max_seconds)
-        return exponential * (0.5 + random.random() / 2)  # jitter: retries of many workers spread out
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        asked = exc.retry_after if isinstance(exc, RetryableError) else None
-        wait = self._backoff(state.attempt_number, asked)
-        log.warning("CRM call failed (%s); retrying in %.1fs", exc, wait)
-        return wait
+    def _waiting(self, exc: BaseException | None, seconds: float) -> None:
+        log.warning("CRM call failed (%s); retrying in %.1fs", exc, seconds)
 
     async def _apply(self, batch: WriteBatch) -> list[OperationResult]:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RetryableError),
-            wait=self._wait,
-            stop=self._stop_retrying,
-            sleep=self._retry_sleep,
-            reraise=True,
+        policy = retrying(
+            attempts=self._attempts, cap=self.config.retry_max_seconds, sleep=self._retry_sleep, on_retry=self._waiting
         )
-        async for attempt in retrying:
+        async for attempt in policy:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     self.counts.retried_calls += 1

@@ -8,44 +8,41 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..models import Message, Sentiment
-from ..plugins import Dispatcher
+from ..hooks import Hooks
+from ..models import Message
 
 __all__ = ["Understander"]
 
 
 class Understander:
-    def __init__(self, dispatch: Dispatcher, queries: Mapping[str, str]) -> None:
-        self.dispatch = dispatch
+    def __init__(self, hooks: Hooks, queries: Mapping[str, str]) -> None:
+        self.hooks = hooks
         self.queries = dict(queries)
 
     async def prepare(self, message: Message) -> None:
         """Everything before classification: redaction, language (unless the network gave
         it), sentiment, listening matches, moderation."""
-        call = self.dispatch
-        if call.has("scrm_redact_text"):
-            message.text = await call.call_chain("scrm_redact_text", "text", message.text, message=message)
-        if message.language is None and call.has("scrm_detect_language"):
-            language = await call.call_first("scrm_detect_language", text=message.text)
-            message.language = language if isinstance(language, str) else None
-        if call.has("scrm_analyze_sentiment"):
-            sentiment = await call.call_first("scrm_analyze_sentiment", text=message.text, language=message.language)
-            message.sentiment = sentiment if isinstance(sentiment, Sentiment) else None
-        if self.queries and call.has("scrm_listening_match"):
-            for names in await call.call_all("scrm_listening_match", message=message, queries=self.queries):
-                message.matched_queries += [n for n in names if n not in message.matched_queries]
-        if call.has("scrm_moderate"):
+        hooks = self.hooks
+        if hooks.has("scrm_redact_text"):
+            message.text = await hooks.redact_text(message.text, message)
+        if message.language is None and hooks.has("scrm_detect_language"):
+            message.language = await hooks.detect_language(message.text)
+        if hooks.has("scrm_analyze_sentiment"):
+            message.sentiment = await hooks.analyze_sentiment(message.text, message.language)
+        if self.queries and hooks.has("scrm_listening_match"):
+            names = await hooks.listening_match(message, self.queries)
+            message.matched_queries += [n for n in names if n not in message.matched_queries]
+        if hooks.has("scrm_moderate"):
             labels = message.labels
-            for found in await call.call_all("scrm_moderate", message=message):
-                labels += [f"moderation:{x}" for x in found if f"moderation:{x}" not in labels]
+            labels += [f"moderation:{x}" for x in await hooks.moderate(message) if f"moderation:{x}" not in labels]
 
     async def classify(self, message: Message) -> None:
         """``scrm_classify_message``: labels merged into ``message.labels``, confidences
         (when a plugin gives label -> confidence) into ``message.label_confidence``."""
-        if not self.dispatch.has("scrm_classify_message"):
+        if not self.hooks.has("scrm_classify_message"):
             return
         labels, confidence = message.labels, message.label_confidence
-        for found in await self.dispatch.call_all("scrm_classify_message", message=message):
+        for found in await self.hooks.classify_message(message):
             labels += [x for x in found if x not in labels]
             if isinstance(found, Mapping):
                 for label, value in found.items():

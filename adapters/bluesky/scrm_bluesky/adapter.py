@@ -5,9 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-from atproto_client.exceptions import BadRequestError
+from typing import TYPE_CHECKING, Any
 
 from scrm_core import (
     AdapterContext,
@@ -24,9 +22,7 @@ from scrm_core import (
     SocialProfile,
 )
 
-from .api import BlueskyApi, xrpc_error
 from .cursor import PollCursor
-from .jetstream import JetstreamListener
 from .mapping import (
     POST,
     message_from_record,
@@ -40,6 +36,10 @@ from .poller import Poller
 from .session_store import SessionFile
 from .settings import BlueskySettings
 from .tid import reply_rkey
+
+if TYPE_CHECKING:
+    from .api import BlueskyApi
+    from .jetstream import JetstreamListener
 
 __all__ = ["BlueskyAdapter"]
 
@@ -71,7 +71,9 @@ class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
         self._jetstream: JetstreamListener | None = None
 
     async def start(self) -> None:
-        self.api = BlueskyApi(self.settings, self.store, self.context.logger)
+        from .api import BlueskyApi  # the atproto SDK (0.5 s of CPU) is imported when a client is built
+
+        self.api: BlueskyApi = BlueskyApi(self.settings, self.store, self.context.logger)
         await self.api.start()
 
     async def close(self) -> None:
@@ -80,7 +82,11 @@ class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
     # ------------------------------------------------------------ listening
 
     async def listen(self, cursor: str | None, *, follow: bool) -> AsyncIterator[EventPage]:
+        from .api import BadRequestError, xrpc_error
+
         if self.settings.mode == "jetstream":
+            from .jetstream import JetstreamListener
+
             if self._jetstream is None or self._jetstream.api is not self.api:
                 self._jetstream = JetstreamListener(self.api, self.settings, self.network)
             source: AsyncIterator[EventPage] = self._jetstream.listen(cursor, follow)
@@ -100,6 +106,8 @@ class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
 
     async def fetch_thread(self, root_id: str) -> list[Message]:
         """The root post and every reply under it (``app.bsky.feed.getPostThread``, depth 1000)."""
+        from .api import BadRequestError, xrpc_error
+
         try:
             answer = await self.api.get_post_thread(root_id, 1000)
         except BadRequestError as exc:
@@ -117,6 +125,8 @@ class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
         return out
 
     async def fetch_profile(self, account_id: str) -> SocialProfile:
+        from .api import BadRequestError, xrpc_error
+
         try:
             return profile_from_view(await self.api.get_profile(account_id), self.network)
         except BadRequestError as exc:
@@ -133,6 +143,8 @@ class BlueskyAdapter(PollingAdapter[BlueskySettings, PollCursor]):
         rkey is looked up with ``com.atproto.repo.getRecord``: found, it is the reply sent
         earlier and is returned as it is.
         """
+        from .api import BadRequestError, xrpc_error
+
         if len(unicodedata.normalize("NFC", text)) > MAX_GRAPHEMES:  # code points >= graphemes: a safe bound
             raise SkippableError(f"a Bluesky post holds at most {MAX_GRAPHEMES} characters; this reply has {len(text)}")
         try:

@@ -39,7 +39,7 @@ from scrm_core.errors import FatalError, RetryableError
 from .session_store import SessionFile
 from .settings import BlueskySettings
 
-__all__ = ["BlueskyApi", "xrpc_error"]
+__all__ = ["BadRequestError", "BlueskyApi", "xrpc_error"]
 
 Json = dict[str, Any]
 _TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})

@@ -11,14 +11,15 @@ a wrong key, an unknown Api-Username and a missing scope alike: 403 ``invalid_ac
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from scrm_core import FatalError, HttpApi, RetryableError, SkippableError
 from scrm_core.redaction import printable, redact
 
 from .settings import DiscourseSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DiscourseClient", "NotFound", "error_text"]
 

@@ -7,7 +7,8 @@ and the JSON body are both at hand), and around each request it:
 * spends from the account's :class:`~scrm_core.ratelimit.RateBudget` (the sink already
   paid for the first request of an ``apply``; see :attr:`HubSpotApi.prepaid`);
 * reports ``X-HubSpot-RateLimit-Max / -Remaining / -Interval-Milliseconds`` and
-  ``-Daily / -Daily-Remaining`` to the budget, from every answer, errors included
+  ``-Daily / -Daily-Remaining`` (read by :func:`scrm_core.parse_rate_limit`) to the
+  budget, from every answer, errors included
   (https://developers.hubspot.com/docs/api/usage-details);
 * turns a 429 into a budget pause and a :class:`RetryableError` with the wait, using the
   body's ``policyName`` (``TEN_SECONDLY_ROLLING``: one window; ``SECONDLY``: a second;
@@ -38,11 +39,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-import urllib3
 from pydantic import SecretStr
 
-from scrm_core.errors import FatalError, RetryableError
-from scrm_core.ratelimit import RateBudget
+from scrm_core import FatalError, RateBudget, RetryableError, parse_rate_limit
 
 from .settings import HubSpotSettings
 
@@ -57,7 +56,6 @@ log = logging.getLogger("scrm.hubspot")
 SEARCHES_PER_SECOND = 4.0
 #: Refresh an OAuth token this long before HubSpot says it expires.
 _REFRESH_MARGIN = 60.0
-_DAY = 86_400.0
 
 
 @dataclass
@@ -86,14 +84,6 @@ def _parse(raw: bytes | str | None) -> Any:
         return json.loads(raw)
     except ValueError:
         return {"message": (raw.decode(errors="replace") if isinstance(raw, bytes) else raw)[:200]}
-
-
-def _int_header(headers: Any, name: str) -> int | None:
-    value = headers.get(name) if headers is not None else None
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _until_midnight_utc() -> float:
@@ -145,6 +135,8 @@ class HubSpotApi:
         """Send one request (``what`` names it in errors, e.g. "upsert contacts")."""
         if self.settings.oauth and time.monotonic() >= self._expires_at - _REFRESH_MARGIN:
             await self.refresh()
+        import urllib3  # with the SDK (it is the SDK's transport), not at plugin load
+
         for attempt in (1, 2):
             await self._spend()
             try:
@@ -188,31 +180,21 @@ class HubSpotApi:
             await self.budget.acquire()
 
     def _observe(self, headers: Any) -> None:
-        limit = _int_header(headers, "X-HubSpot-RateLimit-Max")
-        remaining = _int_header(headers, "X-HubSpot-RateLimit-Remaining")
-        interval = _int_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
-        if limit is not None and remaining is not None and interval:
-            self.budget.observe_window(limit=limit, remaining=remaining, window_seconds=interval / 1000)
-        daily = _int_header(headers, "X-HubSpot-RateLimit-Daily")
-        daily_left = _int_header(headers, "X-HubSpot-RateLimit-Daily-Remaining")
-        if daily is not None and daily_left is not None:
-            # HubSpot resets the daily count at midnight in the account's time zone; UTC is the guess.
-            self.budget.observe_quota(
-                used=daily - daily_left, limit=daily, period_seconds=_DAY, resets_in=_until_midnight_utc()
-            )
+        if headers is not None:
+            parse_rate_limit(headers).feed(self.budget, pace=True)
 
     def _refusal(self, what: str, status: int, headers: Any, body: Any) -> Reply:
         """A 4xx the caller handles as a Reply, or the error this refusal means."""
         category, message = error_category(body)
         if status == 429:
             policy = str(body.get("policyName", "")) if isinstance(body, dict) else ""
+            limits = parse_rate_limit(headers or {})
             if policy == "DAILY":
-                wait = _until_midnight_utc()
+                wait = limits.quota.resets_in if limits.quota and limits.quota.resets_in else _until_midnight_utc()
             elif policy == "SECONDLY":
                 wait = 1.0
             else:
-                interval = _int_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
-                wait = interval / 1000 if interval else self.settings.window_seconds
+                wait = limits.window_seconds or self.settings.window_seconds
             self.budget.pause(wait, reason=f"HubSpot rate limit {policy or '429'}")
             raise RetryableError(
                 f"HubSpot's {policy or 'rate'} limit was reached during {what}; waiting {wait:.3g}s",
@@ -242,6 +224,8 @@ class HubSpotApi:
 
     async def refresh(self) -> None:
         """Trade the refresh token for a new access token (POST /oauth/v1/token)."""
+        import urllib3
+
         settings = self.settings
         assert settings.client_secret is not None and self._refresh_token is not None
         try:

@@ -17,10 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-
-from scrm_core import CheckProblem
-from scrm_core.errors import FatalError, RetryableError
+from scrm_core import CheckProblem, FatalError, retrying
 
 from .api import HubSpotApi, Reply, error_category
 from .schema import GROUP, OBJECT_TYPES, OPTIONAL, SCHEMA_WRITE_SCOPES, custom_properties, unique_properties
@@ -157,23 +154,14 @@ async def apply_setup(api: HubSpotApi, plan: SetupPlan) -> list[str]:
     return created
 
 
-def _patience(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    asked = exc.retry_after if isinstance(exc, RetryableError) else None
-    wait = asked if asked is not None else min(0.5 * 2.0 ** (state.attempt_number - 1), 30.0)
-    log.warning("HubSpot: %s; trying again in %.1fs", exc, wait)
-    return wait
+def _waiting(exc: BaseException | None, seconds: float) -> None:
+    log.warning("HubSpot: %s; trying again in %.1fs", exc, seconds)
 
 
 async def call_patiently(api: HubSpotApi, what: str, method: Callable[..., Any], *args: Any) -> Reply:
     """One request of the set-up, retried as the sink retries a write: on 429 (after the wait
     HubSpot asks for), 5xx, timeouts and dropped connections, up to SETUP_ATTEMPTS times."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(RetryableError),
-        wait=_patience,
-        stop=stop_after_attempt(SETUP_ATTEMPTS),
-        reraise=True,
-    ):
+    async for attempt in retrying(attempts=SETUP_ATTEMPTS, cap=60.0, on_retry=_waiting):
         with attempt:
             return await api.call(what, method, *args)
     raise AssertionError("unreachable: tenacity re-raises the last error")

@@ -78,13 +78,10 @@ def resolve_db(db: Path | None, config: Path | None) -> Path:
     if db is not None:
         return db
     if config is not None:
-        try:
-            # Imported here so this module works on a core that has no config module yet.
-            from scrm_core.config import load_config
-        except ImportError as e:
-            raise _fail(f"this scrm-core cannot read config files ({e}); pass --db PATH instead", 2) from e
-        try:
-            cfg = load_config(config)
+        from scrm_core.cli import load_config
+
+        try:  # the sources' settings are not checked: only [crm] is read here
+            cfg = load_config(config, allow_missing_env=True)
         except ScrmError as e:
             raise _fail(e.operator_message, 2) from e
         if cfg.crm.adapter != LocalCrm.name:

@@ -44,7 +44,6 @@ from .client import MastodonApi, NotFound
 from .cursor import Cursor, id_key
 from .mapping import NETWORK, edited_version, message_from_status, profile_from_account, utc
 from .settings import MastodonSettings
-from .stream import QueueListener
 
 __all__ = ["MastodonAdapter"]
 
@@ -223,6 +222,8 @@ class MastodonAdapter(PollingAdapter[MastodonSettings, Cursor]):
     # ------------------------------------------------------------------ streaming
 
     async def _stream(self, cur: Cursor) -> AsyncIterator[EventPage]:
+        from .stream import QueueListener  # Mastodon.py's StreamListener
+
         listener = QueueListener(asyncio.get_running_loop())
         handle = await self.context.run_blocking(
             functools.partial(self._client.stream_user, listener, run_async=True, reconnect_async=False)

@@ -13,16 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mastodon import Mastodon
-from mastodon.errors import (
-    MastodonAPIError,
-    MastodonNetworkError,
-    MastodonNotFoundError,
-    MastodonRatelimitError,
-    MastodonServerError,
-    MastodonUnauthorizedError,
-)
-
 from scrm_core.errors import FatalError, RetryableError, SkippableError
 
 from .settings import MastodonSettings
@@ -40,6 +30,9 @@ class NotFound(Exception):
 
 class MastodonApi:
     def __init__(self, settings: MastodonSettings) -> None:
+        # Mastodon.py is imported here, when a client is built, not when the plugin loads.
+        from mastodon import Mastodon
+
         self.client = Mastodon(
             access_token=settings.access_token.get_secret_value(),
             api_base_url=settings.base_url,
@@ -51,6 +44,15 @@ class MastodonApi:
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` with Mastodon.py's errors mapped; ``what`` names the call in messages."""
+        from mastodon.errors import (
+            MastodonAPIError,
+            MastodonNetworkError,
+            MastodonNotFoundError,
+            MastodonRatelimitError,
+            MastodonServerError,
+            MastodonUnauthorizedError,
+        )
+
         try:
             return fn(*args, **kwargs)
         except MastodonRatelimitError:

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from scrm_core import FatalError, HttpApi, RetryableError, body_retry_after, retry_after_seconds
 
 from .settings import MatrixSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["MatrixApi", "MatrixRequestError", "q"]
 

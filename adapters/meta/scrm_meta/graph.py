@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from scrm_core import FatalError, HttpApi, RetryableError, SkippableError
 
 from .settings import MetaSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["GraphClient", "GraphError", "retry_after_from_headers"]
 

@@ -24,7 +24,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scrm_core import (
     AdapterContext,
@@ -44,9 +44,11 @@ from scrm_core import (
     SocialProfile,
 )
 
-from .client import RedditClient
 from .cursor import RedditCursor, Watched
 from .mapping import edited_at, is_gone, link_of, thing_data, to_message
+
+if TYPE_CHECKING:
+    from .client import RedditClient
 from .settings import RedditSettings
 
 __all__ = ["RedditAdapter"]
@@ -81,8 +83,7 @@ class RedditAdapter(PollingAdapter[RedditSettings, RedditCursor]):
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        if self._client is None:
-            self._client = RedditClient(self.settings)  # no I/O: praw logs in on the first call
+        self.client  # noqa: B018  # built now; no I/O: praw logs in on the first call
 
     async def close(self) -> None:
         if self._client is not None:
@@ -92,6 +93,8 @@ class RedditAdapter(PollingAdapter[RedditSettings, RedditCursor]):
     @property
     def client(self) -> RedditClient:
         if self._client is None:
+            from .client import RedditClient  # praw is imported when a client is built, not at plugin load
+
             self._client = RedditClient(self.settings)
         return self._client
 

@@ -41,7 +41,7 @@ from prawcore.exceptions import (
     ResponseException,
 )
 
-from scrm_core import FatalError, RetryableError, SkippableError, parse_rate_limit, retry_after_seconds
+from scrm_core import FatalError, RateLimit, RetryableError, SkippableError, parse_rate_limit
 
 from .settings import RedditSettings
 
@@ -82,13 +82,12 @@ class RateState:
         self.reset_at: float | None = None  # time.monotonic() when the window ends
         self.lock = threading.Lock()
 
-    def observe(self, headers: Any) -> float | None:
+    def observe(self, headers: Any) -> RateLimit:
         limits = parse_rate_limit(headers)
-        if limits.remaining is None or limits.reset_seconds is None:
-            return None
-        with self.lock:
-            self.remaining, self.reset_at = limits.remaining, time.monotonic() + limits.reset_seconds
-        return limits.reset_seconds
+        if limits.remaining is not None and limits.reset_seconds is not None:
+            with self.lock:
+                self.remaining, self.reset_at = limits.remaining, time.monotonic() + limits.reset_seconds
+        return limits
 
     def wait_needed(self) -> float | None:
         with self.lock:
@@ -111,10 +110,10 @@ class GuardedRequestor(prawcore.Requestor):
         except RequestException as exc:
             why = type(exc.original_exception).__name__
             raise RequestException(Transient(f"connection failed ({why})"), args, kwargs) from None
-        reset = self.rate.observe(response.headers)
+        limits = self.rate.observe(response.headers)
         status = response.status_code
         if status == 429:
-            retry_after = retry_after_seconds(response.headers.get("retry-after")) or reset
+            retry_after = limits.refused_wait
             raise RequestException(Transient("rate limited (429)", status=429, retry_after=retry_after), args, kwargs)
         if status in _RETRY_STATUSES:
             raise RequestException(Transient(f"Reddit answered {status}", status=status), args, kwargs)

@@ -1,4 +1,5 @@
-"""The ``replay`` entry point: registers the adapter and the ``scrm replay generate`` command."""
+"""The ``replay`` entry point: registers the adapter and the ``scrm demo`` and
+``scrm replay generate`` commands."""
 
 # No ``from __future__ import annotations``: typer reads the command's annotations at run
 # time, and ``typer`` is imported inside the hook, out of reach of string annotations.
@@ -26,7 +27,9 @@ def scrm_register_commands(cli: Any) -> None:
     from rich.table import Table
 
     from .demo import generate_demo
+    from .demo_command import register
 
+    register(cli)  # scrm demo
     app = typer.Typer(help="Replay recorded events; generate a demo stream.", no_args_is_help=True)
 
     @app.command("generate")

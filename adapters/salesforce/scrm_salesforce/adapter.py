@@ -30,13 +30,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote_plus
 
 from pydantic import SecretStr
-from simple_salesforce.api import Salesforce
-from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
-from simple_salesforce.format import format_soql
 
 from scrm_core import (
     AdapterContext,
@@ -56,12 +53,17 @@ from scrm_core import (
 from scrm_core.errors import FatalError, RetryableError
 
 from .check import correction_warnings, picklist_warnings, problems_in_describe
-from .client import ApiLimitExceeded, SalesforceConnection, error_items
 from .corrections import CorrectionReader
+from .errors import ApiLimitExceeded, error_items
 from .mapping import OBJECTS, Mapper
 from .metadata import ObjectMeta, composite_describe, parse_composite
 from .settings import BULK_MAX_BATCH, SalesforceSettings
 from .writer import COLLECTION_SIZE, Writer
+
+if TYPE_CHECKING:
+    from simple_salesforce.api import Salesforce
+
+    from .client import SalesforceConnection
 
 __all__ = ["SalesforceCrm"]
 
@@ -72,7 +74,6 @@ PENDING_REPLIES = (
     "SELECT Id, Content, CreatedDate, ReplyTo.ExternalPostId, ReplyTo.Scrm_Conversation_Key__c "
     "FROM SocialPost WHERE IsOutbound = true AND ExternalPostId = null AND ReplyToId != null"
 )
-DAY_SECONDS = 86_400
 SF_DATETIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 _SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
@@ -140,6 +141,9 @@ class SalesforceCrm(CrmAdapter):
     @property
     def connection(self) -> SalesforceConnection:
         if self._connection is None:
+            # simple-salesforce (with zeep, requests, jwt) is imported when a connection is built.
+            from .client import SalesforceConnection
+
             self._connection = SalesforceConnection(self.settings, self._private_key(), self.context.logger)
         return self._connection
 
@@ -165,7 +169,7 @@ class SalesforceCrm(CrmAdapter):
             raise
         finally:
             if (usage := connection.take_usage()) is not None:
-                self.budget.observe_quota(used=usage[0], limit=usage[1], period_seconds=DAY_SECONDS)
+                usage.feed(self.budget, pace=True)
 
     # ------------------------------------------------------------ metadata
 
@@ -283,6 +287,8 @@ class SalesforceCrm(CrmAdapter):
             if cursor:
                 created, _, last_id = cursor.partition("|")
                 after = datetime.strptime(created, SF_DATETIME)
+                from simple_salesforce.format import format_soql
+
                 query += format_soql(" AND (CreatedDate > {0} OR (CreatedDate = {0} AND Id > {1}))", after, last_id)
             query += f" ORDER BY CreatedDate, Id LIMIT {REPLY_PAGE}"
             found = await self._run("read pending replies", lambda sf: sf.query(query))
@@ -332,6 +338,8 @@ class SalesforceCrm(CrmAdapter):
             return
         path = f"sobjects/SocialPost/{reply.crm_id}"
         body = {self.mapper.key_field: external_key, "ExternalPostId": network_message_id}
+
+        from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
         def update(sf: Salesforce) -> str:
             try:

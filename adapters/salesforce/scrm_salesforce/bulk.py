@@ -29,12 +29,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
-
-from simple_salesforce.api import Salesforce
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scrm_core import AdapterState
 from scrm_core.errors import RetryableError
+
+if TYPE_CHECKING:
+    from simple_salesforce.api import Salesforce
 
 __all__ = ["NULL", "BulkJobs", "JobResults", "cell", "read_csv", "write_csv"]
 
@@ -44,7 +45,7 @@ DONE_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
 #: How long one apply() waits for a job before handing back (the job id stays stored).
 MAX_WAIT_SECONDS = 600.0
 
-Run = Callable[[str, Callable[[Salesforce], T]], Awaitable[T]]
+Run = Callable[[str, Callable[["Salesforce"], T]], Awaitable[T]]
 
 
 def cell(value: Any) -> str:

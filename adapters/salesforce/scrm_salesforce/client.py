@@ -3,9 +3,9 @@
 Everything here blocks; the adapter runs it through ``context.run_blocking``.
 
 - Every response (errors and Bulk API 2.0 calls included, which simple-salesforce does not
-  parse) passes a ``requests`` response hook that keeps the last ``Sforce-Limit-Info:
-  api-usage=N/M`` (developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm),
-  so the adapter can report it to the rate budget after each call.
+  parse) passes a ``requests`` response hook that keeps the last rate-limit headers
+  (``Sforce-Limit-Info: api-usage=N/M``, read by :func:`scrm_core.parse_rate_limit`),
+  so the adapter can report them to the rate budget after each call.
 - An expired session (401 ``INVALID_SESSION_ID``) logs in again once and repeats the call.
 - 403 ``REQUEST_LIMIT_EXCEEDED`` becomes :class:`ApiLimitExceeded`, timeouts and 5xx a
   :class:`RetryableError`, missing objects / fields / permissions a :class:`FatalError`
@@ -15,7 +15,6 @@ Everything here blocks; the adapter runs it through ``context.run_blocking``.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -32,19 +31,15 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from scrm_core.errors import FatalError, RetryableError
+from scrm_core import FatalError, RateLimit, RetryableError, parse_rate_limit
 
 from .auth import request_token
+from .errors import ApiLimitExceeded, error_items
 from .settings import SalesforceSettings
 
 __all__ = ["ApiLimitExceeded", "SalesforceConnection", "error_items"]
 
 T = TypeVar("T")
-_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
-
-
-class ApiLimitExceeded(RetryableError):
-    """403 REQUEST_LIMIT_EXCEEDED: the org's API budget is spent; pause, keep the outbox."""
 
 
 class _TimeoutSession(requests.Session):
@@ -65,16 +60,6 @@ class _TimeoutSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def error_items(exc: SalesforceError) -> list[dict[str, Any]]:
-    """The ``[{"errorCode", "message"}]`` body of a refused call, whatever shape it came in."""
-    content = exc.content
-    if isinstance(content, dict):
-        content = [content]
-    if isinstance(content, list):
-        return [item for item in content if isinstance(item, dict)]
-    return []
-
-
 def _codes(exc: SalesforceError) -> str:
     return "; ".join(f"{i.get('errorCode', '?')}: {i.get('message', '')}" for i in error_items(exc)) or str(exc.status)
 
@@ -90,7 +75,7 @@ class SalesforceConnection:
         if settings.ca_bundle:
             self.http.verify = settings.ca_bundle
         self.http.hooks["response"].append(self._read_limit_info)
-        self._usage: tuple[int, int] | None = None
+        self._usage: RateLimit | None = None
         self._usage_lock = threading.Lock()
         self._sf: Salesforce | None = None
         self.logins = 0
@@ -121,13 +106,13 @@ class SalesforceConnection:
     # ------------------------------------------------------------ Sforce-Limit-Info
 
     def _read_limit_info(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        match = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
-        if match:
+        limits = parse_rate_limit(response.headers)
+        if limits.quota is not None:
             with self._usage_lock:
-                self._usage = (int(match.group(1)), int(match.group(2)))
+                self._usage = limits
 
-    def take_usage(self) -> tuple[int, int] | None:
-        """The last ``api-usage`` seen (used, limit), once; None if none came since."""
+    def take_usage(self) -> RateLimit | None:
+        """The last ``api-usage`` seen, once; None if none came since."""
         with self._usage_lock:
             usage, self._usage = self._usage, None
         return usage

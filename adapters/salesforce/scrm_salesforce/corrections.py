@@ -46,16 +46,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from simple_salesforce.api import Salesforce
-from simple_salesforce.format import format_soql
 
 from scrm_core import JsonCursor, LabelCorrection
 from scrm_core.errors import FatalError
 
 from .metadata import ObjectMeta
+
+if TYPE_CHECKING:
+    from simple_salesforce.api import Salesforce
 
 __all__ = [
     "CORRECTION_FIELD",
@@ -79,7 +80,7 @@ RESOLUTION_MS = 1_000
 SF_DATETIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 _KEY_PREFIX = "scrm:"
 
-Run = Callable[[str, Callable[[Salesforce], Any]], Awaitable[Any]]
+Run = Callable[[str, Callable[["Salesforce"], Any]], Awaitable[Any]]
 
 
 class Position(BaseModel):
@@ -236,6 +237,8 @@ class CorrectionReader:
             f"SELECT Id, SystemModstamp, {self.key_field}, {CORRECTION_FIELD}, {text} FROM {sobject} "
             f"WHERE {CORRECTION_FIELD} != null"
         )
+        from simple_salesforce.format import format_soql  # the SDK: imported where a query is built
+
         if since is not None:
             soql += format_soql(" AND SystemModstamp >= {}", _ms_to_datetime(since))
         if after is not None:

@@ -29,10 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
-
-from simple_salesforce.api import Salesforce
-from simple_salesforce.format import format_soql
+from typing import TYPE_CHECKING, Any
 
 from scrm_core import AdapterState, CrmObject, CrmOperation, OperationResult, PlannedWrite, WriteBatch
 from scrm_core.errors import RetryableError
@@ -44,6 +41,9 @@ from .metadata import ObjectMeta
 from .results import check_setup_errors, collection_result, record_error_result
 from .settings import SalesforceSettings
 
+if TYPE_CHECKING:
+    from simple_salesforce.api import Salesforce
+
 __all__ = ["COLLECTION_SIZE", "Writer"]
 
 COLLECTION_SIZE = 200  # sObject Collections' cap per call
@@ -51,7 +51,7 @@ QUERY_CHARS = 6_000  # SOQL text per lookup query: the encoded URL stays far bel
 REPLY_POST = "reply-post:"  # state key prefix: message external key -> the agent's SocialPost Id
 CREATE_ONLY_REFUSED = "INVALID_FIELD_FOR_INSERT_UPDATE"
 
-Run = Callable[[str, Callable[[Salesforce], Any]], Awaitable[Any]]
+Run = Callable[[str, Callable[["Salesforce"], Any]], Awaitable[Any]]
 
 
 @dataclass
@@ -93,6 +93,8 @@ class Writer:
         sobject, key_field = OBJECTS[obj].sobject, self.mapper.key_field
         columns = ", ".join(dict.fromkeys(["Id", key_field, *fields]))
         found: dict[str, Any] = {}
+        from simple_salesforce.format import format_soql  # imported with the SDK, when first needed
+
         for chunk in _query_chunks(list(dict.fromkeys(keys))):
             soql = format_soql(f"SELECT {columns} FROM {sobject} WHERE {key_field} IN {{}}", chunk)
             records: list[dict[str, Any]] = await self._run(

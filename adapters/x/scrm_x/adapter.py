@@ -14,9 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-import tweepy
+from typing import TYPE_CHECKING, Any
 
 from scrm_core import (
     AdapterContext,
@@ -37,9 +35,11 @@ from scrm_core import (
 )
 
 from . import mapping
-from .client import XClient, problem, problem_type, translate
 from .cursor import Cursor
 from .settings import AccessTier, XSettings
+
+if TYPE_CHECKING:
+    from .client import XClient
 
 __all__ = ["XAdapter"]
 
@@ -94,6 +94,8 @@ class XAdapter(PollingAdapter[XSettings, Cursor]):
     # ------------------------------------------------------------ clients
 
     async def start(self) -> None:
+        from .client import XClient  # tweepy (and requests, oauthlib) imported when a client is built
+
         o = self.settings
         url, timeout = o.base_url, o.timeout_seconds
         if o.bearer_token is not None:
@@ -124,6 +126,8 @@ class XAdapter(PollingAdapter[XSettings, Cursor]):
 
     async def _call(self, who: str, what: str, method: str, *args: Any, **params: Any) -> dict[str, Any]:
         """One tweepy call in a worker thread; ``who``: "user" (the account) or "read" (app token if any)."""
+        from .client import translate
+
         client, oauth1, names = self._client(who)
 
         def call() -> dict[str, Any]:
@@ -360,6 +364,10 @@ class XAdapter(PollingAdapter[XSettings, Cursor]):
         the adapter refuses others itself, without calling X, and maps X's 403 for one it
         missed to :class:`SkippableError`.
         """
+        import tweepy
+
+        from .client import problem, problem_type, translate
+
         if self._me is None:
             raise FatalError("x: replies need the account's user context: set user_access_token or the OAuth 1.0a keys")
         me, username = str(self._me["id"]), str(self._me["username"])
@@ -402,6 +410,10 @@ class XAdapter(PollingAdapter[XSettings, Cursor]):
         return SentReply(message=message)
 
     async def _post(self, text: str, in_reply_to: str) -> dict[str, Any]:
+        import tweepy
+
+        from .client import translate
+
         client, oauth1, names = self._client("user")
 
         def call() -> dict[str, Any]:

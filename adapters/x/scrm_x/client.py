@@ -7,25 +7,24 @@ client gets a session that swaps the prefix for ``api_base_url``. The swap happe
 requests prepares the request, so an OAuth 1.0a signature covers the URL actually called.
 tweepy passes no timeout, so the session adds one too.
 
-tweepy logs each request's headers at DEBUG, Authorization included; a filter on its
-logger blanks bearer tokens so they never reach a log.
+tweepy logs each request's headers at DEBUG, Authorization included; the core's redaction
+filter on its logger blanks them, even where the process did not install scrm's logging.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import requests
 import tweepy
 
 from scrm_core import FatalError, RetryableError, ScrmError, SkippableError, parse_rate_limit
+from scrm_core.redaction import RedactingFilter
 
 __all__ = ["TWEEPY_HOST", "XClient", "translate"]
 
 TWEEPY_HOST = "https://api.twitter.com"
-_BEARER = re.compile(r"Bearer [^'\"\s,}]+")
 
 
 class _RebasedSession(requests.Session):
@@ -50,15 +49,8 @@ class XClient(tweepy.Client):  # type: ignore[misc]  # tweepy ships no type hint
         self.session = _RebasedSession(base_url, timeout)
 
 
-class _RedactBearer(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if "Bearer " in text:
-            record.msg, record.args = _BEARER.sub("Bearer [redacted]", text), ()
-        return True
-
-
-logging.getLogger("tweepy.client").addFilter(_RedactBearer())
+# The core's redaction (the credentials in X's settings, and any "Bearer ..." shape).
+logging.getLogger("tweepy.client").addFilter(RedactingFilter())
 
 
 def problem(exc: tweepy.HTTPException) -> str:
@@ -86,8 +78,7 @@ def translate(exc: Exception, credentials: str, what: str) -> ScrmError:
     (https://docs.x.com/fundamentals/rate-limits).
     """
     if isinstance(exc, tweepy.TooManyRequests):
-        limits = parse_rate_limit(exc.response.headers)
-        wait = limits.retry_after if limits.retry_after is not None else limits.reset_seconds
+        wait = parse_rate_limit(exc.response.headers).refused_wait
         return RetryableError(f"x: rate limit reached while {what}", retry_after=wait)
     if isinstance(exc, tweepy.Unauthorized):
         return FatalError(f"x: X refused the credentials in {credentials} while {what} (401); check or renew them")

@@ -19,7 +19,7 @@ def message(followers: int | None, verified: bool = False, direction: Direction 
 def classify(m: Message) -> list[list[str]]:
     host = PluginHost(env={})
     host.register(scrm_influence.plugin, "influence")
-    result: list[list[str]] = asyncio.run(host.dispatch.call_all("scrm_classify_message", message=m))
+    result: list[list[str]] = asyncio.run(host.hooks.classify_message(m))
     return result
 
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from scrm_core import Direction, Message
 from scrm_core.learning import LabelledMessage, TrainableClassifier
 
-from .model import INTENTS, IntentModel, ModelError, Prediction
+# The model (numpy) is imported when it is first used, not when the plugin loads.
+if TYPE_CHECKING:
+    from .model import IntentModel, Prediction
 
 __all__ = ["CORRECTION_WEIGHT", "IntentClassifier", "Model"]
 
@@ -55,6 +58,8 @@ class IntentClassifier(TrainableClassifier):
 
     @cached_property
     def _shipped(self) -> Model:
+        from .model import IntentModel
+
         data = (resources.files("scrm_intent") / "model.npz").read_bytes()
         return Model(IntentModel.from_bytes(data, origin="scrm_intent/model.npz"))
 
@@ -74,6 +79,8 @@ class IntentClassifier(TrainableClassifier):
         self._current = model
 
     def load(self, data: bytes) -> Model:
+        from .model import IntentModel, ModelError
+
         try:
             return Model(IntentModel.from_bytes(data, origin="stored intent model"))
         except ModelError as exc:
@@ -94,6 +101,7 @@ class IntentClassifier(TrainableClassifier):
 
     def train(self, examples: Sequence[LabelledMessage]) -> Model:
         from .build import pipeline_sentiment
+        from .model import INTENTS
         from .train import Example, augment, fit, shipped_examples
 
         shipped_model = self._shipped.model

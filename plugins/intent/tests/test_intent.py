@@ -129,7 +129,7 @@ def test_the_hook_returns_label_confidences() -> None:
     host = PluginHost(env={})
     host.register(scrm_intent.plugin, "intent")
     assert host.classifiers["intent"] is CLASSIFIER
-    results = asyncio.run(host.dispatch.call_all("scrm_classify_message", message=message("is it in stock? want 2")))
+    results = asyncio.run(host.hooks.classify_message(message("is it in stock? want 2")))
     assert results == [{"intent:purchase": pytest.approx(results[0]["intent:purchase"])}]
 
 

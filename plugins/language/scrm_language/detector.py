@@ -261,6 +261,12 @@ class LanguageDetector:
 def detector_from_env(env: Mapping[str, str]) -> LanguageDetector:
     """The detector configured by ``SCRM_LANGUAGE_MIN_CONFIDENCE`` and ``SCRM_LANGUAGE_CANDIDATES``
     (comma-separated codes, e.g. ``en,fr,de``); a bad value raises ValueError naming the setting."""
+    return LanguageDetector(**settings_from_env(env))
+
+
+def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """:class:`LanguageDetector`'s arguments from the environment (see :func:`detector_from_env`),
+    checked without building the detector."""
     candidates = [c.strip().lower() for c in env.get("SCRM_LANGUAGE_CANDIDATES", "").split(",") if c.strip()]
     unknown = sorted(set(candidates) - LANGUAGES)
     if unknown:
@@ -275,7 +281,4 @@ def detector_from_env(env: Mapping[str, str]) -> LanguageDetector:
         raise ValueError(f"SCRM_LANGUAGE_MIN_CONFIDENCE: {raw!r} is not a number between 0 and 1") from None
     if not 0.0 <= min_confidence <= 1.0:
         raise ValueError(f"SCRM_LANGUAGE_MIN_CONFIDENCE: {raw!r} is not a number between 0 and 1")
-    return LanguageDetector(
-        min_confidence=min_confidence,
-        candidates=candidates or None,
-    )
+    return {"min_confidence": min_confidence, "candidates": candidates or None}

@@ -9,17 +9,25 @@ posts in, e.g. ``en,fr,de``; default: the ~70 of :data:`scrm_language.LANGUAGES`
 
 from __future__ import annotations
 
+import functools
 import os
 
 from scrm_core import hookimpl
 
-from .detector import detector_from_env
+from .detector import LanguageDetector, settings_from_env
 
-# Built at import: loading fastText takes ~0.05 s, once per process; the word lists
-# (~0.5 s) are read at the first post fastText is unsure of.
-DETECTOR = detector_from_env(os.environ)
+# Checked when the plugin loads, so a bad value is reported then, naming the variable.
+_SETTINGS = settings_from_env(os.environ)
+
+
+@functools.cache
+def detector() -> LanguageDetector:
+    """The process's detector, built at the first post (loading fastText takes ~0.05 s, the
+    word lists ~0.5 s more at the first post fastText is unsure of), not when the plugin
+    loads: ``scrm status`` and ``scrm --help`` never pay for it."""
+    return LanguageDetector(**_SETTINGS)
 
 
 @hookimpl
 def scrm_detect_language(text: str) -> str | None:
-    return DETECTOR.detect(text)
+    return detector().detect(text)

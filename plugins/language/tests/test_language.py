@@ -11,7 +11,7 @@ from scrm_core.plugins import PluginHost
 def detect(text: str) -> str | None:
     host = PluginHost(env={})
     host.register(scrm_language.plugin, "language")
-    result: str | None = asyncio.run(host.dispatch.call_first("scrm_detect_language", text=text))
+    result: str | None = asyncio.run(host.hooks.detect_language(text))
     return result
 
 

@@ -1,15 +1,15 @@
-"""The ``scrm_listening_match`` hook: the config's queries, compiled once, matched per message.
+"""The ``scrm_listening_match`` hook: the config's queries, compiled once per configuration
+(a :class:`Listener`, built by ``scrm_register_processors``), matched per message.
 
-The engine passes the same ``queries`` dict for every message, so the compiled matcher is
-found by identity first (no hashing of 1,000 queries per message) and by content second
-(a new dict with the same queries reuses the matcher). A query that does not parse is
-left out and logged once; ``scrm_check_config`` refuses it first, with its column, when
-the config loads (``scrm config check``, ``scrm run``).
+A query that does not parse is left out and logged once, when the listener is built;
+``scrm_check_config`` refuses it first, with its column, when the config loads
+(``scrm config check``, ``scrm run``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from scrm_core import Message, hookimpl
@@ -19,34 +19,27 @@ from .matcher import Matcher, compile_queries
 
 log = logging.getLogger("scrm.listening")
 
-_by_identity: dict[int, tuple[dict[str, str], int, Matcher]] = {}
-_by_content: dict[tuple[tuple[str, str], ...], Matcher] = {}
-_KEEP = 8  # distinct query sets remembered (tests and reloads create a few)
 
+class Listener:
+    """One configuration's queries, compiled once (the engine builds it through
+    ``scrm_register_processors``); matches each message against them."""
 
-def matcher_for(queries: dict[str, str]) -> Matcher:
-    entry = _by_identity.get(id(queries))
-    if entry is not None and entry[0] is queries and entry[1] == len(queries):
-        return entry[2]
-    content = tuple(queries.items())
-    matcher = _by_content.get(content)
-    if matcher is None:
-        matcher = compile_queries(queries, skip_invalid=True)
-        for name, error in matcher.errors.items():
+    def __init__(self, queries: Mapping[str, str]) -> None:
+        self.queries = dict(queries)
+        self.matcher: Matcher = compile_queries(self.queries, skip_invalid=True)
+        for name, error in self.matcher.errors.items():
             log.error("listening query %r is left out: %s", name, error)
-        if len(_by_content) >= _KEEP:
-            _by_content.clear()
-            _by_identity.clear()
-        _by_content[content] = matcher
-    _by_identity[id(queries)] = (queries, len(queries), matcher)  # holding the dict keeps its id unique
-    return matcher
+
+    @hookimpl
+    def scrm_listening_match(self, message: Message) -> list[str] | None:
+        return self.matcher.match(message) or None
 
 
 @hookimpl
-def scrm_listening_match(message: Message, queries: dict[str, str]) -> list[str] | None:
-    if not queries:
-        return None
-    return matcher_for(queries).match(message) or None
+def scrm_register_processors(config: Any, register: Callable[[object], None]) -> None:
+    queries = {q.name: q.query for q in config.listening.queries}
+    if queries:
+        register(Listener(queries))
 
 
 @hookimpl

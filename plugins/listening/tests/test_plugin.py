@@ -1,4 +1,4 @@
-"""The scrm_listening_match hook, through the plugin host and its dispatcher as the engine calls it."""
+"""The scrm_listening_match hook, through the plugin host as the engine calls it."""
 
 from __future__ import annotations
 
@@ -14,26 +14,30 @@ import pytest
 import scrm_listening.plugin as plugin
 
 from scrm_core import Message
+from scrm_core.config import Config, ListeningConfig, ListeningQuery
 from scrm_core.plugins import PluginHost
 
 QUERIES = {"billing": "acme (refund* OR charged)", "praise": "acme (love OR great)", "reddit": "network:reddit acme"}
 
 
-def dispatch(host: PluginHost, message: Message, queries: dict[str, str]) -> list[list[str]]:
-    result: list[list[str]] = asyncio.run(
-        host.dispatch.call_all("scrm_listening_match", message=message, queries=queries)
-    )
-    return result
+def config(queries: dict[str, str]) -> Config:
+    listening = ListeningConfig(queries=[ListeningQuery(name=k, query=v) for k, v in queries.items()])
+    return Config.model_construct(sources=[], listening=listening)
 
 
-def test_the_hook_returns_matching_names_through_the_dispatcher(msg: Callable[..., Message]) -> None:
+def match(host: PluginHost, message: Message, queries: dict[str, str]) -> list[str]:
+    return asyncio.run(host.hooks_for(config(queries)).listening_match(message, queries))
+
+
+def test_the_hook_returns_matching_names_through_the_host(msg: Callable[..., Message]) -> None:
     host = PluginHost(env={"SCRM_LOAD_PLUGINS": ""}).load()
     host.register(plugin, "listening")
-    assert host.dispatch.has("scrm_listening_match")
-    assert dispatch(host, msg("ACME refunded me, love it"), QUERIES) == [["billing", "praise"]]
-    assert dispatch(host, msg("acme rocks", network="reddit"), QUERIES) == [["reddit"]]
-    assert dispatch(host, msg("nothing to see"), QUERIES) == []  # None is not a result
-    assert host.dispatch.failures == {}
+    hooks = host.hooks_for(config(QUERIES))
+    assert hooks.has("scrm_listening_match") and not host.hooks.has("scrm_listening_match")
+    assert asyncio.run(hooks.listening_match(msg("ACME refunded me, love it"), QUERIES)) == ["billing", "praise"]
+    assert asyncio.run(hooks.listening_match(msg("acme rocks", network="reddit"), QUERIES)) == ["reddit"]
+    assert asyncio.run(hooks.listening_match(msg("nothing to see"), QUERIES)) == []
+    assert hooks.failures == {}
 
 
 def test_the_entry_point_loads_the_plugin(msg: Callable[..., Message]) -> None:
@@ -41,32 +45,41 @@ def test_the_entry_point_loads_the_plugin(msg: Callable[..., Message]) -> None:
     assert names.get("listening") == "scrm_listening.plugin"
     host = PluginHost(env={"SCRM_LOAD_PLUGINS": "listening"}).load()
     assert host.plugins["listening"].error is None
-    assert host.plugins["listening"].hooks == ["scrm_check_config", "scrm_listening_match"]
-    assert dispatch(host, msg("acme is great"), QUERIES) == [["praise"]]
+    assert host.plugins["listening"].hooks == ["scrm_check_config", "scrm_register_processors"]
+    assert match(host, msg("acme is great"), QUERIES) == ["praise"]
 
 
-def test_queries_are_compiled_once_per_distinct_set(msg: Callable[..., Message]) -> None:
-    queries = dict(QUERIES)
-    first = plugin.matcher_for(queries)
-    assert plugin.matcher_for(queries) is first  # same dict: found by identity
-    assert plugin.matcher_for(dict(QUERIES)) is first  # equal content: reused
-    queries["new"] = "globex"
-    assert plugin.matcher_for(queries) is not first  # changed: recompiled
-    assert plugin.scrm_listening_match(msg("globex"), queries) == ["new"]
+def test_queries_are_compiled_once_per_configuration(msg: Callable[..., Message]) -> None:
+    built: list[object] = []
+    plugin.scrm_register_processors(config(QUERIES), built.append)
+    (listener,) = built
+    assert isinstance(listener, plugin.Listener)
+    matcher = listener.matcher
+    for _ in range(3):
+        assert listener.scrm_listening_match(msg("acme refund")) == ["billing"]
+    assert listener.matcher is matcher
+    plugin.scrm_register_processors(config({}), built.append)
+    assert len(built) == 1, "no queries: nothing to build"
 
 
 def test_a_bad_query_is_left_out_and_logged_once(msg: Callable[..., Message], caplog: pytest.LogCaptureFixture) -> None:
     queries = {"good": "acme", "bad": "acme AND (refund"}
     with caplog.at_level(logging.ERROR, logger="scrm.listening"):
+        listener = plugin.Listener(queries)
         for _ in range(3):
-            assert plugin.scrm_listening_match(msg("acme refund"), queries) == ["good"]
+            assert listener.scrm_listening_match(msg("acme refund")) == ["good"]
     errors = [r.getMessage() for r in caplog.records]
     assert len(errors) == 1
     assert "'bad'" in errors[0] and "unbalanced parenthesis" in errors[0] and "column 10" in errors[0]
 
 
-def test_no_queries_no_result(msg: Callable[..., Message]) -> None:
-    assert plugin.scrm_listening_match(msg("acme"), {}) is None
+def test_two_configurations_in_one_process_keep_their_own_queries(msg: Callable[..., Message]) -> None:
+    host = PluginHost(env={"SCRM_LOAD_PLUGINS": ""}).load()
+    host.register(plugin, "listening")
+    first, second = host.hooks_for(config({"a": "acme"})), host.hooks_for(config({"b": "globex"}))
+    message = msg("acme and globex")
+    assert asyncio.run(first.listening_match(message, {})) == ["a"]
+    assert asyncio.run(second.listening_match(message, {})) == ["b"]
 
 
 def test_config_check_refuses_a_bad_query_with_its_column(tmp_path: Path) -> None:

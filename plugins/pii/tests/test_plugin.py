@@ -10,7 +10,7 @@ from scrm_core.config import Config, ListeningConfig
 from scrm_core.engine.ingest import Ingestor
 from scrm_core.models import EventPage
 from scrm_core.plugins import PluginHost
-from scrm_core.store import AsyncStore, open_store
+from scrm_core.store import AsyncStore, StateStore, open_store
 
 CARD_TEXT = "Refund to 4111 1111 1111 1111 please, or call +1 415 555 2671"
 REDACTED = "Refund to [card] please, or call [phone]"
@@ -29,7 +29,7 @@ def host() -> PluginHost:
 
 
 def understand(m: Message) -> None:
-    asyncio.run(Ingestor(None, host().dispatch, Config.model_construct(listening=ListeningConfig())).understand(m))  # type: ignore[arg-type]
+    asyncio.run(Ingestor(None, host().hooks, Config.model_construct(listening=ListeningConfig())).understand(m))  # type: ignore[arg-type]
 
 
 def test_the_text_is_rewritten_before_any_other_plugin_reads_it_and_labelled() -> None:
@@ -52,13 +52,13 @@ def test_nothing_sent_to_the_crm_carries_the_number(tmp_path: Path) -> None:
 
     async def run() -> list[str]:
         store = AsyncStore(lambda: open_store("sqlite:///state.db", tmp_path))
-        await store.migrate()
-        ingest = Ingestor(store, host().dispatch, Config.model_construct(listening=ListeningConfig()))
+        await store.call(StateStore.migrate)
+        ingest = Ingestor(store, host().hooks, Config.model_construct(listening=ListeningConfig()))
         try:
             created = await ingest.process(
                 "x", EventPage(events=[MessageCreated(message=message(CARD_TEXT))], cursor="1")
             )
-            await store.commit_page(created)
+            await store.call(StateStore.commit_page, created)
             edit = message(CARD_TEXT + " thanks", edited_at=datetime.now(UTC))
             edited = await ingest.process("x", EventPage(events=[MessageEdited(message=edit)], cursor="2"))
         finally:

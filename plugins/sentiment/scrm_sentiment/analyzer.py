@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from scrm_core import Sentiment
 
-from . import vader
-from .stacked import CLASSES, StackedModel
+if TYPE_CHECKING:
+    from .stacked import StackedModel
 
 #: VADER's documented thresholds on its compound score (vaderSentiment README, "About the
 #: Scoring"): positive >= 0.05, negative <= -0.05. Used by :func:`vader_label`, the baseline.
@@ -50,6 +50,8 @@ def is_english(language: str | None) -> bool:
 def vader_scores(text: str) -> dict[str, float]:
     """VADER's neg/neu/pos/compound for one text (English): vaderSentiment's own scores,
     computed by :mod:`scrm_sentiment.vader` (the same rules, a fraction of the cost)."""
+    from . import vader  # vaderSentiment's lexicons: read at the first text, not at plugin load
+
     return vader.polarity_scores(text[:_MAX_CHARS])
 
 
@@ -65,11 +67,15 @@ def vader_label(text: str) -> Label:
 
 @cache
 def model() -> StackedModel:
+    from .stacked import StackedModel  # numpy: imported at the first text, not at plugin load
+
     return StackedModel.from_bytes((resources.files("scrm_sentiment") / "model.npz").read_bytes())
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _analyze(text: str) -> tuple[float, Label]:
+    from .stacked import CLASSES
+
     p = model().probabilities(text[:_MAX_CHARS], vader_scores(text))
     label: Label = CLASSES[max(range(3), key=p.__getitem__)]  # type: ignore[assignment]
     score = p[2] - p[0]

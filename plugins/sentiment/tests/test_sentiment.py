@@ -12,9 +12,7 @@ from scrm_core.plugins import PluginHost
 def analyze(text: str, language: str | None = "en") -> Sentiment | None:
     host = PluginHost(env={})
     host.register(scrm_sentiment.plugin, "sentiment")
-    result: Sentiment | None = asyncio.run(
-        host.dispatch.call_first("scrm_analyze_sentiment", text=text, language=language)
-    )
+    result: Sentiment | None = asyncio.run(host.hooks.analyze_sentiment(text, language))
     return result
 
 
@@ -99,7 +97,7 @@ def test_another_plugin_answers_when_vader_abstains() -> None:
     host = PluginHost(env={})
     host.register(scrm_sentiment.plugin, "sentiment")
     host.register(FrenchSentiment(), "french")
-    result = asyncio.run(host.dispatch.call_first("scrm_analyze_sentiment", text="c'est nul", language="fr"))
+    result = asyncio.run(host.hooks.analyze_sentiment("c'est nul", "fr"))
     assert result == Sentiment(score=-0.7, label="negative")
 
 

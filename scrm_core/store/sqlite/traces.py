@@ -2,7 +2,7 @@
 
 The person's own rows go by key (profiles, messages, threads they started, identity links,
 pending CRM writes and dead letters about their records: see
-:meth:`SqliteStore.erase_person <scrm_core.store.sqlite.SqliteStore.erase_person>`). This
+:mod:`.erase`). This
 module finds them where no key points at them:
 
 * **webhook inbox**: a stored payload that names them (a JSON value equal to one of their

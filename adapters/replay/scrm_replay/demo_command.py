@@ -1,8 +1,9 @@
 """``scrm demo``: generate a replayed social stream and sync it into the embedded CRM.
 
-Needs the first-party ``scrm-replay`` and ``scrm-localcrm`` packages (installed by the
-README's set-up). Everything lands in one folder (``scrm-demo/`` by default) with the
-config it used, so ``scrm status -c scrm-demo/scrm.toml`` and friends work on it after.
+A command of this plugin (``scrm_register_commands``), written with the core's command kit
+(:mod:`scrm_core.cli`); it needs ``scrm-localcrm`` too (installed by the README's set-up).
+Everything lands in one folder (``scrm-demo/`` by default) with the config it used, so
+``scrm status -c scrm-demo/scrm.toml`` and friends work on it after.
 """
 
 from __future__ import annotations
@@ -10,16 +11,24 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..config import Config
-from ..engine import build_crm
-from ..errors import FatalError
-from ..plugins import PluginHost
-from .common import StrictOption, VerboseOption, config_or_exit, console, make_host, setup_logging, state_store
-from .run import summary_table, sync
+from scrm_core import AdapterContext
+from scrm_core.cli import (
+    StrictOption,
+    VerboseOption,
+    config_or_exit,
+    console,
+    make_host,
+    setup_logging,
+    state_store,
+    summary_table,
+    sync,
+)
+
+from .demo import generate_demo
 
 CONFIG_TEMPLATE = """\
 # Written by `scrm demo`: a replayed social stream into the embedded CRM.
@@ -41,10 +50,6 @@ settings = {{ paths = ["data/{file}"] }}
 
 
 def _generate(folder: Path, messages: int, seed: int) -> list[Path]:
-    try:
-        from scrm_replay.demo import generate_demo
-    except ImportError as exc:
-        raise FatalError("`scrm demo` needs the scrm-replay package: pip install -e adapters/replay") from exc
     data = folder / "data"
     if not any(data.glob("*.ndjson")):
         with console.status(f"generating {messages:,} demo messages"):
@@ -68,8 +73,10 @@ def _count_lines(files: list[Path]) -> int:
     return total
 
 
-async def _crm_counts(config: Config, host: PluginHost) -> dict[str, int]:
-    crm = build_crm(config, host)
+async def _crm_counts(config: Any) -> dict[str, int]:
+    """The configured CRM's record counts."""
+    cls = make_host().crms[config.crm.adapter]
+    crm = cls(cls.Settings.model_validate(config.crm.settings), AdapterContext(name="crm", base_dir=config.base_dir))
     await crm.start()
     try:
         return await crm.counts()
@@ -103,7 +110,7 @@ def register(app: typer.Typer) -> None:
         stats = sync(config, host, follow=False, total=_count_lines(files))
         with state_store(config) as store:
             state = store.counts()
-        crm = asyncio.run(_crm_counts(config, host))
+        crm = asyncio.run(_crm_counts(config))
         counts = {"conversations": state.get("conversations", 0), **crm, "dead letters": state.get("dead_letters", 0)}
         console.print(summary_table(counts, f"scrm demo: {folder}/ synced in {stats.seconds:.1f}s"))
         console.print(

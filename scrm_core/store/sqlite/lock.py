@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..redaction import printable
-from .errors import StoreInUse, storage_error
+from ...redaction import printable
+from ..errors import StoreInUse
+from .errors import storage_error
 
 __all__ = ["WriterLock", "lock_path"]
 

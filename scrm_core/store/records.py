@@ -1,0 +1,284 @@
+"""The records the state store keeps and returns: plain dataclasses, the same on every back end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ..models import Conversation, CrmObject, CrmOperation, SocialProfile
+
+__all__ = [
+    "AuditEntry",
+    "Checkpoint",
+    "DeadLetter",
+    "ErasePlan",
+    "IdentityLink",
+    "LabelExample",
+    "LinkStatus",
+    "MessageRecord",
+    "NewDeadLetter",
+    "NewLabelExample",
+    "NewReply",
+    "OutboxItem",
+    "PageCommit",
+    "PendingLink",
+    "PersonView",
+    "ProfileRecord",
+    "Refusal",
+    "ReplyRecord",
+    "ReplyStatus",
+    "Settlement",
+    "StoredModel",
+    "StoredWebhook",
+]
+
+
+@dataclass(slots=True)
+class ProfileRecord:
+    """A profile as last seen, and the person it belongs to (its own key until linked)."""
+
+    profile: SocialProfile
+    person_key: str
+    fingerprint: str  # changes when the profile's CRM-relevant fields do
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """Index entry for a message: enough to route edits and deletions without the CRM."""
+
+    key: str
+    conversation_key: str
+    author_key: str
+    deleted: bool = False
+    in_crm: bool = True  # False when routing ignored it (spam): edits and deletions then write nothing
+    version: str | None = None  # edited_at (UTC ISO) of the state last applied: older edits are stale
+
+
+@dataclass(slots=True)
+class NewDeadLetter:
+    """Something that could not be processed. ``op`` is set for a CRM write (retryable later)."""
+
+    source: str  # source name, or "sink" for CRM writes
+    reason: str
+    locator: str = ""  # e.g. "demo.ndjson:17", or the op's external key
+    op: CrmOperation | None = None
+    payload: str = ""  # raw input excerpt for rejects (bounded by the caller)
+    code: str | None = None  # the CRM's error code for a refused write
+    retryable: bool | None = None  # may a plain retry succeed? None: not known (rows from before it was kept)
+    fix: str = ""  # what the operator does before retrying
+
+
+@dataclass(slots=True)
+class DeadLetter(NewDeadLetter):
+    id: int = 0
+    created_at: datetime | None = None
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    action: str  # e.g. "message.redacted", "subject.erased", "dlq.requeued"
+    subject: str  # the key acted on
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class PageCommit:
+    """Everything one page of events produced, committed atomically with the cursor."""
+
+    source: str
+    cursor: str | None
+    event_keys: Sequence[str] = ()
+    profiles: Sequence[ProfileRecord] = ()
+    conversations: Sequence[Conversation] = ()
+    messages: Sequence[MessageRecord] = ()
+    ops: Sequence[CrmOperation] = ()
+    dead_letters: Sequence[NewDeadLetter] = ()
+    audit: Sequence[AuditEntry] = ()
+
+
+@dataclass(slots=True)
+class OutboxItem:
+    seq: int  # strictly increasing in insertion order
+    op: CrmOperation
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class Refusal:
+    """An outbox item the CRM refused for good (or too often), for the dead-letter queue."""
+
+    seq: int
+    reason: str
+    code: str | None = None
+    retryable: bool = False
+    fix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLink:
+    """A reference the sink left out because its target was refused: ``child`` was written
+    without ``refs[ref] = parent``; once the parent is written the link is sent on its own."""
+
+    parent_object: CrmObject
+    parent_key: str
+    child_object: CrmObject
+    child_key: str
+    ref: str
+
+    def op(self) -> CrmOperation:
+        """The operation that adds the link: the child, no fields, only this reference."""
+        return CrmOperation.model_construct(
+            object=self.child_object, external_key=self.child_key, fields={}, refs={self.ref: self.parent_key}
+        )
+
+
+@dataclass(slots=True)
+class Settlement:
+    """The outcome of one sink flush, written in one transaction.
+
+    ``done``: outbox seqs applied, with the CRM id per (object, external key) to remember.
+    ``failed``: seqs refused for good, moved to the dead-letter queue with the reason.
+    ``retry``: seqs to keep in the outbox with their attempt count increased.
+    ``links``: references left out of records written now, because their target was refused.
+    """
+
+    done: Sequence[int] = ()
+    crm_ids: Sequence[tuple[CrmObject, str, str]] = ()
+    failed: Sequence[Refusal] = ()
+    retry: Sequence[int] = ()
+    links: Sequence[PendingLink] = ()
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    source: str
+    cursor: str | None
+    updated_at: datetime | None
+    events: int  # events committed from this source, all time
+
+
+@dataclass(slots=True)
+class ErasePlan:
+    """What an erase removed from the state store, so the CRM can remove the same records."""
+
+    person_key: str
+    records: dict[CrmObject, list[str]] = field(default_factory=dict)  # external keys
+    # Other people's conversations whose subject or draft reply was made from the person's
+    # messages: the erase redacts them (in the CRM's case, and in the state store).
+    derived: list[Conversation] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)  # store rows removed or scrubbed, by table
+    kept: list[str] = field(default_factory=list)  # what could not be removed, and why
+
+
+class LinkStatus(StrEnum):
+    suggested = "suggested"  # waiting for an operator
+    linked = "linked"
+    rejected = "rejected"  # an operator said no; the same evidence is not suggested again
+    undone = "undone"  # was linked; the link was undone and the previous person restored
+
+
+@dataclass(slots=True)
+class IdentityLink:
+    """A link (or a suggested one) from a profile to a person, with its evidence."""
+
+    id: int
+    profile_key: str
+    person_key: str
+    evidence: str
+    verified: bool
+    status: LinkStatus
+    created_at: datetime
+    previous_person_key: str | None = None  # what an undo restores
+    undone_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class PersonView:
+    """Everything the store knows about one person (``scrm customer show``)."""
+
+    person_key: str
+    profiles: list[ProfileRecord]
+    conversations: list[Conversation]
+    message_count: int
+    links: list[IdentityLink]
+    crm_ids: dict[str, str]  # "contact:<external key>" -> CRM id, for every record of the person
+
+
+@dataclass(slots=True)
+class StoredWebhook:
+    """A verified webhook payload, as the receiver stored it before answering 2xx."""
+
+    id: int
+    source: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: datetime
+
+
+class ReplyStatus(StrEnum):
+    pending = "pending"  # waiting to be sent
+    held = "held"  # a scrm_before_reply plugin holds it for a person to approve
+    sending = "sending"  # claimed by a sender; a crash leaves it here and the claim expires
+    sent = "sent"
+    refused = "refused"  # a plugin refused it, or the operator cancelled it
+    failed = "failed"  # the network will never take it (the reason is in ``error``)
+
+
+@dataclass(slots=True)
+class NewReply:
+    """A reply to send: from ``scrm reply`` (origin ``cli``) or found in the CRM (origin ``crm``)."""
+
+    idempotency_key: str  # also the key the network sees, so it is stable across retries
+    origin: str
+    conversation_key: str
+    in_reply_to: str
+    text: str
+    crm_id: str | None = None
+
+
+@dataclass(slots=True)
+class ReplyRecord(NewReply):
+    id: int = 0
+    status: ReplyStatus = ReplyStatus.pending
+    attempts: int = 0
+    approved: bool = False
+    network_message_id: str | None = None
+    error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class NewLabelExample:
+    """A label an agent gave a message, read back from the CRM (see :mod:`scrm_core.learning`)."""
+
+    message_key: str
+    namespace: str  # "intent" for "intent:complaint"
+    label: str  # the full label
+    text: str
+    source: str  # the CRM adapter's name
+    language: str | None = None
+    crm_id: str | None = None
+    corrected_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class LabelExample(NewLabelExample):
+    seq: int = 0  # grows with every example stored or corrected again
+    stored_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class StoredModel:
+    """A classifier's model trained for this deployment (``scrm intent train``)."""
+
+    id: int
+    name: str  # the TrainableClassifier's name
+    data: bytes
+    report: dict[str, Any]
+    trained_until: int  # the highest example seq it learnt from
+    created_at: datetime

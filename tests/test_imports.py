@@ -1,0 +1,61 @@
+"""The layers hold: the core imports no adapter or plugin, and adapters and plugins use only
+the core's public API (docs/public-api.md). The contracts are import-linter's, in
+pyproject.toml; they see imports inside functions too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINTER = Path(sys.executable).parent / "lint-imports"
+
+
+def _settings() -> dict[str, object]:
+    settings: dict[str, object] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return settings
+
+
+def test_the_import_contracts_hold() -> None:
+    pytest.importorskip("importlinter", reason="import-linter is a dev dependency: python3 scripts/dev.py setup")
+    done = subprocess.run([str(LINTER), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Contracts: 2 kept, 0 broken." in done.stdout
+
+
+def test_every_adapter_and_plugin_of_the_workspace_is_under_the_contracts() -> None:
+    packages = {
+        p.name for pattern in ("adapters/*/scrm_*", "plugins/*/scrm_*", "examples/*/scrm_*") for p in ROOT.glob(pattern)
+    }
+    settings = _settings()
+    assert set(settings["root_packages"]) == {"scrm_core", *packages}  # type: ignore[call-overload]
+    core, public = settings["contracts"]  # type: ignore[misc]
+    assert set(core["forbidden_modules"]) == packages
+    assert set(public["source_modules"]) == packages
+
+
+def test_the_command_kit_example_of_the_page_runs(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from tests.e2e import write_config
+    from tests.test_docs_examples import blocks
+
+    (example,) = blocks(ROOT / "docs" / "public-api.md", "python")
+    namespace: dict[str, object] = {}
+    exec(compile(example, "docs/public-api.md", "exec"), namespace)
+    app = typer.Typer()
+    namespace["scrm_register_commands"](app)  # type: ignore[operator]
+    data = [tmp_path / "a.ndjson", tmp_path / "b.ndjson"]
+    for path in data:
+        path.write_bytes(b"")
+    config = write_config(tmp_path, data)
+    result = CliRunner().invoke(app, ["-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "2 source(s)" in result.output
+    refused = CliRunner().invoke(app, ["-c", str(tmp_path / "missing.toml")])
+    assert refused.exit_code == 2
