@@ -83,7 +83,7 @@ def warm_up(host: object, config: object) -> float:
 
     cpu = time.process_time()
     queries = {q.name: q.query for q in config.listening.queries}  # type: ignore[attr-defined]
-    understander = Understander(host.dispatch, queries)  # type: ignore[attr-defined]
+    understander = Understander(host.hooks_for(config), queries)  # type: ignore[attr-defined]
     author = SocialProfile(network="bench", account_id="warm-up")
     now = datetime.now(UTC)
 

@@ -1,0 +1,30 @@
+"""bench/bench_pipeline.py runs end to end on a small stream: a bench that no longer matches
+the engine's interfaces fails here, not on the day someone needs its figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[1] / "bench" / "bench_pipeline.py"
+
+
+def test_the_pipeline_bench_runs_and_reports_cpu_rates_for_both_pipelines() -> None:
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--messages", "300", "--memory-messages", "0", "--per-message-limit", "20"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    headline = report["headline"]
+    assert headline["messages"] == 300
+    assert headline["messages_per_cpu_second"]["understanding_off"] > 0
+    assert headline["messages_per_cpu_second"]["understanding_on"] > 0
+    # both pipelines wrote the stream into the CRM; understanding adds plugins, not records
+    assert report["pipeline"]["crm_records_written"] > 300
+    assert {"sentiment", "language"} <= set(report["pipeline_with_understanding"]["plugins"])
