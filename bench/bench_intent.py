@@ -113,9 +113,9 @@ async def pipeline(rows: list[dict[str, str]], host: PluginHost) -> tuple[list[M
 
 def model_cost(texts: list[str], repeat: int = 3) -> dict[str, float]:
     """CPU µs per post of the intent model alone: one at a time (the hook) and in batches."""
-    from scrm_intent.plugin import CLASSIFIER
+    from scrm_intent import IntentClassifier
 
-    model = CLASSIFIER.current().model
+    model = IntentClassifier().current().model
     model.predict(texts[0])
     one = batch = float("inf")
     for _ in range(repeat):
