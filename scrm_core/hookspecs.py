@@ -110,7 +110,7 @@ def scrm_register_stores(register: Callable[[StoreBackend], None]) -> None:
 def scrm_register_processors(config: Config, register: Callable[[object], None]) -> None:
     """Build this plugin's objects for one configuration.
 
-    :param config: the validated :class:`scrm_core.config.Config` of the engine (or of the
+    :param config: the validated :class:`scrm_core.Config` of the engine (or of the
         command: ``scrm understand -c``, ``scrm rules test``) being set up.
     :param register: call it with each object whose methods, decorated with
         :data:`scrm_core.hookimpl`, implement event hooks (not registration hooks). They
@@ -188,7 +188,7 @@ def scrm_register_commands(cli: Any) -> None:
 def scrm_check_config(config: Any) -> list[str] | None:
     """Check the parts of a loaded config that this plugin understands.
 
-    :param config: the validated :class:`scrm_core.config.Config`.
+    :param config: the validated :class:`scrm_core.Config`.
     :returns: problems as ``"key: message"`` strings (``"listening.queries[2].query:
         unbalanced parenthesis at column 14"``), or None when all is well. Every
         plugin's problems are reported together, with the file's name, and the command
