@@ -115,9 +115,9 @@ def model_cost(texts: list[str], repeat: int = 3) -> dict[str, float]:
     """CPU µs per post of the intent model alone: one at a time (the hook) for a post it has
     not seen (its answer cache emptied first; words seen before, as in a running stream) and
     for a repeated one, and in batches."""
-    from scrm_intent.plugin import CLASSIFIER
+    from scrm_intent import IntentClassifier
 
-    model = CLASSIFIER.current().model
+    model = IntentClassifier().current().model
     model.predict(texts[0])
     one = repeated = batch = float("inf")
     for _ in range(repeat):

@@ -14,6 +14,8 @@ The adapter kit is here too: :class:`PollingAdapter`, :class:`Cursor`, :class:`H
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pluggy
 
 PROJECT_NAME = "scrm"
@@ -79,6 +81,9 @@ from .ratelimit import RateBudget  # noqa: E402
 from .text import LRUCache, html_to_text  # noqa: E402
 from .webhooks import WebhookAnswer, WebhookRejected, WebhookRequest  # noqa: E402
 
+if TYPE_CHECKING:
+    from .config import Config
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -90,6 +95,7 @@ __all__ = [
     "AdapterState",
     "Batch",
     "CheckProblem",
+    "Config",
     "ConfigError",
     "Conversation",
     "CrmAdapter",
@@ -147,3 +153,13 @@ __all__ = [
     "retry_after_seconds",
     "retrying",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``Config`` (what scrm_register_processors and scrm_check_config receive) is imported on
+    # first use: the config schema is not needed to load a plugin.
+    if name == "Config":
+        from .config import Config
+
+        return Config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -110,7 +110,7 @@ def scrm_register_stores(register: Callable[[StoreBackend], None]) -> None:
 def scrm_register_processors(config: Config, register: Callable[[object], None]) -> None:
     """Build this plugin's objects for one configuration.
 
-    :param config: the validated :class:`scrm_core.config.Config` of the engine (or of the
+    :param config: the validated :class:`scrm_core.Config` of the engine (or of the
         command: ``scrm understand -c``, ``scrm rules test``) being set up.
     :param register: call it with each object whose methods, decorated with
         :data:`scrm_core.hookimpl`, implement event hooks (not registration hooks). They
@@ -139,20 +139,30 @@ def scrm_register_processors(config: Config, register: Callable[[object], None])
 def scrm_register_classifiers(register: Callable[[TrainableClassifier], None]) -> None:
     """Offer a classifier that learns from agents' label corrections.
 
-    :param register: call it with a :class:`~scrm_core.learning.TrainableClassifier`
-        instance (the one your ``scrm_classify_message`` classifies with). Its ``name`` is
-        what ``scrm intent train --classifier NAME`` selects; its ``namespace`` (``intent``)
-        says which corrections are its examples.
+    :param register: call it with a new :class:`~scrm_core.learning.TrainableClassifier`
+        instance. Its ``name`` is what ``scrm intent train --classifier NAME`` selects; its
+        ``namespace`` (``intent``) says which corrections are its examples. Its methods
+        decorated with :data:`scrm_core.hookimpl` (``scrm_classify_message``, classifying
+        with the model it holds) are registered as event hooks of this plugin host.
     :returns: nothing.
 
-    Synchronous, called once at start-up. scrm then collects corrections from the CRM,
-    cross-validates a retrained model against the one in use (``scrm intent train``),
-    keeps the new model in the state store and hands it to the classifier's ``use`` at
-    every start. Example::
+    Synchronous, called once per plugin host at start-up: build the classifier here, not
+    in a module global, so two hosts in one process never share a model. scrm then
+    collects corrections from the CRM, cross-validates a retrained model against the one
+    in use (``scrm intent train``), keeps the new model in the state store and hands it to
+    the classifier's ``use`` at every start. Example::
+
+        class MyClassifier(TrainableClassifier):
+            name = namespace = "topic"
+            ...
+
+            @hookimpl
+            def scrm_classify_message(self, message):
+                return self.current().predict_one(message)
 
         @hookimpl
         def scrm_register_classifiers(register):
-            register(MY_CLASSIFIER)
+            register(MyClassifier())
     """
 
 
@@ -178,7 +188,7 @@ def scrm_register_commands(cli: Any) -> None:
 def scrm_check_config(config: Any) -> list[str] | None:
     """Check the parts of a loaded config that this plugin understands.
 
-    :param config: the validated :class:`scrm_core.config.Config`.
+    :param config: the validated :class:`scrm_core.Config`.
     :returns: problems as ``"key: message"`` strings (``"listening.queries[2].query:
         unbalanced parenthesis at column 14"``), or None when all is well. Every
         plugin's problems are reported together, with the file's name, and the command

@@ -209,7 +209,7 @@ class PluginHost:
             if info is None or info.error or (only and impl.plugin_name != only):
                 continue
             try:
-                impl.function(self._register_classifier)
+                impl.function(partial(self._register_classifier, info))
             except Exception as exc:
                 self._fail(info, f"failed in scrm_register_classifiers: {type(exc).__name__}: {exc}")
 
@@ -217,7 +217,7 @@ class PluginHost:
         self.stores.register(backend)
         info.stores += [f"{scheme}://" for scheme in backend.schemes]
 
-    def _register_classifier(self, classifier: TrainableClassifier) -> None:
+    def _register_classifier(self, info: PluginInfo, classifier: TrainableClassifier) -> None:
         if not isinstance(classifier, TrainableClassifier):
             raise TypeError(f"{classifier!r} is not a TrainableClassifier")
         name = getattr(classifier, "name", None)
@@ -226,6 +226,13 @@ class PluginHost:
         known = self.classifiers.get(name)
         if known is not None and known is not classifier:
             raise ValueError(f"classifier name {name!r} is already taken by {type(known).__module__}")
+        # A classifier may answer event hooks itself (``scrm_classify_message`` with the model
+        # it holds): registered as this host's, so no plugin keeps it in a module global.
+        hooks = [a for a in dir(classifier) if a.startswith("scrm_") and self.pm.parse_hookimpl_opts(classifier, a)]
+        if hooks and known is None and not self.pm.is_registered(classifier):  # (a plugin may be its own classifier)
+            self._validate(classifier, processor=True)
+            self.pm.register(classifier, name=f"{info.name}/{name}")
+            info.hooks = sorted({*info.hooks, *hooks})
         self.classifiers[name] = classifier
 
     @staticmethod

@@ -269,3 +269,13 @@ def test_a_plugin_that_cannot_build_its_objects_is_reported_and_the_others_go_on
     strict.register(SimpleNamespace(scrm_register_processors=hookimpl(broken)), "broken")
     with pytest.raises(PluginError, match="no such rule file"):
         strict.hooks_for(_config({"q": "x"}))
+
+
+def test_the_facade_covers_every_event_hook() -> None:
+    """A new hookspec needs its typed method (and its name in EventHook), or this fails."""
+    from scrm_core import hookspecs
+    from scrm_core.hooks import EVENT_HOOKS, Hooks
+
+    specs = {name for name in dir(hookspecs) if name.startswith("scrm_")} - hookspecs.SYNC_ONLY
+    assert specs == EVENT_HOOKS
+    assert [name for name in sorted(specs) if not callable(getattr(Hooks, name.removeprefix("scrm_"), None))] == []

@@ -15,7 +15,7 @@ from functools import cached_property
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from scrm_core import Direction, Message
+from scrm_core import Direction, Message, hookimpl
 from scrm_core.learning import LabelledMessage, TrainableClassifier
 
 # The model (numpy) is imported when it is first used, not when the plugin loads.
@@ -85,6 +85,11 @@ class IntentClassifier(TrainableClassifier):
             return Model(IntentModel.from_bytes(data, origin="stored intent model"))
         except ModelError as exc:
             raise ValueError(str(exc)) from exc
+
+    @hookimpl
+    def scrm_classify_message(self, message: Message) -> dict[str, float] | None:
+        """The hook, answered with this classifier's current model (see :meth:`classify`)."""
+        return self.classify(message)
 
     def classify(self, message: Message) -> dict[str, float] | None:
         """``{"intent:<label>": confidence}``, ``{"intent:unsure": confidence}`` when the

@@ -1,23 +1,19 @@
-"""The scrm hooks of scrm-intent: ``scrm_classify_message`` and ``scrm_register_classifiers``."""
+"""The scrm hook of scrm-intent: ``scrm_register_classifiers`` (the classifier it registers
+answers ``scrm_classify_message`` itself)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from scrm_core import Message, hookimpl
+from scrm_core import hookimpl
 from scrm_core.learning import TrainableClassifier
 
 from .classifier import IntentClassifier
 
-#: The process's classifier: the hook classifies with it, ``scrm intent train`` retrains it.
-CLASSIFIER = IntentClassifier()
-
-
-@hookimpl
-def scrm_classify_message(message: Message) -> dict[str, float] | None:
-    return CLASSIFIER.classify(message)
-
 
 @hookimpl
 def scrm_register_classifiers(register: Callable[[TrainableClassifier], None]) -> None:
-    register(CLASSIFIER)
+    # One classifier per plugin host: it answers scrm_classify_message with the model the
+    # host's engine loaded into it (IntentClassifier.scrm_classify_message); scrm intent
+    # train retrains it. Nothing is kept in this module.
+    register(IntentClassifier())

@@ -7,10 +7,11 @@ import pytest
 import scrm_intent.plugin
 from scrm_intent import IntentClassifier, IntentModel, ModelError
 from scrm_intent.features import features, normalise
-from scrm_intent.plugin import CLASSIFIER
 
 from scrm_core import Direction, Message, Sentiment, SocialProfile
 from scrm_core.plugins import PluginHost
+
+CLASSIFIER = IntentClassifier()  # the shipped model, as a host's classifier starts
 
 
 def message(text: str, **extra: object) -> Message:
@@ -128,9 +129,27 @@ def test_a_classifier_that_cannot_read_a_stored_model_says_so() -> None:
 def test_the_hook_returns_label_confidences() -> None:
     host = PluginHost(env={})
     host.register(scrm_intent.plugin, "intent")
-    assert host.classifiers["intent"] is CLASSIFIER
+    assert isinstance(host.classifiers["intent"], IntentClassifier)
+    assert host.plugins["intent"].hooks == ["scrm_classify_message", "scrm_register_classifiers"]
     results = asyncio.run(host.hooks.classify_message(message("is it in stock? want 2")))
     assert results == [{"intent:purchase": pytest.approx(results[0]["intent:purchase"])}]
+
+
+def test_each_host_classifies_with_its_own_model() -> None:
+    """Two hosts in one process (two engines, or a test beside an engine) share nothing: a
+    model one of them loads (``scrm intent train``, an engine's start) is not the other's."""
+    first, second = PluginHost(env={}), PluginHost(env={})
+    for host in (first, second):
+        host.register(scrm_intent.plugin, "intent")
+    mine, theirs = first.classifiers["intent"], second.classifiers["intent"]
+    assert isinstance(mine, IntentClassifier) and isinstance(theirs, IntentClassifier) and mine is not theirs
+    mine.use(mine.shipped())
+    assert theirs.current() is theirs.shipped() and mine.current() is mine.shipped()
+    text = message("is it in stock? want 2")
+    assert asyncio.run(first.hooks.classify_message(text)) == asyncio.run(second.hooks.classify_message(text))
+    trained = mine.load(mine.shipped().to_bytes())
+    mine.use(trained)
+    assert mine.current() is trained and theirs.current() is theirs.shipped()
 
 
 def test_old_rules_stay_as_the_baseline() -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scrm_core import Message, hookimpl
 
 from . import check_queries
 from .matcher import Matcher, compile_queries
+
+if TYPE_CHECKING:
+    from scrm_core import Config
 
 log = logging.getLogger("scrm.listening")
 
@@ -36,14 +39,14 @@ class Listener:
 
 
 @hookimpl
-def scrm_register_processors(config: Any, register: Callable[[object], None]) -> None:
+def scrm_register_processors(config: Config, register: Callable[[object], None]) -> None:
     queries = {q.name: q.query for q in config.listening.queries}
     if queries:
         register(Listener(queries))
 
 
 @hookimpl
-def scrm_check_config(config: Any) -> list[str] | None:
+def scrm_check_config(config: Config) -> list[str] | None:
     """Queries that do not parse are problems (with the column); warnings are logged."""
     entries = config.listening.queries
     report = check_queries({q.name: q.query for q in entries})
