@@ -36,7 +36,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 PLUGINS = ("language", "sentiment", "listening", "intent", "influence")
@@ -62,17 +62,49 @@ def load_plugin(name: str, root: Path | None) -> ModuleType | None:
     return importlib.import_module(f"{package}.plugin")
 
 
-def clear_text_caches(plugin: ModuleType) -> None:
+def implementation(plugin: ModuleType, hook: str, queries: dict[str, str]) -> tuple[Callable[..., Any], object]:
+    """What answers ``hook`` in ``plugin``: its module function (plugins that keep no state),
+    or the method of the object it builds from the configuration (``scrm_register_processors``)
+    or registers as a classifier (``scrm_register_classifiers``), as a plugin host would.
+    Returns the callable and the object holding its state (the module for a function)."""
+    fn = getattr(plugin, hook, None)
+    if fn is not None:
+        return fn, plugin
+    built: list[object] = []
+    if hasattr(plugin, "scrm_register_processors"):
+        listening = SimpleNamespace(queries=[SimpleNamespace(name=n, query=q) for n, q in queries.items()])
+        plugin.scrm_register_processors(config=SimpleNamespace(listening=listening), register=built.append)
+    if hasattr(plugin, "scrm_register_classifiers"):
+        plugin.scrm_register_classifiers(register=built.append)
+    for obj in built:
+        method = getattr(obj, hook, None)
+        if method is not None:
+            return method, obj
+    raise SystemExit(f"{plugin.__name__} answers no {hook}")
+
+
+HOOKS = {
+    "language": "scrm_detect_language",
+    "sentiment": "scrm_analyze_sentiment",
+    "listening": "scrm_listening_match",
+    "intent": "scrm_classify_message",
+    "influence": "scrm_classify_message",
+}
+
+
+def clear_text_caches(plugin: ModuleType, holder: object) -> None:
     """Empty what a plugin remembers of whole texts (not its per-word caches)."""
     package = sys.modules[plugin.__name__.rsplit(".", 1)[0]]
-    detector = getattr(plugin, "DETECTOR", None)
+    detector = getattr(plugin, "DETECTOR", None)  # older plugins: a module global
+    if detector is None and hasattr(plugin, "detector"):
+        detector = plugin.detector()  # built at the first post, once per process
     if detector is not None and hasattr(detector, "_cache"):
         detector._cache.clear()
     analyzer = getattr(package, "analyzer", None)
     if analyzer is not None and hasattr(analyzer, "_analyze"):
         analyzer._analyze.cache_clear()
-    classifier = getattr(plugin, "CLASSIFIER", None)
-    if classifier is not None:
+    classifier = getattr(plugin, "CLASSIFIER", holder)  # older plugins kept one in the module
+    if hasattr(classifier, "current"):
         answers = getattr(classifier.current().model, "_answers", None)
         if answers is not None:
             answers.clear()
@@ -81,17 +113,10 @@ def clear_text_caches(plugin: ModuleType) -> None:
 def warm_up(plugin: ModuleType, message: Any, queries: dict[str, str]) -> None:
     """Load what each plugin loads on first use (models, word lists), outside the timing."""
     detector = getattr(plugin, "DETECTOR", None)
+    if detector is None and hasattr(plugin, "detector"):
+        detector = plugin.detector()
     if detector is not None and hasattr(detector, "load"):
         detector.load()
-    for hook, args in (
-        ("scrm_detect_language", (message.text,)),
-        ("scrm_analyze_sentiment", (message.text, "en")),
-        ("scrm_listening_match", (message, queries)),
-        ("scrm_classify_message", (message,)),
-    ):
-        fn = getattr(plugin, hook, None)
-        if fn is not None:
-            fn(*args)
 
 
 def demo_messages(count: int, seed: int) -> list[Any]:
@@ -114,21 +139,23 @@ def demo_messages(count: int, seed: int) -> list[Any]:
 
 
 def calls(
-    name: str, plugin: ModuleType, messages: list[Any], queries: dict[str, str], unstated: list[str]
+    name: str,
+    fn: Callable[..., Any],
+    stateless: bool,
+    messages: list[Any],
+    queries: dict[str, str],
+    unstated: list[str],
 ) -> Callable[[], list[Any]]:
     """One pass of the hook over the messages (inputs prepared beforehand); returns its answers.
-    ``unstated``: the texts of the messages whose network stated no language."""
+    ``unstated``: the texts of the messages whose network stated no language; ``stateless``: a
+    module function (older listening plugins took the queries with each message)."""
     if name == "language":
-        fn = plugin.scrm_detect_language
         return lambda: list(map(fn, unstated))
     if name == "sentiment":
-        fn = plugin.scrm_analyze_sentiment
         pairs = [(m.text, m.language) for m in messages]
         return lambda: [fn(t, lang) for t, lang in pairs]
-    if name == "listening":
-        fn = plugin.scrm_listening_match
+    if name == "listening" and stateless:
         return lambda: [fn(m, queries) for m in messages]
-    fn = plugin.scrm_classify_message
     return lambda: list(map(fn, messages))
 
 
@@ -148,10 +175,17 @@ def measure(
 ) -> dict[str, object]:
     best = dict.fromkeys(plugins, float("inf"))
     answers: dict[str, list[Any]] = {}
-    passes = {label: calls(name, plugin, messages, queries, unstated) for label, plugin in plugins.items()}
+    found = {label: implementation(plugin, HOOKS[name], queries) for label, plugin in plugins.items()}
+    passes = {
+        label: calls(name, fn, holder is plugins[label], messages, queries, unstated)
+        for label, (fn, holder) in found.items()
+    }
+    for label in found:  # first use (models, word lists) outside the timing
+        warm_up(plugins[label], messages[0], queries)
+        passes[label]()
     for r in range(rounds):
         for label in list(plugins)[:: 1 if r % 2 == 0 else -1]:
-            clear_text_caches(plugins[label])
+            clear_text_caches(plugins[label], found[label][1])
             started = time.process_time()
             answers[label] = passes[label]()
             best[label] = min(best[label], time.process_time() - started)
@@ -215,8 +249,6 @@ def main() -> None:
         if args.baseline_root:
             plugins["baseline"] = load_plugin(name, args.baseline_root)
         found = {label: p for label, p in plugins.items() if p is not None}
-        for plugin in found.values():
-            warm_up(plugin, messages[0], queries)
         figures = measure(name, found, messages, queries, unstated, args.rounds)
         report["us_per_message"][name] = figures
         for label in found:

@@ -1,4 +1,4 @@
-"""bench/bench_pipeline.py runs end to end on a small stream: a bench that no longer matches
+"""The benches run end to end on a small stream: a bench that no longer matches
 the engine's interfaces fails here, not on the day someone needs its figures."""
 
 from __future__ import annotations
@@ -28,3 +28,19 @@ def test_the_pipeline_bench_runs_and_reports_cpu_rates_for_both_pipelines() -> N
     # both pipelines wrote the stream into the CRM; understanding adds plugins, not records
     assert report["pipeline"]["crm_records_written"] > 300
     assert {"sentiment", "language"} <= set(report["pipeline_with_understanding"]["plugins"])
+
+
+def test_the_understanding_bench_runs_every_hook_of_the_installed_plugins() -> None:
+    bench = BENCH.parent / "bench_understanding.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--messages", "200", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout)["us_per_message"]
+    assert set(figures) == {"language", "sentiment", "listening", "intent", "influence"}
+    # each hook did work on every pass (its text caches are emptied between passes)
+    assert all(f["current"] > 0 for f in figures.values()), figures
