@@ -42,7 +42,7 @@ from .adapters import (  # noqa: E402
     SentReply,
     WriteBatch,
 )
-from .cursor import Cursor, JsonCursor  # noqa: E402
+from .cursor import Cursor, JsonCursor, OverlapWindow  # noqa: E402
 from .errors import ConfigError, FatalError, PluginError, RetryableError, ScrmError, SkippableError  # noqa: E402
 from .http import (  # noqa: E402
     HttpApi,
@@ -122,6 +122,7 @@ __all__ = [
     "NetworkAdapter",
     "NetworkCapability",
     "OperationResult",
+    "OverlapWindow",
     "PendingReply",
     "PlannedWrite",
     "PluginError",

@@ -29,13 +29,14 @@ short versioned prefix, JSON after it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import FatalError
 
-__all__ = ["Cursor", "JsonCursor"]
+__all__ = ["Cursor", "JsonCursor", "OverlapWindow"]
 
 
 class Cursor:
@@ -95,3 +96,51 @@ class JsonCursor(Cursor, BaseModel):
     def copy_cursor(self, **changes: Any) -> Self:
         """A copy with ``changes`` (cursors handed out with pages must not change afterwards)."""
         return self.model_copy(update=changes, deep=True)
+
+
+class OverlapWindow(BaseModel):
+    """A position in records read by modification time from an index that may lag (a CRM's
+    search or query API): each read looks again ``overlap_ms`` behind the newest time handed
+    out, and hands out only versions it has not handed out before.
+
+    Why not resume strictly after the last record: a lagging index can show a change after
+    one made later, and records modified in the same millisecond (or second) have no order.
+    ``high``: the newest modification time handed out (ms since the epoch); ``seen``: what
+    was handed out within the window before it (record id -> [time, value]); ``floor``:
+    never look before this (set when more than ``max_seen`` records crowded the window, so
+    the position stays small). Keep one per object type inside a :class:`JsonCursor`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    high: int | None = None
+    floor: int | None = None
+    seen: dict[str, tuple[int, str]] = Field(default_factory=dict)
+
+    def since(self, overlap_ms: int) -> int | None:
+        """The earliest modification time to read from (None: from the beginning)."""
+        if self.high is None:
+            return self.floor
+        return max(self.high - overlap_ms, self.floor or 0)
+
+    def fresh(self, record_id: str, modified: int, value: str) -> bool:
+        """Whether this version of a record was not handed out yet."""
+        prior = self.seen.get(record_id)
+        return prior is None or modified > prior[0] or (modified == prior[0] and value != prior[1])
+
+    def advanced(
+        self, handed: Sequence[tuple[str, int, str]], *, overlap_ms: int, max_seen: int, resolution_ms: int = 1
+    ) -> OverlapWindow:
+        """The position after handing out ``handed`` ((record id, modified, value) each);
+        ``resolution_ms``: the index's time resolution (Salesforce stamps whole seconds)."""
+        seen = dict(self.seen)
+        for record_id, modified, value in handed:
+            seen[record_id] = (modified, value)
+        high = max([self.high or 0, *(modified for _, modified, _ in handed)])
+        seen = {k: v for k, v in seen.items() if v[0] >= high - overlap_ms}
+        floor = self.floor
+        older = sorted(v[0] for v in seen.values() if v[0] < high)  # never drop the newest time's records
+        if len(seen) > max_seen and older:
+            cut = older[min(len(seen) - max_seen, len(older)) - 1]
+            floor = max(floor or 0, cut + resolution_ms)
+            seen = {k: v for k, v in seen.items() if v[0] >= floor}
+        return OverlapWindow(high=high, floor=floor, seen=seen)

@@ -33,14 +33,14 @@ if HubSpot has that note, else the ticket's ``subject``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from scrm_core import JsonCursor, LabelCorrection
+from scrm_core import JsonCursor, LabelCorrection, OverlapWindow
 
 from .api import HubSpotApi, error_category
 from .records import plain_text
@@ -63,45 +63,8 @@ _KEY_PREFIX = "scrm:"
 Definitions = dict[str, dict[str, dict[str, Any]]]
 
 
-class Position(BaseModel):
-    """Where one object's corrections were read up to.
-
-    ``high``: the newest modification time handed out (ms since the epoch); ``seen``: what
-    was handed out within the overlap window before it (record id -> [time, label]);
-    ``floor``: never look before this (set when more than ``max_seen`` records crowded the
-    window, so the cursor stays small)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    high: int | None = None
-    floor: int | None = None
-    seen: dict[str, tuple[int, str]] = Field(default_factory=dict)
-
-    def since(self, overlap_ms: int) -> int | None:
-        """The earliest modification time to read from (None: from the beginning)."""
-        if self.high is None:
-            return self.floor
-        return max(self.high - overlap_ms, self.floor or 0)
-
-    def fresh(self, record_id: str, modified: int, label: str) -> bool:
-        """Whether this version of a record was not handed out yet."""
-        prior = self.seen.get(record_id)
-        return prior is None or modified > prior[0] or (modified == prior[0] and label != prior[1])
-
-    def advanced(self, handed: Sequence[tuple[str, int, str]], *, overlap_ms: int, max_seen: int) -> Position:
-        """The position after handing out ``handed`` ((record id, modified, label) each)."""
-        seen = dict(self.seen)
-        for record_id, modified, label in handed:
-            seen[record_id] = (modified, label)
-        high = max([self.high or 0, *(modified for _, modified, _ in handed)])
-        seen = {k: v for k, v in seen.items() if v[0] >= high - overlap_ms}
-        floor = self.floor
-        older = sorted(v[0] for v in seen.values() if v[0] < high)  # never drop the newest time's records
-        if len(seen) > max_seen and older:
-            cut = older[min(len(seen) - max_seen, len(older)) - 1]
-            floor = max(floor or 0, cut + 1)
-            seen = {k: v for k, v in seen.items() if v[0] >= floor}
-        return Position(high=high, floor=floor, seen=seen)
+#: What each object's corrections were read up to (the cursor keeps one per object).
+Position = OverlapWindow
 
 
 class CorrectionCursor(JsonCursor):
