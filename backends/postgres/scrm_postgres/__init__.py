@@ -178,3 +178,11 @@ class PostgresBackend(StoreBackend):
 @hookimpl
 def scrm_register_stores(register: Callable[[StoreBackend], None]) -> None:
     register(PostgresBackend())
+
+
+@hookimpl
+def scrm_register_commands(cli: Any) -> None:
+    # Imported here: typer and rich are only needed when the command line runs.
+    from .cli import build_app
+
+    cli.add_typer(build_app(), name="state")

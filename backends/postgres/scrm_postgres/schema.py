@@ -174,6 +174,14 @@ MIGRATIONS: list[str] = [
         updated_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (adapter, key)
     );
+    -- `scrm state migrate`: each table copied from SQLite, in the transaction that copied it
+    -- (an interrupted copy resumes at the first table not listed here).
+    CREATE TABLE state_import (
+        tbl TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        rows BIGINT NOT NULL,
+        done_at TIMESTAMPTZ NOT NULL
+    );
     """,
     # 2: the fleet: workers with their heartbeat, and leases on units of work (a source's
     # reader, an outbox partition), each held by one worker until it expires.
