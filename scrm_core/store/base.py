@@ -370,7 +370,7 @@ class FleetStore(ABC):
     Work is leased: each source's reader (by checkpoint name) and each outbox partition is
     held by one worker at a time, until its lease expires. Times are the store's clock, so
     workers on machines whose clocks differ agree on who holds what. Every method is one
-    transaction. :class:`scrm_core.testing.store.FleetStoreConformance` is its test suite.
+    transaction. :class:`scrm_core.testing.fleet.FleetStoreConformance` is its test suite.
     """
 
     #: How many partitions the outbox has; an operation's partition follows its external key,

@@ -29,10 +29,11 @@ import psycopg
 from scrm_core import hookimpl
 from scrm_core.errors import FatalError
 from scrm_core.store import StateStore, StorageError, StoreBackend, StoreInUse
-from scrm_core.store.base import INTERFACE, StoreLifecycle
+from scrm_core.store.base import FLEET_INTERFACE, INTERFACE, StoreLifecycle
 
 from .db import PgBase
 from .erase import PgErase
+from .fleet import PgFleet
 from .identity import PgIdentity
 from .learning import PgLearning
 from .misc import PgAdapterState, PgAuditLog, PgDeadLetters, PgWebhookInbox
@@ -77,7 +78,7 @@ def _storage_errors(cls: S) -> S:
 
         return guarded
 
-    for name in (*INTERFACE, "__init__"):
+    for name in (*INTERFACE, *FLEET_INTERFACE, "__init__"):
         setattr(cls, name, guard(getattr(cls, name)))
     return cls
 
@@ -148,6 +149,7 @@ class PostgresStore(
     PgLearning,
     PgAdapterState,
     PgErase,
+    PgFleet,
     StateStore,
 ):
     """:class:`~scrm_core.store.StateStore` on one PostgreSQL database. Call :meth:`migrate` first."""

@@ -99,8 +99,9 @@ class PgBase:
     #: The URL without its password, for messages.
     path: str
     _conn: psycopg.Connection[Any]
-    #: Outbox partitions (the fleet's sinks each drain some); one until the fleet uses more.
-    outbox_partitions: int = 1
+    #: Outbox partitions: the fleet's sinks each drain the partitions whose lease they hold.
+    #: Fixed: a row's partition is computed when it is queued (a store constant, never a setting).
+    outbox_partitions: int = 16
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Cursor[Any]]:

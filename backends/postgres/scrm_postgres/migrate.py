@@ -24,6 +24,7 @@ from typing import Any
 
 from scrm_core.errors import FatalError
 from scrm_core.store import AuditEntry, SqliteStore
+from scrm_core.store.base import partition_of
 from scrm_core.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 
 from . import PostgresStore
@@ -194,13 +195,21 @@ def _copy_table(
     if missing:
         raise FatalError(f"the PostgreSQL schema has no column {table}.{missing[0]}: upgrade scrm-postgres")
     converters = [_converter(table, c, types[c], c in escaped) for c in sqlite_columns]
+    target_columns = list(sqlite_columns)
+    # The outbox's partition (the fleet's sinks drain by partition) follows the record's key.
+    key_at = sqlite_columns.index("external_key") if table == "outbox" else None
+    if key_at is not None:
+        target_columns.append("part")
     (total,) = src.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
     progress(table, 0, total)
     copied = 0
     with pg._tx() as cur:
-        with cur.copy(f"COPY {table} ({', '.join(sqlite_columns)}) FROM STDIN") as copy:
+        with cur.copy(f"COPY {table} ({', '.join(target_columns)}) FROM STDIN") as copy:
             for row in _rows(src, table, sqlite_columns):
-                copy.write_row([convert(value, row[0]) for convert, value in zip(converters, row, strict=True)])
+                values = [convert(value, row[0]) for convert, value in zip(converters, row, strict=True)]
+                if key_at is not None:
+                    values.append(partition_of(str(row[key_at]), pg.outbox_partitions))
+                copy.write_row(values)
                 copied += 1
                 if copied % _BATCH == 0:
                     progress(table, copied, total)

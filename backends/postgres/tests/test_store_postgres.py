@@ -15,6 +15,7 @@ from scrm_postgres.testing import PostgresServer
 from scrm_core.errors import FatalError
 from scrm_core.plugins import PluginHost
 from scrm_core.store import StateStore, StorageError, StoreInUse, open_store
+from scrm_core.testing.fleet import FleetStoreConformance
 from scrm_core.testing.store import StateStoreConformance, person_page
 
 
@@ -100,3 +101,14 @@ def test_config_check_flags_a_url_without_database_and_a_password_in_it(tmp_path
     assert backend.local_problems("postgresql://h", tmp_path)[0]
     problems, warnings = backend.local_problems("postgresql://u:pw@h/db", tmp_path)
     assert problems == [] and "PGPASSWORD" in warnings[0]
+
+
+class TestPostgresFleet(FleetStoreConformance):
+    server: PostgresServer
+
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres_server: PostgresServer) -> None:
+        self.server = postgres_server
+
+    def make_store(self, tmp_path: Path) -> StateStore:
+        return PostgresStore(TestPostgresStore._url(self, tmp_path))  # type: ignore[arg-type]
