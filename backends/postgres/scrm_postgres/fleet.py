@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scrm_core.models import CrmObject
-from scrm_core.store import FleetView, Lease, LeaseRecord, OutboxItem, WorkerInfo, WorkerRecord
+from scrm_core.store import FleetView, Lease, LeaseRecord, OutboxItem, StoreInUse, WorkerInfo, WorkerRecord
 from scrm_core.store.base import FleetStore
 
 from .db import OBJECT_VALUE, PgBase, decode, esc, op_from_row, unesc
+from .schema import WRITER_LOCK
 
 __all__ = ["PgFleet"]
 
@@ -28,6 +29,11 @@ _FREE = "'-infinity'::timestamptz"
 
 class PgFleet(PgBase, FleetStore):
     def join_fleet(self, worker: WorkerInfo) -> None:
+        # Workers share the writer lock; a single writer (`scrm run --once`, `scrm erase`)
+        # holds it alone: neither starts while the other runs.
+        (shared,) = self._one("SELECT pg_try_advisory_lock_shared(%s)", (WRITER_LOCK,))
+        if not shared:
+            raise StoreInUse(self.path, "a single writer (scrm run --once, scrm erase...); the fleet waits for it")
         with self._tx() as cur:
             cur.execute(
                 "INSERT INTO workers (id, host, pid, command, started_at, heartbeat_at)"
@@ -111,14 +117,16 @@ class PgFleet(PgBase, FleetStore):
         return FleetView(workers, leases, depth)
 
     def outbox_claim(self, lease: Lease, limit: int) -> list[tuple[OutboxItem, bool]]:
-        part = int(lease.name.removeprefix("outbox#"))
+        # "outbox": every partition (one sink for the fleet); "outbox#N": partition N.
+        part = None if lease.name == "outbox" else int(lease.name.removeprefix("outbox#"))
         me = f"{lease.holder}#{lease.token}"
         with self._tx() as cur:
             self._fence(cur, lease)
             cur.execute(
                 "SELECT seq, object, external_key, fields, refs, attempts, holder FROM outbox"
-                " WHERE part = %s AND holder IS DISTINCT FROM %s ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED",
-                (part, me, limit),
+                " WHERE (%(part)s::int IS NULL OR part = %(part)s) AND holder IS DISTINCT FROM %(me)s"
+                " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
+                {"part": part, "me": me, "limit": limit},
             )
             rows = cur.fetchall()
             if rows:

@@ -14,7 +14,7 @@ from scrm_postgres.testing import PostgresServer
 
 from scrm_core.errors import FatalError
 from scrm_core.plugins import PluginHost
-from scrm_core.store import StateStore, StorageError, StoreInUse, open_store
+from scrm_core.store import StateStore, StorageError, StoreInUse, WorkerInfo, open_store
 from scrm_core.testing.fleet import FleetStoreConformance
 from scrm_core.testing.store import StateStoreConformance, person_page
 
@@ -112,3 +112,18 @@ class TestPostgresFleet(FleetStoreConformance):
 
     def make_store(self, tmp_path: Path) -> StateStore:
         return PostgresStore(TestPostgresStore._url(self, tmp_path))  # type: ignore[arg-type]
+
+
+def test_a_single_writer_and_fleet_workers_exclude_each_other(postgres_url: str) -> None:
+    worker, single = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    worker.migrate()
+    worker.join_fleet(WorkerInfo("w1", "host", 1))
+    with pytest.raises(StoreInUse):
+        single.claim_writer()  # `scrm run --once` while a fleet runs
+    worker.close()  # the worker's connection ends (a stop or a kill): the shared lock goes with it
+    single.claim_writer()
+    other = PostgresStore(postgres_url)
+    with pytest.raises(StoreInUse, match="single writer"):
+        other.join_fleet(WorkerInfo("w2", "host", 2))
+    other.close()
+    single.close()
