@@ -62,6 +62,10 @@ class StateConfig(_Section):
         le=3600.0,
         description="A fleet worker's lease on a source: a dead worker's sources are taken over after this long.",
     )
+    coordination_url: str | None = Field(
+        default=None,
+        description="redis://HOST:PORT/DB (scrm-redis): the fleet's shared CRM rate budget.",
+    )
 
 
 class IdentityPolicy(StrEnum):
