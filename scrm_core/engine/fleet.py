@@ -12,7 +12,7 @@ e.g. PostgreSQL), started the same way on any machine.
   (:attr:`PageCommit.lease`); once the lease was taken over the commit is refused
   (:class:`LeaseLost`), the page is dropped and its reader stops here: the new holder
   reads it again from the checkpoint, which did not move. No page is committed twice.
-* **One sink drains the outbox** at a time, the holder of the ``outbox`` lease, which
+* **One sink drains the outbox** at a time, the holder of the ``#outbox`` lease, which
   claims rows from whichever worker committed them (:meth:`FleetStore.outbox_claim`), so
   no two sinks send the same row and a record's writes go out in order, parents before
   children. What a dead holder had in hand is handed to the next one marked as possibly
@@ -46,7 +46,7 @@ __all__ = ["SINK_LEASE", "FleetSink", "LeaseKeeper", "new_worker"]
 log = logging.getLogger("scrm.fleet")
 
 #: The lease of the one worker whose sink drains the outbox (every partition).
-SINK_LEASE = "outbox"
+SINK_LEASE = "#outbox"  # "#": no source name has one
 
 
 def new_worker() -> WorkerInfo:
@@ -123,7 +123,7 @@ class LeaseKeeper:
 
 
 class FleetSink(Sink):
-    """The sink of a fleet worker: sends only while it holds the ``outbox`` lease, reading the
+    """The sink of a fleet worker: sends only while it holds the ``#outbox`` lease, reading the
     outbox by claims (rows any worker committed), never by :meth:`notify`."""
 
     def __init__(self, store: AsyncStore, crm: CrmAdapter, config: EngineConfig, keeper: LeaseKeeper) -> None:

@@ -410,7 +410,7 @@ class FleetStore(ABC):
     @abstractmethod
     def outbox_claim(self, lease: Lease, limit: int) -> list[tuple[OutboxItem, bool]]:
         """Up to ``limit`` operations of the outbox partition ``lease.name`` (``outbox#N``;
-        ``outbox``: every partition) not yet handed to this lease, oldest first, now marked as
+        ``#outbox``: every partition) not yet handed to this lease, oldest first, now marked as
         handed to it; each with whether an earlier holder had them (they may have reached the
         CRM unrecorded). Rows locked by a concurrent claim are skipped (``FOR UPDATE SKIP LOCKED``)."""
 

@@ -16,9 +16,11 @@ loop inside the store's thread for no gain.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -115,24 +117,34 @@ class PgLifecycle(PgBase, StoreLifecycle):
         return max(current, len(MIGRATIONS))
 
     def close(self) -> None:
-        self._conn.close()  # a session's advisory lock (the writer claim) ends with it
+        # The writer claim and a fleet worker's share of it are session locks: given back now
+        # (closing alone ends them a moment later, when the server's process notices).
+        with contextlib.suppress(psycopg.Error):
+            if not self._conn.closed:
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
+        self._conn.close()
 
     def claim_writer(self) -> None:
-        """One writing process per database, as with SQLite, until the fleet's leases let
-        several share the work: a session-level advisory lock, which PostgreSQL releases
-        when the connection ends, even if the process was killed."""
+        """One writing process outside the fleet (``scrm run --once``, ``scrm erase``...), as
+        with SQLite: a session-level advisory lock, which PostgreSQL releases when the
+        connection ends, even if the process was killed. Fleet workers share it
+        (:meth:`join_fleet`), so the two exclude each other."""
         if self._writer:
             return
-        (got,) = self._one("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,))
-        if not got:
+        # A holder that just disconnected (a restart) may still show for a moment: its
+        # server process ends after the client. Only a holder that is there is reported.
+        deadline = time.monotonic() + 5.0
+        while not self._one("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,))[0]:
             row = self._one(
                 "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l"
                 " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
                 " AND l.objid = %s LIMIT 1",
                 (WRITER_LOCK & 0xFFFFFFFF,),
             )
-            owner = "unknown" if row is None else f"{row[0] or 'a client'} from {row[1] or 'local'} since {row[2]}"
-            raise StoreInUse(self.path, owner)
+            if row is not None or time.monotonic() > deadline:
+                owner = "unknown" if row is None else f"{row[0] or 'a client'} from {row[1] or 'local'} since {row[2]}"
+                raise StoreInUse(self.path, owner)
+            time.sleep(0.05)
         self._writer = True
 
 

@@ -117,8 +117,8 @@ class PgFleet(PgBase, FleetStore):
         return FleetView(workers, leases, depth)
 
     def outbox_claim(self, lease: Lease, limit: int) -> list[tuple[OutboxItem, bool]]:
-        # "outbox": every partition (one sink for the fleet); "outbox#N": partition N.
-        part = None if lease.name == "outbox" else int(lease.name.removeprefix("outbox#"))
+        # "#outbox": every partition (one sink for the fleet); "outbox#N": partition N.
+        part = None if lease.name == "#outbox" else int(lease.name.removeprefix("outbox#"))
         me = f"{lease.holder}#{lease.token}"
         with self._tx() as cur:
             self._fence(cur, lease)

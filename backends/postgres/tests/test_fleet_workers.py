@@ -103,14 +103,14 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
     def spread() -> dict[str, tuple[str | None, float]] | None:
         held = _leases(postgres_url)
         holders = {held[n][0] for n in readers if n in held}
-        return held if readers <= set(held) and len(holders) == 2 and "outbox" in held else None
+        return held if readers <= set(held) and len(holders) == 2 and "#outbox" in held else None
 
     held = until(spread, "both workers hold sources and one holds the outbox")
     first_half = expected_messages(files)
     until(lambda: set(crm_state(tmp_path / "crm.db").messages) == set(first_half), "the first halves synced")
 
     # Kill the worker holding the outbox (it also reads a source: one per worker at least).
-    victim_id = held["outbox"][0]
+    victim_id = held["#outbox"][0]
     assert victim_id is not None
     victim_pid = int(victim_id.split(":")[1])
     victim = next(p for p in workers if p.pid == victim_pid)
@@ -122,11 +122,11 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
 
     def taken_over() -> dict[str, tuple[str | None, float]] | None:
         now_held = _leases(postgres_url)
-        names = readers | {"outbox"}
+        names = readers | {"#outbox"}
         return now_held if names <= set(now_held) and all(now_held[n][0] != victim_id for n in names) else None
 
     after = until(taken_over, "the survivor holds every source and the outbox")
-    survivor = {after[n][0] for n in readers | {"outbox"}}
+    survivor = {after[n][0] for n in readers | {"#outbox"}}
     assert len(survivor) == 1 and victim_id not in survivor
 
     full = sorted((tmp_path / "full").glob("*.ndjson"))
@@ -144,7 +144,7 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
         (gap,) = conn.execute(
             "SELECT MAX(EXTRACT(EPOCH FROM l.acquired_at - w.heartbeat_at)) FROM leases l, workers w"
             " WHERE w.id = %s AND l.name = ANY(%s)",
-            (victim_id, sorted(readers | {"outbox"})),
+            (victim_id, sorted(readers | {"#outbox"})),
         ).fetchone()
     store.close()
     assert gap is not None and float(gap) <= LEASE + LEASE / 3 + 1.0, gap
@@ -158,7 +158,7 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
     fleet = json.loads(status.stdout)
     (alive,) = [w["id"] for w in fleet["workers"] if w["alive"]]
     assert alive in survivor and [w["alive"] for w in fleet["workers"] if w["id"] == victim_id] == [False]
-    assert {name for name, lease in fleet["leases"].items() if lease["worker"] == alive} >= readers | {"outbox"}
+    assert {name for name, lease in fleet["leases"].items() if lease["worker"] == alive} >= readers | {"#outbox"}
     assert fleet["outbox_depth"] == 0 and sum(fleet["leases"][n]["events"] for n in readers) > 0
     survivor_process = next(p for p in workers if p.pid != victim_pid)
     survivor_process.send_signal(signal.SIGTERM)
