@@ -4,8 +4,10 @@ own: registration by URL scheme, the single-writer claim, errors that never show
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -14,9 +16,11 @@ from scrm_postgres.testing import PostgresServer
 
 from scrm_core.errors import FatalError
 from scrm_core.plugins import PluginHost
-from scrm_core.store import StateStore, StorageError, StoreInUse, WorkerInfo, open_store
+from scrm_core.store import NewReply, StateStore, StorageError, StoreInUse, WorkerInfo, open_store
 from scrm_core.testing.fleet import FleetStoreConformance
 from scrm_core.testing.store import StateStoreConformance, person_page
+
+T = TypeVar("T")
 
 
 class TestPostgresStore(StateStoreConformance):
@@ -127,3 +131,40 @@ def test_a_single_writer_and_fleet_workers_exclude_each_other(postgres_url: str)
         other.join_fleet(WorkerInfo("w2", "host", 2))
     other.close()
     single.close()
+
+
+def _at_once(calls: list[Callable[[], T]]) -> list[T]:
+    """Run each call in its own thread, released together; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[T | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results  # type: ignore[return-value]
+
+
+def test_receivers_on_several_machines_keep_one_copy_of_a_delivery(postgres_url: str) -> None:
+    replicas = [PostgresStore(postgres_url) for _ in range(4)]
+    replicas[0].migrate()
+    ids = _at_once([lambda s=s: s.store_webhook("hooks", "same-digest", {}, b"{}") for s in replicas])
+    assert len([i for i in ids if i is not None]) == 1  # the others see it is already kept
+    assert len(replicas[1].stored_webhooks("hooks", 0, 10)) == 1
+    for s in replicas:
+        s.close()
+
+
+def test_workers_claiming_one_reply_at_once_send_it_once(postgres_url: str) -> None:
+    workers = [PostgresStore(postgres_url) for _ in range(4)]
+    workers[0].migrate()
+    (reply,) = workers[0].enqueue_replies([NewReply("k1", "cli", "demo:c1", "m1", "thanks")])
+    claims = _at_once([lambda s=s: s.claim_reply(reply.id, 60) for s in workers])
+    assert len([c for c in claims if c is not None]) == 1
+    for s in workers:
+        s.close()
