@@ -163,3 +163,78 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
     survivor_process = next(p for p in workers if p.pid != victim_pid)
     survivor_process.send_signal(signal.SIGTERM)
     assert survivor_process.wait(timeout=60) == 0
+
+
+def _all_held(url: str, names: set[str], not_by: str | None = None) -> dict[str, tuple[str | None, float]] | None:
+    """The live leases, once every one of ``names`` is held (and none by ``not_by``)."""
+    held = _leases(url)
+    if names <= set(held) and all(held[n][0] != not_by for n in names):
+        return held
+    return None
+
+
+def test_chaos_three_workers_killed_and_restarted_in_turn_sync_everything_once(
+    postgres_url: str, tmp_path: Path, workers: list[subprocess.Popen[bytes]]
+) -> None:
+    """Three workers; six times, the one holding the outbox (or any) is SIGKILLed while data
+    arrives, and started again once the others took its work over."""
+    generate_demo(tmp_path / "full", messages=1200, seed=21)
+    (tmp_path / "data").mkdir()
+    full = sorted((tmp_path / "full").glob("*.ndjson"))
+    chunks = [path.read_bytes().splitlines(keepends=True) for path in full]
+    files = [tmp_path / "data" / path.name for path in full]
+    for path in files:
+        path.write_bytes(b"")
+    sources = "".join(
+        f'\n[[sources]]\nname = "src-{i}"\nadapter = "replay"\nsettings = {{ paths = ["{p}"], poll_seconds = 0.2 }}\n'
+        for i, p in enumerate(files)
+    )
+    config = tmp_path / "scrm.toml"
+    config.write_text(
+        f'[state]\nurl = "{postgres_url}"\nlease_seconds = {LEASE}\n\n'
+        f'[crm]\nadapter = "localcrm"\nsettings = {{ path = "crm.db" }}\n{sources}\n'
+        "[engine]\nbatch_window_ms = 50\nretry_max_seconds = 0.5\n" + LOG_ALL_RULES
+    )
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scrm_core", "run", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / f"worker-{len(workers)}.log", "wb"),  # noqa: SIM115
+        )
+        workers.append(process)
+        return process
+
+    running = [start() for _ in range(3)]
+    names = {f"src-{i}" for i in range(len(files))} | {"#outbox"}
+    kills = 6
+    for round_ in range(kills):
+        for path, lines in zip(files, chunks, strict=True):  # the next slice of every stream arrives
+            part = len(lines) * (round_ + 1) // kills
+            done = len(lines) * round_ // kills
+            with path.open("ab") as out:
+                out.write(b"".join(lines[done:part]))
+        held = until(lambda: _all_held(postgres_url, names), "every lease held")
+        victim_id = held["#outbox"][0] if round_ % 2 == 0 else held[f"src-{round_ % len(files)}"][0]
+        assert victim_id is not None
+        victim = next(p for p in running if p.pid == int(victim_id.split(":")[1]))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        running.remove(victim)
+        until(lambda v=victim_id: _all_held(postgres_url, names, not_by=v), "the dead worker's leases taken over")
+        running.append(start())
+
+    expected = expected_messages(full)
+    until(lambda: crm_state(tmp_path / "crm.db").messages == expected, "every message synced with its final text")
+    store = PostgresStore(postgres_url)
+    until(lambda: store.outbox_depth() == 0, "the outbox drained")
+    crm = crm_state(tmp_path / "crm.db")
+    assert crm.message_rows == len(crm.messages) == len(expected)
+    assert crm.profiles == expected_profiles(full) and crm.profile_rows == len(crm.profiles)
+    assert store.dead_letter_count() == 0 and store.counts()["messages"] == len(expected)
+    pids = {p.pid for p in running}
+    until(lambda: {int(w.split(":")[1]) for w in store.live_workers(LEASE)} >= pids, "the restarted worker joined")
+    store.close()
+    for process in running:  # a clean stop of each (their signal handlers are in place once they joined)
+        process.send_signal(signal.SIGTERM)
+    assert [p.wait(timeout=60) for p in running] == [0, 0, 0]
