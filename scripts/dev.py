@@ -28,8 +28,13 @@ STAMP = VENV / ".scrm-installed"
 
 
 def packages() -> list[Path]:
-    """The workspace: the core, then every adapter, plugin and example distribution."""
-    patterns = ("adapters/*/pyproject.toml", "plugins/*/pyproject.toml", "examples/*/pyproject.toml")
+    """The workspace: the core, then every adapter, plugin, state-store back end and example distribution."""
+    patterns = (
+        "adapters/*/pyproject.toml",
+        "plugins/*/pyproject.toml",
+        "backends/*/pyproject.toml",
+        "examples/*/pyproject.toml",
+    )
     found = [p.parent for pattern in patterns for p in ROOT.glob(pattern)]
     return [ROOT, *sorted(found)]
 

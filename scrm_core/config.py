@@ -56,6 +56,16 @@ class _Section(BaseModel):
 
 class StateConfig(_Section):
     url: str = Field(default="sqlite:///scrm-state.db", description="sqlite:///PATH (relative to this file).")
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="A fleet worker's lease on a source: a dead worker's sources are taken over after this long.",
+    )
+    coordination_url: str | None = Field(
+        default=None,
+        description="redis://HOST:PORT/DB (scrm-redis): the fleet's shared CRM rate budget.",
+    )
 
 
 class IdentityPolicy(StrEnum):

@@ -16,6 +16,12 @@ back what the service said, in the service's terms, through three calls:
 
 Everything runs on the event loop's thread (adapters report after their worker-thread
 call returns), so there is no locking.
+
+**A fleet shares one budget.** With :attr:`RateBudget.shared` set (scrm-redis sets it when
+``[state] coordination_url`` names a Redis), :meth:`acquire` takes its token from a bucket
+every worker spends from, and the signals any worker saw (a pause, a lower rate, the few
+calls the service says are left) reach that bucket with the next call, so the fleet as a
+whole stays under the account's limit.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 log = logging.getLogger("scrm.ratelimit")
 
-__all__ = ["RateBudget", "RateStats"]
+__all__ = ["RateBudget", "RateStats", "SharedBucket", "SharedSignals"]
 
 
 @dataclass
@@ -36,6 +43,25 @@ class RateStats:
     waited_seconds: float = 0.0  # time acquire() spent waiting for tokens or a pause
     pauses: int = 0  # refusals the service answered with (429 / 403 limit)
     slowdowns: int = 0  # times a reported window or quota lowered the rate
+
+
+@dataclass
+class SharedSignals:
+    """What one worker's budget tells the shared bucket with its next call."""
+
+    rate: float | None  # the rate this worker would use (configured, lowered by what it saw)
+    capacity: float
+    signal_rate: float | None = None  # a rate the service imposed (window or quota) seen by this worker
+    pause_seconds: float = 0.0  # the service refused a call: nobody calls for this long
+    tokens_left: float | None = None  # the service said only this many calls are left now
+
+
+class SharedBucket(Protocol):
+    """A token bucket several workers spend from (e.g. scrm_redis.RedisBucket)."""
+
+    async def take(self, signals: SharedSignals) -> float:
+        """Take one token (return 0.0), or return how many seconds to wait before asking again."""
+        ...
 
 
 class RateBudget:
@@ -67,6 +93,9 @@ class RateBudget:
         self.stats = RateStats()
         self._window_rate: float | None = None
         self._quota_rate: float | None = None
+        #: The fleet's shared bucket (None: this budget alone decides).
+        self.shared: SharedBucket | None = None
+        self._unsent = SharedSignals(rate, float(burst))
 
     # ------------------------------------------------------------ spending
 
@@ -86,11 +115,29 @@ class RateBudget:
 
     async def acquire(self) -> None:
         """Wait until the budget allows one more call, then spend it."""
+        if self.shared is not None:
+            await self._acquire_shared(self.shared)
+            return
         while (wait := self.delay()) > 0:
             self.stats.waited_seconds += wait
             await asyncio.sleep(wait)
         if self.rate is not None:
             self.tokens -= 1
+
+    def shared_signals(self) -> SharedSignals:
+        """What the shared bucket is told with the next call (the signals since the last one)."""
+        signals, self._unsent = self._unsent, SharedSignals(self.rate, self.capacity)
+        signals.rate, signals.capacity = self.rate, self.capacity
+        signals.signal_rate = min((r for r in (self._window_rate, self._quota_rate) if r is not None), default=None)
+        return signals
+
+    async def _acquire_shared(self, shared: SharedBucket) -> None:
+        while True:
+            wait = await shared.take(self.shared_signals())
+            if wait <= 0:
+                return
+            self.stats.waited_seconds += wait
+            await asyncio.sleep(wait)
 
     # ------------------------------------------------------------ what the service said
 
@@ -107,6 +154,7 @@ class RateBudget:
         self._refill(self.clock())
         # Never hold more tokens than the service has left, less the margin it keeps for others.
         self.tokens = min(self.tokens, remaining - limit * self.margin)
+        self._unsent.tokens_left = remaining - limit * self.margin
         self._apply_rates()
 
     def observe_quota(self, *, used: int, limit: int, period_seconds: float, resets_in: float | None = None) -> None:
@@ -139,6 +187,7 @@ class RateBudget:
             self.paused_until = until
             log.warning("CRM %s: pausing calls for %.1fs", reason, seconds)
         self.tokens = min(self.tokens, 0.0)
+        self._unsent.pause_seconds = max(self._unsent.pause_seconds, seconds)
 
     def _apply_rates(self) -> None:
         rates = [r for r in (self.configured_rate, self._window_rate, self._quota_rate) if r is not None]

@@ -24,18 +24,20 @@ def test_the_import_contracts_hold() -> None:
     pytest.importorskip("importlinter", reason="import-linter is a dev dependency: python3 scripts/dev.py setup")
     done = subprocess.run([str(LINTER), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Contracts: 2 kept, 0 broken." in done.stdout
+    assert "Contracts: 3 kept, 0 broken." in done.stdout
 
 
-def test_every_adapter_and_plugin_of_the_workspace_is_under_the_contracts() -> None:
+def test_every_adapter_plugin_and_back_end_of_the_workspace_is_under_the_contracts() -> None:
     packages = {
         p.name for pattern in ("adapters/*/scrm_*", "plugins/*/scrm_*", "examples/*/scrm_*") for p in ROOT.glob(pattern)
     }
+    backends = {p.name for p in ROOT.glob("backends/*/scrm_*")}
     settings = _settings()
-    assert set(settings["root_packages"]) == {"scrm_core", *packages}  # type: ignore[call-overload]
-    core, public = settings["contracts"]  # type: ignore[misc]
-    assert set(core["forbidden_modules"]) == packages
+    assert set(settings["root_packages"]) == {"scrm_core", *packages, *backends}  # type: ignore[call-overload]
+    core, public, stores = settings["contracts"]  # type: ignore[misc]
+    assert set(core["forbidden_modules"]) == packages | backends
     assert set(public["source_modules"]) == packages
+    assert set(stores["source_modules"]) == backends
 
 
 def test_the_command_kit_example_of_the_page_runs(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from ..plugins import PluginHost
 from ..retry import asked_wait, backoff
 from ..store import (
     AsyncStore,
+    LeaseLost,
     NewDeadLetter,
     PageCommit,
     ReplyRecord,
@@ -50,6 +51,7 @@ from ..store import (
     StoreInUse,
     open_store,
 )
+from .fleet import FleetSink, LeaseKeeper, new_worker
 from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
 from .learning import CRM_LABELS, CorrectionCollector, CorrectionCounts, load_models
@@ -176,6 +178,8 @@ class Engine:
         self._webhooks_waiting: dict[str, asyncio.Event] = {}
         #: Readers that stopped for good in this run, and why (``/health`` shows them).
         self.failed_sources: dict[str, str] = {}
+        #: In a fleet (a shared store, following): this worker's leases.
+        self._keeper: LeaseKeeper | None = None
         #: Readers waiting (now) to try again after a transient failure, and why.
         self.retrying_sources: dict[str, str] = {}
         #: Set once the store is migrated and every adapter started (``scrm serve`` waits for it).
@@ -227,8 +231,19 @@ class Engine:
         )
         opened: list[NetworkAdapter | CrmAdapter] = []
         try:
-            await store.call(StateStore.claim_writer)  # a second scrm process on this state is refused here, at once
+            # A store shared by a fleet (PostgreSQL) runs this process as one of its workers
+            # (engine/fleet.py); otherwise one process writes the state.
+            fleet = follow and listen and await store.is_fleet()
+            if not fleet:
+                await store.call(
+                    StateStore.claim_writer
+                )  # a second scrm process on this state is refused here, at once
             await store.call(StateStore.migrate)
+            if fleet:
+                self._keeper = LeaseKeeper(store, new_worker(), config.state.lease_seconds)
+                await self._keeper.join()
+                sink = FleetSink(store, crm, config.engine, self._keeper)
+                stats.sink = sink.counts
             adapters: list[NetworkAdapter | CrmAdapter] = [crm, *sources.values()]
             for adapter in adapters:
                 await adapter.start()
@@ -245,6 +260,8 @@ class Engine:
                 with contextlib.suppress(Exception):
                     await adapter.close()
             await self.hooks.shutdown(self)
+            if self._keeper is not None:
+                await self._keeper.leave()  # a clean stop: the others take over at once
             await store.close()
             await http.aclose()
             if handle_signals:
@@ -276,11 +293,14 @@ class Engine:
     ) -> None:
         assert self.store is not None
         queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize=self.config.engine.pages_in_flight)
-        cursors = {name: await self.store.call(StateStore.checkpoint, name) for name in readers}
-        tasks = [
-            asyncio.create_task(self._read(name, read, cursors[name], queue, follow), name=f"read:{name}")
-            for name, read in readers.items()
-        ]
+        if self._keeper is not None:  # a fleet worker reads the sources it holds the lease of
+            tasks = [asyncio.create_task(self._leased_readers(readers, queue, follow), name="fleet")]
+        else:
+            cursors = {name: await self.store.call(StateStore.checkpoint, name) for name in readers}
+            tasks = [
+                asyncio.create_task(self._read(name, read, cursors[name], queue, follow), name=f"read:{name}")
+                for name, read in readers.items()
+            ]
         if self.config.replies.enabled:
             tasks.append(asyncio.create_task(self._send_replies(queue, follow), name="replies"))
         if self.config.learning.collect_corrections and self.corrections is not None and self.corrections.enabled:
@@ -354,14 +374,20 @@ class Engine:
                 return  # stop requested: the page not yet taken is re-read next run
             source, item = getter.result()
             if item is _DONE:
-                finished += 1
+                if self._keeper is None or source not in self._keeper.names:  # a leased reader's end is not the run's
+                    finished += 1
                 continue
             if isinstance(item, BaseException):
                 raise item
             sent = item if isinstance(item, _SentReply) else None
             page = sent.page if sent is not None else item
             assert isinstance(page, EventPage)
-            seqs, ops = await self._commit(source, page, ingestor)
+            try:
+                seqs, ops = await self._commit(source, page, ingestor)
+            except LeaseLost:
+                assert self._keeper is not None
+                self._keeper.lost(source)  # dropped: the new holder reads it again from the checkpoint
+                continue
             sink.notify(seqs, ops)  # no await in between: see Sink.notify
             if sent is not None:
                 sent.committed.set_result(None)
@@ -390,9 +416,13 @@ class Engine:
         one that fails becomes a dead letter: one item never stops the engine."""
         assert self.store is not None
         commit = await ingestor.process(source, page)
+        if self._keeper is not None and source in self._keeper.names:
+            commit.lease = self._keeper.readers.get(source)
+            if commit.lease is None:
+                raise LeaseLost(source)  # given back or taken over since the page was read
         try:
             return await self.store.call(StateStore.commit_page, commit), list(commit.ops)
-        except (StorageError, StoreInUse):
+        except (StorageError, StoreInUse, LeaseLost):
             raise  # the store itself: disk full, read-only... the run stops and says what to do
         except Exception as exc:
             if not page.events:
@@ -407,10 +437,11 @@ class Engine:
                 events=[event], cursor=page.cursor if last else previous, rejects=page.rejects if last else []
             )
             one = await ingestor.process(source, part)
+            one.lease = commit.lease
             try:
                 seqs += await self.store.call(StateStore.commit_page, one)
                 ops += one.ops
-            except (StorageError, StoreInUse):
+            except (StorageError, StoreInUse, LeaseLost):
                 raise
             except Exception as exc:
                 letter = NewDeadLetter(source, f"could not be stored: {item_reason(exc)}", event_locator(event))
@@ -420,6 +451,40 @@ class Engine:
                     PageCommit(source, part.cursor, event_keys=[event.key], dead_letters=[letter, *rejects]),
                 )
         return seqs, ops
+
+    async def _leased_readers(
+        self, readers: dict[str, Reader], queue: asyncio.Queue[tuple[str, object]], follow: bool
+    ) -> None:
+        """A fleet worker's readers: every heartbeat, start those whose lease it took and stop
+        those it gave back or lost (each from its checkpoint, read once the lease is held)."""
+        keeper, store = self._keeper, self.store
+        assert keeper is not None and store is not None
+        keeper.set_names(list(readers))
+        running: dict[str, asyncio.Task[None]] = {}
+
+        def stop(name: str) -> None:
+            task = running.pop(name, None)
+            if task is not None:
+                task.cancel()
+
+        keeper.on_lost = stop
+        try:
+            while True:
+                start, given_back = await keeper.tick()
+                for name in given_back:
+                    stop(name)
+                for name in start:
+                    cursor = await store.call(StateStore.checkpoint, name)
+                    running[name] = asyncio.create_task(
+                        self._read(name, readers[name], cursor, queue, follow), name=f"read:{name}"
+                    )
+                await asyncio.sleep(keeper.interval)  # the heartbeat's period
+        except Exception as exc:
+            await queue.put(("fleet", exc))  # the shared store failed: the run stops and says why
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def _read(
         self, name: str, read: Reader, cursor: str | None, queue: asyncio.Queue[tuple[str, object]], follow: bool

@@ -10,6 +10,7 @@ from .base import (
     AuditLog,
     DeadLetterStore,
     EraseStore,
+    FleetStore,
     IdentityStore,
     LearningStore,
     OutboxStore,
@@ -19,14 +20,17 @@ from .base import (
     StoreLifecycle,
     WebhookInbox,
 )
-from .errors import StorageError, StoreInUse
+from .errors import LeaseLost, StorageError, StoreInUse
 from .records import (
     AuditEntry,
     Checkpoint,
     DeadLetter,
     ErasePlan,
+    FleetView,
     IdentityLink,
     LabelExample,
+    Lease,
+    LeaseRecord,
     LinkStatus,
     MessageRecord,
     NewDeadLetter,
@@ -43,6 +47,8 @@ from .records import (
     Settlement,
     StoredModel,
     StoredWebhook,
+    WorkerInfo,
+    WorkerRecord,
 )
 from .registry import StoreBackend, StoreBackends, builtin_backends, open_store
 from .sqlite import SqliteBackend, SqliteStore
@@ -57,10 +63,15 @@ __all__ = [
     "DeadLetterStore",
     "ErasePlan",
     "EraseStore",
+    "FleetStore",
+    "FleetView",
     "IdentityLink",
     "IdentityStore",
     "LabelExample",
     "LearningStore",
+    "Lease",
+    "LeaseLost",
+    "LeaseRecord",
     "LinkStatus",
     "MessageRecord",
     "NewDeadLetter",
@@ -90,6 +101,8 @@ __all__ = [
     "StoredModel",
     "StoredWebhook",
     "WebhookInbox",
+    "WorkerInfo",
+    "WorkerRecord",
     "builtin_backends",
     "open_store",
 ]

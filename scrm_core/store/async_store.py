@@ -8,12 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Concatenate, ParamSpec, TypeVar
 
 from ..adapters import AdapterState
-from .base import INTERFACE, AdapterStateStore, StateStore
+from .base import FLEET_INTERFACE, INTERFACE, AdapterStateStore, FleetStore, StateStore
 
 __all__ = ["AsyncStore", "StoreAdapterState"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+_CALLABLE = INTERFACE | FLEET_INTERFACE
 
 
 class AsyncStore:
@@ -39,10 +42,18 @@ class AsyncStore:
     async def call(self, method: Callable[Concatenate[StateStore, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``method`` (e.g. ``StateStore.commit_page``) of this store, run in its thread."""
         name = getattr(method, "__name__", None)
-        if name not in INTERFACE or name == "close":
+        if name not in _CALLABLE or name == "close":
             raise TypeError(f"{method!r} is not a method of the StateStore interface (close: AsyncStore.close())")
         # Looked up on the store: the back end's implementation runs, not the abstract method.
         return await self.run(lambda store: getattr(store, name)(*args, **kwargs))
+
+    async def fleet(self, method: Callable[Concatenate[FleetStore, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``method`` of :class:`~scrm_core.store.FleetStore` (a store shared by a fleet), in the store's thread."""
+        return await self.call(method, *args, **kwargs)  # type: ignore[arg-type]
+
+    async def is_fleet(self) -> bool:
+        """Whether the store is shared by a fleet (implements :class:`~scrm_core.store.FleetStore`)."""
+        return await self.run(lambda store: isinstance(store, FleetStore))
 
     async def run(self, fn: Callable[[StateStore], R]) -> R:
         """``fn(store)`` in the store's thread: several calls in one hop."""

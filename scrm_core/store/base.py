@@ -16,6 +16,7 @@ entries AND the source's new cursor in ONE transaction. A crash loses all of it 
 
 from __future__ import annotations
 
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -27,8 +28,10 @@ from .records import (
     Checkpoint,
     DeadLetter,
     ErasePlan,
+    FleetView,
     IdentityLink,
     LabelExample,
+    Lease,
     LinkStatus,
     MessageRecord,
     NewLabelExample,
@@ -43,6 +46,7 @@ from .records import (
     Settlement,
     StoredModel,
     StoredWebhook,
+    WorkerInfo,
 )
 
 __all__ = [
@@ -50,6 +54,7 @@ __all__ = [
     "AuditLog",
     "DeadLetterStore",
     "EraseStore",
+    "FleetStore",
     "IdentityStore",
     "LearningStore",
     "OutboxStore",
@@ -359,11 +364,78 @@ class StateStore(
     """The whole store: every concern above. See the module docstring for the transaction promise."""
 
 
+class FleetStore(ABC):
+    """What a store shared by several workers adds (PostgreSQL; SQLite has one writer).
+
+    Work is leased: each source's reader (by checkpoint name) and each outbox partition is
+    held by one worker at a time, until its lease expires. Times are the store's clock, so
+    workers on machines whose clocks differ agree on who holds what. Every method is one
+    transaction. :class:`scrm_core.testing.fleet.FleetStoreConformance` is its test suite.
+    """
+
+    #: How many partitions the outbox has; an operation's partition follows its external key,
+    #: so every write to one record goes through the same partition, in order.
+    outbox_partitions: int = 1
+
+    @abstractmethod
+    def join_fleet(self, worker: WorkerInfo) -> None:
+        """Record the worker (again, after a restart with the same id) with a fresh heartbeat."""
+
+    @abstractmethod
+    def leave_fleet(self, worker_id: str) -> None:
+        """Release every lease of the worker and forget it (a clean stop)."""
+
+    @abstractmethod
+    def fleet_heartbeat(self, worker_id: str, lease_seconds: float) -> list[Lease]:
+        """The worker is alive: its heartbeat and every lease it still holds are renewed for
+        ``lease_seconds``; returns those leases (one missing was taken over: stop its work)."""
+
+    @abstractmethod
+    def acquire_leases(self, worker_id: str, names: Sequence[str], limit: int, lease_seconds: float) -> list[Lease]:
+        """Take at most ``limit`` of ``names`` that nobody holds or whose lease has expired,
+        in the order given (a name never seen is created free); the leases taken."""
+
+    @abstractmethod
+    def release_leases(self, worker_id: str, names: Sequence[str]) -> None:
+        """Give up these leases now (only those the worker holds)."""
+
+    @abstractmethod
+    def live_workers(self, lease_seconds: float) -> list[str]:
+        """Ids of the workers whose heartbeat is younger than ``lease_seconds``, in id order."""
+
+    @abstractmethod
+    def fleet(self, lease_seconds: float) -> FleetView:
+        """Workers, leases and outbox depth per partition, in one snapshot."""
+
+    @abstractmethod
+    def outbox_claim(self, lease: Lease, limit: int) -> list[tuple[OutboxItem, bool]]:
+        """Up to ``limit`` operations of the outbox partition ``lease.name`` (``outbox#N``;
+        ``#outbox``: every partition) not yet handed to this lease, oldest first, now marked as
+        handed to it; each with whether an earlier holder had them (they may have reached the
+        CRM unrecorded). Rows locked by a concurrent claim are skipped (``FOR UPDATE SKIP LOCKED``)."""
+
+    @abstractmethod
+    def outbox_waiting(self, records: Sequence[tuple[CrmObject, str]]) -> set[tuple[CrmObject, str]]:
+        """Those of ``records`` that still have an operation in the outbox (any partition): a
+        record referring to one of them waits until it is written."""
+
+
+def _methods(*parts: type) -> frozenset[str]:
+    return frozenset(
+        name
+        for part in parts
+        if part not in (StateStore, ABC, object)
+        for name, member in vars(part).items()
+        if callable(member) and not name.startswith("_")
+    )
+
+
 #: Every method of the interface, by name (what :class:`~scrm_core.store.AsyncStore` may call).
-INTERFACE: frozenset[str] = frozenset(
-    name
-    for part in StateStore.__mro__
-    if part not in (StateStore, ABC, object)
-    for name, member in vars(part).items()
-    if callable(member) and not name.startswith("_")
-)
+INTERFACE: frozenset[str] = _methods(*StateStore.__mro__)
+#: The methods a store shared by a fleet adds (:class:`FleetStore`).
+FLEET_INTERFACE: frozenset[str] = _methods(FleetStore)
+
+
+def partition_of(external_key: str, partitions: int) -> int:
+    """The outbox partition of a record (stable across processes and machines)."""
+    return zlib.crc32(external_key.encode("utf-8", "surrogatepass")) % partitions

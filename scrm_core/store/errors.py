@@ -7,9 +7,9 @@ transaction was rolled back, so nothing already stored is lost.
 
 from __future__ import annotations
 
-from ..errors import FatalError
+from ..errors import FatalError, ScrmError
 
-__all__ = ["StorageError", "StoreInUse"]
+__all__ = ["LeaseLost", "StorageError", "StoreInUse"]
 
 
 class StorageError(FatalError):
@@ -30,3 +30,14 @@ class StoreInUse(FatalError):
         )
         self.path = path
         self.owner = owner
+
+
+class LeaseLost(ScrmError):
+    """A fleet worker's lease ended (expired and taken over, or released): what it was about
+    to write for that unit is not written; the new holder reads again from the checkpoint."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"the lease on {name!r} is no longer this worker's; another worker goes on from its checkpoint"
+        )
+        self.name = name

@@ -15,8 +15,11 @@ __all__ = [
     "Checkpoint",
     "DeadLetter",
     "ErasePlan",
+    "FleetView",
     "IdentityLink",
     "LabelExample",
+    "Lease",
+    "LeaseRecord",
     "LinkStatus",
     "MessageRecord",
     "NewDeadLetter",
@@ -33,6 +36,8 @@ __all__ = [
     "Settlement",
     "StoredModel",
     "StoredWebhook",
+    "WorkerInfo",
+    "WorkerRecord",
 ]
 
 
@@ -85,9 +90,22 @@ class AuditEntry:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's lease on one unit of work of the fleet (a source's reader, an outbox
+    partition). ``token`` grows with every acquisition, so an older holder is told apart."""
+
+    name: str
+    holder: str  # the worker's id
+    token: int
+
+
 @dataclass(slots=True)
 class PageCommit:
-    """Everything one page of events produced, committed atomically with the cursor."""
+    """Everything one page of events produced, committed atomically with the cursor.
+
+    ``lease``: in a fleet, the reader's lease on ``source``; the commit is refused
+    (:class:`~scrm_core.store.LeaseLost`) unless that lease is still the one in force."""
 
     source: str
     cursor: str | None
@@ -98,6 +116,7 @@ class PageCommit:
     ops: Sequence[CrmOperation] = ()
     dead_letters: Sequence[NewDeadLetter] = ()
     audit: Sequence[AuditEntry] = ()
+    lease: Lease | None = None
 
 
 @dataclass(slots=True)
@@ -282,3 +301,37 @@ class StoredModel:
     report: dict[str, Any]
     trained_until: int  # the highest example seq it learnt from
     created_at: datetime
+
+
+@dataclass(slots=True)
+class WorkerInfo:
+    """A worker joining the fleet: who it is, for ``scrm status`` and the logs."""
+
+    id: str
+    host: str
+    pid: int
+    command: str = ""
+
+
+@dataclass(slots=True)
+class WorkerRecord(WorkerInfo):
+    started_at: datetime | None = None
+    seen_seconds_ago: float = 0.0  # since its last heartbeat, by the store's clock
+    alive: bool = True  # heartbeat within the lease time
+
+
+@dataclass(slots=True)
+class LeaseRecord:
+    name: str
+    holder: str | None  # None: free
+    token: int
+    expires_in: float  # seconds, by the store's clock (negative: expired)
+
+
+@dataclass(slots=True)
+class FleetView:
+    """The fleet as the store sees it, all read in one snapshot (``scrm status``)."""
+
+    workers: list[WorkerRecord]
+    leases: list[LeaseRecord]
+    outbox_by_partition: dict[int, int]  # partition -> operations waiting

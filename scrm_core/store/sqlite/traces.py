@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,9 +132,19 @@ def _payload_names(body: bytes, values: set[str], pattern: re.Pattern[str] | Non
     return any(v.lower() in lowered or v.lstrip("@").lower() in lowered for v in _json_values(document))
 
 
-def erase_traces(conn: sqlite3.Connection, who: ErasedIdentity) -> tuple[dict[str, int], list[str]]:
+#: A connection's tables and their columns.
+Tables = Callable[[Any], Iterable[tuple[str, list[str]]]]
+
+
+def erase_traces(
+    conn: sqlite3.Connection, who: ErasedIdentity, tables: Tables | None = None
+) -> tuple[dict[str, int], list[str]]:
     """Remove the person's traces that no key points at; (rows removed or scrubbed per
-    table, what could not be removed and why). Runs inside the caller's transaction."""
+    table, what could not be removed and why). Runs inside the caller's transaction.
+
+    ``conn``: anything with sqlite3's ``execute``/``executemany`` and ``?`` parameters (the
+    PostgreSQL store passes an adapter); ``tables``: its tables and their columns (default:
+    SQLite's catalogue)."""
     removed: dict[str, int] = {}
     kept: list[str] = []
     pattern = _text_pattern(who.needles())
@@ -222,7 +232,7 @@ def erase_traces(conn: sqlite3.Connection, who: ErasedIdentity) -> tuple[dict[st
             count += 1
     removed["audit_log.scrubbed"] = count
 
-    kept += _leftovers(conn, who)
+    kept += _leftovers(conn, who, tables or _columns)
     return {table: n for table, n in removed.items() if n}, kept
 
 
@@ -237,13 +247,13 @@ def _columns(conn: sqlite3.Connection) -> Iterable[tuple[str, list[str]]]:
         yield table, columns
 
 
-def _leftovers(conn: sqlite3.Connection, who: ErasedIdentity) -> list[str]:
+def _leftovers(conn: sqlite3.Connection, who: ErasedIdentity, tables: Tables) -> list[str]:
     """Rows of any table (those a newer scrm or a plugin added too) that still mention them."""
     needles = who.needles()
     if not needles:
         return []
     found: list[str] = []
-    for table, columns in _columns(conn):
+    for table, columns in tables(conn):
         where = " OR ".join(f"instr(lower(CAST({column} AS TEXT)), ?) > 0" for column in columns for _ in needles)
         args = [needle.lower() for _ in columns for needle in needles]
         (rows,) = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", args).fetchone()

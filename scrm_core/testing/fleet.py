@@ -1,0 +1,163 @@
+"""Conformance suite for stores shared by a fleet of workers (:class:`~scrm_core.store.FleetStore`)::
+
+    from scrm_core.testing.fleet import FleetStoreConformance
+
+    class TestPostgresFleet(FleetStoreConformance):
+        def make_store(self, tmp_path):
+            return PostgresStore(url_for(tmp_path))  # the same tmp_path: the same state, a new connection
+
+Each worker is its own store (its own connection), as each process of a fleet is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from ..models import CrmObject, CrmOperation
+from ..store import FleetStore, Lease, LeaseLost, PageCommit, StateStore, WorkerInfo
+from ..store.base import partition_of
+
+__all__ = ["FleetStoreConformance"]
+
+T = TypeVar("T")
+SHORT = 0.3  # seconds: a lease meant to expire during the test
+LONG = 60.0
+
+
+def eventually(attempt: Callable[[], T | None], what: str, within: float = 15.0) -> T:
+    """``attempt()`` until it returns something (polled; the deadline only stops a hung test)."""
+    deadline = time.monotonic() + within
+    while (found := attempt()) is None or found == []:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within} s")
+        time.sleep(0.02)  # polling interval, not a wait for the outcome
+    return found
+
+
+class FleetStoreConformance:
+    """Subclass with ``make_store`` returning a store that is also a :class:`FleetStore`."""
+
+    def make_store(self, tmp_path: Path) -> StateStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def workers(self, tmp_path: Path) -> Iterator[Callable[[str], Any]]:
+        opened: list[StateStore] = []
+
+        def worker(name: str) -> Any:
+            store = self.make_store(tmp_path)
+            assert isinstance(store, FleetStore)
+            store.migrate()
+            store.join_fleet(WorkerInfo(name, "host", 1000 + len(opened), "scrm run"))
+            opened.append(store)
+            return store
+
+        yield worker
+        for store in opened:
+            store.close()
+
+    def test_a_lease_has_one_holder_until_it_expires_then_another_takes_it(self, workers: Any) -> None:
+        a, b = workers("a"), workers("b")
+        assert [x.name for x in a.acquire_leases("a", ["s1", "s2", "s3"], 2, LONG)] == ["s1", "s2"]
+        assert [x.name for x in b.acquire_leases("b", ["s1", "s2", "s3"], 3, LONG)] == ["s3"]
+        (short,) = a.acquire_leases("a", ["s4"], 1, SHORT)
+        assert b.acquire_leases("b", ["s4"], 1, LONG) == []
+        (taken,) = eventually(lambda: b.acquire_leases("b", ["s4"], 1, LONG), "the expired lease taken over")
+        assert taken.holder == "b" and taken.token > short.token
+        assert [x.name for x in a.fleet_heartbeat("a", LONG)] == ["s1", "s2"]  # s4 is no longer a's
+        a.release_leases("a", ["s1"])
+        assert [x.name for x in b.acquire_leases("b", ["s1", "s2"], 2, LONG)] == ["s1"]
+
+    def test_workers_asking_at_once_never_share_a_lease(self, workers: Any) -> None:
+        stores = [workers(f"w{i}") for i in range(4)]
+        names = [f"src-{i}" for i in range(20)]
+        got: dict[str, list[Lease]] = {}
+        barrier = threading.Barrier(len(stores))
+
+        def take(i: int) -> None:
+            barrier.wait()
+            got[f"w{i}"] = stores[i].acquire_leases(f"w{i}", names, 5, LONG)
+
+        threads = [threading.Thread(target=take, args=(i,)) for i in range(len(stores))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        held = [lease.name for leases in got.values() for lease in leases]
+        assert sorted(held) == sorted(names) and all(len(v) == 5 for v in got.values())
+
+    def test_a_commit_under_a_lost_lease_is_refused_and_writes_nothing(self, workers: Any) -> None:
+        a, b = workers("a"), workers("b")
+        (old,) = a.acquire_leases("a", ["demo"], 1, SHORT)
+        a.commit_page(PageCommit("demo", "1", event_keys=["c:1"], lease=old))
+        (new,) = eventually(lambda: b.acquire_leases("b", ["demo"], 1, LONG), "takeover")
+        with pytest.raises(LeaseLost):
+            a.commit_page(PageCommit("demo", "2", event_keys=["c:2"], lease=old))
+        assert b.checkpoint("demo") == "1" and b.unseen(["c:2"]) == {"c:2"}
+        b.commit_page(PageCommit("demo", "2", event_keys=["c:2"], lease=new))
+        assert a.checkpoint("demo") == "2"
+
+    def test_outbox_partitions_split_the_work_and_keep_each_records_writes_in_order(self, workers: Any) -> None:
+        a, b = workers("a"), workers("b")
+        parts = a.outbox_partitions
+        ops = [
+            CrmOperation(object=CrmObject.message, external_key=f"scrm:m{k}", fields={"v": v})
+            for v in range(3)
+            for k in range(24)
+        ]
+        a.commit_page(PageCommit("demo", "1", ops=ops))
+        names = [f"outbox#{p}" for p in range(parts)]
+        mine = a.acquire_leases("a", names, (parts + 1) // 2, LONG)
+        theirs = b.acquire_leases("b", names, parts, LONG)
+        assert len(mine) + len(theirs) == parts
+        claimed = {
+            s: [(item, again) for lease in leases for item, again in s.outbox_claim(lease, 1000)]
+            for s, leases in ((a, mine), (b, theirs))
+        }
+        seqs = [item.seq for got in claimed.values() for item, _ in got]
+        assert sorted(seqs) == sorted(i.seq for i in a.outbox_take(1000)) and len(set(seqs)) == len(ops)
+        assert not any(again for got in claimed.values() for _, again in got)
+        for store, got in claimed.items():
+            values: dict[str, list[int]] = {}
+            for item, _ in got:
+                values.setdefault(item.op.external_key, []).append(item.op.fields["v"])
+                held = mine if store is a else theirs
+                assert f"outbox#{partition_of(item.op.external_key, parts)}" in {x.name for x in held}
+            assert all(v == [0, 1, 2] for v in values.values())  # one record's writes, in order
+        assert a.outbox_claim(mine[0], 1000) == []  # handed out once
+
+    def test_a_partition_taken_over_hands_out_what_the_dead_holder_had_in_hand(self, workers: Any) -> None:
+        a, b = workers("a"), workers("b")
+        op = CrmOperation(object=CrmObject.contact, external_key="scrm:p1", fields={"name": "x"})
+        a.commit_page(PageCommit("demo", "1", ops=[op]))
+        name = f"outbox#{partition_of(op.external_key, a.outbox_partitions)}"
+        (old,) = a.acquire_leases("a", [name], 1, SHORT)
+        ((item, again),) = a.outbox_claim(old, 10)
+        assert not again
+        (new,) = eventually(lambda: b.acquire_leases("b", [name], 1, LONG), "takeover")
+        with pytest.raises(LeaseLost):
+            a.outbox_claim(old, 10)
+        ((item2, again2),) = b.outbox_claim(new, 10)
+        assert item2.seq == item.seq and again2  # it may have reached the CRM unrecorded: sent again, by key
+        assert b.outbox_waiting([(CrmObject.contact, "scrm:p1"), (CrmObject.contact, "scrm:p2")]) == {
+            (CrmObject.contact, "scrm:p1")
+        }
+
+    def test_the_fleet_view_and_leaving(self, workers: Any) -> None:
+        a, b = workers("a"), workers("b")
+        a.acquire_leases("a", ["s1"], 1, LONG)
+        a.commit_page(PageCommit("demo", "1", ops=[CrmOperation(object=CrmObject.contact, external_key="k")]))
+        assert a.live_workers(LONG) == ["a", "b"]
+        view = b.fleet(LONG)
+        assert [w.id for w in view.workers] == ["a", "b"] and all(w.alive for w in view.workers)
+        assert [(x.name, x.holder) for x in view.leases] == [("s1", "a")] and view.leases[0].expires_in > 0
+        assert sum(view.outbox_by_partition.values()) == 1
+        a.leave_fleet("a")
+        assert b.live_workers(LONG) == ["b"]
+        assert [x.name for x in b.acquire_leases("b", ["s1"], 1, LONG)] == ["s1"]
