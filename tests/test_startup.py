@@ -22,6 +22,8 @@ LAZY = [
     "mastodon",
     "numpy",
     "praw",
+    "psycopg",
+    "redis",
     "requests",
     "simple_salesforce",
     "starlette",
@@ -49,6 +51,7 @@ def test_loading_every_plugin_and_the_cli_imports_no_sdk() -> None:
     found = json.loads(done.stdout)
     assert found["errors"] == {}
     assert {"bluesky", "hubspot", "intent", "language", "salesforce", "sentiment", "x"} <= set(found["plugins"])
+    assert {"postgres", "redis"} <= set(found["plugins"])  # the back ends load their drivers when used
     loaded = {name.split(".")[0] for name in found["modules"]}
     assert sorted(set(LAZY) & loaded) == []
     assert "scrm_core.engine.runner" not in found["modules"], "the pipeline loads when a command runs it"
@@ -68,3 +71,22 @@ print(sorted({"numpy", "vaderSentiment", "fasttext"} & set(sys.modules)))
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == ["[] fr positive", "['fasttext', 'numpy', 'vaderSentiment']"]
+
+
+_HELP_PROBE = """
+import json, sys
+sys.argv = ["scrm", "--help"]
+from scrm_core.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_scrm_help_with_every_plugin_command_registered_imports_no_sdk() -> None:
+    done = subprocess.run([sys.executable, "-c", _HELP_PROBE], capture_output=True, text=True, check=True)
+    modules = json.loads(done.stdout.splitlines()[-1])
+    assert "scrm_postgres.cli" in modules, "the plugins' commands were registered"
+    assert sorted(set(LAZY) & {name.split(".")[0] for name in modules}) == []

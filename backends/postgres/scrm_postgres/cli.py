@@ -16,8 +16,7 @@ from scrm_core.errors import FatalError
 from scrm_core.store import FleetStore, open_store
 from scrm_core.store.sqlite import sqlite_path
 
-from . import safe_url
-from .migrate import migrate_state
+from .urls import safe_url
 
 __all__ = ["build_app"]
 
@@ -64,6 +63,8 @@ def build_app() -> typer.Typer:
                 if table not in tasks:
                     tasks[table] = progress.add_task(table, total=total or 1)
                 progress.update(tasks[table], completed=done if total else 1)
+
+            from .migrate import migrate_state  # psycopg: loaded when a migration runs, not with `scrm --help`
 
             result = migrate_state(source, to, resume=resume, progress=report)
         if result.already_done:

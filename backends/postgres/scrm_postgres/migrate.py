@@ -27,8 +27,8 @@ from scrm_core.store import AuditEntry, SqliteStore
 from scrm_core.store.base import partition_of
 from scrm_core.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 
-from . import PostgresStore
 from .db import _ESC, esc
+from .store import PostgresStore
 
 __all__ = ["SQLITE_SCHEMA_VERSION", "TABLES", "MigrationReport", "migrate_state"]
 

@@ -18,9 +18,6 @@ import logging
 import weakref
 from typing import Any
 
-from redis import asyncio as aioredis
-from redis.exceptions import RedisError
-
 from scrm_core import hookimpl
 from scrm_core.errors import RetryableError
 from scrm_core.ratelimit import SharedSignals
@@ -71,11 +68,15 @@ class RedisBucket:
     """The fleet's one token bucket for a CRM account, in Redis (see the module docstring)."""
 
     def __init__(self, url: str, key: str) -> None:
+        from redis import asyncio as aioredis  # the driver: loaded by a fleet worker, not by every `scrm` command
+
         self.key = key
         self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._take = self._redis.register_script(_TAKE)
 
     async def take(self, signals: SharedSignals) -> float:
+        from redis.exceptions import RedisError
+
         args = [
             -1 if signals.rate is None else signals.rate,
             signals.capacity,
