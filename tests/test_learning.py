@@ -285,6 +285,32 @@ def test_corrections_come_back_once_and_train_a_model_the_next_run_uses(
     }
 
 
+def test_a_new_state_reads_corrections_from_its_next_run_and_misses_none(tmp_path: Path, net: testnet.Network) -> None:
+    """A state with no checkpoint has written nothing, so its first run spends no CRM call on
+    corrections; corrections already in the CRM (a state started again beside an old CRM) come
+    with the next run, since the cursor did not move."""
+    host = PluginHost(env={})
+    host.register(testnet, "testnet")
+    host.load(entry_points=False)
+    host.register(MemoryClassifier(), "memory")
+    from scrm_localcrm import plugin as localcrm_plugin
+
+    host.register(localcrm_plugin, "localcrm")
+    path = write(tmp_path, net)
+    asyncio.run(Engine(load(path, host), host).run(follow=False, handle_signals=False))
+    corrections(tmp_path)
+    for leftover in tmp_path.glob("state.db*"):  # the same CRM, a new state
+        leftover.unlink()
+
+    first = asyncio.run(Engine(load(path, host), host).run(follow=False, handle_signals=False))
+    assert first.corrections.collected == 0
+    state = SqliteStore(tmp_path / "state.db")
+    assert state.checkpoint(CRM_LABELS) is None and state.label_examples() == []
+    state.close()
+    second = asyncio.run(Engine(load(path, host), host).run(follow=False, handle_signals=False))
+    assert second.corrections.collected == len(CANCEL) + len(OTHER)
+
+
 class PagedCrm:
     """Hands out corrections a page at a time; fails on the page after ``fail_after``."""
 

@@ -304,7 +304,13 @@ class Engine:
         if self.config.replies.enabled:
             tasks.append(asyncio.create_task(self._send_replies(queue, follow), name="replies"))
         if self.config.learning.collect_corrections and self.corrections is not None and self.corrections.enabled:
-            tasks.append(asyncio.create_task(self._collect_corrections(queue, follow), name="corrections"))
+            # A state with no checkpoint at all has never written to the CRM, so no agent can have
+            # corrected a record of it yet: its first read waits for the next poll (or run), and
+            # nothing is missed, since the corrections cursor stays where it was.
+            new_state = not await self.store.call(StateStore.checkpoints)
+            tasks.append(
+                asyncio.create_task(self._collect_corrections(queue, follow, wait_first=new_state), name="corrections")
+            )
         sink_task = asyncio.create_task(sink.run(), name="sink")
         stop_task = asyncio.create_task(self._stop.wait())
         failed = False
@@ -551,16 +557,21 @@ class Engine:
         except Exception as exc:
             await queue.put((REPLIES, exc))
 
-    async def _collect_corrections(self, queue: asyncio.Queue[tuple[str, object]], follow: bool) -> None:
-        """Keep the agents' label corrections; pick up a model ``scrm intent train`` stored meanwhile."""
+    async def _collect_corrections(
+        self, queue: asyncio.Queue[tuple[str, object]], follow: bool, *, wait_first: bool = False
+    ) -> None:
+        """Keep the agents' label corrections; pick up a model ``scrm intent train`` stored meanwhile.
+        ``wait_first``: skip the read at start (a new state: nothing of it can be corrected yet)."""
         collector = self.corrections
         assert collector is not None and self.store is not None
         try:
             while not self._stop.is_set():
-                try:
-                    await collector.collect()
-                except RetryableError as exc:
-                    log.warning("label corrections: %s; trying again at the next poll", exc.operator_message)
+                if not wait_first:
+                    try:
+                        await collector.collect()
+                    except RetryableError as exc:
+                        log.warning("label corrections: %s; trying again at the next poll", exc.operator_message)
+                wait_first = False
                 if not follow:
                     break
                 with contextlib.suppress(TimeoutError):
