@@ -59,6 +59,10 @@ class GuardedServer:
         return conn
 
 
+#: What long_path returns when the server's refusal arrives as a connection reset.
+RESET = -1
+
+
 def read_all(conn: socket.socket) -> bytes:
     chunks = []
     with contextlib.suppress(ConnectionResetError):
@@ -326,12 +330,19 @@ def test_serve_limited_to_1024_files_answers_deliveries_and_health_under_1100_sl
             await asyncio.gather(*clients, return_exceptions=True)
 
     async def long_path() -> int:
+        """The status the server answered, or RESET: h11 refuses a head over 16 KB after reading
+        part of it and closes with the rest unread, so the kernel resets the connection, and
+        the reset can overtake the 400 on its way to the reader."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"POST /webhooks/" + b"p" * 70_000 + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        head = await asyncio.wait_for(reader.readline(), 30)
-        writer.close()
+        try:
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            head = await asyncio.wait_for(reader.readline(), 30)
+        except ConnectionResetError:
+            return RESET
+        finally:
+            writer.close()
         return int(head.split()[1])
 
     try:
@@ -342,8 +353,10 @@ def test_serve_limited_to_1024_files_answers_deliveries_and_health_under_1100_sl
     output = served.output()
     assert results["deliveries"] == [200] * 12, (results, output[-3000:])
     assert results["health"] == [200] * 12, results
-    # answered: refused by h11 (a head over 16 KB in pieces) or by the receiver, logged cut short
-    assert results["long_path"] in ([400], [404]), results
+    # answered at once: refused by h11 (a head over 16 KB in pieces: 400, or the reset that
+    # closing on unread bytes causes) or by the receiver, logged cut short; the deliveries and
+    # health checks after it (above) show the server did not stall on it
+    assert results["long_path"] in ([400], [404], [RESET]), results
     if results["long_path"] == [404]:
         assert "(70,000 characters) refused: 404 unknown_source" in " ".join(output.split())
     assert health["connections"]["cap"] <= 1024 - FD_RESERVE
