@@ -49,6 +49,7 @@ from .records import (
     StoredWebhook,
     WorkerInfo,
     WorkerRecord,
+    replies_to,
 )
 from .registry import StoreBackend, StoreBackends, builtin_backends, open_store
 from .sqlite import SqliteBackend, SqliteStore
@@ -105,4 +106,5 @@ __all__ = [
     "WorkerRecord",
     "builtin_backends",
     "open_store",
+    "replies_to",
 ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ..models import Conversation, CrmObject, CrmOperation, SocialProfile
+from ..models import Conversation, CrmObject, CrmOperation, SocialProfile, external_key
 
 __all__ = [
     "AuditEntry",
@@ -191,6 +191,35 @@ class ErasePlan:
     derived: list[Conversation] = field(default_factory=list)
     removed: dict[str, int] = field(default_factory=dict)  # store rows removed or scrubbed, by table
     kept: list[str] = field(default_factory=list)  # what could not be removed, and why
+
+    @classmethod
+    def for_person(
+        cls, person_key: str, profiles: Sequence[str], messages: Sequence[str], threads: Sequence[str]
+    ) -> ErasePlan:
+        """The CRM records of a person (every back end erases the same ones): the contact, each
+        profile and the lead on it, the cases of the threads they started, their messages."""
+        return cls(
+            person_key,
+            {
+                CrmObject.contact: [external_key(person_key)],
+                CrmObject.profile: [external_key(k) for k in profiles],
+                CrmObject.case: [external_key(k) for k in threads],
+                CrmObject.lead: [external_key(k) for k in profiles],
+                CrmObject.message: [external_key(k) for k in messages],
+            },
+        )
+
+
+def replies_to(messages: Sequence[str], sent: Iterable[tuple[str, str, str]]) -> list[str]:
+    """Message keys of the company's replies to ``messages`` (they quote the person, so they go
+    with them), from the sent replies' (conversation_key, in_reply_to, network_message_id)."""
+    theirs = set(messages)
+    found = []
+    for conversation, parent, sent_id in sent:
+        network = conversation.partition(":")[0]
+        if f"{network}:{parent}" in theirs and f"{network}:{sent_id}" not in theirs:
+            found.append(f"{network}:{sent_id}")
+    return found
 
 
 class LinkStatus(StrEnum):

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import psycopg
 
-from scrm_core.models import Conversation, CrmObject, external_key
-from scrm_core.store import AuditEntry, ErasePlan
+from scrm_core.models import Conversation
+from scrm_core.store import AuditEntry, ErasePlan, replies_to
 from scrm_core.store.base import EraseStore
 from scrm_core.store.sqlite.traces import ERASED, erase_traces, identity_of
 
@@ -118,23 +118,14 @@ class PgErase(PgBase, EraseStore):
             unesc(k)
             for (k,) in self._rows("SELECT key FROM conversations WHERE started_by = ANY(%s::text[])", (stored,))
         ]
-        theirs = set(messages)
-        for conversation, parent, sent_id in self._rows(
-            "SELECT conversation_key, in_reply_to, network_message_id FROM replies WHERE network_message_id IS NOT NULL"
-        ):
-            network = conversation.partition(":")[0]
-            if f"{network}:{parent}" in theirs and f"{network}:{sent_id}" not in theirs:
-                messages.append(f"{network}:{sent_id}")
-        plan = ErasePlan(
-            person_key,
-            {
-                CrmObject.contact: [external_key(person_key)],
-                CrmObject.profile: [external_key(k) for k in profiles],
-                CrmObject.case: [external_key(k) for k in threads],
-                CrmObject.lead: [external_key(k) for k in profiles],
-                CrmObject.message: [external_key(k) for k in messages],
-            },
+        messages += replies_to(
+            messages,
+            self._rows(
+                "SELECT conversation_key, in_reply_to, network_message_id FROM replies"
+                " WHERE network_message_id IS NOT NULL"
+            ),
         )
+        plan = ErasePlan.for_person(person_key, profiles, messages, threads)
         plan.derived = self._derived_from(messages, set(threads))
         return plan, profiles, messages, threads
 

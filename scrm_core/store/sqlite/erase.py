@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from ...models import Conversation, CrmObject, external_key
+from ...models import Conversation
 from ..base import EraseStore
-from ..records import AuditEntry, ErasePlan
+from ..records import AuditEntry, ErasePlan, replies_to
 from .db import SqliteBase, decode, dump_conversation, now, op_from_json, validate_conversation
 from .traces import ERASED, erase_traces, identity_of
 
@@ -69,23 +69,14 @@ class SqliteErase(SqliteBase, EraseStore):
         threads = [
             k for (k,) in self._select_in("SELECT key FROM conversations WHERE started_by IN ({marks})", profiles)
         ]
-        theirs = set(messages)
-        for conversation, parent, sent_id in c.execute(
-            "SELECT conversation_key, in_reply_to, network_message_id FROM replies WHERE network_message_id IS NOT NULL"
-        ):
-            network = conversation.partition(":")[0]
-            if f"{network}:{parent}" in theirs and f"{network}:{sent_id}" not in theirs:
-                messages.append(f"{network}:{sent_id}")
-        plan = ErasePlan(
-            person_key,
-            {
-                CrmObject.contact: [external_key(person_key)],
-                CrmObject.profile: [external_key(k) for k in profiles],
-                CrmObject.case: [external_key(k) for k in threads],
-                CrmObject.lead: [external_key(k) for k in profiles],
-                CrmObject.message: [external_key(k) for k in messages],
-            },
+        messages += replies_to(
+            messages,
+            c.execute(
+                "SELECT conversation_key, in_reply_to, network_message_id FROM replies"
+                " WHERE network_message_id IS NOT NULL"
+            ),
         )
+        plan = ErasePlan.for_person(person_key, profiles, messages, threads)
         plan.derived = self._derived_from(messages, set(threads))
         return plan, profiles, messages, threads
 
