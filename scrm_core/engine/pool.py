@@ -66,6 +66,9 @@ class Pool:
         # record (its creation, say) or of a record it refers to may still be in the outbox.
         self.hold_from: int | None = None
         self.held = 0  # groups waiting because of hold_from
+        #: Records outside the pool that still have an operation in the outbox (in a fleet:
+        #: another sink's partition); a group referring to one of them waits for it.
+        self.elsewhere: set[Key] = set()
 
     def _is_held(self, group: Group) -> bool:
         return self.hold_from is not None and group.items[0].seq >= self.hold_from
@@ -133,8 +136,10 @@ class Pool:
                 return False
             for name, key in group.op.refs.items():
                 target = ref_target(name, key)
-                pooled = self.groups.get(target) if target is not None else None
-                if pooled is not None and pooled.unit != group.unit:
+                if target is None:
+                    continue
+                pooled = self.groups.get(target)
+                if (pooled is not None and pooled.unit != group.unit) or (pooled is None and target in self.elsewhere):
                     return False
         return True
 

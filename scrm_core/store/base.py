@@ -415,9 +415,12 @@ class FleetStore(ABC):
         CRM unrecorded). Rows locked by a concurrent claim are skipped (``FOR UPDATE SKIP LOCKED``)."""
 
     @abstractmethod
-    def outbox_waiting(self, records: Sequence[tuple[CrmObject, str]]) -> set[tuple[CrmObject, str]]:
-        """Those of ``records`` that still have an operation in the outbox (any partition): a
-        record referring to one of them waits until it is written."""
+    def outbox_waiting(
+        self, records: Sequence[tuple[CrmObject, str]], before: int | None = None
+    ) -> set[tuple[CrmObject, str]]:
+        """Those of ``records`` that still have an operation in the outbox (any partition, held
+        or not), older than seq ``before`` if given: a record referring to one of them waits
+        until it is written (a newer operation on it, e.g. an edit, does not hold it up)."""
 
 
 def _methods(*parts: type) -> frozenset[str]:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from ..models import CrmObject, CrmOperation
-from ..store import FleetStore, Lease, LeaseLost, PageCommit, StateStore, WorkerInfo
+from ..store import FleetStore, Lease, LeaseLost, OutboxItem, PageCommit, Settlement, StateStore, WorkerInfo
 from ..store.base import partition_of
 
 __all__ = ["FleetStoreConformance"]
@@ -148,6 +148,124 @@ class FleetStoreConformance:
         assert b.outbox_waiting([(CrmObject.contact, "scrm:p1"), (CrmObject.contact, "scrm:p2")]) == {
             (CrmObject.contact, "scrm:p1")
         }
+
+    @staticmethod
+    def _partitions(store: Any) -> list[str]:
+        return [f"outbox#{p}" for p in range(store.outbox_partitions)]
+
+    def test_two_sinks_draining_at_once_never_claim_the_same_row(self, workers: Any) -> None:
+        """Two sinks claim their partitions in small slices while a third worker commits; every
+        row is handed out once, to the holder of its partition, and the old partition leases of
+        a worker that gave them back claim nothing."""
+        a, b, writer = workers("a"), workers("b"), workers("w")
+        names = self._partitions(a)
+        leases = {"a": a.acquire_leases("a", names, len(names) // 2, LONG)}
+        leases["b"] = b.acquire_leases("b", names, len(names), LONG)
+        assert {x.name for x in leases["a"]}.isdisjoint(x.name for x in leases["b"])
+        committed: list[int] = []
+        claimed: dict[str, list[OutboxItem]] = {"a": [], "b": []}
+        done = threading.Event()
+
+        def write() -> None:
+            for page in range(20):
+                ops = [
+                    CrmOperation(object=CrmObject.message, external_key=f"scrm:m{page % 7}-{k}", fields={"p": page})
+                    for k in range(10)
+                ]
+                committed.extend(writer.commit_page(PageCommit("demo", str(page), ops=ops)))
+            done.set()
+
+        def drain(name: str, store: Any) -> None:
+            finished = False
+            while not finished:
+                finished = done.is_set()  # one more round after the last commit
+                for lease in leases[name]:
+                    claimed[name] += [item for item, _ in store.outbox_claim(lease, 7)]
+
+        threads = [threading.Thread(target=write)] + [
+            threading.Thread(target=drain, args=(n, s)) for n, s in (("a", a), ("b", b))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seqs_a, seqs_b = [i.seq for i in claimed["a"]], [i.seq for i in claimed["b"]]
+        assert set(seqs_a).isdisjoint(seqs_b) and len(set(seqs_a)) == len(seqs_a) and len(set(seqs_b)) == len(seqs_b)
+        assert sorted(seqs_a + seqs_b) == sorted(committed)
+        for name in ("a", "b"):
+            mine = {x.name for x in leases[name]}
+            assert all(f"outbox#{partition_of(i.op.external_key, len(names))}" in mine for i in claimed[name])
+        # Every row of a record came out of one sink, in the order it was committed.
+        for got in claimed.values():
+            pages: dict[str, list[int]] = {}
+            for item in got:
+                pages.setdefault(item.op.external_key, []).append(item.op.fields["p"])
+            assert all(p == sorted(p) for p in pages.values())
+
+    def test_a_records_later_write_is_never_claimed_before_an_earlier_one(self, workers: Any) -> None:
+        """Slices of a partition come out oldest first even when the record's writes arrive
+        between the claims, and a settled row is not handed out again."""
+        a, w = workers("a"), workers("w")
+        key = "scrm:the-record"
+        name = f"outbox#{partition_of(key, a.outbox_partitions)}"
+        (lease,) = a.acquire_leases("a", [name], 1, LONG)
+        order: list[int] = []
+        for v in range(6):
+            w.commit_page(
+                PageCommit("demo", str(v), ops=[CrmOperation(object=CrmObject.case, external_key=key, fields={"v": v})])
+            )
+            if v % 2:
+                got = a.outbox_claim(lease, 1)
+                order += [item.op.fields["v"] for item, _ in got]
+                a.outbox_settle(Settlement(done=[item.seq for item, _ in got]))
+        order += [item.op.fields["v"] for item, _ in a.outbox_claim(lease, 100)]
+        assert order == list(range(6))
+        assert a.outbox_claim(lease, 100) == []
+
+    def test_a_child_knows_its_parent_waits_in_another_partition_until_it_is_settled(self, workers: Any) -> None:
+        a = workers("a")
+        parts = a.outbox_partitions
+        parent = next(f"scrm:p{i}" for i in range(1000) if partition_of(f"scrm:p{i}", parts) == 0)
+        child = next(f"scrm:m{i}" for i in range(1000) if partition_of(f"scrm:m{i}", parts) == min(1, parts - 1))
+        ops = [
+            CrmOperation(object=CrmObject.contact, external_key=parent, fields={"name": "x"}),
+            CrmOperation(object=CrmObject.message, external_key=child, fields={"text": "hi"}, refs={"contact": parent}),
+        ]
+        a.commit_page(PageCommit("demo", "1", ops=ops))
+        leases = a.acquire_leases("a", self._partitions(a), parts, LONG)
+        by_name = {x.name: x for x in leases}
+        (m,) = [item for item, _ in a.outbox_claim(by_name[f"outbox#{partition_of(child, parts)}"], 10)]
+        target = (CrmObject.contact, parent)
+        assert a.outbox_waiting([target], m.seq) == {target}  # the child must wait
+        # An edit of the parent committed after the child does not hold the child up.
+        later = CrmOperation(object=CrmObject.contact, external_key=parent, fields={"name": "y"})
+        a.commit_page(PageCommit("demo", "2", ops=[later]))
+        (c, c2) = [item for item, _ in a.outbox_claim(by_name[f"outbox#{partition_of(parent, parts)}"], 10)]
+        a.outbox_settle(Settlement(done=[c.seq], crm_ids=[(CrmObject.contact, parent, "001")]))
+        assert a.outbox_waiting([target], m.seq) == set()
+        assert a.outbox_waiting([target]) == {target} and c2.seq > m.seq  # the edit still waits, for itself
+
+    def test_a_dead_holders_rows_go_to_the_next_holder_once_and_marked(self, workers: Any) -> None:
+        """A holder that stops renewing (killed) loses its partitions after the lease time; the
+        next holder gets what it had in hand (possibly written) and what it never claimed
+        (not), and the dead one's settlement of a row it sent still counts once."""
+        a, b = workers("a"), workers("b")
+        key = "scrm:c1"
+        name = f"outbox#{partition_of(key, a.outbox_partitions)}"
+        ops = [CrmOperation(object=CrmObject.contact, external_key=key, fields={"v": v}) for v in range(3)]
+        a.commit_page(PageCommit("demo", "1", ops=ops[:2]))
+        (old,) = a.acquire_leases("a", [name], 1, SHORT)
+        in_hand = a.outbox_claim(old, 10)
+        assert [again for _, again in in_hand] == [False, False]
+        b.commit_page(PageCommit("demo", "2", ops=ops[2:]))
+        assert b.fleet_heartbeat("b", LONG) == []
+        (new,) = eventually(lambda: b.acquire_leases("b", [name], 1, LONG), "the dead holder's partition taken over")
+        assert a.fleet_heartbeat("a", LONG) == []  # expired: not renewed for the old holder
+        got = b.outbox_claim(new, 10)
+        assert [(item.op.fields["v"], again) for item, again in got] == [(0, True), (1, True), (2, False)]
+        assert b.outbox_claim(new, 10) == []
+        b.outbox_settle(Settlement(done=[item.seq for item, _ in got]))
+        assert b.outbox_depth() == 0
 
     def test_the_fleet_view_and_leaving(self, workers: Any) -> None:
         a, b = workers("a"), workers("b")

@@ -138,12 +138,15 @@ class PgFleet(PgBase, FleetStore):
             for seq, obj, key, fields, refs, attempts, holder in rows
         ]
 
-    def outbox_waiting(self, records: Sequence[tuple[CrmObject, str]]) -> set[tuple[CrmObject, str]]:
+    def outbox_waiting(
+        self, records: Sequence[tuple[CrmObject, str]], before: int | None = None
+    ) -> set[tuple[CrmObject, str]]:
         if not records:
             return set()
         rows = self._rows(
             "SELECT DISTINCT o.object, o.external_key FROM outbox o"
-            " JOIN unnest(%s::text[], %s::text[]) AS r(object, key) ON o.object = r.object AND o.external_key = r.key",
-            ([OBJECT_VALUE[obj] for obj, _ in records], [esc(key) for _, key in records]),
+            " JOIN unnest(%s::text[], %s::text[]) AS r(object, key) ON o.object = r.object AND o.external_key = r.key"
+            " WHERE %s::bigint IS NULL OR o.seq < %s::bigint",
+            ([OBJECT_VALUE[obj] for obj, _ in records], [esc(key) for _, key in records], before, before),
         )
         return {(CrmObject(obj), unesc(key)) for obj, key in rows}

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
 LEASE = 3.0  # [state] lease_seconds of the test fleet
+SINKS = {f"outbox#{p}" for p in range(PostgresStore.outbox_partitions)}  # the outbox's partition leases
 
 
 def until(check: Callable[[], T | None], what: str, within: float = 120.0) -> T:
@@ -103,14 +104,16 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
     def spread() -> dict[str, tuple[str | None, float]] | None:
         held = _leases(postgres_url)
         holders = {held[n][0] for n in readers if n in held}
-        return held if readers <= set(held) and len(holders) == 2 and "#outbox" in held else None
+        sinks = {held[n][0] for n in SINKS if n in held}
+        spread_out = len(holders) == 2 and len(sinks) == 2
+        return held if readers | SINKS <= set(held) and spread_out else None
 
-    held = until(spread, "both workers hold sources and one holds the outbox")
+    held = until(spread, "both workers hold sources and outbox partitions")
     first_half = expected_messages(files)
     until(lambda: set(crm_state(tmp_path / "crm.db").messages) == set(first_half), "the first halves synced")
 
-    # Kill the worker holding the outbox (it also reads a source: one per worker at least).
-    victim_id = held["#outbox"][0]
+    # Kill a worker (it reads a source and drains outbox partitions: one per worker at least).
+    victim_id = held["outbox#0"][0]
     assert victim_id is not None
     victim_pid = int(victim_id.split(":")[1])
     victim = next(p for p in workers if p.pid == victim_pid)
@@ -122,11 +125,11 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
 
     def taken_over() -> dict[str, tuple[str | None, float]] | None:
         now_held = _leases(postgres_url)
-        names = readers | {"#outbox"}
+        names = readers | SINKS
         return now_held if names <= set(now_held) and all(now_held[n][0] != victim_id for n in names) else None
 
     after = until(taken_over, "the survivor holds every source and the outbox")
-    survivor = {after[n][0] for n in readers | {"#outbox"}}
+    survivor = {after[n][0] for n in readers | SINKS}
     assert len(survivor) == 1 and victim_id not in survivor
 
     full = sorted((tmp_path / "full").glob("*.ndjson"))
@@ -144,7 +147,7 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
         (gap,) = conn.execute(
             "SELECT MAX(EXTRACT(EPOCH FROM l.acquired_at - w.heartbeat_at)) FROM leases l, workers w"
             " WHERE w.id = %s AND l.name = ANY(%s)",
-            (victim_id, sorted(readers | {"#outbox"})),
+            (victim_id, sorted(readers | SINKS)),
         ).fetchone()
     store.close()
     assert gap is not None and float(gap) <= LEASE + LEASE / 3 + 1.0, gap
@@ -158,7 +161,7 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
     fleet = json.loads(status.stdout)
     (alive,) = [w["id"] for w in fleet["workers"] if w["alive"]]
     assert alive in survivor and [w["alive"] for w in fleet["workers"] if w["id"] == victim_id] == [False]
-    assert {name for name, lease in fleet["leases"].items() if lease["worker"] == alive} >= readers | {"#outbox"}
+    assert {name for name, lease in fleet["leases"].items() if lease["worker"] == alive} >= readers | SINKS
     assert fleet["outbox_depth"] == 0 and sum(fleet["leases"][n]["events"] for n in readers) > 0
     survivor_process = next(p for p in workers if p.pid != victim_pid)
     survivor_process.send_signal(signal.SIGTERM)
@@ -176,8 +179,8 @@ def _all_held(url: str, names: set[str], not_by: str | None = None) -> dict[str,
 def test_chaos_three_workers_killed_and_restarted_in_turn_sync_everything_once(
     postgres_url: str, tmp_path: Path, workers: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Three workers; six times, the one holding the outbox (or any) is SIGKILLed while data
-    arrives, and started again once the others took its work over."""
+    """Three workers; six times, the one draining outbox partition 0 (or reading a source) is
+    SIGKILLed while data arrives, and started again once the others took its work over."""
     generate_demo(tmp_path / "full", messages=1200, seed=21)
     (tmp_path / "data").mkdir()
     full = sorted((tmp_path / "full").glob("*.ndjson"))
@@ -206,7 +209,7 @@ def test_chaos_three_workers_killed_and_restarted_in_turn_sync_everything_once(
         return process
 
     running = [start() for _ in range(3)]
-    names = {f"src-{i}" for i in range(len(files))} | {"#outbox"}
+    names = {f"src-{i}" for i in range(len(files))} | SINKS
     kills = 6
     for round_ in range(kills):
         for path, lines in zip(files, chunks, strict=True):  # the next slice of every stream arrives
@@ -215,7 +218,7 @@ def test_chaos_three_workers_killed_and_restarted_in_turn_sync_everything_once(
             with path.open("ab") as out:
                 out.write(b"".join(lines[done:part]))
         held = until(lambda: _all_held(postgres_url, names), "every lease held")
-        victim_id = held["#outbox"][0] if round_ % 2 == 0 else held[f"src-{round_ % len(files)}"][0]
+        victim_id = held["outbox#0"][0] if round_ % 2 == 0 else held[f"src-{round_ % len(files)}"][0]
         assert victim_id is not None
         victim = next(p for p in running if p.pid == int(victim_id.split(":")[1]))
         victim.send_signal(signal.SIGKILL)
