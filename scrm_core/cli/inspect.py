@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,7 +14,7 @@ from rich.table import Table
 from ..config import Config
 from ..errors import ScrmError
 from ..plugins import PluginHost
-from ..store import DeadLetter
+from ..store import DeadLetter, FleetStore
 from .common import (
     ConfigOption,
     StrictOption,
@@ -26,6 +26,7 @@ from .common import (
     setup_logging,
     state_store,
 )
+from .fleet import fleet_report, print_fleet
 
 
 def _retry_verdict(letter: DeadLetter) -> str:
@@ -71,13 +72,44 @@ def _local_problems(config: Config, host: PluginHost) -> tuple[list[str], list[s
 
 def register(app: typer.Typer) -> None:
     @app.command("status")
-    def status_command(config: ConfigOption = Path("scrm.toml")) -> None:
-        """Per source: cursor and how long since it moved; outbox depth; dead letters. Reads local state only."""
+    def status_command(
+        config: ConfigOption = Path("scrm.toml"),
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of tables.")] = False,
+    ) -> None:
+        """Per source: cursor and how long since it moved; outbox depth; dead letters. On a store
+        shared by a fleet, also the workers, the leases, the lag per source and the outbox per
+        partition. Reads the state store only."""
         cfg = load_for_command(config, secrets=False)
+        fleet: dict[str, Any] | None = None
         with state_store(cfg) as store:
             checkpoints = {c.source: c for c in store.checkpoints()}
             depth, dead = store.outbox_depth(), store.dead_letter_count()
             waiting_links = len(store.pending_links(1_000_000))
+            if isinstance(store, FleetStore):
+                fleet = fleet_report(store.fleet(cfg.state.lease_seconds), cfg.state.lease_seconds)
+        if as_json:
+            sources = []
+            for source in cfg.sources:
+                cp = checkpoints.get(source.name)
+                sources.append(
+                    {
+                        "name": source.name,
+                        "adapter": source.adapter,
+                        "enabled": source.enabled,
+                        "events": cp.events if cp else 0,
+                        "last_commit": cp.updated_at.isoformat() if cp and cp.updated_at else None,
+                        "cursor": cp.cursor if cp else None,
+                    }
+                )
+            report = {
+                "sources": sources,
+                "outbox_depth": depth,
+                "dead_letters": dead,
+                "waiting_links": waiting_links,
+                "fleet": fleet,
+            }
+            typer.echo(json.dumps(report, indent=2))
+            return
         table = Table(title=f"scrm status: {config}")
         for column in ("source", "adapter", "events", "last commit", "cursor"):
             table.add_column(column)
@@ -97,6 +129,8 @@ def register(app: typer.Typer) -> None:
                 f"{waiting_links:,} reference(s) wait for a refused record to be repaired (`scrm dlq list`)",
                 highlight=False,
             )
+        if fleet is not None:
+            print_fleet(console, fleet)
 
     dlq = typer.Typer(help="The dead-letter queue: records that could not be processed, and why.", no_args_is_help=True)
     app.add_typer(dlq, name="dlq")

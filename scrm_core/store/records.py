@@ -364,3 +364,17 @@ class FleetView:
     workers: list[WorkerRecord]
     leases: list[LeaseRecord]
     outbox_by_partition: dict[int, int]  # partition -> operations waiting
+    sources: list[SourceLag] = field(default_factory=list)  # every checkpoint, by name
+
+
+@dataclass(slots=True)
+class SourceLag:
+    """How far behind one reader (by checkpoint name) is, by the store's clock: since its last
+    commit, and what it committed over the last ``window_seconds``."""
+
+    name: str
+    events: int  # committed, all time
+    last_commit_seconds_ago: float | None  # None: never committed
+    pages_per_minute: float
+    events_per_minute: float
+    window_seconds: float

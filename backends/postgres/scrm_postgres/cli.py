@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
-from rich.table import Table
 
 from scrm_core.cli import ConfigOption, console, load_for_command, make_host
+from scrm_core.cli.fleet import fleet_report, print_fleet
 from scrm_core.errors import FatalError
 from scrm_core.store import FleetStore, open_store
 from scrm_core.store.sqlite import sqlite_path
@@ -96,67 +96,21 @@ def build_app() -> typer.Typer:
         config: ConfigOption = Path("scrm.toml"),
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of tables.")] = False,
     ) -> None:
-        """The fleet on this PostgreSQL state: workers, who reads which source, each source's
-        last commit, and the outbox's depth (one snapshot of the database)."""
+        """The fleet on this PostgreSQL state: workers, leases (readers and outbox partitions),
+        the lag per source and the outbox per partition (one snapshot; `scrm status` shows the
+        same below the per-source table)."""
         cfg = load_for_command(config, secrets=False)
         store = open_store(cfg.state.url, cfg.base_dir, make_host().stores)
         try:
             if not isinstance(store, FleetStore):
                 raise FatalError(f"[state] url of {config} is not a store shared by a fleet (postgresql://...)")
             store.migrate()
-            view = store.fleet(cfg.state.lease_seconds)
-            checkpoints = {c.source: c for c in store.checkpoints()}
+            report = fleet_report(store.fleet(cfg.state.lease_seconds), cfg.state.lease_seconds)
         finally:
             store.close()
-        now = datetime.now(UTC)
-        sources = {
-            name: {
-                "worker": lease.holder if lease.expires_in > 0 else None,
-                "lease_left_seconds": round(lease.expires_in, 1) if lease.expires_in > 0 else None,
-                "last_commit_seconds_ago": _ago(now, checkpoints[name].updated_at) if name in checkpoints else None,
-                "events": checkpoints[name].events if name in checkpoints else 0,
-            }
-            for name, lease in ((x.name, x) for x in view.leases)
-        }
-        report = {
-            "workers": [
-                {
-                    "id": w.id,
-                    "host": w.host,
-                    "pid": w.pid,
-                    "alive": w.alive,
-                    "heartbeat_seconds_ago": round(w.seen_seconds_ago, 1),
-                }
-                for w in view.workers
-            ],
-            "leases": sources,
-            "outbox_depth": sum(view.outbox_by_partition.values()),
-        }
         if as_json:
             console.print_json(json.dumps(report))
-            return
-        workers = Table(title=f"workers (lease {cfg.state.lease_seconds:g} s)")
-        for column in ("id", "host", "pid", "alive", "heartbeat"):
-            workers.add_column(column)
-        for w in view.workers:
-            workers.add_row(
-                w.id, w.host, str(w.pid), "yes" if w.alive else "[red]no[/]", f"{w.seen_seconds_ago:.1f} s ago"
-            )
-        leases = Table(title="sources and the outbox")
-        for column in ("lease", "held by", "expires in", "last commit", "events"):
-            leases.add_column(column)
-        for name, row in sources.items():
-            ago = row["last_commit_seconds_ago"]
-            left = row["lease_left_seconds"]
-            leases.add_row(
-                name,
-                str(row["worker"] or "[yellow]nobody[/]"),
-                "-" if left is None else f"{left} s",
-                "-" if ago is None else f"{ago} s ago",
-                str(row["events"]),
-            )
-        console.print(workers)
-        console.print(leases)
-        console.print(f"outbox: {report['outbox_depth']} operation(s) waiting", highlight=False)
+        else:
+            print_fleet(console, report)
 
     return app

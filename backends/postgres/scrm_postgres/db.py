@@ -167,6 +167,8 @@ class PgBase:
             " events = checkpoints.events + excluded.events",
             (source, cursor, at, events),
         )
+        # The store's clock, as everything `scrm status` compares it with (pruned by the heartbeats).
+        cur.execute("INSERT INTO commit_log (source, at, events) VALUES (%s, now(), %s)", (source, events))
 
     @staticmethod
     def _fence(cur: psycopg.Cursor[Any], lease: Lease | None) -> None:

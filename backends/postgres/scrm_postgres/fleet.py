@@ -16,11 +16,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scrm_core.models import CrmObject
-from scrm_core.store import FleetView, Lease, LeaseRecord, OutboxItem, StoreInUse, WorkerInfo, WorkerRecord
+from scrm_core.store import (
+    FleetView,
+    Lease,
+    LeaseRecord,
+    OutboxItem,
+    SourceLag,
+    StoreInUse,
+    WorkerInfo,
+    WorkerRecord,
+)
 from scrm_core.store.base import FleetStore
 
 from .db import OBJECT_VALUE, PgBase, decode, esc, op_from_row, unesc
-from .schema import WRITER_LOCK
+from .schema import COMMIT_LOG_KEEP, LAG_WINDOW, WRITER_LOCK
 
 __all__ = ["PgFleet"]
 
@@ -50,6 +59,7 @@ class PgFleet(PgBase, FleetStore):
     def fleet_heartbeat(self, worker_id: str, lease_seconds: float) -> list[Lease]:
         with self._tx() as cur:
             cur.execute("UPDATE workers SET heartbeat_at = now() WHERE id = %s", (worker_id,))
+            cur.execute("DELETE FROM commit_log WHERE at < now() - make_interval(secs => %s)", (COMMIT_LOG_KEEP,))
             # An expired lease is not renewed even if nobody took it yet: its holder has
             # already been told it may be taken, so it must have stopped that work.
             cur.execute(
@@ -114,7 +124,29 @@ class PgFleet(PgBase, FleetStore):
             ]
             cur.execute("SELECT part, COUNT(*) FROM outbox GROUP BY part ORDER BY part")
             depth = {int(part): int(n) for part, n in cur.fetchall()}
-        return FleetView(workers, leases, depth)
+            cur.execute(
+                "SELECT c.source, c.events, EXTRACT(EPOCH FROM now() - COALESCE(last.at, c.updated_at)),"
+                " COALESCE(w.pages, 0),"
+                " COALESCE(w.events, 0) FROM checkpoints c"
+                " LEFT JOIN LATERAL (SELECT MAX(at) AS at FROM commit_log l WHERE l.source = c.source) last ON true"
+                " LEFT JOIN (SELECT source, COUNT(*) AS pages, SUM(events) AS events FROM commit_log"
+                " WHERE at > now() - make_interval(secs => %(window)s) GROUP BY source) w ON w.source = c.source"
+                " ORDER BY c.source",
+                {"window": LAG_WINDOW},
+            )
+            minutes = LAG_WINDOW / 60
+            sources = [
+                SourceLag(
+                    name,
+                    int(events),
+                    None if ago is None else float(ago),
+                    round(int(pages) / minutes, 1),
+                    round(int(recent) / minutes, 1),
+                    LAG_WINDOW,
+                )
+                for name, events, ago, pages, recent in cur.fetchall()
+            ]
+        return FleetView(workers, leases, depth, sources)
 
     def outbox_claim(self, lease: Lease, limit: int) -> list[tuple[OutboxItem, bool]]:
         # "#outbox": every partition (one sink for the fleet); "outbox#N": partition N.

@@ -10,12 +10,16 @@ NUL encoded (:func:`scrm_postgres.db.esc`).
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "MIGRATION_LOCK", "WRITER_LOCK"]
+__all__ = ["COMMIT_LOG_KEEP", "LAG_WINDOW", "MIGRATIONS", "MIGRATION_LOCK", "WRITER_LOCK"]
 
 #: The advisory lock taken while migrating (any constant the application owns).
 MIGRATION_LOCK = 0x5C12_0001
 #: The advisory lock of the one writing process (:meth:`PostgresStore.claim_writer`).
 WRITER_LOCK = 0x5C12_0002
+#: Seconds of commits over which ``scrm status`` counts pages and events per minute.
+LAG_WINDOW = 300
+#: Seconds a commit stays in ``commit_log`` (the window, and a margin).
+COMMIT_LOG_KEEP = 2 * LAG_WINDOW
 
 MIGRATIONS: list[str] = [
     # 1: the state of one deployment (SQLite's schema version 5).
@@ -202,5 +206,16 @@ MIGRATIONS: list[str] = [
         expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity'
     );
     CREATE INDEX leases_holder ON leases (holder);
+    """,
+    # 3: each checkpoint's recent commits (pages and events per minute, for `scrm status`);
+    # rows older than COMMIT_LOG_KEEP are pruned by the workers' heartbeats.
+    """
+    CREATE TABLE commit_log (
+        source TEXT NOT NULL,
+        at TIMESTAMPTZ NOT NULL,
+        events INTEGER NOT NULL
+    );
+    CREATE INDEX commit_log_source_at ON commit_log (source, at);
+    CREATE INDEX commit_log_at ON commit_log (at);
     """,
 ]

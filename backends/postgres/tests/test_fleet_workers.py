@@ -152,17 +152,18 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
     store.close()
     assert gap is not None and float(gap) <= LEASE + LEASE / 3 + 1.0, gap
     status = subprocess.run(
-        [sys.executable, "-m", "scrm_core", "state", "fleet", "-c", str(config), "--json"],
+        [sys.executable, "-m", "scrm_core", "status", "-c", str(config), "--json"],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    fleet = json.loads(status.stdout)
+    fleet = json.loads(status.stdout)["fleet"]
     (alive,) = [w["id"] for w in fleet["workers"] if w["alive"]]
     assert alive in survivor and [w["alive"] for w in fleet["workers"] if w["id"] == victim_id] == [False]
-    assert {name for name, lease in fleet["leases"].items() if lease["worker"] == alive} >= readers | SINKS
-    assert fleet["outbox_depth"] == 0 and sum(fleet["leases"][n]["events"] for n in readers) > 0
+    assert {x["name"] for x in fleet["leases"] if x["worker"] == alive} >= readers | SINKS
+    assert all(x["worker"] != victim_id for x in fleet["leases"])
+    assert fleet["outbox_depth"] == 0 and sum(s["events"] for s in fleet["sources"] if s["name"] in readers) > 0
     survivor_process = next(p for p in workers if p.pid != victim_pid)
     survivor_process.send_signal(signal.SIGTERM)
     assert survivor_process.wait(timeout=60) == 0
