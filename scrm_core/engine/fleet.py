@@ -37,12 +37,12 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import cast
 
 from ..adapters import CrmAdapter
 from ..config import EngineConfig
-from ..models import CrmObject, CrmOperation
+from ..models import CrmObject, CrmOperation, EventPage
 from ..store import AsyncStore, FleetStore, Lease, LeaseLost, StateStore, WorkerInfo
 from ..store.base import partition_of
 from .pool import Group, Pool, ref_target
@@ -79,6 +79,7 @@ class LeaseKeeper:
         self.giving_back: set[str] = set()
         self.renewed_at = -math.inf  # monotonic time the last heartbeat was sent (before its answer)
         self.on_lost: Callable[[str], None] = lambda name: None
+        self._read_under: dict[int, Lease] = {}  # id(page) -> the reader lease it was read under
 
     def _rotated(self, names: list[str]) -> list[str]:
         # Each worker tries the names from its own starting point: fewer collisions.
@@ -87,6 +88,30 @@ class LeaseKeeper:
 
     def set_names(self, names: list[str]) -> None:
         self.names = self._rotated(names)
+
+    def reading(
+        self, name: str, read: Callable[[str | None], AsyncIterator[EventPage]]
+    ) -> Callable[[str | None], AsyncIterator[EventPage]]:
+        """``read`` with each page it yields marked with the lease the reader holds now: a page
+        read before the lease was lost is never committed under the next one (see
+        :meth:`page_lease`), even when this worker takes the lease again at once."""
+        lease, under = self.readers.get(name), self._read_under
+
+        async def leased(cursor: str | None) -> AsyncIterator[EventPage]:
+            if lease is None:
+                return  # lost again before it started: the next holder reads it
+            async for page in read(cursor):
+                under[id(page)] = lease
+                yield page
+
+        return leased
+
+    def page_lease(self, source: str, page: EventPage) -> Lease | None:
+        """The lease to commit ``page`` under; None when it was read under a lease this worker
+        no longer holds (dropped: the holder reads it again from the checkpoint)."""
+        under = self._read_under.pop(id(page), None)
+        lease = self.readers.get(source)
+        return lease if under is None or under == lease else None
 
     @property
     def interval(self) -> float:

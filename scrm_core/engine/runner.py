@@ -423,7 +423,7 @@ class Engine:
         assert self.store is not None
         commit = await ingestor.process(source, page)
         if self._keeper is not None and source in self._keeper.names:
-            commit.lease = self._keeper.readers.get(source)
+            commit.lease = self._keeper.page_lease(source, page)
             if commit.lease is None:
                 raise LeaseLost(source)  # given back or taken over since the page was read
         try:
@@ -482,7 +482,8 @@ class Engine:
                 for name in start:
                     cursor = await store.call(StateStore.checkpoint, name)
                     running[name] = asyncio.create_task(
-                        self._read(name, readers[name], cursor, queue, follow), name=f"read:{name}"
+                        self._read(name, keeper.reading(name, readers[name]), cursor, queue, follow),
+                        name=f"read:{name}",
                     )
                 await asyncio.sleep(keeper.interval)  # the heartbeat's period
         except Exception as exc:
