@@ -158,6 +158,11 @@ class LeaseKeeper:
             self.lost(name)
         self.readers = {n: held[n] for n in self.readers}
         self.sinks = {n: held[n] for n in self.sinks}
+        # Held in the store but no longer used here (dropped after a refused commit): given back,
+        # or the heartbeat would renew it for ever with nobody doing its work.
+        unused = sorted(set(held) - set(self.readers) - set(self.sinks))
+        if unused:
+            await self.store.fleet(FleetStore.release_leases, wid, unused)
         live = len(await self.store.fleet(FleetStore.live_workers, secs)) or 1
         start, stop = await self._balance(self.readers, self.names, live)
         for name in stop:
@@ -221,6 +226,7 @@ class FleetSink(Sink):
         self.pool = kept
         for name in names:
             self._held.pop(name, None)
+        self._update_water()  # ingest may be waiting for room that the dropped rows took
 
     async def _follow_leases(self) -> None:
         """Bring the pool in line with the keeper: drop partitions lost or taken anew (their
