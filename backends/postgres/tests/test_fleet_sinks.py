@@ -1,0 +1,104 @@
+"""Two fleet sinks (two workers' :class:`FleetSink`, each with its own store connection and
+lease keeper) drain one PostgreSQL outbox in parallel, into one CRM that refuses a record
+whose parent it does not hold: each record is written once, its writes in order, and no
+message goes out before its contact, although contacts and messages sit in partitions
+drained by different sinks and the contacts' sink is the slower one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from scrm_postgres import PostgresStore
+
+from scrm_core.adapters import AdapterContext, AdapterSettings, CrmAdapter
+from scrm_core.config import EngineConfig
+from scrm_core.engine.fleet import FleetSink, LeaseKeeper
+from scrm_core.models import CrmObject, CrmOperation, OperationResult
+from scrm_core.store import AsyncStore, PageCommit, StateStore, WorkerInfo
+from scrm_core.store.base import partition_of
+
+LEASE = 30.0
+
+
+class _Crm(CrmAdapter):
+    """One CRM shared by both sinks: refuses (retryable) a record whose reference it lacks."""
+
+    name = "strict"
+
+    def __init__(self, shared: dict[str, Any], who: str, slow: float) -> None:
+        super().__init__(AdapterSettings(), AdapterContext(name="crm"))
+        self.shared, self.who, self.slow = shared, who, slow
+
+    async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:  # type: ignore[override]
+        results = []
+        await asyncio.sleep(self.slow * any(op.object is CrmObject.contact for op in ops))
+        for op in ops:
+            missing = [key for key in op.refs.values() if key not in self.shared["records"]]
+            if missing:
+                self.shared["orphans"].append(op.external_key)
+                results.append(OperationResult(external_key=op.external_key, ok=False, retryable=True, error="orphan"))
+                continue
+            self.shared["records"].setdefault(op.external_key, []).append(op.fields.get("v"))
+            self.shared["by"].setdefault(self.who, 0)
+            self.shared["by"][self.who] += 1
+            results.append(OperationResult(external_key=op.external_key, ok=True, crm_id=f"id-{op.external_key}"))
+        return results
+
+
+def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_first(postgres_url: str) -> None:
+    parts = PostgresStore.outbox_partitions
+    # Contacts in partitions 0-7, their messages in 8-15: each sink holds one half.
+    contacts = [k for k in (f"scrm:c{i}" for i in range(400)) if partition_of(k, parts) < parts // 2][:30]
+    messages = [k for k in (f"scrm:m{i}" for i in range(400)) if partition_of(k, parts) >= parts // 2][:60]
+    ops = [CrmOperation(object=CrmObject.contact, external_key=c, fields={"v": 0}) for c in contacts]
+    ops += [
+        CrmOperation(object=CrmObject.message, external_key=m, fields={"v": v}, refs={"contact": contacts[i % 30]})
+        for v in range(2)
+        for i, m in enumerate(messages)
+    ]
+    setup = PostgresStore(postgres_url)
+    setup.migrate()
+    setup.commit_page(PageCommit("demo", "1", ops=ops))
+    setup.close()
+    shared: dict[str, Any] = {"records": {}, "orphans": [], "by": {}}
+
+    async def main() -> None:
+        stores = [AsyncStore(lambda: PostgresStore(postgres_url)) for _ in range(2)]
+        keepers = [LeaseKeeper(s, WorkerInfo(f"w{i}", "h", i, ""), LEASE) for i, s in enumerate(stores)]
+        for keeper in keepers:
+            await keeper.join()
+            keeper.set_names([])
+        config = EngineConfig(batch_window_ms=0, retry_max_seconds=0.05)
+        # w0 takes the contacts' half first (its share of two live workers), then w1 the rest.
+        for keeper, half in zip(keepers, (range(parts // 2), range(parts // 2, parts)), strict=True):
+            keeper.partitions = [f"outbox#{p}" for p in half] + [f"outbox#{p}" for p in range(parts) if p not in half]
+            await keeper.tick()
+        assert {int(n.removeprefix("outbox#")) for n in keepers[0].sinks} == set(range(parts // 2))
+        sinks = [
+            FleetSink(s, _Crm(shared, f"w{i}", slow=0.3 if i == 0 else 0.0), config, keeper)
+            for i, (s, keeper) in enumerate(zip(stores, keepers, strict=True))
+        ]
+        for sink in sinks:
+            await sink.start()
+        tasks = [asyncio.create_task(sink.run()) for sink in sinks]
+        deadline = time.monotonic() + 60
+        while sum(map(len, shared["records"].values())) < len(contacts) + len(messages):
+            assert not shared["orphans"], f"sent before their contact: {shared['orphans'][:3]}"
+            assert time.monotonic() < deadline, shared["records"]
+            await asyncio.sleep(0.05)  # polling interval, not a wait for the outcome
+        for sink in sinks:
+            sink.finish()
+        await asyncio.gather(*tasks)
+        assert await stores[0].call(StateStore.outbox_depth) == 0
+        for store in stores:
+            await store.close()
+
+    asyncio.run(main())
+    assert shared["orphans"] == []  # no message was sent before its contact
+    assert sorted(shared["records"]) == sorted(contacts + messages)
+    # Each record written once: a message's two writes were merged in order (the last one wins).
+    assert all(values == [1] for key, values in shared["records"].items() if key in messages)
+    assert shared["by"] == {"w0": len(contacts), "w1": len(messages)}
