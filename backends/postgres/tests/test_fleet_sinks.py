@@ -32,7 +32,7 @@ class _Crm(CrmAdapter):
         super().__init__(AdapterSettings(), AdapterContext(name="crm"))
         self.shared, self.who, self.slow = shared, who, slow
 
-    async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:  # type: ignore[override]
+    async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:
         results = []
         await asyncio.sleep(self.slow * any(op.object is CrmObject.contact for op in ops))
         for op in ops:
