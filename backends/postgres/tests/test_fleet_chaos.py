@@ -223,6 +223,7 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
 
     acknowledged: set[str] = set()
     delivered = 0
+    rounds: list[float] = []
 
     def deliver(http: httpx.Client, n: int) -> None:
         """One delivery of a new post, to either receiver (and, every fifth, to both: the
@@ -253,6 +254,7 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
         kills: list[_Kill] = []
         with httpx.Client(timeout=10) as http, psycopg.connect(postgres_url, autocommit=True) as db:
             for round_ in range(KILLS):
+                round_started = time.monotonic()
                 for path, lines in zip(files, chunks, strict=True):  # the next slice of every stream
                     done, part = len(lines) * round_ // KILLS, len(lines) * (round_ + 1) // KILLS
                     with path.open("ab") as out:
@@ -276,6 +278,7 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
                 hold.released.set()
                 kills.append(_Kill(slot, victim_id, at, float(db_at), during_write))
                 start(slot)
+                rounds.append(round(time.monotonic() - round_started, 1))
 
             expected = expected_messages(full)
             want = set(expected) | acknowledged
@@ -333,6 +336,20 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
     ]
     assert len(kills) == KILLS and len(landed) >= KILLS // 4, [(k.slot, k.during_write) for k in kills]
 
+    takeovers = []  # seconds from a kill until every lease the victim held had another holder
+    for k in kills:
+        before = [x for at, x in monitor.snapshots if at <= k.db_at]
+        theirs = {name for name, holder, _ in (before[-1] if before else []) if holder == k.worker_id}
+        for at, leases in monitor.snapshots:
+            current = {name: holder for name, holder, expires in leases if expires > at}
+            if at > k.db_at and all(current.get(n) not in (None, k.worker_id) for n in theirs):
+                takeovers.append(round(at - k.db_at, 2))
+                break
+    print(
+        f"kills {len(kills)}, during a CRM write {len(landed)}, faults served {dict(faults.counts)}, "
+        f"requests {len(log)}, 429s {hub.statuses(429)}, "
+        f"takeover seconds max {max(takeovers, default=0)} (lease {LEASE}), rounds {rounds}"
+    )
     # No lease held by a dead worker longer than the lease time (the database's clock).
     overdue = [
         (k.worker_id, name, round(at - k.db_at, 2))
