@@ -165,7 +165,7 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
     postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     rng = random.Random(16)
-    generate_demo(tmp_path / "full", messages=500, seed=16)
+    generate_demo(tmp_path / "full", messages=300, seed=16)
     full = sorted((tmp_path / "full").glob("*.ndjson"))
     chunks = [path.read_bytes().splitlines(keepends=True) for path in full]
     (tmp_path / "data").mkdir()
@@ -268,7 +268,7 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
                 hold = holds[slot] = _Hold()
                 # Wait (a while) for one of its CRM writes to be applied, then kill it before
                 # the answer arrives; a worker with nothing to write is killed anyway.
-                during_write = hold.reached.wait(timeout=4 * LEASE)
+                during_write = hold.reached.wait(timeout=1.5 * LEASE)
                 holds.pop(slot, None)
                 victim_id = _worker_id(postgres_url, victim.pid)
                 at = time.time()
