@@ -278,4 +278,6 @@ class FleetStoreConformance:
         assert sum(view.outbox_by_partition.values()) == 1
         a.leave_fleet("a")
         assert b.live_workers(LONG) == ["b"]
+        released = b.fleet(LONG)  # a released lease is free at once (and shows so)
+        assert [(x.name, x.holder) for x in released.leases] == [("s1", None)] and released.leases[0].expires_in < 0
         assert [x.name for x in b.acquire_leases("b", ["s1"], 1, LONG)] == ["s1"]

@@ -117,7 +117,12 @@ class PgFleet(PgBase, FleetStore):
                 WorkerRecord(id_, host, pid, command, started, float(ago), float(ago) < lease_seconds)
                 for id_, host, pid, command, started, ago in cur.fetchall()
             ]
-            cur.execute("SELECT name, holder, token, EXTRACT(EPOCH FROM expires_at - now()) FROM leases ORDER BY name")
+            cur.execute(
+                # A released lease expires at -infinity, which now() cannot be subtracted from.
+                "SELECT name, holder, token,"
+                " CASE WHEN isfinite(expires_at) THEN EXTRACT(EPOCH FROM expires_at - now()) END"
+                " FROM leases ORDER BY name"
+            )
             leases = [
                 LeaseRecord(name, holder, token, float(left) if left is not None else float("-inf"))
                 for name, holder, token, left in cur.fetchall()
