@@ -96,8 +96,11 @@ def test_status_shows_workers_leases_lag_and_outbox_per_partition(postgres_url: 
         # Once the dead worker's lease expires it shows as free; the live one takes it.
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute("UPDATE leases SET expires_at = now() - interval '1 second' WHERE name = 'idle'")
+        a.release_leases("host-a:11:aa", ["outbox#0"])  # given back: free at once
         after = json.loads(_status(config, "--json"))["fleet"]
-        assert {x["name"]: x["worker"] for x in after["leases"]}["idle"] is None
+        free = {x["name"]: x for x in after["leases"]}
+        assert free["idle"]["worker"] is None and free["outbox#0"]["worker"] is None
+        assert free["outbox#0"]["expires_in_seconds"] is None and "nobody" in _status(config)
         eventually(lambda: a.acquire_leases("host-a:11:aa", ["idle"], 1, LEASE), "the free lease taken")
         final = json.loads(_status(config, "--json"))["fleet"]
         assert {x["name"]: x["worker"] for x in final["leases"]}["idle"] == "host-a:11:aa"
