@@ -176,11 +176,12 @@ class FleetStoreConformance:
             done.set()
 
         def drain(name: str, store: Any) -> None:
-            finished = False
-            while not finished:
-                finished = done.is_set()  # one more round after the last commit
-                for lease in leases[name]:
-                    claimed[name] += [item for item, _ in store.outbox_claim(lease, 7)]
+            while True:
+                finished = done.is_set()  # then a round that finds nothing more ends it
+                got = [item for lease in leases[name] for item, _ in store.outbox_claim(lease, 7)]
+                claimed[name] += got
+                if finished and not got:
+                    return
 
         threads = [threading.Thread(target=write)] + [
             threading.Thread(target=drain, args=(n, s)) for n, s in (("a", a), ("b", b))

@@ -27,7 +27,7 @@ from .misc import PgAdapterState, PgAuditLog, PgDeadLetters, PgWebhookInbox
 from .outbox import PgOutbox
 from .pipeline import PgPipeline
 from .replies import PgReplies
-from .schema import MIGRATION_LOCK, MIGRATIONS, WRITER_LOCK
+from .schema import COMMIT_LOG_KEEP, MIGRATION_LOCK, MIGRATIONS, WRITER_LOCK
 from .urls import safe_url
 
 __all__ = ["PostgresStore"]
@@ -90,6 +90,9 @@ class PgLifecycle(PgBase, StoreLifecycle):
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 cur.execute(MIGRATIONS[version - 1])
                 cur.execute("INSERT INTO schema_version (version, applied_at) VALUES (%s, now())", (version,))
+            # Commits older than `scrm status` looks at (fleet heartbeats prune it too; this is
+            # for deployments of `scrm run --once` only).
+            cur.execute("DELETE FROM commit_log WHERE at < now() - make_interval(secs => %s)", (COMMIT_LOG_KEEP,))
         return max(current, len(MIGRATIONS))
 
     def close(self) -> None:
