@@ -262,13 +262,16 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
                 for _ in range(DELIVERIES_PER_ROUND):
                     deliver(http, delivered)
                     delivered += 1
-                slot = rng.choice(SLOTS)
+                # A random worker among those that joined the fleet (one just restarted may not have).
+                joined = until(
+                    lambda: [s for s in SLOTS if _worker_id(postgres_url, running[s].pid)], "a worker joined"
+                )
+                slot = rng.choice(joined)
                 victim = running[slot]
-                until(partial(_worker_id, postgres_url, victim.pid), f"{slot} joined the fleet")
                 hold = holds[slot] = _Hold()
                 # Wait (a while) for one of its CRM writes to be applied, then kill it before
                 # the answer arrives; a worker with nothing to write is killed anyway.
-                during_write = hold.reached.wait(timeout=1.5 * LEASE)
+                during_write = hold.reached.wait(timeout=2 * LEASE)
                 holds.pop(slot, None)
                 victim_id = _worker_id(postgres_url, victim.pid)
                 at = time.time()
@@ -288,6 +291,15 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
                 return held if set(held) >= want else None
 
             until(notes, "every message and acknowledged webhook in the CRM")
+            # Each killed worker's last heartbeat came before its kill (it never renewed after).
+            beats: dict[str, Any] = dict(
+                db.execute(
+                    "SELECT id, EXTRACT(EPOCH FROM heartbeat_at) FROM workers WHERE id = ANY(%s)",
+                    ([k.worker_id for k in kills],),
+                ).fetchall()
+            )
+            late = [(k.worker_id, float(beats[k.worker_id]) - k.db_at) for k in kills if k.worker_id in beats]
+            assert len(late) == KILLS and all(after <= 0 for _, after in late), late
             store = PostgresStore(postgres_url)
             try:
                 until(lambda: store.outbox_depth() == 0, "the outbox drained")
