@@ -199,6 +199,7 @@ class FleetSink(Sink):
         super().__init__(store, crm, config, follow=True)
         self.keeper = keeper
         self._held: dict[str, Lease] = {}  # the partition leases whose rows are in the pool
+        self._dead_read_at = -math.inf  # when the sink dead letters were last read
 
     def notify(self, seqs: Sequence[int], ops: Sequence[CrmOperation]) -> None:
         """Not used: each partition's holder claims what every worker committed."""
@@ -240,9 +241,10 @@ class FleetSink(Sink):
             await self.keeper.give_back(back)
 
     async def _parents_elsewhere(self) -> None:
-        """Records referred to from the pool whose operations wait in another partition (or
-        here, unclaimed): the children wait for them. Sink dead letters are read again in the
-        same hop, so a parent another sink refused is known as refused once it left the outbox."""
+        """Records referred to from the pool whose older operations still wait in the outbox (in
+        another partition, or here unclaimed): the children wait for them. The sink dead letters
+        are read again when one of those parents left the outbox (written, or refused by
+        another sink: then its children go without the reference) and every heartbeat period."""
         targets: set[tuple[CrmObject, str]] = set()
         newest = 0
         for group in self.pool.all_groups():
@@ -255,12 +257,12 @@ class FleetSink(Sink):
             self.pool.elsewhere = set()
             return
         wanted = sorted(targets, key=lambda t: (t[0].value, t[1]))
-
-        def look(store: StateStore) -> tuple[set[tuple[CrmObject, str]], set[tuple[CrmObject, str]]]:
-            fleet = cast(FleetStore, store)
-            return fleet.outbox_waiting(wanted, newest + 1), store.dead_letter_keys()
-
-        self.pool.elsewhere, self._dead = await self.store.run(look)
+        waiting = await self.store.fleet(FleetStore.outbox_waiting, wanted, newest + 1)
+        settled = (self.pool.elsewhere - waiting) & targets
+        if settled or time.monotonic() - self._dead_read_at > self.keeper.interval:
+            self._dead = await self.store.call(StateStore.dead_letter_keys)
+            self._dead_read_at = time.monotonic()
+        self.pool.elsewhere = waiting
 
     async def _send(self, groups: list[Group]) -> float:
         # Only while every partition of the batch is still this worker's (the heartbeat runs
