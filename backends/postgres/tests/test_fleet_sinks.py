@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from scrm_postgres import PostgresStore
 
 from scrm_core.adapters import AdapterContext, AdapterSettings, CrmAdapter
@@ -31,11 +32,15 @@ class _Crm(CrmAdapter):
     def __init__(self, shared: dict[str, Any], who: str, slow: float) -> None:
         super().__init__(AdapterSettings(), AdapterContext(name="crm"))
         self.shared, self.who, self.slow = shared, who, slow
+        self.shared.setdefault("refuse", set())
 
     async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:
         results = []
         await asyncio.sleep(self.slow * any(op.object is CrmObject.contact for op in ops))
         for op in ops:
+            if op.external_key in self.shared["refuse"]:
+                results.append(OperationResult(external_key=op.external_key, ok=False, retryable=False, error="no"))
+                continue
             missing = [key for key in op.refs.values() if key not in self.shared["records"]]
             if missing:
                 self.shared["orphans"].append(op.external_key)
@@ -48,7 +53,12 @@ class _Crm(CrmAdapter):
         return results
 
 
-def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_first(postgres_url: str) -> None:
+@pytest.mark.parametrize("refused", [0, 1], ids=["all-written", "a-contact-refused"])
+def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_first(
+    postgres_url: str, refused: int
+) -> None:
+    """With a contact refused for good by the CRM (by one sink), its messages (sent by the
+    other) go without the reference, which is kept as a pending link, never as an orphan."""
     parts = PostgresStore.outbox_partitions
     # Contacts in partitions 0-7, their messages in 8-15: each sink holds one half.
     contacts = [k for k in (f"scrm:c{i}" for i in range(400)) if partition_of(k, parts) < parts // 2][:30]
@@ -63,7 +73,7 @@ def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_fi
     setup.migrate()
     setup.commit_page(PageCommit("demo", "1", ops=ops))
     setup.close()
-    shared: dict[str, Any] = {"records": {}, "orphans": [], "by": {}}
+    shared: dict[str, Any] = {"records": {}, "orphans": [], "by": {}, "refuse": set(contacts[:refused])}
 
     async def main() -> None:
         stores = [AsyncStore(lambda: PostgresStore(postgres_url)) for _ in range(2)]
@@ -85,7 +95,7 @@ def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_fi
             await sink.start()
         tasks = [asyncio.create_task(sink.run()) for sink in sinks]
         deadline = time.monotonic() + 60
-        while sum(map(len, shared["records"].values())) < len(contacts) + len(messages):
+        while sum(map(len, shared["records"].values())) < len(contacts) + len(messages) - refused:
             assert not shared["orphans"], f"sent before their contact: {shared['orphans'][:3]}"
             assert time.monotonic() < deadline, shared["records"]
             await asyncio.sleep(0.05)  # polling interval, not a wait for the outcome
@@ -93,12 +103,15 @@ def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_fi
             sink.finish()
         await asyncio.gather(*tasks)
         assert await stores[0].call(StateStore.outbox_depth) == 0
+        links = await stores[1].call(StateStore.pending_links, 1000)
+        assert sorted(link.child_key for link in links) == sorted(m for i, m in enumerate(messages) if i % 30 < refused)
+        assert {link.parent_key for link in links} == set(contacts[:refused])
         for store in stores:
             await store.close()
 
     asyncio.run(main())
     assert shared["orphans"] == []  # no message was sent before its contact
-    assert sorted(shared["records"]) == sorted(contacts + messages)
+    assert sorted(shared["records"]) == sorted(contacts[refused:] + messages)
     # Each record written once: a message's two writes were merged in order (the last one wins).
     assert all(values == [1] for key, values in shared["records"].items() if key in messages)
-    assert shared["by"] == {"w0": len(contacts), "w1": len(messages)}
+    assert shared["by"] == {"w0": len(contacts) - refused, "w1": len(messages)}
