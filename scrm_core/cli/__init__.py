@@ -44,6 +44,7 @@ from .common import (
     setup_logging,
     state_store,
 )
+from .fleet import fleet_report, print_fleet
 from .run import summary_table, sync
 
 __all__ = [
@@ -55,10 +56,12 @@ __all__ = [
     "config_or_exit",
     "console",
     "console_err",
+    "fleet_report",
     "load_config",
     "load_for_command",
     "main",
     "make_host",
+    "print_fleet",
     "setup_logging",
     "state_store",
     "summary_table",
