@@ -43,7 +43,7 @@ from typing import cast
 from ..adapters import CrmAdapter
 from ..config import EngineConfig
 from ..models import CrmObject, CrmOperation, EventPage
-from ..store import AsyncStore, FleetStore, Lease, LeaseLost, StateStore, WorkerInfo
+from ..store import AsyncStore, FleetStore, Lease, StateStore, WorkerInfo
 from ..store.base import partition_of
 from .pool import Group, Pool, ref_target
 from .sink import Sink, _Stopped
@@ -288,21 +288,19 @@ class FleetSink(Sink):
                     return
                 await self._sleep(poll)
                 continue
-            claimed, lost = 0, False
-            for name, lease in list(self.keeper.sinks.items()):
-                if len(self.pool) >= self.config.outbox_high_water:
-                    break
-                try:
-                    got = await self.store.fleet(FleetStore.outbox_claim, lease, self.take_limit)
-                except LeaseLost:
+            claimed, lost = 0, list[str]()
+            leases = list(self.keeper.sinks.values())
+            if len(self.pool) < self.config.outbox_high_water:
+                got, lost = await self.store.fleet(FleetStore.outbox_claim_each, leases, self.take_limit)
+                for name in lost:
                     self.keeper.lost(name)
-                    lost = True
-                    continue
-                self._held[name] = lease
+                for lease in leases:
+                    if lease.name not in lost:
+                        self._held[lease.name] = lease
                 now = time.monotonic()
                 for item, again in got:
                     self.pool.add(item, now, uncertain=again)
-                claimed += len(got)
+                claimed = len(got)
             if lost:
                 continue  # drop that partition's rows before sending anything
             sent = False

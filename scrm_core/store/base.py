@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from ..models import Conversation, CrmObject, CrmOperation
+from .errors import LeaseLost
 from .records import (
     AuditEntry,
     Checkpoint,
@@ -413,6 +414,21 @@ class FleetStore(ABC):
         ``#outbox``: every partition) not yet handed to this lease, oldest first, now marked as
         handed to it; each with whether an earlier holder had them (they may have reached the
         CRM unrecorded). Rows locked by a concurrent claim are skipped (``FOR UPDATE SKIP LOCKED``)."""
+
+    def outbox_claim_each(self, leases: Sequence[Lease], limit: int) -> tuple[list[tuple[OutboxItem, bool]], list[str]]:
+        """:meth:`outbox_claim` over several partition leases of one worker: up to ``limit``
+        operations in all, oldest first in each partition; and the names of the leases no
+        longer in force (none of their rows is handed out). A back end that can do it in one
+        transaction overrides this (a sink usually holds several partitions: one round trip,
+        oldest first across them); this default claims lease by lease."""
+        claimed: list[tuple[OutboxItem, bool]] = []
+        lost: list[str] = []
+        for lease in leases:
+            try:
+                claimed += self.outbox_claim(lease, limit - len(claimed)) if len(claimed) < limit else []
+            except LeaseLost:
+                lost.append(lease.name)
+        return claimed, lost
 
     @abstractmethod
     def outbox_waiting(

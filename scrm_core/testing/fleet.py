@@ -268,6 +268,49 @@ class FleetStoreConformance:
         b.outbox_settle(Settlement(done=[item.seq for item, _ in got]))
         assert b.outbox_depth() == 0
 
+    @pytest.mark.parametrize("how", ["store", "default"])
+    def test_claiming_several_partitions_at_once_skips_the_lost_ones_and_takes_the_oldest(
+        self, workers: Any, how: str
+    ) -> None:
+        """:meth:`FleetStore.outbox_claim_each`, as the store does it and as the interface's
+        default does (lease by lease): the rows of the partitions still held, oldest first in
+        each, up to the limit in all; a lost partition is named and none of its rows handed out."""
+        a, b = workers("a"), workers("b")
+        parts = a.outbox_partitions
+        keys = {
+            p: next(f"scrm:k{i}" for i in range(10_000) if partition_of(f"scrm:k{i}", parts) == p) for p in (0, 1, 2)
+        }
+        ops = [
+            CrmOperation(object=CrmObject.contact, external_key=keys[p], fields={"v": v})
+            for v in range(2)
+            for p in keys
+        ]
+        seqs = a.commit_page(PageCommit("demo", "1", ops=ops))
+        (p0,) = a.acquire_leases("a", ["outbox#0"], 1, LONG)
+        (p2,) = a.acquire_leases("a", ["outbox#2"], 1, LONG)
+        (p1_old,) = a.acquire_leases("a", ["outbox#1"], 1, SHORT)
+        (p1_new,) = eventually(lambda: b.acquire_leases("b", ["outbox#1"], 1, LONG), "partition 1 taken over")
+        claim = (
+            a.outbox_claim_each
+            if how == "store"
+            else lambda leases, limit: FleetStore.outbox_claim_each(a, leases, limit)
+        )
+        first, lost = claim([p0, p1_old, p2], 3)
+        assert lost == ["outbox#1"]
+        mine = [s for s, op in zip(seqs, ops, strict=True) if op.external_key != keys[1]]
+        got = [item.seq for item, _ in first]
+        assert len(got) == 3 and not any(again for _, again in first)
+        rest, lost = claim([p0, p2], 100)
+        assert lost == [] and sorted(got + [item.seq for item, _ in rest]) == mine
+        if how == "store":  # in one go: the oldest across the partitions
+            assert got == mine[:3]
+        for key in (keys[0], keys[2]):  # each record's writes in order, whichever slice they came in
+            values = [item.op.fields["v"] for item, _ in first + rest if item.op.external_key == key]
+            assert values == [0, 1]
+        assert claim([p0, p2], 100) == ([], [])
+        theirs = b.outbox_claim(p1_new, 100)  # never handed to the lost lease: not "possibly written"
+        assert [(item.op.external_key, again) for item, again in theirs] == [(keys[1], False)] * 2
+
     def test_the_fleet_view_and_leaving(self, workers: Any) -> None:
         a, b = workers("a"), workers("b")
         a.acquire_leases("a", ["s1"], 1, LONG)

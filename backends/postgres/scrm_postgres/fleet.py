@@ -14,6 +14,7 @@ holds the record once).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from scrm_core.models import CrmObject
 from scrm_core.store import (
@@ -174,6 +175,47 @@ class PgFleet(PgBase, FleetStore):
             (OutboxItem(seq, decode("outbox", seq, op_from_row, obj, key, fields, refs), attempts), holder is not None)
             for seq, obj, key, fields, refs, attempts, holder in rows
         ]
+
+    def outbox_claim_each(self, leases: Sequence[Lease], limit: int) -> tuple[list[tuple[OutboxItem, bool]], list[str]]:
+        # One transaction for every partition a sink holds: the leases still in force (locked
+        # against a takeover while it runs, as _fence does), then their oldest rows not yet
+        # handed to them, each marked with its own lease.
+        if not leases:
+            return [], []
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT l.name FROM leases l"
+                " JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS w(name, holder, token)"
+                " ON l.name = w.name AND l.holder = w.holder AND l.token = w.token"
+                " WHERE l.expires_at > now() FOR SHARE OF l",
+                ([x.name for x in leases], [x.holder for x in leases], [x.token for x in leases]),
+            )
+            valid = {name for (name,) in cur.fetchall()}
+            mine = [x for x in leases if x.name in valid and x.name.startswith("outbox#")]
+            rows: list[Any] = []
+            if mine:
+                cur.execute(
+                    "SELECT o.seq, o.object, o.external_key, o.fields, o.refs, o.attempts, o.holder, m.me FROM outbox o"
+                    " JOIN unnest(%s::smallint[], %s::text[]) AS m(part, me) ON o.part = m.part"
+                    " WHERE o.holder IS DISTINCT FROM m.me ORDER BY o.seq LIMIT %s FOR UPDATE OF o SKIP LOCKED",
+                    (
+                        [int(x.name.removeprefix("outbox#")) for x in mine],
+                        [f"{x.holder}#{x.token}" for x in mine],
+                        limit,
+                    ),
+                )
+                rows = cur.fetchall()
+            if rows:
+                cur.execute(
+                    "UPDATE outbox o SET holder = h.me FROM unnest(%s::bigint[], %s::text[]) AS h(seq, me)"
+                    " WHERE o.seq = h.seq",
+                    ([row[0] for row in rows], [row[7] for row in rows]),
+                )
+        claimed = [
+            (OutboxItem(seq, decode("outbox", seq, op_from_row, obj, key, fields, refs), attempts), holder is not None)
+            for seq, obj, key, fields, refs, attempts, holder, _ in rows
+        ]
+        return claimed, [x.name for x in leases if x.name not in valid]
 
     def outbox_waiting(
         self, records: Sequence[tuple[CrmObject, str]], before: int | None = None
