@@ -11,17 +11,20 @@ e.g. PostgreSQL), started the same way on any machine.
 * **Commits are fenced.** Each page is committed with the reader's lease
   (:attr:`PageCommit.lease`); once the lease was taken over the commit is refused
   (:class:`LeaseLost`), the page is dropped and its reader stops here: the new holder
-  reads it again from the checkpoint, which did not move. No page is committed twice.
+  reads it again from the checkpoint, which did not move. No page is committed twice, and
+  a page read under a lease since lost is never committed under the next one, even when
+  this worker takes the lease again (:meth:`LeaseKeeper.page_lease`).
 * **Every worker's sink drains the outbox**, partitioned by record: an operation's
   partition (``outbox#N``) follows its external key, and each partition is leased like a
   reader, spread evenly over the workers. A sink claims the rows of the partitions it holds
-  (:meth:`FleetStore.outbox_claim`), so no two sinks send the same row and one record's
+  (:meth:`FleetStore.outbox_claim_each`: one round trip for all), so no two sinks send the same row and one record's
   writes go out in order, by one sink. Parents still go before their children across
   partitions: a record referring to a record that another partition has not written yet
   (:meth:`FleetStore.outbox_waiting`) waits in the pool until that one is settled. What a
   dead holder had in hand is handed to the next one marked as possibly written, and
   looked up by external key before it is written again. A partition given back (workers
-  joined) is given back by the sink between two batches, never with a write in flight.
+  joined) is given back by the sink between two batches, never with a write in flight, and
+  a sink sends only while its heartbeat is fresh (:meth:`LeaseKeeper.fresh`).
 
 Replies are claimed per reply (:meth:`StateStore.claim_reply`), so every worker may send
 them; a webhook receiver (``scrm serve``) writes the shared inbox, deduplicated by its key.
