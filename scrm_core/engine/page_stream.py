@@ -1,0 +1,388 @@
+"""A heavy source scales across the fleet: its pages go through a shared stream.
+
+A source with ``stream = true`` (in a fleet, with a :class:`PageStream` installed by a
+coordination plugin such as scrm-redis) is read by the holder of its lease, as any source,
+but its pages are not ingested there: each is **published** with a per-source sequence
+number (1, 2, 3...) and the adapter's cursor after it. Every worker, the reader included,
+**consumes** pages from the stream: it runs understanding (the costly, per-message part:
+language, sentiment, listening, moderation, labels) at once, in parallel with the other
+workers, then waits for the page's **turn**: it runs the rest of ingest (which reads what
+the pages before it stored) and commits, only once the checkpoint shows the page before it.
+
+* **In order, once.** The source's checkpoint carries the sequence of the last committed
+  page (:func:`stream_checkpoint`). A page is committed under a short commit lease
+  (``<source>#page``, fenced like a reader's commit), after reading the checkpoint inside
+  that lease: page N is committed only if the checkpoint says N - 1; one the checkpoint
+  already covers is acknowledged and dropped. Two workers holding the same page (one
+  presumed dead and its page claimed) cannot both commit it.
+* **A consumer dies**: the pages it held stay pending in the stream; once idle for
+  ``[state] lease_seconds`` another worker claims them (a live consumer keeps its pages
+  fresh while they wait for their turn).
+* **The reader dies**: the next holder of the source's lease resumes after the last page
+  published (the stream keeps it until the page after it is committed), or from the
+  checkpoint when everything published is committed; it never publishes a sequence twice
+  (the stream refuses it) and a deposed reader's late publish is refused (by lease token).
+* **Backpressure**: the reader publishes while fewer than ``backlog`` pages wait.
+
+Sources without ``stream``, a single process and SQLite are read and ingested as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ..adapters import NetworkAdapter
+from ..config import Config
+from ..errors import RetryableError
+from ..hooks import Hooks
+from ..models import EventPage, Message, MessageCreated, MessageEdited
+from ..retry import asked_wait, backoff
+from ..store import AsyncStore, FleetStore, Lease, LeaseLost, PageCommit, StateStore
+from .fleet import LeaseKeeper
+from .ingest import Ingestor
+
+if TYPE_CHECKING:
+    from .runner import Engine, Reader
+
+__all__ = [
+    "PageStream",
+    "PreparedIngestor",
+    "StreamPage",
+    "StreamedSources",
+    "adapter_cursor",
+    "split_checkpoint",
+    "stream_checkpoint",
+]
+
+log = logging.getLogger("scrm.stream")
+
+_MARK = "scrm-stream:"  # a streamed source's checkpoint: _MARK + [sequence, the adapter's cursor]
+
+
+def stream_checkpoint(seq: int, cursor: str | None) -> str:
+    """The checkpoint of a streamed source after page ``seq``, whose adapter cursor is ``cursor``."""
+    return _MARK + json.dumps([seq, cursor], separators=(",", ":"))
+
+
+def split_checkpoint(stored: str | None) -> tuple[int | None, str | None]:
+    """(the last committed page's sequence, or None if not streamed; the adapter's cursor)."""
+    if stored is None or not stored.startswith(_MARK):
+        return None, stored
+    seq, cursor = json.loads(stored[len(_MARK) :])
+    return int(seq), cursor
+
+
+def adapter_cursor(stored: str | None) -> str | None:
+    """What the adapter resumes from, whether the source was streamed or not."""
+    return split_checkpoint(stored)[1]
+
+
+def page_turn_lease(source: str) -> str:
+    return f"{source}#page"  # "#": no source name has one
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPage:
+    """One published page: ``data`` the :class:`EventPage` as JSON, ``cursor`` the adapter's
+    cursor after it, ``entry`` the stream's own id (to acknowledge it)."""
+
+    source: str
+    seq: int
+    data: bytes
+    cursor: str | None
+    entry: str = ""
+
+
+class PageStream(Protocol):
+    """The shared stream of pages (scrm-redis: Redis Streams and one consumer group).
+
+    Sequences of one source only grow: publishing one at or below the highest ever
+    published fails. A page stays in the stream until the page after it is done, so the
+    last published page (and its cursor) survives the reader."""
+
+    async def tail(self, source: str) -> tuple[int, StreamPage | None]:
+        """(the highest sequence ever published for ``source``, 0 if none; the last page still held)."""
+
+    async def reset(self, source: str) -> None:
+        """Drop every page held (an earlier run read the source directly); sequences keep growing."""
+
+    async def publish(self, page: StreamPage, token: int) -> None:
+        """Append ``page``; :class:`LeaseLost` if a reader with a newer lease ``token`` published
+        since, or this sequence was published already."""
+
+    async def backlog(self, source: str) -> int:
+        """How many published pages are not done yet."""
+
+    async def take(self, consumer: str, sources: Sequence[str], count: int, block: float) -> list[StreamPage]:
+        """New pages for ``consumer`` (waiting up to ``block`` seconds); now pending for it."""
+
+    async def claim(self, consumer: str, sources: Sequence[str], idle: float, count: int) -> list[StreamPage]:
+        """Pages pending for another consumer for more than ``idle`` seconds, now pending for ``consumer``."""
+
+    async def keep(self, consumer: str, pages: Sequence[StreamPage]) -> None:
+        """``consumer`` is still working on ``pages``: nobody claims them yet."""
+
+    async def done(self, page: StreamPage) -> None:
+        """The page is committed (or was already): acknowledged, the pages before it dropped,
+        and a consumer waiting for the next one's turn woken."""
+
+    async def wait_turn(self, turns: Sequence[tuple[str, int]], seconds: float) -> tuple[str, int] | None:
+        """Wait up to ``seconds`` until one of these (source, sequence) may be committed."""
+
+    async def close(self) -> None: ...
+
+
+def _messages(page: EventPage) -> list[Message]:
+    return [e.message for e in page.events if isinstance(e, MessageCreated | MessageEdited)]
+
+
+class PreparedIngestor(Ingestor):
+    """Ingest whose understanding of a message was done beforehand, out of turn."""
+
+    def __init__(self, store: AsyncStore, hooks: Hooks, config: Config) -> None:
+        super().__init__(store, hooks, config)
+        self.understood: set[int] = set()  # ids of the messages understood already
+
+    async def understand(self, message: Message) -> None:
+        if id(message) not in self.understood:
+            await self.understander.understand(message)
+
+
+@dataclass
+class _Held:
+    page: StreamPage
+    events: EventPage
+
+
+CommitPage = Callable[[str, EventPage, Ingestor, Lease], Awaitable[object]]
+
+
+@dataclass
+class StreamedSources:
+    """This worker's part in streamed sources: publishing those it reads, consuming all of them."""
+
+    stream: PageStream
+    store: AsyncStore
+    keeper: LeaseKeeper
+    sources: list[str]
+    #: Ingest for the pages' turns (built with :meth:`prepared_ingestor`).
+    ingestor: PreparedIngestor
+    commit: CommitPage
+    backlog: int = 8
+    in_hand: int = 2  # pages understood ahead of their turn
+    retry_max_seconds: float = 60.0
+    committed_pages: int = 0
+    _held: dict[tuple[str, int], _Held] = field(default_factory=dict)
+    _known: dict[str, int] = field(default_factory=dict)  # source -> a sequence known committed
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def for_engine(cls, engine: Engine, readers: dict[str, Reader], ingestor: Ingestor) -> StreamedSources | None:
+        """This fleet worker's streamed sources, their entries in ``readers`` now publishing;
+        None if no enabled source has ``stream = true`` (or no stream is installed: then they
+        are read and ingested by their reader alone, and a warning says so)."""
+        config = engine.config
+        names = [s.name for s in config.sources if s.enabled and s.stream and s.name in readers]
+        if not names:
+            return None
+        keeper, store = engine._keeper, engine.store
+        if engine.page_stream is None or keeper is None or store is None:
+            log.warning(
+                "sources %s have stream = true, but no stream of pages is installed ([state] coordination_url "
+                "naming a Redis, with scrm-redis): each is read and ingested by its reader alone",
+                ", ".join(names),
+            )
+            return None
+        ingest = PreparedIngestor(store, engine.hooks, config)
+        ingest.counts = ingestor.counts  # one set of counts for the run
+        streamed = cls(
+            engine.page_stream,
+            store,
+            keeper,
+            names,
+            ingest,
+            engine._commit,
+            backlog=2 * config.engine.pages_in_flight,
+            retry_max_seconds=config.engine.retry_max_seconds,
+        )
+        for name in names:
+            readers[name] = streamed.reader(name, engine.sources[name], follow=True)
+        return streamed
+
+    async def run(self, queue: asyncio.Queue[tuple[str, object]]) -> None:
+        """:meth:`consume` as one of the engine's tasks: a failure goes to the ingest loop, which stops the run."""
+        attempt = 0
+        while True:
+            try:
+                await self.consume()
+                return
+            except RetryableError as exc:  # the stream or the store unreachable a while: go on after a pause
+                attempt += 1
+                wait = backoff(attempt, asked_wait(exc), cap=self.retry_max_seconds)
+                log.warning("streamed sources: %s; trying again in %.1fs", exc.operator_message, wait)
+                await asyncio.sleep(wait)
+            except Exception as exc:
+                await queue.put(("stream", exc))
+                return
+
+    @property
+    def idle(self) -> float:
+        """How long a page may stay pending untouched before another worker claims it."""
+        return self.keeper.lease_seconds
+
+    # ------------------------------------------------------------ the reader
+
+    def reader(
+        self, name: str, adapter: NetworkAdapter, follow: bool
+    ) -> Callable[[str | None], AsyncIterator[EventPage]]:
+        """The source's reader in the engine: it publishes, and yields nothing to ingest (it
+        ignores the cursor it is given: it goes on from the stream, or the checkpoint)."""
+        return lambda cursor: self._published(name, adapter, follow)
+
+    async def _published(self, name: str, adapter: NetworkAdapter, follow: bool) -> AsyncIterator[EventPage]:
+        try:
+            await self._publish(name, adapter, follow)
+        except LeaseLost:
+            self.keeper.lost(name)  # another worker reads it now, from where this one stopped
+        nothing: list[EventPage] = []
+        for page in nothing:
+            yield page
+
+    async def _publish(self, name: str, adapter: NetworkAdapter, follow: bool) -> None:
+        lease = self.keeper.readers.get(name)
+        if lease is None:
+            raise LeaseLost(name)
+        seq, cursor = await self._resume(name, lease)
+        async for page in adapter.listen(cursor, follow=follow):
+            if not page.events and not page.rejects and page.cursor == cursor:
+                continue
+            await self._wait_for_room(name)
+            seq += 1
+            data = page.model_dump_json().encode()
+            await self.stream.publish(StreamPage(name, seq, data, page.cursor), lease.token)
+            cursor = page.cursor
+
+    async def _resume(self, name: str, lease: Lease) -> tuple[int, str | None]:
+        """Where this reader goes on: after the last page published, or from the checkpoint."""
+        seq, cursor = split_checkpoint(await self.store.call(StateStore.checkpoint, name))
+        highest, last = await self.stream.tail(name)
+        if seq is not None and last is not None and last.seq > seq:
+            log.info("source %s: going on after page %d, published and not yet committed", name, last.seq)
+            return last.seq, last.cursor
+        if seq is None or highest > seq:
+            # Read directly since (or the stream lost pages): pages left in it are stale, and
+            # the checkpoint starts after the highest sequence ever published.
+            await self.stream.reset(name)
+            seq = max(seq or 0, highest)
+            await self.store.call(StateStore.commit_page, PageCommit(name, stream_checkpoint(seq, cursor), lease=lease))
+        return seq, cursor
+
+    async def _wait_for_room(self, name: str) -> None:
+        pause = 0.005
+        while await self.stream.backlog(name) >= self.backlog:
+            await asyncio.sleep(pause)  # polling for room: consumers finish pages at their pace
+            pause = min(pause * 2, 0.2)
+
+    # ------------------------------------------------------------ the consumer
+
+    async def consume(self) -> None:
+        """Take, understand and commit pages of every streamed source, until cancelled."""
+        fetch = asyncio.create_task(self._fetch(), name="stream:fetch")
+        try:
+            await self._commit_in_turn(fetch)
+        finally:
+            fetch.cancel()
+            with contextlib.suppress(BaseException):
+                await fetch
+            log.info("streamed sources: this worker committed %d page(s)", self.committed_pages)
+
+    async def _fetch(self) -> None:
+        me = self.keeper.worker.id
+        last_claim = last_keep = time.monotonic()
+        while True:
+            room = self.in_hand - len(self._held)
+            pages = await self.stream.take(me, self.sources, room, min(1.0, self.idle / 4)) if room > 0 else []
+            now = time.monotonic()
+            if now - last_claim > self.idle / 2:  # pages a dead consumer held: always taken
+                pages += await self.stream.claim(me, self.sources, self.idle, 16)
+                last_claim = now
+            if now - last_keep > self.idle / 4 and self._held:
+                await self.stream.keep(me, [held.page for held in self._held.values()])
+                last_keep = now
+            for page in pages:
+                if (page.source, page.seq) not in self._held:
+                    self._held[(page.source, page.seq)] = _Held(page, await self._understand(page))
+                    self._arrived.set()
+            if room <= 0 and not pages:
+                await asyncio.sleep(min(0.05, self.idle / 8))  # full: the commit side frees room
+
+    async def _understand(self, page: StreamPage) -> EventPage:
+        events = EventPage.model_validate_json(page.data)
+        understood = self.ingestor.understood
+        for message in _messages(events):
+            await self.ingestor.understander.understand(message)
+            understood.add(id(message))
+        return events
+
+    async def _commit_in_turn(self, fetch: asyncio.Task[None]) -> None:
+        while True:
+            if fetch.done():
+                fetch.result()  # the stream failed: the run stops and says why
+            if not self._held:
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), 1.0)
+                continue
+            firsts: dict[str, int] = {}
+            for source, seq in self._held:
+                firsts[source] = min(seq, firsts.get(source, seq))
+            progressed = False
+            for source, seq in firsts.items():
+                known = self._known.get(source)
+                if known is None or seq <= known + 1:
+                    progressed |= await self._try_commit(self._held[(source, seq)])
+            if not progressed:
+                woke = await self.stream.wait_turn(list(firsts.items()), 0.25)
+                if woke is None:
+                    self._known.clear()  # nobody signalled: read the checkpoints again
+                else:
+                    self._known[woke[0]] = woke[1] - 1
+
+    async def _try_commit(self, held: _Held) -> bool:
+        """Commit the page if its turn has come; False if it has not (or another worker commits now)."""
+        page, store, keeper = held.page, self.store, self.keeper
+        name = page_turn_lease(page.source)
+        got = await store.fleet(FleetStore.acquire_leases, keeper.worker.id, [name], 1, keeper.lease_seconds)
+        if not got:
+            return False
+        try:
+            seq, _ = split_checkpoint(await store.call(StateStore.checkpoint, page.source))
+            committed = seq or 0
+            self._known[page.source] = committed
+            if page.seq > committed + 1 or seq is None:
+                return False  # not its turn yet (or the reader has not started the stream over)
+            if page.seq == committed + 1:
+                events = EventPage.model_construct(
+                    events=held.events.events,
+                    cursor=stream_checkpoint(page.seq, page.cursor),
+                    rejects=held.events.rejects,
+                )
+                await self.commit(page.source, events, self.ingestor, got[0])
+                self._known[page.source] = page.seq
+                self.committed_pages += 1
+        except LeaseLost:
+            return False  # the commit lease lapsed meanwhile: try again
+        finally:
+            await store.fleet(FleetStore.release_leases, keeper.worker.id, [name])
+        del self._held[(page.source, page.seq)]
+        for message in _messages(held.events):
+            self.ingestor.understood.discard(id(message))
+        await self.stream.done(page)
+        return True
