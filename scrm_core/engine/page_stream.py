@@ -282,6 +282,7 @@ class StreamedSources:
             await self.stream.reset(name)
             seq = max(seq or 0, highest)
             await self.store.call(StateStore.commit_page, PageCommit(name, stream_checkpoint(seq, cursor), lease=lease))
+        log.info("source %s: reading on from the checkpoint after page %d", name, seq)
         return seq, cursor
 
     async def _wait_for_room(self, name: str) -> None:

@@ -105,7 +105,7 @@ class RedisPageStream:
         await self._call("create the consumer group", self._group([source]))
 
     async def publish(self, page: StreamPage, token: int) -> None:
-        args = [token, f"{page.seq}-0", page.seq, json.dumps(page.cursor), page.data]
+        args: list[str | int | bytes] = [token, f"{page.seq}-0", page.seq, json.dumps(page.cursor), page.data]
         outcome = await self._call(
             "publish a page", self._publish(keys=[_key(page.source), f"{_key(page.source)}:reader"], args=args)
         )
