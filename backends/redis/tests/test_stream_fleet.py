@@ -21,12 +21,12 @@ from typing import TypeVar
 import psycopg
 import pytest
 import redis
-from scrm_core.engine.page_stream import split_checkpoint
 from scrm_postgres import PostgresStore
 from scrm_redis.testing import RedisServer
 from scrm_replay.demo import generate_demo
 from scrm_replay.format import is_blank, parse_line
 
+from scrm_core.engine.page_stream import split_checkpoint
 from tests.e2e import LOG_ALL_RULES, crm_state, expected_messages
 
 T = TypeVar("T")
@@ -88,14 +88,15 @@ class Fleet:
         """How many workers are in the fleet (each consumes the stream once started)."""
         with psycopg.connect(self.url) as conn:
             try:
-                return len(conn.execute("SELECT id FROM workers WHERE heartbeat_at > now() - interval '3 s'").fetchall())
+                rows = conn.execute("SELECT id FROM workers WHERE heartbeat_at > now() - interval '3 s'").fetchall()
+                return len(rows)
             except psycopg.errors.UndefinedTable:
                 return 0
 
     def pending(self) -> list[tuple[str, int]]:
         """(consumer, page sequence) of every page delivered and not yet acknowledged."""
         try:
-            rows = self.redis.xpending_range(STREAM, "scrm", "-", "+", 100)
+            rows: list[dict[str, bytes]] = self.redis.xpending_range(STREAM, "scrm", "-", "+", 100)  # type: ignore[assignment]
         except redis.ResponseError:
             return []
         return [(row["consumer"].decode(), int(row["message_id"].decode().split("-")[0])) for row in rows]
@@ -154,7 +155,7 @@ class Fleet:
                 assert not isinstance(event, str)
                 keys.append(event.key)
         with psycopg.connect(self.url) as conn:
-            xids = dict(conn.execute("SELECT key, xmin::text::bigint FROM seen_events").fetchall())
+            xids: dict[str, int] = dict(conn.execute("SELECT key, xmin::text::bigint FROM seen_events").fetchall())
         first: dict[str, int] = {}
         for key in keys:
             first.setdefault(key, xids[key])
@@ -242,5 +243,3 @@ def test_the_reader_killed_mid_stream_is_followed_by_one_that_repeats_nothing(fl
     resumed = re.findall(r"source firehose: (?:going on after|reading on from the checkpoint after) page (\d+)", log)
     assert resumed and int(resumed[-1]) == published, log[-2000:]
     assert fleet.stop() == [0]
-
-
