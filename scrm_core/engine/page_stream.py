@@ -107,6 +107,10 @@ class PageStream(Protocol):
     published fails. A page stays in the stream until the page after it is done, so the
     last published page (and its cursor) survives the reader."""
 
+    async def fence(self, source: str, token: int) -> None:
+        """A reader with lease ``token`` starts: from now on only it may publish (a deposed
+        reader's pages are refused); :class:`LeaseLost` if a newer reader started already."""
+
     async def tail(self, source: str) -> tuple[int, StreamPage | None]:
         """(the highest sequence ever published for ``source``, 0 if none; the last page still held)."""
 
@@ -271,6 +275,7 @@ class StreamedSources:
 
     async def _resume(self, name: str, lease: Lease) -> tuple[int, str | None]:
         """Where this reader goes on: after the last page published, or from the checkpoint."""
+        await self.stream.fence(name, lease.token)  # first: the reader before stops publishing
         seq, cursor = split_checkpoint(await self.store.call(StateStore.checkpoint, name))
         highest, last = await self.stream.tail(name)
         if seq is not None and last is not None and last.seq > seq:

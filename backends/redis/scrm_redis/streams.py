@@ -25,14 +25,15 @@ __all__ = ["RedisPageStream"]
 
 GROUP = "scrm"
 
-# KEYS[1] the stream, KEYS[2] the newest reader token. ARGV: token, entry id, seq, cursor
-# (JSON), page. Returns 1 (published), 0 (a newer reader published since), -1 (this
-# sequence or a later one was published already).
+# KEYS[1] the stream, KEYS[2] the newest reader token. ARGV: token, then (to publish) entry
+# id, seq, cursor (JSON), page. Returns 1 (published, or the token recorded), 0 (a reader
+# with a newer token started since), -1 (this sequence or a later one was published already).
 _PUBLISH = """
 local held = tonumber(redis.call('GET', KEYS[2]) or '0')
 local token = tonumber(ARGV[1])
 if token < held then return 0 end
 if token > held then redis.call('SET', KEYS[2], ARGV[1]) end
+if #ARGV == 1 then return 1 end
 local added = redis.pcall('XADD', KEYS[1], ARGV[2], 'seq', ARGV[3], 'cursor', ARGV[4], 'page', ARGV[5])
 if type(added) == 'table' and added.err then return -1 end
 return 1
@@ -87,6 +88,13 @@ class RedisPageStream:
                 if "BUSYGROUP" not in str(exc):
                     raise
             self._grouped.add(source)
+
+    async def fence(self, source: str, token: int) -> None:
+        outcome = await self._call(
+            "record the reader", self._publish(keys=[_key(source), f"{_key(source)}:reader"], args=[token])
+        )
+        if int(outcome) != 1:
+            raise LeaseLost(source)
 
     async def tail(self, source: str) -> tuple[int, StreamPage | None]:
         from redis.exceptions import ResponseError
