@@ -36,13 +36,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from ..adapters import NetworkAdapter
 from ..config import Config
 from ..errors import RetryableError
 from ..hooks import Hooks
-from ..models import EventPage, Message, MessageCreated, MessageEdited
+from ..models import EventPage, Message, MessageCreated, MessageEdited, SocialProfile
 from ..retry import asked_wait, backoff
 from ..store import AsyncStore, FleetStore, Lease, LeaseLost, PageCommit, StateStore
 from .fleet import LeaseKeeper
@@ -300,6 +301,7 @@ class StreamedSources:
 
     async def consume(self) -> None:
         """Take, understand and commit pages of every streamed source, until cancelled."""
+        await self._warm_up()
         fetch = asyncio.create_task(self._fetch(), name="stream:fetch")
         try:
             await self._commit_in_turn(fetch)
@@ -309,12 +311,22 @@ class StreamedSources:
                 await fetch
             log.info("streamed sources: this worker committed %d page(s)", self.committed_pages)
 
+    async def _warm_up(self) -> None:
+        """Load what understanding loads at its first message (models, word lists: ~0.5 s of
+        CPU) before taking a page: pages commit in order, so a page held while a newly
+        joined worker loads would hold up every page after it."""
+        author = SocialProfile(network="scrm", account_id="warm-up")
+        text = "Merci, the new update is great but the app crashes at login"
+        message = Message(network="scrm", id="warm-up", author=author, text=text, created_at=datetime.now(UTC))
+        await self.ingestor.understander.understand(message)
+
     async def _fetch(self) -> None:
         me = self.keeper.worker.id
         last_claim = last_keep = time.monotonic()
         while True:
             room = self.in_hand - len(self._held)
-            pages = await self.stream.take(me, self.sources, room, min(1.0, self.idle / 4)) if room > 0 else []
+            # One page at a time: the commit side runs between two pages' understanding.
+            pages = await self.stream.take(me, self.sources, 1, min(1.0, self.idle / 4)) if room > 0 else []
             now = time.monotonic()
             if now - last_claim > self.idle / 2:  # pages a dead consumer held: always taken
                 pages += await self.stream.claim(me, self.sources, self.idle, 16)
@@ -326,15 +338,18 @@ class StreamedSources:
                 if (page.source, page.seq) not in self._held:
                     self._held[(page.source, page.seq)] = _Held(page, await self._understand(page))
                     self._arrived.set()
+                    await asyncio.sleep(0)  # let a page whose turn came be committed now
             if room <= 0 and not pages:
                 await asyncio.sleep(min(0.05, self.idle / 8))  # full: the commit side frees room
 
     async def _understand(self, page: StreamPage) -> EventPage:
         events = EventPage.model_validate_json(page.data)
         understood = self.ingestor.understood
-        for message in _messages(events):
+        for i, message in enumerate(_messages(events), 1):
             await self.ingestor.understander.understand(message)
             understood.add(id(message))
+            if i % 16 == 0:
+                await asyncio.sleep(0)  # a page whose turn came is committed meanwhile, not after this one
         return events
 
     async def _commit_in_turn(self, fetch: asyncio.Task[None]) -> None:
