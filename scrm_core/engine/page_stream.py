@@ -265,6 +265,28 @@ class StreamedSources:
         if lease is None:
             raise LeaseLost(name)
         seq, cursor = await self._resume(name, lease)
+        acknowledging = asyncio.create_task(self._acknowledge(name, adapter, seq), name=f"acknowledge:{name}")
+        try:
+            await self._publish_from(name, adapter, follow, lease, seq, cursor)
+        finally:
+            acknowledging.cancel()
+
+    async def _acknowledge(self, name: str, adapter: NetworkAdapter, seq: int) -> None:
+        """Tell the reader's adapter what the consumers committed (a source whose reads are
+        destructive acknowledges only then: :meth:`NetworkAdapter.committed`)."""
+        while True:
+            await asyncio.sleep(0.5)  # the checkpoint's pace, looked at twice a second
+            try:
+                committed, cursor = split_checkpoint(await self.store.call(StateStore.checkpoint, name))
+                if committed is not None and committed > seq and cursor is not None:
+                    await adapter.committed(cursor)
+                    seq = committed
+            except Exception as exc:  # the next look acknowledges more
+                log.warning("source %s: acknowledging commits failed: %s", name, exc)
+
+    async def _publish_from(
+        self, name: str, adapter: NetworkAdapter, follow: bool, lease: Lease, seq: int, cursor: str | None
+    ) -> None:
         async for page in adapter.listen(cursor, follow=follow):
             if not page.events and not page.rejects and page.cursor == cursor:
                 continue
