@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from scrm_replay.demo import generate_demo
 
-from scrm_core.engine.page_stream import split_checkpoint, stream_checkpoint
 from scrm_core.plugins import PluginHost
 from scrm_core.store import PageCommit, open_store
+from scrm_core.streams import split_checkpoint, stream_checkpoint
 from tests.e2e import crm_state, expected_messages, run_once, write_config
 
 

@@ -25,19 +25,19 @@ the pages before it stored) and commits, only once the checkpoint shows the page
 * **Backpressure**: the reader publishes while fewer than ``backlog`` pages wait.
 
 Sources without ``stream``, a single process and SQLite are read and ingested as before.
+The stream itself is a coordination back end's (:class:`scrm_core.streams.PageStream`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from ..adapters import NetworkAdapter
 from ..config import Config
@@ -46,102 +46,20 @@ from ..hooks import Hooks
 from ..models import EventPage, Message, MessageCreated, MessageEdited, SocialProfile
 from ..retry import asked_wait, backoff
 from ..store import AsyncStore, FleetStore, Lease, LeaseLost, PageCommit, StateStore
+from ..streams import PageStream, StreamPage, adapter_cursor, split_checkpoint, stream_checkpoint
 from .fleet import LeaseKeeper
 from .ingest import Ingestor
 
 if TYPE_CHECKING:
     from .runner import Engine, Reader
 
-__all__ = [
-    "PageStream",
-    "PreparedIngestor",
-    "StreamPage",
-    "StreamedSources",
-    "adapter_cursor",
-    "split_checkpoint",
-    "stream_checkpoint",
-]
+__all__ = ["PageStream", "PreparedIngestor", "StreamPage", "StreamedSources", "adapter_cursor"]
 
 log = logging.getLogger("scrm.stream")
-
-_MARK = "scrm-stream:"  # a streamed source's checkpoint: _MARK + [sequence, the adapter's cursor]
-
-
-def stream_checkpoint(seq: int, cursor: str | None) -> str:
-    """The checkpoint of a streamed source after page ``seq``, whose adapter cursor is ``cursor``."""
-    return _MARK + json.dumps([seq, cursor], separators=(",", ":"))
-
-
-def split_checkpoint(stored: str | None) -> tuple[int | None, str | None]:
-    """(the last committed page's sequence, or None if not streamed; the adapter's cursor)."""
-    if stored is None or not stored.startswith(_MARK):
-        return None, stored
-    seq, cursor = json.loads(stored[len(_MARK) :])
-    return int(seq), cursor
-
-
-def adapter_cursor(stored: str | None) -> str | None:
-    """What the adapter resumes from, whether the source was streamed or not."""
-    return split_checkpoint(stored)[1]
 
 
 def page_turn_lease(source: str) -> str:
     return f"{source}#page"  # "#": no source name has one
-
-
-@dataclass(frozen=True, slots=True)
-class StreamPage:
-    """One published page: ``data`` the :class:`EventPage` as JSON, ``cursor`` the adapter's
-    cursor after it, ``entry`` the stream's own id (to acknowledge it)."""
-
-    source: str
-    seq: int
-    data: bytes
-    cursor: str | None
-    entry: str = ""
-
-
-class PageStream(Protocol):
-    """The shared stream of pages (scrm-redis: Redis Streams and one consumer group).
-
-    Sequences of one source only grow: publishing one at or below the highest ever
-    published fails. A page stays in the stream until the page after it is done, so the
-    last published page (and its cursor) survives the reader."""
-
-    async def fence(self, source: str, token: int) -> None:
-        """A reader with lease ``token`` starts: from now on only it may publish (a deposed
-        reader's pages are refused); :class:`LeaseLost` if a newer reader started already."""
-
-    async def tail(self, source: str) -> tuple[int, StreamPage | None]:
-        """(the highest sequence ever published for ``source``, 0 if none; the last page still held)."""
-
-    async def reset(self, source: str) -> None:
-        """Drop every page held (an earlier run read the source directly); sequences keep growing."""
-
-    async def publish(self, page: StreamPage, token: int) -> None:
-        """Append ``page``; :class:`LeaseLost` if a reader with a newer lease ``token`` published
-        since, or this sequence was published already."""
-
-    async def backlog(self, source: str) -> int:
-        """How many published pages are not done yet."""
-
-    async def take(self, consumer: str, sources: Sequence[str], count: int, block: float) -> list[StreamPage]:
-        """New pages for ``consumer`` (waiting up to ``block`` seconds); now pending for it."""
-
-    async def claim(self, consumer: str, sources: Sequence[str], idle: float, count: int) -> list[StreamPage]:
-        """Pages pending for another consumer for more than ``idle`` seconds, now pending for ``consumer``."""
-
-    async def keep(self, consumer: str, pages: Sequence[StreamPage]) -> None:
-        """``consumer`` is still working on ``pages``: nobody claims them yet."""
-
-    async def done(self, page: StreamPage) -> None:
-        """The page is committed (or was already): acknowledged, the pages before it dropped,
-        and a consumer waiting for the next one's turn woken."""
-
-    async def wait_turn(self, turns: Sequence[tuple[str, int]], seconds: float) -> tuple[str, int] | None:
-        """Wait up to ``seconds`` until one of these (source, sequence) may be committed."""
-
-    async def close(self) -> None: ...
 
 
 def _messages(page: EventPage) -> list[Message]:

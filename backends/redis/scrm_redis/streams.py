@@ -17,9 +17,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from scrm_core.engine.page_stream import StreamPage
 from scrm_core.errors import RetryableError
 from scrm_core.store import LeaseLost
+from scrm_core.streams import StreamPage
 
 __all__ = ["RedisPageStream"]
 

@@ -9,8 +9,8 @@ import pytest
 from scrm_redis.streams import RedisPageStream
 from scrm_redis.testing import RedisServer
 
-from scrm_core.engine.page_stream import StreamPage, split_checkpoint, stream_checkpoint
 from scrm_core.store import LeaseLost
+from scrm_core.streams import StreamPage, split_checkpoint, stream_checkpoint
 
 _sources = itertools.count(1)
 

@@ -26,7 +26,7 @@ from scrm_redis.testing import RedisServer
 from scrm_replay.demo import generate_demo
 from scrm_replay.format import is_blank, parse_line
 
-from scrm_core.engine.page_stream import split_checkpoint
+from scrm_core.streams import split_checkpoint
 from tests.e2e import LOG_ALL_RULES, crm_state, expected_messages
 
 T = TypeVar("T")
