@@ -46,14 +46,14 @@ from ..hooks import Hooks
 from ..models import EventPage, Message, MessageCreated, MessageEdited, SocialProfile
 from ..retry import asked_wait, backoff
 from ..store import AsyncStore, FleetStore, Lease, LeaseLost, PageCommit, StateStore
-from ..streams import PageStream, StreamPage, adapter_cursor, split_checkpoint, stream_checkpoint
+from ..streams import PageStream, StreamPage, split_checkpoint, stream_checkpoint
 from .fleet import LeaseKeeper
 from .ingest import Ingestor
 
 if TYPE_CHECKING:
     from .runner import Engine, Reader
 
-__all__ = ["PageStream", "PreparedIngestor", "StreamPage", "StreamedSources", "adapter_cursor"]
+__all__ = ["PreparedIngestor", "StreamedSources"]
 
 log = logging.getLogger("scrm.stream")
 
@@ -95,7 +95,7 @@ class StreamedSources:
     store: AsyncStore
     keeper: LeaseKeeper
     sources: list[str]
-    #: Ingest for the pages' turns (built with :meth:`prepared_ingestor`).
+    #: Ingest for the pages' turns, understanding done beforehand (:meth:`for_engine` builds it).
     ingestor: PreparedIngestor
     commit: CommitPage
     backlog: int = 8

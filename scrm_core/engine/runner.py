@@ -52,11 +52,12 @@ from ..store import (
     StoreInUse,
     open_store,
 )
+from ..streams import PageStream, adapter_cursor
 from .fleet import FleetSink, LeaseKeeper, new_worker
 from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
 from .learning import CRM_LABELS, CorrectionCollector, CorrectionCounts, load_models
-from .page_stream import PageStream, StreamedSources, adapter_cursor
+from .page_stream import StreamedSources
 from .preflight import check_adapters, raise_if_blocking
 from .replies import REPLIES, ReplyCounts, ReplySender
 from .sink import Sink, SinkCounts
