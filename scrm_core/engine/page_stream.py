@@ -105,6 +105,7 @@ class StreamedSources:
     _held: dict[tuple[str, int], _Held] = field(default_factory=dict)
     _known: dict[str, int] = field(default_factory=dict)  # source -> a sequence known committed
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _understanding: tuple[str, int] | None = None  # the page being understood now
 
     @classmethod
     def for_engine(cls, engine: Engine, readers: dict[str, Reader], ingestor: Ingestor) -> StreamedSources | None:
@@ -265,8 +266,8 @@ class StreamedSources:
         last_claim = last_keep = time.monotonic()
         while True:
             room = self.in_hand - len(self._held)
-            # One page at a time: the commit side runs between two pages' understanding.
-            pages = await self.stream.take(me, self.sources, 1, min(1.0, self.idle / 4)) if room > 0 else []
+            # Consecutive pages when it can: their commits follow each other under one turn.
+            pages = await self.stream.take(me, self.sources, room, min(1.0, self.idle / 4)) if room > 0 else []
             now = time.monotonic()
             if now - last_claim > self.idle / 2:  # pages a dead consumer held: always taken
                 pages += await self.stream.claim(me, self.sources, self.idle, 16)
@@ -275,9 +276,14 @@ class StreamedSources:
                 await self.stream.keep(me, [held.page for held in self._held.values()])
                 last_keep = now
             for page in pages:
-                if (page.source, page.seq) not in self._held:
-                    self._held[(page.source, page.seq)] = _Held(page, await self._understand(page))
-                    self._arrived.set()
+                key = (page.source, page.seq)
+                if key not in self._held:
+                    self._understanding = key
+                    try:
+                        self._held[key] = _Held(page, await self._understand(page))
+                    finally:
+                        self._understanding = None
+                        self._arrived.set()
                     await asyncio.sleep(0)  # let a page whose turn came be committed now
             if room <= 0 and not pages:
                 await asyncio.sleep(min(0.05, self.idle / 8))  # full: the commit side frees room
@@ -317,33 +323,50 @@ class StreamedSources:
                     self._known[woke[0]] = woke[1] - 1
 
     async def _try_commit(self, held: _Held) -> bool:
-        """Commit the page if its turn has come; False if it has not (or another worker commits now)."""
-        page, store, keeper = held.page, self.store, self.keeper
-        name = page_turn_lease(page.source)
+        """Commit the page if its turn has come, then the pages after it this worker holds,
+        under one turn; False if its turn has not come (or another worker commits now)."""
+        source, store, keeper = held.page.source, self.store, self.keeper
+        name = page_turn_lease(source)
         got = await store.fleet(FleetStore.acquire_leases, keeper.worker.id, [name], 1, keeper.lease_seconds)
         if not got:
             return False
         try:
-            seq, _ = split_checkpoint(await store.call(StateStore.checkpoint, page.source))
-            committed = seq or 0
-            self._known[page.source] = committed
-            if page.seq > committed + 1 or seq is None:
-                return False  # not its turn yet (or the reader has not started the stream over)
-            if page.seq == committed + 1:
-                events = EventPage.model_construct(
-                    events=held.events.events,
-                    cursor=stream_checkpoint(page.seq, page.cursor),
-                    rejects=held.events.rejects,
-                )
-                await self.commit(page.source, events, self.ingestor, got[0])
-                self._known[page.source] = page.seq
-                self.committed_pages += 1
+            seq, _ = split_checkpoint(await store.call(StateStore.checkpoint, source))
+            if seq is None:
+                return False  # the reader has not started the stream over yet
+            self._known[source] = seq
+            next_: _Held | None = held
+            while next_ is not None:
+                page = next_.page
+                if page.seq > seq + 1:
+                    return False  # not its turn yet
+                if page.seq == seq + 1:
+                    events = EventPage.model_construct(
+                        events=next_.events.events, cursor=stream_checkpoint(page.seq, page.cursor),
+                        rejects=next_.events.rejects,
+                    )  # fmt: skip
+                    await self.commit(source, events, self.ingestor, got[0])
+                    seq = self._known[source] = page.seq
+                    self.committed_pages += 1
+                await self._finish(next_)  # committed now, or before (an older copy of it)
+                next_ = await self._next_in_hand(source, seq + 1)
+            return True
         except LeaseLost:
             return False  # the commit lease lapsed meanwhile: try again
         finally:
             await store.fleet(FleetStore.release_leases, keeper.worker.id, [name])
-        del self._held[(page.source, page.seq)]
+
+    async def _finish(self, held: _Held) -> None:
+        del self._held[(held.page.source, held.page.seq)]
         for message in _messages(held.events):
             self.ingestor.understood.discard(id(message))
-        await self.stream.done(page)
-        return True
+        await self.stream.done(held.page)
+
+    async def _next_in_hand(self, source: str, seq: int) -> _Held | None:
+        """The page ``seq`` if this worker holds it, once understood (it is worth the wait:
+        nobody else can commit it, and the turn is in hand)."""
+        key = (source, seq)
+        while key not in self._held and self._understanding == key:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._held.get(key)
