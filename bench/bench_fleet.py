@@ -65,7 +65,7 @@ def until(check: Callable[[], Any], what: str, within: float = 900.0) -> Any:
     while not (found := check()):
         if time.monotonic() > deadline:
             raise SystemExit(f"bench_fleet: not within {within:.0f} s: {what}")
-        time.sleep(0.02)  # polling interval
+        time.sleep(0.05)  # polling interval
     return found
 
 
@@ -92,6 +92,7 @@ class Scenario:
             f'settings = {{ paths = ["data/*.ndjson"], poll_seconds = 0.1, page_size = {page_size} }}\n'
         )
         self.workers: list[subprocess.Popen[bytes]] = []
+        self._pg: Any = None
 
     def start(self, n: int) -> None:
         env = {**os.environ, "SCRM_LOAD_PLUGINS": PLUGINS, "COLUMNS": "300"}
@@ -122,22 +123,27 @@ class Scenario:
             before = now
 
     def query(self, sql: str) -> Any:
+        """One row; None before the schema exists. One connection for the whole scenario: a
+        new PostgreSQL connection per look would cost the server a process each time."""
         if self.url.startswith("sqlite"):
             path = self.folder / self.url.removeprefix("sqlite:///")
             if not path.exists():
                 return None
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-                try:
-                    return conn.execute(sql).fetchone()
-                except sqlite3.OperationalError:
-                    return None
-        import psycopg
-
-        with psycopg.connect(self.url) as conn:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
             try:
                 return conn.execute(sql).fetchone()
-            except psycopg.errors.UndefinedTable:
+            except sqlite3.OperationalError:
                 return None
+            finally:
+                conn.close()
+        import psycopg
+
+        if self._pg is None:
+            self._pg = psycopg.connect(self.url, autocommit=True)
+        try:
+            return self._pg.execute(sql).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
 
     def started(self) -> bool:
         return self.query(f"SELECT cursor FROM checkpoints WHERE source = '{SOURCE}'") is not None or (
@@ -179,6 +185,8 @@ class Scenario:
         for w in self.workers:
             w.send_signal(signal.SIGTERM)
         codes = [w.wait(timeout=120) for w in self.workers]
+        if self._pg is not None:
+            self._pg.close()
         self.server.stop()
         return {
             "workers": workers,
