@@ -106,6 +106,7 @@ class StreamedSources:
     _known: dict[str, int] = field(default_factory=dict)  # source -> a sequence known committed
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _understanding: tuple[str, int] | None = None  # the page being understood now
+    _turn: bool = False  # this worker holds a source's commit lease now
 
     @classmethod
     def for_engine(cls, engine: Engine, readers: dict[str, Reader], ingestor: Ingestor) -> StreamedSources | None:
@@ -265,7 +266,9 @@ class StreamedSources:
         me = self.keeper.worker.id
         last_claim = last_keep = time.monotonic()
         while True:
-            room = self.in_hand - len(self._held)
+            # No new page while this worker has the turn: the other workers understand the
+            # next pages meanwhile, and the turn (the source's one sequential part) ends sooner.
+            room = 0 if self._turn else self.in_hand - len(self._held)
             # Consecutive pages when it can: their commits follow each other under one turn.
             pages = await self.stream.take(me, self.sources, room, min(1.0, self.idle / 4)) if room > 0 else []
             now = time.monotonic()
@@ -330,6 +333,7 @@ class StreamedSources:
         got = await store.fleet(FleetStore.acquire_leases, keeper.worker.id, [name], 1, keeper.lease_seconds)
         if not got:
             return False
+        self._turn = True
         try:
             seq, _ = split_checkpoint(await store.call(StateStore.checkpoint, source))
             if seq is None:
@@ -354,6 +358,7 @@ class StreamedSources:
         except LeaseLost:
             return False  # the commit lease lapsed meanwhile: try again
         finally:
+            self._turn = False
             await store.fleet(FleetStore.release_leases, keeper.worker.id, [name])
 
     async def _finish(self, held: _Held) -> None:
