@@ -237,7 +237,7 @@ class StreamedSources:
         pause = 0.005
         while await self.stream.backlog(name) >= self.backlog:
             await asyncio.sleep(pause)  # polling for room: consumers finish pages at their pace
-            pause = min(pause * 2, 0.2)
+            pause = min(pause * 2, 0.05)
 
     # ------------------------------------------------------------ the consumer
 
@@ -334,6 +334,7 @@ class StreamedSources:
         if not got:
             return False
         self._turn = True
+        finished: list[StreamPage] = []
         try:
             seq, _ = split_checkpoint(await store.call(StateStore.checkpoint, source))
             if seq is None:
@@ -352,7 +353,8 @@ class StreamedSources:
                     await self.commit(source, events, self.ingestor, got[0])
                     seq = self._known[source] = page.seq
                     self.committed_pages += 1
-                await self._finish(next_)  # committed now, or before (an older copy of it)
+                self._drop(next_)  # committed now, or before (an older copy of it)
+                finished.append(page)
                 next_ = await self._next_in_hand(source, seq + 1)
             return True
         except LeaseLost:
@@ -360,12 +362,15 @@ class StreamedSources:
         finally:
             self._turn = False
             await store.fleet(FleetStore.release_leases, keeper.worker.id, [name])
+            # Acknowledged once the turn is given back: the last one wakes the worker whose
+            # page is next, which then finds the commit lease free.
+            for page in finished:
+                await self.stream.done(page)
 
-    async def _finish(self, held: _Held) -> None:
+    def _drop(self, held: _Held) -> None:
         del self._held[(held.page.source, held.page.seq)]
         for message in _messages(held.events):
             self.ingestor.understood.discard(id(message))
-        await self.stream.done(held.page)
 
     async def _next_in_hand(self, source: str, seq: int) -> _Held | None:
         """The page ``seq`` if this worker holds it, once understood (it is worth the wait:
