@@ -84,6 +84,11 @@ class SourceConfig(_Section):
         description="Drop, before anything is stored, messages that match no listening query and are not "
         "addressed to the company (for firehose sources).",
     )
+    stream: bool = Field(
+        default=False,
+        description="In a fleet with [state] coordination_url: the reader publishes pages to a shared stream and "
+        "every worker ingests and understands them, committing in order (for a source too heavy for one worker).",
+    )
 
 
 class CompanyConfig(_Section):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).parents[1] / "bench" / "bench_pipeline.py"
 
 
@@ -44,3 +46,30 @@ def test_the_understanding_bench_runs_every_hook_of_the_installed_plugins() -> N
     assert set(figures) == {"language", "sentiment", "listening", "intent", "influence"}
     # each hook did work on every pass (its text caches are emptied between passes)
     assert all(f["current"] > 0 for f in figures.values()), figures
+
+
+@pytest.mark.slow
+def test_the_fleet_bench_runs_one_and_two_workers_beside_sqlite() -> None:
+    from scrm_postgres.testing import require_postgres
+    from scrm_redis.testing import require_redis
+
+    require_postgres()  # skips saying why without the servers (fails in CI, where they must run)
+    require_redis()
+    bench = BENCH.parent / "bench_fleet.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--messages", "300", "--page-size", "50"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    scenarios = report["scenarios"]
+    assert set(scenarios) == {"sqlite_1_worker", "postgres_1_worker", "postgres_2_workers"}
+    for scenario in scenarios.values():
+        assert scenario["messages"] == report["messages"] > 0 and scenario["messages_per_second"] > 0
+        assert scenario["exit_codes"] == [0] * scenario["workers"]
+        assert scenario["crm_requests"] > 0 and scenario["crm_429"] >= 0
+    assert set(scenarios["postgres_2_workers"]["cpu_seconds"]) >= {"worker_0", "worker_1", "postgres", "redis"}
+    assert report["ratio_2_to_1"] > 0

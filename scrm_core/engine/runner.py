@@ -40,6 +40,7 @@ from ..plugins import PluginHost
 from ..retry import asked_wait, backoff
 from ..store import (
     AsyncStore,
+    Lease,
     LeaseLost,
     NewDeadLetter,
     PageCommit,
@@ -51,10 +52,12 @@ from ..store import (
     StoreInUse,
     open_store,
 )
+from ..streams import PageStream, adapter_cursor
 from .fleet import FleetSink, LeaseKeeper, new_worker
 from .inbox import inbox_checkpoint, read_inbox
 from .ingest import IngestCounts, Ingestor
 from .learning import CRM_LABELS, CorrectionCollector, CorrectionCounts, load_models
+from .page_stream import StreamedSources
 from .preflight import check_adapters, raise_if_blocking
 from .replies import REPLIES, ReplyCounts, ReplySender
 from .sink import Sink, SinkCounts
@@ -106,7 +109,7 @@ Reader = Callable[[str | None], AsyncIterator[EventPage]]
 
 
 def _listen_reader(adapter: NetworkAdapter, follow: bool) -> Reader:
-    return lambda cursor: adapter.listen(cursor, follow=follow)
+    return lambda cursor: adapter.listen(adapter_cursor(cursor), follow=follow)  # a once-streamed source too
 
 
 def _inbox_reader(
@@ -187,6 +190,9 @@ class Engine:
         self._replies_waiting = asyncio.Event()
         #: Checkpoint name -> the adapter told of each commit of it (``NetworkAdapter.committed``).
         self._acknowledge: dict[str, NetworkAdapter] = {}
+        #: The fleet's stream of pages for ``stream = true`` sources (set by a coordination
+        #: plugin's ``scrm_startup``, e.g. scrm-redis; engine/page_stream.py).
+        self.page_stream: PageStream | None = None
 
     def webhook_stored(self, source: str) -> None:
         """The receiver stored a payload for ``source``: read it now rather than at the next look."""
@@ -294,7 +300,10 @@ class Engine:
         assert self.store is not None
         queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize=self.config.engine.pages_in_flight)
         if self._keeper is not None:  # a fleet worker reads the sources it holds the lease of
+            streamed = StreamedSources.for_engine(self, readers, ingestor)
             tasks = [asyncio.create_task(self._leased_readers(readers, queue, follow), name="fleet")]
+            if streamed is not None:  # heavy sources: every worker ingests their pages
+                tasks.append(asyncio.create_task(streamed.run(queue), name="stream"))
         else:
             cursors = {name: await self.store.call(StateStore.checkpoint, name) for name in readers}
             tasks = [
@@ -416,13 +425,18 @@ class Engine:
         except Exception as exc:
             log.warning("source %s: acknowledging a commit failed: %s", source, exc)
 
-    async def _commit(self, source: str, page: EventPage, ingestor: Ingestor) -> tuple[list[int], list[CrmOperation]]:
+    async def _commit(
+        self, source: str, page: EventPage, ingestor: Ingestor, lease: Lease | None = None
+    ) -> tuple[list[int], list[CrmOperation]]:
         """Commit a page; (outbox seqs, ops) for the sink. If the store refuses the page for its
         data (a value SQLite or JSON cannot hold), the events are committed one by one and the
-        one that fails becomes a dead letter: one item never stops the engine."""
+        one that fails becomes a dead letter: one item never stops the engine. ``lease``: the
+        lease the commit is fenced by, if not the source's reader's (a streamed page's turn)."""
         assert self.store is not None
         commit = await ingestor.process(source, page)
-        if self._keeper is not None and source in self._keeper.names:
+        if lease is not None:
+            commit.lease = lease
+        elif self._keeper is not None and source in self._keeper.names:
             commit.lease = self._keeper.page_lease(source, page)
             if commit.lease is None:
                 raise LeaseLost(source)  # given back or taken over since the page was read

@@ -8,6 +8,9 @@ bucket for all of them. Installed at engine start by the ``scrm_startup`` hook o
 adapter's :class:`~scrm_core.ratelimit.RateBudget` (its ``shared`` bucket), so adapters
 keep feeding the budget they always fed.
 
+Streamed sources (``stream = true``) publish their pages to Redis Streams, consumed by every
+worker (:class:`~scrm_redis.streams.RedisPageStream`, installed as the engine's ``page_stream``).
+
 Why redis-py: the Redis project's own client, with asyncio support and server-side
 scripts (``register_script``: EVALSHA, loaded again if the server restarted).
 """
@@ -99,6 +102,10 @@ async def scrm_startup(app: Any) -> None:
     url = app.config.state.coordination_url
     if not url or not str(url).lower().startswith(("redis://", "rediss://", "unix://")):
         return
+    if any(source.enabled and source.stream for source in app.config.sources):
+        from .streams import RedisPageStream
+
+        app.page_stream = RedisPageStream(url)
     crm = app.crm
     bucket = RedisBucket(url, f"scrm:budget:{crm.name}")
     crm.budget.shared = bucket
@@ -111,3 +118,6 @@ async def scrm_shutdown(app: Any) -> None:
     bucket = _buckets.pop(app, None)
     if bucket is not None:
         await bucket.close()
+    stream = getattr(app, "page_stream", None)
+    if stream is not None:
+        await stream.close()
