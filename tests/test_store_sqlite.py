@@ -77,6 +77,44 @@ def test_newer_schema_is_refused(db: Path) -> None:
         SqliteStore(db).migrate()
 
 
+def test_the_migration_to_creations_in_the_index_keeps_every_seen_key(db: Path) -> None:
+    """A state written before ``messages.created``: its creations' seen keys move into the
+    index rows they belong to; the others (no index row, other kinds) stay in seen_events."""
+    before = next(i for i, m in enumerate(MIGRATIONS) if "ADD COLUMN created" in m)
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:  # the older schema, its rows as its commit_page wrote them
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        for version, script in enumerate(MIGRATIONS[:before], 1):
+            conn.executescript(script)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, '')", (version,))
+        seen = ["c:demo:a", "c:demo:nul\x00key", "c:demo:failed", "e:demo:a:v2", "d:demo:b", "p:demo:alice:1"]
+        conn.executemany("INSERT INTO seen_events (key) VALUES (?)", [(k,) for k in seen])
+        conn.executemany(
+            "INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("demo:a", "demo:a", "demo:alice", 0, 1, "v2"),
+                ("demo:nul\x00key", "demo:a", "demo:alice", 0, 0, None),
+                ("demo:b", "demo:a", "demo:bob", 1, 1, None),  # its deletion came, its creation never did
+            ],
+        )
+    conn.close()
+    store = SqliteStore(db)
+    try:
+        assert store.migrate() == len(MIGRATIONS)
+        creations = ["c:demo:a", "c:demo:nul\x00key", "c:demo:failed", "c:demo:b", "c:demo:new"]
+        assert store.unseen([*creations, *seen[3:], "e:demo:a:v3"]) == {"c:demo:b", "c:demo:new", "e:demo:a:v3"}
+        assert store.counts()["seen_events"] == len(seen)
+        assert store.messages(["demo:a", "demo:b"])["demo:b"].deleted
+        assert store.messages(["demo:nul\x00key"])["demo:nul\x00key"].in_crm is False
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:
+        left = {k for (k,) in conn.execute("SELECT key FROM seen_events")}
+        assert left == {"c:demo:failed", "e:demo:a:v2", "d:demo:b", "p:demo:alice:1"}, "moved, not copied"
+    conn.close()
+
+
 def test_memory_store_works() -> None:
     s = SqliteStore(":memory:")
     s.migrate()

@@ -33,7 +33,7 @@ from .store import PostgresStore
 __all__ = ["SQLITE_SCHEMA_VERSION", "TABLES", "MigrationReport", "migrate_state"]
 
 #: The SQLite schema version this copier knows; another is refused (its columns may differ).
-SQLITE_SCHEMA_VERSION = 5
+SQLITE_SCHEMA_VERSION = 6
 
 #: Every table of the state, parents before children (identity links refer to profiles),
 #: with the columns whose text the PostgreSQL store keeps NUL-encoded (:func:`~.db.esc`).

@@ -30,6 +30,11 @@ class SqliteErase(SqliteBase, EraseStore):
             who = identity_of(c, person_key, stored, messages, threads)
             c.execute("DELETE FROM identity_links WHERE person_key = ?", (person_key,))
             c.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in profiles])  # cascades links
+            # Their creations' seen keys, kept in the index rows, move to seen_events first.
+            c.executemany(
+                "INSERT OR IGNORE INTO seen_events (key) SELECT 'c:' || key FROM messages WHERE key = ? AND created",
+                [(k,) for k in messages],
+            )
             c.executemany("DELETE FROM messages WHERE key = ?", [(k,) for k in messages])
             c.executemany("DELETE FROM conversations WHERE key = ?", [(k,) for k in threads])
             # Corrections hold the person's words: they go too (by message or thread key).
