@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 import scrm_core.store.sqlite.db as sqlite_db
+import scrm_core.store.sqlite.outbox as sqlite_outbox
 from scrm_core.errors import FatalError
 from scrm_core.models import CrmObject, CrmOperation
-from scrm_core.store import PageCommit, SqliteStore, StateStore, StoreBackend, StoreBackends, open_store
+from scrm_core.store import PageCommit, Settlement, SqliteStore, StateStore, StoreBackend, StoreBackends, open_store
 from scrm_core.store.sqlite import MIGRATIONS
 from scrm_core.testing.store import StateStoreConformance, person_page
 
@@ -113,6 +114,37 @@ def test_the_migration_to_creations_in_the_index_keeps_every_seen_key(db: Path) 
         left = {k for (k,) in conn.execute("SELECT key FROM seen_events")}
         assert left == {"c:demo:failed", "e:demo:a:v2", "d:demo:b", "p:demo:alice:1"}, "moved, not copied"
     conn.close()
+
+
+def test_settled_rows_leave_the_outbox_with_the_settled_prefix(
+    store: SqliteStore, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def rows() -> tuple[int, int]:
+        with sqlite3.connect(db) as conn:
+            counts = conn.execute("SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM outbox_done)").fetchone()
+        conn.close()
+        return counts
+
+    ops = [CrmOperation(object=CrmObject.message, external_key=f"scrm:demo:{i}") for i in range(10)]
+    seqs = store.commit_page(PageCommit("demo", "1", ops=ops))
+    store.outbox_settle(Settlement(done=seqs[:3] + seqs[4:8]))  # seqs[3] waits: the rest stays noted
+    assert rows() == (7, 4)
+    assert [i.seq for i in store.outbox_take(100)] == [seqs[3], *seqs[8:]]
+    assert store.outbox_depth() == 3 and store.counts()["outbox"] == 3
+    store.outbox_settle(Settlement(done=[seqs[3], seqs[9]]))
+    assert rows() == (2, 1)  # seqs[8] waits, seqs[9] settled
+    assert [i.seq for i in store.outbox_take(100, after_seq=seqs[3])] == [seqs[8]]
+    store.outbox_settle(Settlement(done=[seqs[8]]))
+    assert rows() == (0, 0) and store.outbox_depth() == 0
+
+    # Behind a row that waits long, settled rows go one by one past the limit.
+    monkeypatch.setattr(sqlite_outbox, "DONE_LIMIT", 2)
+    seqs = store.commit_page(PageCommit("demo", "2", ops=ops))
+    store.outbox_settle(Settlement(done=seqs[1:3]))
+    assert rows() == (10, 2)
+    store.outbox_settle(Settlement(done=seqs[3:5]))
+    assert rows() == (6, 0)
+    assert [i.seq for i in store.outbox_take(100)] == [seqs[0], *seqs[5:]]
 
 
 def test_memory_store_works() -> None:

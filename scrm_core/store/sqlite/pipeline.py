@@ -28,6 +28,7 @@ from .db import (
     validate_conversation,
     validate_profile,
 )
+from .outbox import WAITING
 
 __all__ = ["SqlitePipeline"]
 
@@ -191,6 +192,7 @@ class SqlitePipeline(SqliteBase, PipelineStore):
         tables = ("profiles", "conversations", "messages", "outbox", "dead_letters", "seen_events")
         counts = [f"(SELECT COUNT(*) FROM {t})" for t in tables]
         counts[-1] += " + (SELECT COUNT(*) FROM messages WHERE created)"  # creations kept in the index
+        counts[3] = f"(SELECT COUNT(*) FROM outbox AS o WHERE {WAITING})"  # not the settled ones
         # One statement, so all counts come from the same snapshot.
         row = self._conn.execute("SELECT " + ", ".join(counts)).fetchone()
         return dict(zip(tables, row, strict=True))
