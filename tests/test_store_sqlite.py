@@ -147,6 +147,21 @@ def test_settled_rows_leave_the_outbox_with_the_settled_prefix(
     assert [i.seq for i in store.outbox_take(100)] == [seqs[0], *seqs[5:]]
 
 
+def test_an_erase_leaves_no_trace_of_the_person_in_the_file(store: SqliteStore, db: Path) -> None:
+    """Deletes on the hot path zero only what they write anyway (secure_delete FAST); an
+    erase zeroes everything it removes, freed pages included."""
+    page = person_page("alice", "1")
+    page.profiles[0].profile.display_name = "Zebediah Quartermaine"
+    store.commit_page(page)
+    store.outbox_settle(Settlement(done=[i.seq for i in store.outbox_take(10)]))
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"Zebediah Quartermaine" in db.read_bytes()
+    store.erase_person("demo:alice")
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"Zebediah Quartermaine" not in db.read_bytes()
+    assert store._conn.execute("PRAGMA secure_delete").fetchone() == (2,), "back to FAST after the erase"
+
+
 def test_memory_store_works() -> None:
     s = SqliteStore(":memory:")
     s.migrate()

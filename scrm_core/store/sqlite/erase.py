@@ -24,6 +24,13 @@ class SqliteErase(SqliteBase, EraseStore):
     def erase_person(self, person_key: str) -> ErasePlan:
         """Seen-event keys of their messages stay: they hold message ids only and stop a
         backfill re-importing."""
+        self._conn.execute("PRAGMA secure_delete = ON")  # erased rows are zeroed, freed pages too
+        try:
+            return self._erase_person(person_key)
+        finally:
+            self._conn.execute("PRAGMA secure_delete = FAST")
+
+    def _erase_person(self, person_key: str) -> ErasePlan:
         with self._tx() as c:
             plan, profiles, messages, threads = self._erase_scope(person_key)
             stored = list(self._select_in("SELECT key, data FROM profiles WHERE key IN ({marks})", profiles))
