@@ -194,7 +194,8 @@ MIGRATIONS: list[str] = [
     # 7: the outbox settles by sequence range. The sink settles one object type's batch at a
     # time, so the seqs of a flush are scattered (~1.2 per run): deleting them row by row
     # rewrote every page of the outbox once per batch. Settled seqs are noted here (small
-    # rows, appended) and leave the outbox with the settled prefix, in one range.
+    # rows, appended); their rows leave the outbox together, in seq order: with the settled
+    # prefix, or all at once when enough of them wait (sqlite/outbox.py).
     """
     CREATE TABLE outbox_done (seq INTEGER PRIMARY KEY);
     """,
