@@ -173,9 +173,14 @@ def seed(store: Any, writer: Any, events: Iterator[Any], case_every: int = CASE_
     """Write what the engine and its sink would have written for ``events``, page by page,
     through the store's interface and the CRM's writer; one thread in ``case_every`` gets a
     case (0: none, as without a routing plugin). Returns the messages written."""
+    from scrm_localcrm import LocalCrm
+
+    from scrm_core.adapters import CrmCapability
     from scrm_core.engine import mapping
     from scrm_core.models import Action, ActionKind, Conversation, CrmObject, Direction
     from scrm_core.store import MessageRecord, PageCommit, ProfileRecord, Settlement
+
+    keep_ids = CrmCapability.ids_follow_keys not in LocalCrm.capabilities  # as the sink decides
 
     case = [Action(kind=ActionKind.case, rule="bench-growth")]
     log = [Action(kind=ActionKind.log, rule="bench-growth")]
@@ -247,7 +252,7 @@ def seed(store: Any, writer: Any, events: Iterator[Any], case_every: int = CASE_
                 if bad:
                     raise SystemExit(f"the CRM refused seeded records: {bad[:3]}")
                 crm_ids += [(obj, r.external_key, r.crm_id) for r in results]
-        store.outbox_settle(Settlement(done=seqs, crm_ids=crm_ids))
+        store.outbox_settle(Settlement(done=seqs, crm_ids=crm_ids, keep_ids=keep_ids))
         written += len(messages)
         page.clear()
 

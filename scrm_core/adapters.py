@@ -388,6 +388,9 @@ class CrmCapability(StrEnum):
     erase = "erase"
     bulk = "bulk"  # a bulk path for backfills: limits.max_batch well above the live batch size
     label_corrections = "label_corrections"  # agents correct labels in the CRM; label_corrections() reads them
+    # The CRM finds every record by its external key itself, so its ids follow from the keys:
+    # scrm keeps no copy of the ids it returns (no id lookups before a write, no rows to store).
+    ids_follow_keys = "ids_follow_keys"
 
 
 class CrmLimits(BaseModel):

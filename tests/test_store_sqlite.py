@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 import scrm_core.store.sqlite.db as sqlite_db
+import scrm_core.store.sqlite.outbox as sqlite_outbox
 from scrm_core.errors import FatalError
 from scrm_core.models import CrmObject, CrmOperation
-from scrm_core.store import PageCommit, SqliteStore, StateStore, StoreBackend, StoreBackends, open_store
+from scrm_core.store import PageCommit, Settlement, SqliteStore, StateStore, StoreBackend, StoreBackends, open_store
 from scrm_core.store.sqlite import MIGRATIONS
 from scrm_core.testing.store import StateStoreConformance, person_page
 
@@ -75,6 +76,90 @@ def test_newer_schema_is_refused(db: Path) -> None:
     conn.close()
     with pytest.raises(FatalError, match="Upgrade scrm"):
         SqliteStore(db).migrate()
+
+
+def test_the_migration_to_creations_in_the_index_keeps_every_seen_key(db: Path) -> None:
+    """A state written before ``messages.created``: its creations' seen keys move into the
+    index rows they belong to; the others (no index row, other kinds) stay in seen_events."""
+    before = next(i for i, m in enumerate(MIGRATIONS) if "ADD COLUMN created" in m)
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:  # the older schema, its rows as its commit_page wrote them
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        for version, script in enumerate(MIGRATIONS[:before], 1):
+            conn.executescript(script)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, '')", (version,))
+        seen = ["c:demo:a", "c:demo:nul\x00key", "c:demo:failed", "e:demo:a:v2", "d:demo:b", "p:demo:alice:1"]
+        conn.executemany("INSERT INTO seen_events (key) VALUES (?)", [(k,) for k in seen])
+        conn.executemany(
+            "INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("demo:a", "demo:a", "demo:alice", 0, 1, "v2"),
+                ("demo:nul\x00key", "demo:a", "demo:alice", 0, 0, None),
+                ("demo:b", "demo:a", "demo:bob", 1, 1, None),  # its deletion came, its creation never did
+            ],
+        )
+    conn.close()
+    store = SqliteStore(db)
+    try:
+        assert store.migrate() == len(MIGRATIONS)
+        creations = ["c:demo:a", "c:demo:nul\x00key", "c:demo:failed", "c:demo:b", "c:demo:new"]
+        assert store.unseen([*creations, *seen[3:], "e:demo:a:v3"]) == {"c:demo:b", "c:demo:new", "e:demo:a:v3"}
+        assert store.counts()["seen_events"] == len(seen)
+        assert store.messages(["demo:a", "demo:b"])["demo:b"].deleted
+        assert store.messages(["demo:nul\x00key"])["demo:nul\x00key"].in_crm is False
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:
+        left = {k for (k,) in conn.execute("SELECT key FROM seen_events")}
+        assert left == {"c:demo:failed", "e:demo:a:v2", "d:demo:b", "p:demo:alice:1"}, "moved, not copied"
+    conn.close()
+
+
+def test_settled_rows_leave_the_outbox_with_the_settled_prefix(
+    store: SqliteStore, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def rows() -> tuple[int, int]:
+        with sqlite3.connect(db) as conn:
+            counts = conn.execute("SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM outbox_done)").fetchone()
+        conn.close()
+        return counts
+
+    ops = [CrmOperation(object=CrmObject.message, external_key=f"scrm:demo:{i}") for i in range(10)]
+    seqs = store.commit_page(PageCommit("demo", "1", ops=ops))
+    store.outbox_settle(Settlement(done=seqs[:3] + seqs[4:8]))  # seqs[3] waits: the rest stays noted
+    assert rows() == (7, 4)
+    assert [i.seq for i in store.outbox_take(100)] == [seqs[3], *seqs[8:]]
+    assert store.outbox_depth() == 3 and store.counts()["outbox"] == 3
+    store.outbox_settle(Settlement(done=[seqs[3], seqs[9]]))
+    assert rows() == (2, 1)  # seqs[8] waits, seqs[9] settled
+    assert [i.seq for i in store.outbox_take(100, after_seq=seqs[3])] == [seqs[8]]
+    store.outbox_settle(Settlement(done=[seqs[8]]))
+    assert rows() == (0, 0) and store.outbox_depth() == 0
+
+    # Behind a row that waits long, settled rows go one by one past the limit.
+    monkeypatch.setattr(sqlite_outbox, "DONE_LIMIT", 2)
+    seqs = store.commit_page(PageCommit("demo", "2", ops=ops))
+    store.outbox_settle(Settlement(done=seqs[1:3]))
+    assert rows() == (10, 2)
+    store.outbox_settle(Settlement(done=seqs[3:5]))
+    assert rows() == (6, 0)
+    assert [i.seq for i in store.outbox_take(100)] == [seqs[0], *seqs[5:]]
+
+
+def test_an_erase_leaves_no_trace_of_the_person_in_the_file(store: SqliteStore, db: Path) -> None:
+    """Deletes on the hot path zero only what they write anyway (secure_delete FAST); an
+    erase zeroes everything it removes, freed pages included."""
+    page = person_page("alice", "1")
+    page.profiles[0].profile.display_name = "Zebediah Quartermaine"
+    store.commit_page(page)
+    store.outbox_settle(Settlement(done=[i.seq for i in store.outbox_take(10)]))
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"Zebediah Quartermaine" in db.read_bytes()
+    store.erase_person("demo:alice")
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"Zebediah Quartermaine" not in db.read_bytes()
+    assert store._conn.execute("PRAGMA secure_delete").fetchone() == (2,), "back to FAST after the erase"
 
 
 def test_memory_store_works() -> None:

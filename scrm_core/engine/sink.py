@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..adapters import CrmAdapter, WriteBatch
+from ..adapters import CrmAdapter, CrmCapability, WriteBatch
 from ..config import EngineConfig
 from ..errors import FatalError
 from ..models import CRM_OBJECT_ORDER, CrmObject, CrmOperation, OperationResult
@@ -291,6 +291,8 @@ class Sink:
         return 0.0
 
     async def _known_ids(self, ops: Sequence[CrmOperation]) -> dict[tuple[CrmObject, str], str]:
+        if CrmCapability.ids_follow_keys in self.crm.capabilities:
+            return {}  # the CRM finds its records by key: no ids kept to look up
         by_object: dict[CrmObject, list[str]] = {}
         for op in ops:
             by_object.setdefault(op.object, []).append(op.external_key)
@@ -327,7 +329,9 @@ class Sink:
         for record in crm_ids:  # repaired and written at last: references to it are sent again
             self._dead.discard((record[0], record[1]))
         retry = [seq for group in again for seq in group.seqs]
-        return Settlement(done=done, crm_ids=crm_ids, failed=failed, retry=retry, links=deferred), again
+        keep_ids = CrmCapability.ids_follow_keys not in self.crm.capabilities
+        settlement = Settlement(done, crm_ids, failed, retry, deferred, keep_ids=keep_ids)
+        return settlement, again
 
     def _count(self, settlement: Settlement) -> None:
         self.counts.applied += len(settlement.done)

@@ -163,6 +163,9 @@ class Settlement:
     ``failed``: seqs refused for good, moved to the dead-letter queue with the reason.
     ``retry``: seqs to keep in the outbox with their attempt count increased.
     ``links``: references left out of records written now, because their target was refused.
+    ``keep_ids``: False where the CRM's ids follow from the external keys
+    (:attr:`~scrm_core.CrmCapability.ids_follow_keys`): ``crm_ids`` then only say which
+    records were written (links waiting for them are released) and are not stored.
     """
 
     done: Sequence[int] = ()
@@ -170,6 +173,7 @@ class Settlement:
     failed: Sequence[Refusal] = ()
     retry: Sequence[int] = ()
     links: Sequence[PendingLink] = ()
+    keep_ids: bool = True
 
 
 @dataclass(slots=True)

@@ -332,6 +332,19 @@ class StateStoreConformance:
         assert [i.seq for i in store.outbox_take(10)] == [released[0].seq]
         assert store.pending_links() == []
 
+    def test_ids_that_follow_from_keys_are_not_kept_but_still_release_links(self, store: StateStore) -> None:
+        from ..store import PendingLink
+
+        child = op(CrmObject.message, "demo:m1")
+        store.commit_page(PageCommit("demo", "1", ops=[child]))
+        (item,) = store.outbox_take(1)
+        link = PendingLink(CrmObject.contact, "scrm:demo:a", CrmObject.message, child.external_key, "contact")
+        store.outbox_settle(Settlement(done=[item.seq], links=[link], keep_ids=False))
+        written = [(CrmObject.contact, "scrm:demo:a", "17")]
+        released = store.outbox_settle(Settlement(crm_ids=written, keep_ids=False))
+        assert [i.op for i in released] == [link.op()]
+        assert store.crm_ids(CrmObject.contact, ["scrm:demo:a"]) == {}
+
     # ------------------------------------------------------------ dead letters
 
     def test_requeue_moves_only_crm_writes(self, store: StateStore) -> None:

@@ -70,6 +70,7 @@ class LocalCrm(CrmAdapter):
             CrmCapability.erase,
             CrmCapability.bulk,
             CrmCapability.label_corrections,
+            CrmCapability.ids_follow_keys,  # every write finds its row by external key
         }
     )
     limits = CrmLimits(max_batch=500)

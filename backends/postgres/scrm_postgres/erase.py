@@ -71,6 +71,12 @@ class PgErase(PgBase, EraseStore):
             who = identity_of(None, person_key, stored, messages, threads)  # type: ignore[arg-type]
             cur.execute("DELETE FROM identity_links WHERE person_key = %s", (esc(person_key),))
             cur.execute("DELETE FROM profiles WHERE key = ANY(%s::text[])", (stored_profiles,))  # cascades links
+            # Their creations' seen keys, kept in the index rows, move to seen_events first.
+            cur.execute(
+                "INSERT INTO seen_events (key) SELECT 'c:' || key FROM messages"
+                " WHERE created AND key = ANY(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+                ([esc(k) for k in messages],),
+            )
             cur.execute("DELETE FROM messages WHERE key = ANY(%s::text[])", ([esc(k) for k in messages],))
             cur.execute("DELETE FROM conversations WHERE key = ANY(%s::text[])", ([esc(k) for k in threads],))
             # Corrections hold the person's words: they go too (by message or thread key).

@@ -33,7 +33,7 @@ from .store import PostgresStore
 __all__ = ["SQLITE_SCHEMA_VERSION", "TABLES", "MigrationReport", "migrate_state"]
 
 #: The SQLite schema version this copier knows; another is refused (its columns may differ).
-SQLITE_SCHEMA_VERSION = 5
+SQLITE_SCHEMA_VERSION = 7
 
 #: Every table of the state, parents before children (identity links refer to profiles),
 #: with the columns whose text the PostgreSQL store keeps NUL-encoded (:func:`~.db.esc`).
@@ -64,6 +64,11 @@ _SEQUENCES = {
     "classifier_models": ("id", None),
 }
 _BATCH = 5000
+#: Rows of a SQLite table that are not copied: settled outbox rows waiting to leave with the
+#: settled prefix (SQLite's ``outbox_done``; PostgreSQL deletes settled rows at once).
+_ONLY = {"outbox": " WHERE seq NOT IN (SELECT seq FROM outbox_done)"}
+#: SQLite's own tables, not copied: what they say is applied by the ``_ONLY`` filters.
+SQLITE_ONLY = frozenset({"outbox_done"})
 
 #: (table, rows copied so far, rows in the table): called as a copy goes on.
 Progress = Callable[[str, int, int], None]
@@ -180,7 +185,7 @@ def _converter(table: str, column: str, pg_type: str, escaped: bool) -> Callable
 
 
 def _rows(src: sqlite3.Connection, table: str, columns: list[str]) -> Iterator[tuple[Any, ...]]:
-    cur = src.execute(f"SELECT {', '.join(columns)} FROM {table}")
+    cur = src.execute(f"SELECT {', '.join(columns)} FROM {table}{_ONLY.get(table, '')}")
     while batch := cur.fetchmany(_BATCH):
         yield from batch
 
@@ -200,7 +205,7 @@ def _copy_table(
     key_at = sqlite_columns.index("external_key") if table == "outbox" else None
     if key_at is not None:
         target_columns.append("part")
-    (total,) = src.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    (total,) = src.execute(f"SELECT COUNT(*) FROM {table}{_ONLY.get(table, '')}").fetchone()
     progress(table, 0, total)
     copied = 0
     with pg._tx() as cur:

@@ -34,7 +34,7 @@ class PgOutbox(PgBase, OutboxStore):
         with self._tx() as cur:
             if settlement.done:
                 cur.execute("DELETE FROM outbox WHERE seq = ANY(%s::bigint[])", (sorted(set(settlement.done)),))
-            if settlement.crm_ids:
+            if settlement.crm_ids and settlement.keep_ids:
                 written = sorted(
                     {(OBJECT_VALUE[obj], esc(key)): crm_id for obj, key, crm_id in settlement.crm_ids}.items()
                 )

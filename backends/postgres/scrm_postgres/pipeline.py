@@ -39,12 +39,15 @@ _UPSERT_CONVERSATIONS = """
     SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])
     ON CONFLICT (key) DO UPDATE SET started_by = excluded.started_by, data = excluded.data
 """
+# ``created``: this page committed the message's creation (its seen-event key ``c:<key>``
+# lives here, not in seen_events); once set it stays set.
 _UPSERT_MESSAGES = """
-    INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[], %s::bool[], %s::text[])
+    INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version, created)
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[], %s::bool[], %s::text[], %s::bool[])
     ON CONFLICT (key) DO UPDATE SET
         conversation_key = excluded.conversation_key, author_key = excluded.author_key,
-        deleted = excluded.deleted, in_crm = excluded.in_crm, version = excluded.version
+        deleted = excluded.deleted, in_crm = excluded.in_crm, version = excluded.version,
+        created = messages.created OR excluded.created
 """
 INSERT_DEAD_LETTER = """
     INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at, code, retryable, fix)
@@ -64,10 +67,16 @@ class PgPipeline(PgBase, PipelineStore):
     def unseen(self, event_keys: Sequence[str]) -> set[str]:
         if not event_keys:
             return set()
-        keys = [esc(k) for k in event_keys]
-        rows = self._rows("SELECT key FROM seen_events WHERE key = ANY(%s::text[])", (keys,))
-        seen = {unesc(k) for (k,) in rows}
-        return set(event_keys) - seen
+        unseen = set(event_keys)
+        # A creation is seen when its message's index row says so; the rest (and creations
+        # without an index row: failed, erased, or from before schema 3) by seen_events.
+        rows = self._rows(
+            "SELECT 'c:' || key FROM messages WHERE created AND key = ANY(%s::text[])"
+            " UNION ALL SELECT key FROM seen_events WHERE key = ANY(%s::text[])",
+            ([esc(k[2:]) for k in unseen if k.startswith("c:")], [esc(k) for k in unseen]),
+        )
+        unseen.difference_update(unesc(k) for (k,) in rows)
+        return unseen
 
     def profiles(self, keys: Sequence[str]) -> dict[str, ProfileRecord]:
         if not keys:
@@ -118,12 +127,19 @@ class PgPipeline(PgBase, PipelineStore):
         # Serialise first: a value that cannot be stored fails before anything is sent.
         profile_data = [dump_profile(p.profile).decode() for p in profiles]
         conversation_data = [dump_conversation(c).decode() for c in conversations]
+        indexed = {m.key for m in messages}
+        created: set[str] = set()
+        other: set[str] = set()
+        for key in page.event_keys:
+            if key.startswith("c:") and key[2:] in indexed:
+                created.add(key[2:])  # kept in the message's index row
+            else:
+                other.add(esc(key))
         with self._conn.pipeline(), self._tx() as cur:
             self._fence(cur, page.lease)
-            if page.event_keys:
+            if other:
                 cur.execute(
-                    "INSERT INTO seen_events (key) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-                    (sorted({esc(k) for k in page.event_keys}),),
+                    "INSERT INTO seen_events (key) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (sorted(other),)
                 )
             if profiles:
                 cur.execute(
@@ -154,6 +170,7 @@ class PgPipeline(PgBase, PipelineStore):
                         [m.deleted for m in messages],
                         [m.in_crm for m in messages],
                         [m.version for m in messages],
+                        [m.key in created for m in messages],
                     ),
                 )
             seqs = self._queue(cur, page.ops, at)
@@ -186,6 +203,8 @@ class PgPipeline(PgBase, PipelineStore):
 
     def counts(self) -> Mapping[str, int]:
         tables = ("profiles", "conversations", "messages", "outbox", "dead_letters", "seen_events")
+        counts = [f"(SELECT COUNT(*) FROM {t})" for t in tables]
+        counts[-1] += " + (SELECT COUNT(*) FROM messages WHERE created)"  # creations kept in the index
         # One statement, so all counts come from the same snapshot.
-        row = self._one("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {t})" for t in tables))
+        row = self._one("SELECT " + ", ".join(counts))
         return dict(zip(tables, (int(n) for n in row), strict=True))

@@ -218,4 +218,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX commit_log_source_at ON commit_log (source, at);
     CREATE INDEX commit_log_at ON commit_log (at);
     """,
+    # 4: a message's creation is remembered in its index row (``created``) instead of a
+    # seen-event key ``c:<message key>`` beside it (SQLite's schema version 6): one row per
+    # new message where there were two. Keys already stored move.
+    """
+    ALTER TABLE messages ADD COLUMN created BOOLEAN NOT NULL DEFAULT false;
+    UPDATE messages AS m SET created = true FROM seen_events AS s WHERE s.key = 'c:' || m.key;
+    DELETE FROM seen_events AS s USING messages AS m
+        WHERE s.key LIKE 'c:%' AND m.key = substr(s.key, 3) AND m.created;
+    """,
 ]

@@ -168,3 +168,35 @@ def test_workers_claiming_one_reply_at_once_send_it_once(postgres_url: str) -> N
     assert len([c for c in claims if c is not None]) == 1
     for s in workers:
         s.close()
+
+
+def test_the_migration_to_creations_in_the_index_keeps_every_seen_key(postgres_url: str) -> None:
+    """A state written before ``messages.created``: its creations' seen keys move into the
+    index rows they belong to; the others (no index row, other kinds) stay in seen_events."""
+    from scrm_postgres.schema import MIGRATIONS
+
+    before = next(i for i, m in enumerate(MIGRATIONS) if "ADD COLUMN created" in m)
+    seen = ["c:demo:a", "c:demo:failed", "e:demo:a:v2", "d:demo:b", "p:demo:alice:1"]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # the older schema, rows as it wrote them
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+        for version, script in enumerate(MIGRATIONS[:before], 1):
+            conn.execute(script)  # type: ignore[arg-type]
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (%s, now())", (version,))
+        conn.execute("INSERT INTO seen_events (key) SELECT unnest(%s::text[])", (seen,))
+        conn.execute(
+            "INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version) VALUES"
+            " ('demo:a', 'demo:a', 'demo:alice', false, true, 'v2'),"
+            " ('demo:b', 'demo:a', 'demo:bob', true, true, NULL)"  # its deletion came, its creation never did
+        )
+    store = PostgresStore(postgres_url)
+    try:
+        assert store.migrate() == len(MIGRATIONS)
+        creations = ["c:demo:a", "c:demo:failed", "c:demo:b", "c:demo:new"]
+        assert store.unseen([*creations, *seen[2:], "e:demo:a:v3"]) == {"c:demo:b", "c:demo:new", "e:demo:a:v3"}
+        assert store.counts()["seen_events"] == len(seen)
+        assert store.messages(["demo:a", "demo:b"])["demo:b"].deleted
+    finally:
+        store.close()
+    with psycopg.connect(postgres_url) as conn:
+        left = {k for (k,) in conn.execute("SELECT key FROM seen_events")}
+    assert left == {"c:demo:failed", "e:demo:a:v2", "d:demo:b", "p:demo:alice:1"}, "moved, not copied"

@@ -81,6 +81,11 @@ class SqliteLifecycle(SqliteBase, StoreLifecycle):
         # 32 MB of page cache instead of 2: lookups and upserts go by random keys all over
         # the seen-event, message and CRM-id indexes (measured: ~5% less CPU per event).
         self._conn.execute("PRAGMA cache_size = -32768")
+        # Deleted rows are zeroed where their page is written anyway, but freed pages are not
+        # rewritten just to zero them (Debian's SQLite zeroes them by default: settling the
+        # outbox wrote every freed page twice). An erase turns full zeroing on for its
+        # transaction (SqliteErase.erase_person): what it removes does not stay in the file.
+        self._conn.execute("PRAGMA secure_delete = FAST")
 
     def migrate(self) -> int:
         with self._tx() as c:

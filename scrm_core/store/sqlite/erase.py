@@ -24,12 +24,24 @@ class SqliteErase(SqliteBase, EraseStore):
     def erase_person(self, person_key: str) -> ErasePlan:
         """Seen-event keys of their messages stay: they hold message ids only and stop a
         backfill re-importing."""
+        self._conn.execute("PRAGMA secure_delete = ON")  # erased rows are zeroed, freed pages too
+        try:
+            return self._erase_person(person_key)
+        finally:
+            self._conn.execute("PRAGMA secure_delete = FAST")
+
+    def _erase_person(self, person_key: str) -> ErasePlan:
         with self._tx() as c:
             plan, profiles, messages, threads = self._erase_scope(person_key)
             stored = list(self._select_in("SELECT key, data FROM profiles WHERE key IN ({marks})", profiles))
             who = identity_of(c, person_key, stored, messages, threads)
             c.execute("DELETE FROM identity_links WHERE person_key = ?", (person_key,))
             c.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in profiles])  # cascades links
+            # Their creations' seen keys, kept in the index rows, move to seen_events first.
+            c.executemany(
+                "INSERT OR IGNORE INTO seen_events (key) SELECT 'c:' || key FROM messages WHERE key = ? AND created",
+                [(k,) for k in messages],
+            )
             c.executemany("DELETE FROM messages WHERE key = ?", [(k,) for k in messages])
             c.executemany("DELETE FROM conversations WHERE key = ?", [(k,) for k in threads])
             # Corrections hold the person's words: they go too (by message or thread key).

@@ -28,6 +28,7 @@ from .db import (
     validate_conversation,
     validate_profile,
 )
+from .outbox import WAITING
 
 __all__ = ["SqlitePipeline"]
 
@@ -40,11 +41,15 @@ _UPSERT_CONVERSATION = """
     INSERT INTO conversations (key, started_by, data) VALUES (?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET started_by = excluded.started_by, data = excluded.data
 """
+# ``created``: this page committed the message's creation (its seen-event key ``c:<key>``
+# lives here, not in seen_events); once set it stays set.
 _UPSERT_MESSAGE = """
-    INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version) VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version, created)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET
         conversation_key = excluded.conversation_key, author_key = excluded.author_key,
-        deleted = excluded.deleted, in_crm = excluded.in_crm, version = excluded.version
+        deleted = excluded.deleted, in_crm = excluded.in_crm, version = excluded.version,
+        created = max(created, excluded.created)
 """
 INSERT_DEAD_LETTER = """
     INSERT INTO dead_letters (source, reason, locator, op, payload, attempts, created_at, code, retryable, fix)
@@ -68,8 +73,20 @@ class SqlitePipeline(SqliteBase, PipelineStore):
         ]
 
     def unseen(self, event_keys: Sequence[str]) -> set[str]:
-        seen = {k for (k,) in self._by_key("seen_events", "key", event_keys)}
-        return set(event_keys) - seen
+        unseen = set(event_keys)
+        created = [k[2:] for k in unseen if k.startswith("c:")]
+        if created:  # a creation is seen when its message's index row says so
+            sql = "SELECT t.key FROM json_each(?) AS j CROSS JOIN messages AS t ON t.key = j.value WHERE t.created"
+            payload = json_keys(created)
+            rows = (
+                self._conn.execute(sql, (payload,))
+                if payload is not None
+                else self._select_in("SELECT key FROM messages WHERE created AND key IN ({marks})", created)
+            )
+            unseen.difference_update("c:" + k for (k,) in rows)
+        if unseen:  # the rest, and creations without an index row (failed, erased, or before schema 6)
+            unseen.difference_update(k for (k,) in self._by_key("seen_events", "key", list(unseen)))
+        return unseen
 
     def profiles(self, keys: Sequence[str]) -> dict[str, ProfileRecord]:
         validate = validate_profile
@@ -103,12 +120,22 @@ class SqlitePipeline(SqliteBase, PipelineStore):
         at = now()
         dumps, blob = orjson.dumps, bytearray
         obj_value = OBJECT_VALUE
-        with self._tx() as c:
-            keys = json_keys(page.event_keys) if page.event_keys else None
-            if keys is not None:  # one statement: a third cheaper than a row each
-                c.execute("INSERT OR IGNORE INTO seen_events (key) SELECT value FROM json_each(?)", (keys,))
+        indexed = {m.key for m in page.messages}
+        created: set[str] = set()
+        other: list[str] = []
+        for key in page.event_keys:
+            if key.startswith("c:") and key[2:] in indexed:
+                created.add(key[2:])  # kept in the message's index row
             else:
-                c.executemany("INSERT OR IGNORE INTO seen_events (key) VALUES (?)", zip(page.event_keys))
+                other.append(key)
+        new = created.__contains__
+        with self._tx() as c:
+            if other:
+                keys = json_keys(other)
+                if keys is not None:  # one statement: a third cheaper than a row each
+                    c.execute("INSERT OR IGNORE INTO seen_events (key) SELECT value FROM json_each(?)", (keys,))
+                else:
+                    c.executemany("INSERT OR IGNORE INTO seen_events (key) VALUES (?)", zip(other))
             c.executemany(
                 _UPSERT_PROFILE,
                 [(p.profile.key, p.person_key, p.fingerprint, dump_profile(p.profile).decode()) for p in page.profiles],
@@ -120,7 +147,7 @@ class SqlitePipeline(SqliteBase, PipelineStore):
             c.executemany(
                 _UPSERT_MESSAGE,
                 [
-                    (m.key, m.conversation_key, m.author_key, int(m.deleted), int(m.in_crm), m.version)
+                    (m.key, m.conversation_key, m.author_key, int(m.deleted), int(m.in_crm), m.version, int(new(m.key)))
                     for m in page.messages
                 ],
             )
@@ -163,6 +190,9 @@ class SqlitePipeline(SqliteBase, PipelineStore):
 
     def counts(self) -> Mapping[str, int]:
         tables = ("profiles", "conversations", "messages", "outbox", "dead_letters", "seen_events")
+        counts = [f"(SELECT COUNT(*) FROM {t})" for t in tables]
+        counts[-1] += " + (SELECT COUNT(*) FROM messages WHERE created)"  # creations kept in the index
+        counts[3] = f"(SELECT COUNT(*) FROM outbox AS o WHERE {WAITING})"  # not the settled ones
         # One statement, so all counts come from the same snapshot.
-        row = self._conn.execute("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {t})" for t in tables)).fetchone()
+        row = self._conn.execute("SELECT " + ", ".join(counts)).fetchone()
         return dict(zip(tables, row, strict=True))

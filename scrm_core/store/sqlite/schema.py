@@ -181,6 +181,24 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     ALTER TABLE messages ADD COLUMN version TEXT;
     """,
+    # 6: a message's creation is remembered in its index row (``created``) instead of a
+    # seen-event key ``c:<message key>`` beside it: one row per new message where there
+    # were two, in a seen_events table that keeps only edits, deletions, profile updates
+    # and the creations that have no index row (failed, erased). Keys already stored move.
+    """
+    ALTER TABLE messages ADD COLUMN created INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET created = 1
+        WHERE EXISTS (SELECT 1 FROM seen_events AS s WHERE s.key = 'c:' || messages.key);
+    DELETE FROM seen_events WHERE key IN (SELECT 'c:' || key FROM messages WHERE created = 1);
+    """,
+    # 7: the outbox settles by sequence range. The sink settles one object type's batch at a
+    # time, so the seqs of a flush are scattered (~1.2 per run): deleting them row by row
+    # rewrote every page of the outbox once per batch. Settled seqs are noted here (small
+    # rows, appended); their rows leave the outbox together, in seq order: with the settled
+    # prefix, or all at once when enough of them wait (sqlite/outbox.py).
+    """
+    CREATE TABLE outbox_done (seq INTEGER PRIMARY KEY);
+    """,
 ]
 
 
