@@ -70,6 +70,9 @@ class Dispatcher:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
         self._impls: dict[str, list[_Impl]] = {}
+        #: The event hooks some plugin implements, as of the last :meth:`refresh` (what
+        #: :meth:`has` answers; the hot path reads it directly, a set lookup per hook).
+        self.implemented: frozenset[str] = frozenset()
         self.failures: Counter[str] = Counter()
         self._reported: set[tuple[str, str]] = set()
         self.refresh()
@@ -80,6 +83,7 @@ class Dispatcher:
         for name in _SPEC_NAMES - hookspecs.SYNC_ONLY:
             impls = getattr(self._pm.hook, name).get_hookimpls()
             self._impls[name] = [_Impl(i.plugin_name, i.function, tuple(i.argnames)) for i in reversed(impls)]
+        self.implemented = frozenset(name for name, impls in self._impls.items() if impls)
 
     def _implementations(self, hook: str) -> list[_Impl]:
         found = self._impls.get(hook)

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
+from functools import partial
 
 from ..config import Config
 from ..failures import event_locator, item_reason
@@ -104,6 +105,49 @@ def _message_id(key: str) -> str:
     return key.partition(":")[2]
 
 
+def _page_state(
+    events: list[AnyEvent], failed: Mapping[str, NewDeadLetter], store: StateStore
+) -> tuple[list[AnyEvent], list[str], _Work]:
+    """In the store's thread, one hop per page: the events neither committed before nor
+    repeated earlier in the page (and their keys: failed events' too, so a redelivery is
+    not a second dead letter), and what those events need from the store."""
+    keyed = [(event.key, event) for event in events]
+    unseen = store.unseen(list({k for k, _ in keyed}))
+    fresh: list[AnyEvent] = []
+    keys: list[str] = []
+    for key, event in keyed:
+        if key in unseen:
+            unseen.discard(key)
+            keys.append(key)
+            if key not in failed:
+                fresh.append(event)
+    profile_keys: set[str] = set()
+    conversation_keys: set[str] = set()
+    message_keys: set[str] = set()
+    deleted: list[str] = []
+    for event in fresh:
+        if isinstance(event, MessageDeleted):
+            message_keys.add(event.message_key)
+            deleted.append(event.message_key)
+        elif isinstance(event, ProfileUpdated):
+            profile_keys.add(event.profile.key)
+        else:
+            m = event.message
+            profile_keys.add(m.author.key)
+            conversation_keys.add(m.conversation_key)
+            message_keys.add(m.key)
+    messages = store.messages(list(message_keys)) if message_keys else {}
+    # A deleted message's thread: its subject may be the deleted text.
+    conversation_keys.update(messages[k].conversation_key for k in deleted if k in messages)
+    conversation_keys.discard("")
+    work = _Work(
+        profiles=store.profiles(list(profile_keys)) if profile_keys else {},
+        conversations=store.conversations(list(conversation_keys)) if conversation_keys else {},
+        messages=messages,
+    )
+    return fresh, keys, work
+
+
 class Ingestor:
     def __init__(self, store: AsyncStore, hooks: Hooks, config: Config) -> None:
         self.store = store
@@ -140,9 +184,9 @@ class Ingestor:
             self.counts.filtered += len(events) - len(kept)
             self.counts.events += len(events) - len(kept)
             events = kept
-        fresh, keys = await self._fresh_events(events)
-        fresh = [event for event in fresh if event.key not in failed]
-        work = await self._load(fresh)
+        fresh, keys, work = await self.store.run(partial(_page_state, events, failed))
+        self.counts.events += len(events)
+        self.counts.duplicates += len(events) - len(keys)
         for event in fresh:
             try:
                 if isinstance(event, MessageCreated):
@@ -170,46 +214,6 @@ class Ingestor:
             audit=work.audit,
         )
 
-    async def _fresh_events(self, events: list[AnyEvent]) -> tuple[list[AnyEvent], list[str]]:
-        """Events neither committed before nor repeated earlier in this page."""
-        keyed = [(event.key, event) for event in events]
-        unseen = await self.store.call(StateStore.unseen, list({k for k, _ in keyed}))
-        fresh, keys = [], []
-        for key, event in keyed:
-            if key in unseen:
-                unseen.discard(key)
-                fresh.append(event)
-                keys.append(key)
-        self.counts.events += len(keyed)
-        self.counts.duplicates += len(keyed) - len(fresh)
-        return fresh, keys
-
-    async def _load(self, events: list[AnyEvent]) -> _Work:
-        profile_keys: set[str] = set()
-        conversation_keys: set[str] = set()
-        message_keys: set[str] = set()
-        deleted: list[str] = []
-        for event in events:
-            if isinstance(event, MessageDeleted):
-                message_keys.add(event.message_key)
-                deleted.append(event.message_key)
-            elif isinstance(event, ProfileUpdated):
-                profile_keys.add(event.profile.key)
-            else:
-                m = event.message
-                profile_keys.add(m.author.key)
-                conversation_keys.add(m.conversation_key)
-                message_keys.add(m.key)
-        messages = await self.store.call(StateStore.messages, list(message_keys))
-        # A deleted message's thread: its subject may be the deleted text.
-        conversation_keys.update(messages[k].conversation_key for k in deleted if k in messages)
-        conversation_keys.discard("")
-        return _Work(
-            profiles=await self.store.call(StateStore.profiles, list(profile_keys)),
-            conversations=await self.store.call(StateStore.conversations, list(conversation_keys)),
-            messages=messages,
-        )
-
     # ------------------------------------------------------------ profiles
 
     async def _profile(self, work: _Work, profile: SocialProfile) -> ProfileRecord:
@@ -218,7 +222,7 @@ class Ingestor:
         record = work.profiles.get(key)
         if record is not None and record.profile == profile:
             return record
-        if self.hooks.has("scrm_enrich_profile"):
+        if "scrm_enrich_profile" in self.hooks.implemented:
             profile = await self.hooks.enrich_profile(profile)
         if record is None:
             record = ProfileRecord(profile=profile, person_key=key, fingerprint="")
@@ -270,7 +274,7 @@ class Ingestor:
         return conversation
 
     async def _route(self, conversation: Conversation, message: Message) -> list[Action]:
-        if not self.hooks.has("scrm_route_conversation"):
+        if "scrm_route_conversation" not in self.hooks.implemented:
             return _LOG_ONLY
         return await self.hooks.route_conversation(conversation, message)
 
@@ -312,7 +316,8 @@ class Ingestor:
         await self.understand(message)
         conversation = self._conversation(work, message)
         hooks = self.hooks
-        if hooks.has("scrm_message_received"):
+        present = hooks.implemented
+        if "scrm_message_received" in present:
             await hooks.message_received(message, conversation)
         actions = await self._route(conversation, message)
         if any(a.kind is ActionKind.ignore for a in actions):
@@ -320,7 +325,7 @@ class Ingestor:
         else:
             case_changed = self._apply_actions(conversation, message, actions)
             mapped = None
-            if hooks.has("scrm_map_to_crm"):
+            if "scrm_map_to_crm" in present:
                 mapped = await hooks.map_to_crm(message, conversation, actions)
             ops = (
                 mapped
@@ -329,7 +334,7 @@ class Ingestor:
             )
         if ops:
             self._send_profile(work, record)
-            work.ops += ops
+            work.ops.extend(ops)
             self.counts.messages += 1
         else:
             self.counts.ignored += 1

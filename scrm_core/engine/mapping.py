@@ -1,7 +1,8 @@
 """The default mapping from a message and its routing actions to CRM operations.
 
-Operations are built with ``model_construct``: the values come from validated models and
-this module, so validating them again would only cost time on the hot path.
+Operations are built with :func:`~scrm_core.models.trusted_operation` (what
+``model_construct`` makes, cheaper): the values come from validated models and this
+module, so validating them again would only cost time on the hot path.
 
 A plugin replaces it per message through ``scrm_map_to_crm``. Every operation is an
 upsert by a deterministic external key, so re-running a page can never duplicate a record.
@@ -24,13 +25,14 @@ from ..models import (
     Message,
     SocialProfile,
     external_key,
+    trusted_operation,
 )
 
 
 def _op(
     *, object: CrmObject, external_key: str, fields: dict[str, Any], refs: dict[str, str] | None = None
 ) -> CrmOperation:
-    return CrmOperation.model_construct(object=object, external_key=external_key, fields=fields, refs=refs or {})
+    return trusted_operation(object, external_key, fields, {} if refs is None else refs)
 
 
 def profile_ops(profile: SocialProfile, person_key: str) -> list[CrmOperation]:
