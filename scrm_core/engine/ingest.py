@@ -253,24 +253,31 @@ class Ingestor:
     def _conversation(self, work: _Work, message: Message) -> Conversation:
         key = message.conversation_key
         conversation = work.conversations.get(key)
-        if conversation is None:
-            conversation = Conversation(
+        work.changed_conversations.add(key)
+        if conversation is None:  # the thread's first message seen: everything set at once
+            work.conversations[key] = conversation = Conversation(
                 network=message.network,
                 root_id=message.thread_root_id or message.id,
                 started_by=message.author.key,
                 subject=_subject(message.text),
                 subject_from=message.id,
                 first_at=message.created_at,
+                message_count=1,
+                last_at=message.created_at,
+                last_inbound_id=message.id if message.direction is Direction.inbound else None,
+                labels=list(message.labels),
             )
-            work.conversations[key] = conversation
+            return conversation
         conversation.message_count += 1
         newest = conversation.last_at is None or message.created_at >= conversation.last_at
         if newest:
             conversation.last_at = message.created_at
         if message.direction is Direction.inbound and (newest or conversation.last_inbound_id is None):
             conversation.last_inbound_id = message.id
-        conversation.labels += [x for x in message.labels if x not in conversation.labels]
-        work.changed_conversations.add(key)
+        labels = conversation.labels
+        new_labels = [x for x in message.labels if x not in labels]
+        if new_labels:
+            labels.extend(new_labels)
         return conversation
 
     async def _route(self, conversation: Conversation, message: Message) -> list[Action]:

@@ -28,7 +28,7 @@ NEGATIVE_BELOW = -0.05
 _MAX_CHARS = 5000
 # Social streams repeat themselves (retweets, boosts, bots, "thank you!"), and a cache
 # hit costs well under a microsecond against ~100 µs for an analysis.
-_CACHE_SIZE = 8192
+_CACHE_SIZE = 16384
 
 Label = Literal["negative", "neutral", "positive"]
 
