@@ -44,3 +44,22 @@ def test_the_understanding_bench_runs_every_hook_of_the_installed_plugins() -> N
     assert set(figures) == {"language", "sentiment", "listening", "intent", "influence"}
     # each hook did work on every pass (its text caches are emptied between passes)
     assert all(f["current"] > 0 for f in figures.values()), figures
+
+
+def test_the_hot_path_bench_reports_each_part_for_both_plugin_sets() -> None:
+    bench = BENCH.parent / "bench_hot_path.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--messages", "300", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    for plugins in ("understanding_off", "understanding_on"):
+        parts = report[plugins]
+        assert parts["messages"] == 300
+        assert parts["ops"] > 300  # contacts, profiles and messages at least
+        assert all(parts[p] > 0 for p in ("parse", "ingest", "store_commit", "pool", "crm_apply")), parts
+        assert parts["total"] >= parts["ingest"]
