@@ -42,6 +42,18 @@ class Group:
     since: float  # when the first of them arrived (monotonic seconds)
     uncertain: bool = False  # an earlier write of it may have landed unseen
     unit: Key = field(default=(CrmObject.contact, ""))
+    # The records ``op`` refers to, worked out once per op (a merge replaces the op).
+    _targets: tuple[Key, ...] = field(default=(), repr=False)
+    _targets_of: CrmOperation | None = field(default=None, repr=False)
+
+    @property
+    def targets(self) -> tuple[Key, ...]:
+        """The records this group's operation refers to (its known references)."""
+        op = self.op
+        if self._targets_of is not op:
+            self._targets = tuple(t for name, key in op.refs.items() if (t := ref_target(name, key)) is not None)
+            self._targets_of = op
+        return self._targets
 
     @property
     def key(self) -> Key:
@@ -128,12 +140,12 @@ class Pool:
         self.buckets[group.unit[0]].setdefault(group.unit, []).append(group)
 
     def ready(self, unit: list[Group]) -> bool:
+        hold_from, groups = self.hold_from, self.groups
         for group in unit:
-            if self._is_held(group):
+            if hold_from is not None and group.items[0].seq >= hold_from:
                 return False
-            for name, key in group.op.refs.items():
-                target = ref_target(name, key)
-                pooled = self.groups.get(target) if target is not None else None
+            for target in group.targets:
+                pooled = groups.get(target)
                 if pooled is not None and pooled.unit != group.unit:
                     return False
         return True
