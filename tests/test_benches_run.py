@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).parents[1] / "bench" / "bench_pipeline.py"
 
 
@@ -63,3 +65,24 @@ def test_the_hot_path_bench_reports_each_part_for_both_plugin_sets() -> None:
         assert parts["ops"] > 300  # contacts, profiles and messages at least
         assert all(parts[p] > 0 for p in ("parse", "ingest", "store_commit", "pool", "crm_apply")), parts
         assert parts["total"] >= parts["ingest"]
+
+
+def test_the_pipeline_bench_measures_a_baseline_checkout_beside_this_one() -> None:
+    root = BENCH.parents[1]
+    if not (root / ".venv" / "bin" / "python").exists():
+        pytest.skip("needs the checkout's .venv (python3 scripts/dev.py setup): the baseline runs with its own")
+    small = ["--messages", "200", "--memory-messages", "0", "--per-message-limit", "10"]
+    out = subprocess.run(
+        [sys.executable, str(BENCH), *small, "--baseline", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    baseline = report["baseline"]
+    assert baseline["tree"] == str(root)
+    assert baseline["messages_per_cpu_second"]["understanding_off"] > 0
+    assert baseline["crm_records_written"]["understanding_off"] == report["pipeline"]["crm_records_written"]
+    assert set(report["speedup_over_baseline_cpu"]) == {"understanding_off", "understanding_on"}
