@@ -45,6 +45,9 @@ class Group:
     # The records ``op`` refers to, worked out once per op (a merge replaces the op).
     _targets: tuple[Key, ...] = field(default=(), repr=False)
     _targets_of: CrmOperation | None = field(default=None, repr=False)
+    # The record that held it back at the last readiness check: looked at first next time
+    # (a message waits for its contact while the sink scans the bucket again and again).
+    blocker: Key | None = field(default=None, repr=False)
 
     @property
     def targets(self) -> tuple[Key, ...]:
@@ -144,9 +147,15 @@ class Pool:
         for group in unit:
             if hold_from is not None and group.items[0].seq >= hold_from:
                 return False
+            blocker = group.blocker
+            if blocker is not None:
+                pooled = groups.get(blocker)
+                if pooled is not None and pooled.unit != group.unit:
+                    return False
             for target in group.targets:
                 pooled = groups.get(target)
                 if pooled is not None and pooled.unit != group.unit:
+                    group.blocker = target
                     return False
         return True
 
@@ -156,7 +165,11 @@ class Pool:
         if not units or (not partial and len(units) < size):
             return []
         chosen: list[Key] = []
+        left = len(units)
         for unit_key, unit in units.items():
+            if not partial and len(chosen) + left < size:
+                return []  # a full batch can no longer be made: no need to look at the rest
+            left -= 1
             if self.ready(unit):
                 chosen.append(unit_key)
                 if len(chosen) == size:
