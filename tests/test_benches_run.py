@@ -86,3 +86,16 @@ def test_the_pipeline_bench_measures_a_baseline_checkout_beside_this_one() -> No
     assert baseline["messages_per_cpu_second"]["understanding_off"] > 0
     assert baseline["crm_records_written"]["understanding_off"] == report["pipeline"]["crm_records_written"]
     assert set(report["speedup_over_baseline_cpu"]) == {"understanding_off", "understanding_on"}
+
+
+def test_the_engine_parts_bench_splits_the_cpu_by_thread_and_part() -> None:
+    bench = BENCH.parent / "bench_engine_parts.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--messages", "300"], capture_output=True, text=True, check=False, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["messages"] == 300
+    parts = report["cpu_us_per_message"]
+    assert parts["loop: ingest one new message"] > 0 and parts["thread: scrm-store"] > 0
+    assert parts["loop thread: all of Engine.run"] >= parts["loop: ingest one new message"]
