@@ -165,14 +165,16 @@ class Pool:
         if not units or (not partial and len(units) < size):
             return []
         chosen: list[Key] = []
-        left = len(units)
+        ready = self.ready
+        needed, left = size, len(units)
         for unit_key, unit in units.items():
-            if not partial and len(chosen) + left < size:
+            if needed > left and not partial:
                 return []  # a full batch can no longer be made: no need to look at the rest
             left -= 1
-            if self.ready(unit):
+            if ready(unit):
                 chosen.append(unit_key)
-                if len(chosen) == size:
+                needed -= 1
+                if not needed:
                     break
         if not chosen or (len(chosen) < size and not partial):
             return []
