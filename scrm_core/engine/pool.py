@@ -56,6 +56,7 @@ class Group:
         if self._targets_of is not op:
             self._targets = tuple(t for name, key in op.refs.items() if (t := ref_target(name, key)) is not None)
             self._targets_of = op
+            self.blocker = None  # a merge may have changed what it refers to
         return self._targets
 
     @property
@@ -147,12 +148,13 @@ class Pool:
         for group in unit:
             if hold_from is not None and group.items[0].seq >= hold_from:
                 return False
+            targets = group.targets  # first: a merged operation forgets its old blocker
             blocker = group.blocker
             if blocker is not None:
                 pooled = groups.get(blocker)
                 if pooled is not None and pooled.unit != group.unit:
                     return False
-            for target in group.targets:
+            for target in targets:
                 pooled = groups.get(target)
                 if pooled is not None and pooled.unit != group.unit:
                     group.blocker = target
