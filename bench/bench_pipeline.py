@@ -19,11 +19,16 @@ more about the neighbours than about scrm. Wall-clock figures are kept in the de
   anything that consumes this input), in CPU time too.
 * ``baseline_per_message``: a straightforward script writing each message to the same
   CRM adapter one record per call (contact, profile, message), no batching, no state.
+* ``baseline`` (with ``--baseline <checkout>``): another checkout's pipeline (its own
+  ``.venv`` and copy of this script, e.g. main's) on the same stream, run alternating with
+  this one's, its headline figures, and ``speedup_over_baseline_cpu`` (its CPU per message
+  over this one's, understanding off and on).
 * ``memory``: peak RSS of a backfill at two sizes (default 100,000 and 1,000,000 messages,
   understanding off; the target for 1M is under 250 MB); flat means the ratio stays near 1.
 
     .venv/bin/python bench/bench_pipeline.py                                    # 100k, then 1M for memory
     .venv/bin/python bench/bench_pipeline.py --messages 30000 --memory-messages 0 --repeat 3
+    .venv/bin/python bench/bench_pipeline.py --messages 30000 --memory-messages 0 --repeat 3 --baseline ../main
 """
 
 from __future__ import annotations
@@ -226,14 +231,33 @@ def prepare(folder: Path, messages: int, seed: int) -> float:
     return time.perf_counter() - started
 
 
-def in_child(mode: str, folder: Path, *extra: str) -> dict[str, object]:
+def in_child(mode: str, folder: Path, *extra: str, tree: Path | None = None) -> dict[str, object]:
+    """``mode`` in a child process: this checkout's, or with ``tree`` another one's (its own
+    interpreter, ``<tree>/.venv/bin/python``, and its own copy of this script)."""
+    python, script = (sys.executable, __file__) if tree is None else (tree / ".venv/bin/python", tree / BENCH_IN_TREE)
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, str(folder), *extra], capture_output=True, text=True, check=False
+        [str(python), str(script), "--child", mode, str(folder), *extra], capture_output=True, text=True, check=False
     )
     if out.returncode:
         raise SystemExit(f"{mode} failed:\n{out.stderr}")
     result: dict[str, object] = json.loads(out.stdout)
     return result
+
+
+BENCH_IN_TREE = Path("bench/bench_pipeline.py")
+
+
+def rates(off: dict[str, object], on: dict[str, object]) -> dict[str, object]:
+    off_rate = float(off["messages_per_cpu_second"])  # type: ignore[arg-type]
+    on_rate = float(on["messages_per_cpu_second"])  # type: ignore[arg-type]
+    return {
+        "messages_per_cpu_second": {"understanding_off": round(off_rate), "understanding_on": round(on_rate)},
+        "cpu_us_per_message": {
+            "understanding_off": off["cpu_us_per_message"],
+            "understanding_on": on["cpu_us_per_message"],
+        },
+        "ratio_on_to_off": round(on_rate / off_rate, 3),
+    }
 
 
 def median_run(runs: list[dict[str, object]]) -> dict[str, object]:
@@ -253,6 +277,12 @@ def main() -> None:
     )
     parser.add_argument("--per-message-limit", type=int, default=5_000, help="messages for the per-message baseline")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another scrm checkout with its own .venv (e.g. main's): its pipeline runs on the same stream, "
+        "alternating with this one's, and the report shows both",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -280,9 +310,14 @@ def main() -> None:
         folder = Path(tmp) / "throughput"
         report["generate_seconds"] = round(prepare(folder, args.messages, args.seed), 2)
         off_runs, on_runs = [], []
+        base_off, base_on = [], []
         for _ in range(args.repeat):
             off_runs.append(in_child("pipeline", folder))
+            if args.baseline:
+                base_off.append(in_child("pipeline", folder, tree=args.baseline))
             on_runs.append(in_child("pipeline", folder, "understanding"))
+            if args.baseline:
+                base_on.append(in_child("pipeline", folder, "understanding", tree=args.baseline))
         pipeline, understood = median_run(off_runs), median_run(on_runs)
         parse = in_child("parse", folder)
         per = in_child("per-message", folder, str(args.per_message_limit))
@@ -299,6 +334,30 @@ def main() -> None:
             "ratio_on_to_off": round(on_rate / off_rate, 3),
             "targets_messages_per_cpu_second": {"understanding_off": 20_000, "understanding_on": 5_000},
         }
+        if args.baseline:
+            old_off, old_on = median_run(base_off), median_run(base_on)
+            report["baseline"] = {
+                "tree": str(args.baseline),
+                **rates(old_off, old_on),
+                "cpu_seconds_of_each_run": {
+                    "understanding_off": old_off["cpu_seconds_of_each_run"],
+                    "understanding_on": old_on["cpu_seconds_of_each_run"],
+                },
+                "crm_records_written": {
+                    "understanding_off": old_off["crm_records_written"],
+                    "understanding_on": old_on["crm_records_written"],
+                },
+            }
+            report["speedup_over_baseline_cpu"] = {
+                "understanding_off": round(
+                    float(old_off["cpu_us_per_message"]) / float(pipeline["cpu_us_per_message"]),  # type: ignore[arg-type]
+                    3,
+                ),
+                "understanding_on": round(
+                    float(old_on["cpu_us_per_message"]) / float(understood["cpu_us_per_message"]),  # type: ignore[arg-type]
+                    3,
+                ),
+            }
         report["pipeline"] = pipeline
         report["pipeline_with_understanding"] = understood
         report["baseline_parse_only"] = parse

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import types
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,23 @@ class _Impl:
     argnames: tuple[str, ...]
 
 
+# Result types seen not to be awaitable (None, str, list, a Sentiment...): a set lookup per
+# hook call instead of inspect.isawaitable's ABC check (a few per message, each ~1 µs for a
+# pydantic model). A generator's awaitability is per object, so generators are never kept.
+_PLAIN_RESULTS: set[type] = {type(None), str, list, dict, tuple, bool, int, float}
+
+
+def _awaitable(result: object) -> bool:
+    kind = type(result)
+    if kind in _PLAIN_RESULTS:
+        return False
+    if inspect.isawaitable(result):
+        return True
+    if kind is not types.GeneratorType:
+        _PLAIN_RESULTS.add(kind)
+    return False
+
+
 class Dispatcher:
     """Calls event hooks: awaits async implementations, isolates failures, does first-result.
 
@@ -70,6 +88,9 @@ class Dispatcher:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
         self._impls: dict[str, list[_Impl]] = {}
+        #: The event hooks some plugin implements, as of the last :meth:`refresh` (what
+        #: :meth:`has` answers; the hot path reads it directly, a set lookup per hook).
+        self.implemented: frozenset[str] = frozenset()
         self.failures: Counter[str] = Counter()
         self._reported: set[tuple[str, str]] = set()
         self.refresh()
@@ -80,6 +101,7 @@ class Dispatcher:
         for name in _SPEC_NAMES - hookspecs.SYNC_ONLY:
             impls = getattr(self._pm.hook, name).get_hookimpls()
             self._impls[name] = [_Impl(i.plugin_name, i.function, tuple(i.argnames)) for i in reversed(impls)]
+        self.implemented = frozenset(name for name, impls in self._impls.items() if impls)
 
     def _implementations(self, hook: str) -> list[_Impl]:
         found = self._impls.get(hook)
@@ -112,7 +134,7 @@ class Dispatcher:
     ) -> tuple[bool, Any]:
         try:
             result = impl.function(*[kwargs[a] for a in impl.argnames])
-            if inspect.isawaitable(result):
+            if _awaitable(result):
                 result = await result
         except Exception as exc:
             self._failed(impl.plugin, hook, f"{type(exc).__name__}: {exc}", traceback=True)

@@ -48,6 +48,59 @@ def test_the_understanding_bench_runs_every_hook_of_the_installed_plugins() -> N
     assert all(f["current"] > 0 for f in figures.values()), figures
 
 
+def test_the_hot_path_bench_reports_each_part_for_both_plugin_sets() -> None:
+    bench = BENCH.parent / "bench_hot_path.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--messages", "300", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    for plugins in ("understanding_off", "understanding_on"):
+        parts = report[plugins]
+        assert parts["messages"] == 300
+        assert parts["ops"] > 300  # contacts, profiles and messages at least
+        assert all(parts[p] > 0 for p in ("parse", "ingest", "store_commit", "pool", "crm_apply")), parts
+        assert parts["total"] >= parts["ingest"]
+
+
+def test_the_pipeline_bench_measures_a_baseline_checkout_beside_this_one() -> None:
+    root = BENCH.parents[1]
+    if not (root / ".venv" / "bin" / "python").exists():
+        pytest.skip("needs the checkout's .venv (python3 scripts/dev.py setup): the baseline runs with its own")
+    small = ["--messages", "200", "--memory-messages", "0", "--per-message-limit", "10"]
+    out = subprocess.run(
+        [sys.executable, str(BENCH), *small, "--baseline", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    baseline = report["baseline"]
+    assert baseline["tree"] == str(root)
+    assert baseline["messages_per_cpu_second"]["understanding_off"] > 0
+    assert baseline["crm_records_written"]["understanding_off"] == report["pipeline"]["crm_records_written"]
+    assert set(report["speedup_over_baseline_cpu"]) == {"understanding_off", "understanding_on"}
+
+
+def test_the_engine_parts_bench_splits_the_cpu_by_thread_and_part() -> None:
+    bench = BENCH.parent / "bench_engine_parts.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--messages", "300"], capture_output=True, text=True, check=False, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["messages"] == 300
+    parts = report["cpu_us_per_message"]
+    assert parts["loop: ingest one new message"] > 0 and parts["thread: scrm-store"] > 0
+    assert parts["loop thread: all of Engine.run"] >= parts["loop: ingest one new message"]
+
+
 @pytest.mark.slow
 def test_the_fleet_bench_runs_one_and_two_workers_beside_sqlite() -> None:
     from scrm_postgres.testing import require_postgres

@@ -59,3 +59,15 @@ def test_records_committed_by_this_run_wait_while_older_rows_are_unread() -> Non
     assert group.key == (CrmObject.message, "m1") and group.op.fields["text"] == "edited"
     pool.release()
     assert len(pool.take(CrmObject.message, 1, partial=True)) == 1
+
+
+def test_a_record_waits_only_for_what_it_refers_to_now() -> None:
+    pool = Pool({})
+    pool.add(OutboxItem(1, op(CrmObject.case, "case-1")), 0.0)
+    pool.add(OutboxItem(2, op(CrmObject.message, "m", {"case": "case-1"}, text="a")), 0.0)
+    assert pool.take(CrmObject.message, 10, partial=True) == [], "its case is not written yet"
+    # A later operation on the message moves it to another case, one the CRM already has.
+    pool.add(OutboxItem(3, op(CrmObject.message, "m", {"case": "case-2"}, text="b")), 0.0)
+    ((group,),) = pool.take(CrmObject.message, 10, partial=True)
+    assert group.op.refs == {"case": "case-2"} and group.seqs == [2, 3]
+    assert len(pool.take(CrmObject.case, 10, partial=True)) == 1

@@ -218,7 +218,7 @@ class Ingestor:
         record = work.profiles.get(key)
         if record is not None and record.profile == profile:
             return record
-        if self.hooks.has("scrm_enrich_profile"):
+        if "scrm_enrich_profile" in self.hooks.implemented:
             profile = await self.hooks.enrich_profile(profile)
         if record is None:
             record = ProfileRecord(profile=profile, person_key=key, fingerprint="")
@@ -249,28 +249,35 @@ class Ingestor:
     def _conversation(self, work: _Work, message: Message) -> Conversation:
         key = message.conversation_key
         conversation = work.conversations.get(key)
-        if conversation is None:
-            conversation = Conversation(
+        work.changed_conversations.add(key)
+        if conversation is None:  # the thread's first message seen: everything set at once
+            work.conversations[key] = conversation = Conversation(
                 network=message.network,
                 root_id=message.thread_root_id or message.id,
                 started_by=message.author.key,
                 subject=_subject(message.text),
                 subject_from=message.id,
                 first_at=message.created_at,
+                message_count=1,
+                last_at=message.created_at,
+                last_inbound_id=message.id if message.direction is Direction.inbound else None,
+                labels=list(message.labels),
             )
-            work.conversations[key] = conversation
+            return conversation
         conversation.message_count += 1
         newest = conversation.last_at is None or message.created_at >= conversation.last_at
         if newest:
             conversation.last_at = message.created_at
         if message.direction is Direction.inbound and (newest or conversation.last_inbound_id is None):
             conversation.last_inbound_id = message.id
-        conversation.labels += [x for x in message.labels if x not in conversation.labels]
-        work.changed_conversations.add(key)
+        labels = conversation.labels
+        new_labels = [x for x in message.labels if x not in labels]
+        if new_labels:
+            labels.extend(new_labels)
         return conversation
 
     async def _route(self, conversation: Conversation, message: Message) -> list[Action]:
-        if not self.hooks.has("scrm_route_conversation"):
+        if "scrm_route_conversation" not in self.hooks.implemented:
             return _LOG_ONLY
         return await self.hooks.route_conversation(conversation, message)
 
@@ -312,7 +319,8 @@ class Ingestor:
         await self.understand(message)
         conversation = self._conversation(work, message)
         hooks = self.hooks
-        if hooks.has("scrm_message_received"):
+        present = hooks.implemented
+        if "scrm_message_received" in present:
             await hooks.message_received(message, conversation)
         actions = await self._route(conversation, message)
         if any(a.kind is ActionKind.ignore for a in actions):
@@ -320,7 +328,7 @@ class Ingestor:
         else:
             case_changed = self._apply_actions(conversation, message, actions)
             mapped = None
-            if hooks.has("scrm_map_to_crm"):
+            if "scrm_map_to_crm" in present:
                 mapped = await hooks.map_to_crm(message, conversation, actions)
             ops = (
                 mapped
@@ -329,7 +337,7 @@ class Ingestor:
             )
         if ops:
             self._send_profile(work, record)
-            work.ops += ops
+            work.ops.extend(ops)
             self.counts.messages += 1
         else:
             self.counts.ignored += 1

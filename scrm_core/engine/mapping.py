@@ -1,7 +1,8 @@
 """The default mapping from a message and its routing actions to CRM operations.
 
-Operations are built with ``model_construct``: the values come from validated models and
-this module, so validating them again would only cost time on the hot path.
+Operations are built with :func:`~scrm_core.models.trusted_operation` (what
+``model_construct`` makes, cheaper): the values come from validated models and this
+module, so validating them again would only cost time on the hot path.
 
 A plugin replaces it per message through ``scrm_map_to_crm``. Every operation is an
 upsert by a deterministic external key, so re-running a page can never duplicate a record.
@@ -24,13 +25,14 @@ from ..models import (
     Message,
     SocialProfile,
     external_key,
+    trusted_operation,
 )
 
 
 def _op(
     *, object: CrmObject, external_key: str, fields: dict[str, Any], refs: dict[str, str] | None = None
 ) -> CrmOperation:
-    return CrmOperation.model_construct(object=object, external_key=external_key, fields=fields, refs=refs or {})
+    return trusted_operation(object, external_key, fields, {} if refs is None else refs)
 
 
 def profile_ops(profile: SocialProfile, person_key: str) -> list[CrmOperation]:
@@ -72,28 +74,36 @@ def understanding_fields(message: Message) -> dict[str, Any]:
 
 
 def message_op(message: Message, person_key: str, case_open: bool) -> CrmOperation:
-    refs = {"profile": external_key(message.author.key), "contact": external_key(person_key)}
+    # One flat dict, keys written out (the hot path: once per message).
+    refs = {"profile": f"scrm:{message.author.key}", "contact": f"scrm:{person_key}"}
+    conversation_key = message.conversation_key
     if case_open:
-        refs["case"] = external_key(message.conversation_key)
-    return _op(
-        object=CrmObject.message,
-        external_key=external_key(message.key),
-        fields={
+        refs["case"] = f"scrm:{conversation_key}"
+    sentiment, edited_at = message.sentiment, message.edited_at
+    return trusted_operation(
+        CrmObject.message,
+        f"scrm:{message.network}:{message.id}",
+        {
             "network": message.network,
             "message_id": message.id,
-            "conversation_key": message.conversation_key,
+            "conversation_key": conversation_key,
             "parent_id": message.parent_id,
             "text": message.text,
             "created_at": message.created_at.isoformat(),
-            "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+            "edited_at": edited_at.isoformat() if edited_at else None,
             "deleted": False,
             "deleted_at": None,
             "direction": message.direction.value,
             "visibility": message.visibility.value,
             "url": message.url,
-            **understanding_fields(message),
+            # understanding_fields(message), inline
+            "language": message.language,
+            "sentiment_score": sentiment.score if sentiment else None,
+            "sentiment_label": sentiment.label if sentiment else None,
+            "labels": message.labels,
+            "matched_queries": message.matched_queries,
         },
-        refs=refs,
+        refs,
     )
 
 

@@ -42,6 +42,22 @@ class Group:
     since: float  # when the first of them arrived (monotonic seconds)
     uncertain: bool = False  # an earlier write of it may have landed unseen
     unit: Key = field(default=(CrmObject.contact, ""))
+    # The records ``op`` refers to, worked out once per op (a merge replaces the op).
+    _targets: tuple[Key, ...] = field(default=(), repr=False)
+    _targets_of: CrmOperation | None = field(default=None, repr=False)
+    # The record that held it back at the last readiness check: looked at first next time
+    # (a message waits for its contact while the sink scans the bucket again and again).
+    blocker: Key | None = field(default=None, repr=False)
+
+    @property
+    def targets(self) -> tuple[Key, ...]:
+        """The records this group's operation refers to (its known references)."""
+        op = self.op
+        if self._targets_of is not op:
+            self._targets = tuple(t for name, key in op.refs.items() if (t := ref_target(name, key)) is not None)
+            self._targets_of = op
+            self.blocker = None  # a merge may have changed what it refers to
+        return self._targets
 
     @property
     def key(self) -> Key:
@@ -131,17 +147,25 @@ class Pool:
         self.buckets[group.unit[0]].setdefault(group.unit, []).append(group)
 
     def ready(self, unit: list[Group]) -> bool:
+        hold_from = self.hold_from
         for group in unit:
-            if self._is_held(group):
+            if hold_from is not None and group.items[0].seq >= hold_from:
                 return False
-            for name, key in group.op.refs.items():
-                target = ref_target(name, key)
-                if target is None:
-                    continue
-                pooled = self.groups.get(target)
-                if (pooled is not None and pooled.unit != group.unit) or (pooled is None and target in self.elsewhere):
+            targets = group.targets  # first: a merged operation forgets its old blocker
+            blocker = group.blocker
+            if blocker is not None and self._waits_for(group, blocker):
+                return False
+            for target in targets:
+                if self._waits_for(group, target):
+                    group.blocker = target
                     return False
         return True
+
+    def _waits_for(self, group: Group, target: Key) -> bool:
+        """Whether ``group`` must wait for ``target``: pooled in another unit, or being written
+        by another sink of the fleet (:attr:`elsewhere`)."""
+        pooled = self.groups.get(target)
+        return (pooled.unit != group.unit) if pooled is not None else target in self.elsewhere
 
     def take(self, bucket: CrmObject, size: int, *, partial: bool) -> list[list[Group]]:
         """The next ``size`` ready units of ``bucket`` (fewer only when ``partial``), out of the pool."""
@@ -149,10 +173,16 @@ class Pool:
         if not units or (not partial and len(units) < size):
             return []
         chosen: list[Key] = []
+        ready = self.ready
+        needed, left = size, len(units)
         for unit_key, unit in units.items():
-            if self.ready(unit):
+            if needed > left and not partial:
+                return []  # a full batch can no longer be made: no need to look at the rest
+            left -= 1
+            if ready(unit):
                 chosen.append(unit_key)
-                if len(chosen) == size:
+                needed -= 1
+                if not needed:
                     break
         if not chosen or (len(chosen) < size and not partial):
             return []

@@ -67,6 +67,8 @@ class SinkCounts:
 def _without_dead_refs(group: Group, dead: set[tuple[CrmObject, str]]) -> tuple[CrmOperation, list[PendingLink]]:
     """The group's operation minus references to refused records, and the links left out."""
     op = group.op
+    if not dead:  # the usual case: nothing refused
+        return op, []
     links = [
         PendingLink(target[0], target[1], op.object, op.external_key, name)
         for name, key in op.refs.items()

@@ -23,27 +23,29 @@ class Understander:
         """Everything before classification: redaction, language (unless the network gave
         it), sentiment, listening matches, moderation."""
         hooks = self.hooks
-        if hooks.has("scrm_redact_text"):
+        present = hooks.implemented  # a set lookup per hook, not a call
+        if "scrm_redact_text" in present:
             message.text = await hooks.redact_text(message.text, message)
-        if message.language is None and hooks.has("scrm_detect_language"):
+        if message.language is None and "scrm_detect_language" in present:
             message.language = await hooks.detect_language(message.text)
-        if hooks.has("scrm_analyze_sentiment"):
+        if "scrm_analyze_sentiment" in present:
             message.sentiment = await hooks.analyze_sentiment(message.text, message.language)
-        if self.queries and hooks.has("scrm_listening_match"):
+        if self.queries and "scrm_listening_match" in present:
             names = await hooks.listening_match(message, self.queries)
-            message.matched_queries += [n for n in names if n not in message.matched_queries]
-        if hooks.has("scrm_moderate"):
+            if names:
+                message.matched_queries += [n for n in names if n not in message.matched_queries]
+        if "scrm_moderate" in present:
             labels = message.labels
             labels += [f"moderation:{x}" for x in await hooks.moderate(message) if f"moderation:{x}" not in labels]
 
     async def classify(self, message: Message) -> None:
         """``scrm_classify_message``: labels merged into ``message.labels``, confidences
         (when a plugin gives label -> confidence) into ``message.label_confidence``."""
-        if not self.hooks.has("scrm_classify_message"):
+        if "scrm_classify_message" not in self.hooks.implemented:
             return
         labels, confidence = message.labels, message.label_confidence
         for found in await self.hooks.classify_message(message):
-            labels += [x for x in found if x not in labels]
+            labels.extend([x for x in found if x not in labels])
             if isinstance(found, Mapping):
                 for label, value in found.items():
                     if isinstance(value, int | float) and value > confidence.get(label, -1.0):

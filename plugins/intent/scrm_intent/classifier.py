@@ -96,13 +96,12 @@ class IntentClassifier(TrainableClassifier):
         model is not sure, None for no intent (and for the company's own outbound posts)."""
         if message.direction is Direction.outbound or not message.text.strip():
             return None
-        prediction = self.current().predict_one(message)
-        confidence = round(prediction.confidence, 3)
-        if prediction.unsure:
-            return {f"{NAMESPACE}:unsure": confidence}
-        if prediction.label == "none":
+        label, confidence, unsure = self.current().model.best(message.text, _sentiment_label(message))
+        if unsure:
+            return {f"{NAMESPACE}:unsure": round(confidence, 3)}
+        if label == "none":
             return None
-        return {f"{NAMESPACE}:{prediction.label}": confidence}
+        return {f"{NAMESPACE}:{label}": round(confidence, 3)}
 
     def train(self, examples: Sequence[LabelledMessage]) -> Model:
         from .build import pipeline_sentiment

@@ -40,7 +40,7 @@ INTENTS = ("complaint", "question", "purchase", "praise", "spam", "none")
 FloatArray = npt.NDArray[np.float32]
 _WORD_CACHE_MAX = 200_000
 # Posts repeat (retweets, boosts, bots, "thanks!"): a repeated one is answered from here.
-_ANSWER_CACHE_MAX = 8192
+_ANSWER_CACHE_MAX = 16384
 _MAX_CHARS = 2000  # the features read no further (features.split_features)
 
 
@@ -107,7 +107,8 @@ class IntentModel:
         result: FloatArray = z / z.sum()
         return result
 
-    def predict(self, text: str, sentiment: str | None = None) -> Prediction:
+    def _row(self, text: str, sentiment: str | None) -> list[float]:
+        """The post's class probabilities, from the cache when it was scored before."""
         key = (text[:_MAX_CHARS], sentiment, self.temperature)
         row = self._answers.get(key)
         if row is None:
@@ -115,6 +116,17 @@ class IntentModel:
             if len(self._answers) >= _ANSWER_CACHE_MAX:
                 self._answers.clear()
             self._answers[key] = row
+        return row
+
+    def best(self, text: str, sentiment: str | None = None) -> tuple[str, float, bool]:
+        """(label, confidence, unsure) of :meth:`predict`, without building the probabilities
+        (what the pipeline's hook needs, once per message)."""
+        row = self._row(text, sentiment)
+        confidence = max(row)
+        return self.classes[row.index(confidence)], confidence, confidence < self.unsure_below
+
+    def predict(self, text: str, sentiment: str | None = None) -> Prediction:
+        row = self._row(text, sentiment)
         confidence = max(row)
         return Prediction(
             label=self.classes[row.index(confidence)],

@@ -135,7 +135,7 @@ ALWAYS: tuple[str, ...] = ("en", "es", "pt", "fr", "de", "it", "nl")
 #: without і/ї/є/ґ): the words must say so clearly (``дякую``), a tie goes to Russian.
 WITHOUT_OWN_LETTERS = math.log(1 / 20)
 #: How many distinct texts the cache remembers (it is emptied when full).
-CACHE_SIZE = 4096
+CACHE_SIZE = 16384
 
 _NOT_LANGUAGE = re.compile(r"https?://\S+|www\.\S+|[@#]\w[\w.@-]*")
 _NOISE = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50\uFE0F\u200d]|[\d!?.,;:¿¡\"“”()\[\]*_~|<>/\\+=%&^$€£]+")

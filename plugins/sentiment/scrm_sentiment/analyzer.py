@@ -28,7 +28,7 @@ NEGATIVE_BELOW = -0.05
 _MAX_CHARS = 5000
 # Social streams repeat themselves (retweets, boosts, bots, "thank you!"), and a cache
 # hit costs well under a microsecond against ~100 µs for an analysis.
-_CACHE_SIZE = 8192
+_CACHE_SIZE = 16384
 
 Label = Literal["negative", "neutral", "positive"]
 
@@ -85,4 +85,4 @@ def _analyze(text: str) -> tuple[float, Label]:
 def analyze(text: str) -> Sentiment:
     """A new Sentiment for each call: messages are mutable, so results are never shared."""
     score, label = _analyze(text)
-    return Sentiment.model_construct(score=round(score, 4), label=label)
+    return Sentiment(score=round(score, 4), label=label)  # validated: cheaper than model_construct
