@@ -21,6 +21,13 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _kind(name: str) -> str:
+    if name.startswith(_SINK_PREFIX):
+        return "sink"
+    # A streamed source's commit turn (scrm_core.engine.page_stream), held for one commit.
+    return "page turn" if name.endswith("#page") else "reader"
+
+
 def fleet_report(view: FleetView, lease_seconds: float) -> dict[str, Any]:
     """The fleet as plain data (``--json``): every time in seconds, by the store's clock.
 
@@ -33,7 +40,7 @@ def fleet_report(view: FleetView, lease_seconds: float) -> dict[str, Any]:
         leases.append(
             {
                 "name": lease.name,
-                "kind": "sink" if lease.name.startswith(_SINK_PREFIX) else "reader",
+                "kind": _kind(lease.name),
                 "worker": lease.holder if held else None,
                 "worker_alive": alive.get(lease.holder) if held and lease.holder is not None else None,
                 "expires_in_seconds": _round(lease.expires_in) if held else None,
