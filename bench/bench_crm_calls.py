@@ -241,9 +241,9 @@ def write_config(folder: Path, files: list[Path], crm: str, settings: dict[str, 
 
 
 def run_engine(folder: Path, files: list[Path], crm: str, settings: dict[str, object]) -> tuple[Any, float]:
-    from scrm_core.config import load_config
-    from scrm_core.engine import Engine
-    from scrm_core.plugins import PluginHost
+    from scrm.config import load_config
+    from scrm.engine import Engine
+    from scrm.plugins import PluginHost
 
     folder.mkdir(parents=True, exist_ok=True)
     path = write_config(folder, files, crm, settings)

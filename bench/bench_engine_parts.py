@@ -59,9 +59,8 @@ def _timed(owner: Any, name: str, label: str) -> None:
 
 
 def _instrument() -> None:
+    from scrm.engine import ingest, pool, runner, sink
     from scrm_replay import adapter as replay
-
-    from scrm_core.engine import ingest, pool, runner, sink
 
     _timed(replay, "_fill", "loop: parse a page (replay)")
     _timed(ingest.Ingestor, "_created", "loop: ingest one new message")

@@ -99,7 +99,7 @@ class Scenario:
         for i in range(n):
             self.workers.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "scrm_core", "run", "-v", "-c", str(self.folder / "scrm.toml")],
+                    [sys.executable, "-m", "scrm", "run", "-v", "-c", str(self.folder / "scrm.toml")],
                     cwd=self.folder,
                     env=env,
                     stdout=subprocess.DEVNULL,

@@ -108,9 +108,9 @@ def _event_time(event: dict[str, Any]) -> str:
 
 def child_sync(folder: Path, chunk: Path, state_url: str) -> dict[str, object]:
     """One `scrm run --once` over one chunk into the state at ``state_url``; CPU of the run."""
-    from scrm_core.config import load_config
-    from scrm_core.engine import Engine, tune_gc_for_throughput
-    from scrm_core.plugins import PluginHost
+    from scrm.config import load_config
+    from scrm.engine import Engine, tune_gc_for_throughput
+    from scrm.plugins import PluginHost
 
     config_path = folder / f"sync-{chunk.stem}.toml"
     config_path.write_text(
@@ -173,12 +173,12 @@ def seed(store: Any, writer: Any, events: Iterator[Any], case_every: int = CASE_
     """Write what the engine and its sink would have written for ``events``, page by page,
     through the store's interface and the CRM's writer; one thread in ``case_every`` gets a
     case (0: none, as without a routing plugin). Returns the messages written."""
+    from scrm.engine import mapping
+    from scrm.store import MessageRecord, PageCommit, ProfileRecord, Settlement
     from scrm_localcrm import LocalCrm
 
     from scrm_core.adapters import CrmCapability
-    from scrm_core.engine import mapping
     from scrm_core.models import Action, ActionKind, Conversation, CrmObject, Direction
-    from scrm_core.store import MessageRecord, PageCommit, ProfileRecord, Settlement
 
     keep_ids = CrmCapability.ids_follow_keys not in LocalCrm.capabilities  # as the sink decides
 
@@ -266,11 +266,10 @@ def seed(store: Any, writer: Any, events: Iterator[Any], case_every: int = CASE_
 
 
 def build_state(folder: Path, size: int, state_url: str, seed_value: int) -> dict[str, object]:
+    from scrm.store import open_store
     from scrm_localcrm import LocalCrm, db
     from scrm_localcrm.schema import migrate
     from scrm_localcrm.writer import Writer
-
-    from scrm_core.store import open_store
 
     started, cpu = time.perf_counter(), time.process_time()
     store = open_store(state_url, folder)

@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 
 import orjson
+from scrm.logs import install_logging
 from scrm_discourse.testing import FakeDiscourse
 
-from scrm_core.redaction import install_logging, printable, register_secret
+from scrm_core.redaction import printable, register_secret
 from scrm_core.testing.network import default_scenario
 from scrm_core.webhooks import parse_webhook_json
 

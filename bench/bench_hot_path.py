@@ -56,23 +56,23 @@ class _InlineStore:
 
 
 def measure(folder: Path, plugins: str, bp: Any) -> dict[str, float]:
+    from scrm.config import load_config
+    from scrm.engine.ingest import Ingestor
+    from scrm.engine.pool import Pool
+    from scrm.plugins import PluginHost
+    from scrm.store import OutboxItem, open_store
     from scrm_localcrm.adapter import LocalCrm
     from scrm_replay.format import parse_line
 
     from scrm_core import AdapterContext
-    from scrm_core.config import load_config
-    from scrm_core.engine.ingest import Ingestor
-    from scrm_core.engine.pool import Pool
     from scrm_core.models import CRM_OBJECT_ORDER, EventPage
-    from scrm_core.plugins import PluginHost
-    from scrm_core.store import OutboxItem, open_store
 
     for leftover in folder.glob("*.db*"):
         leftover.unlink()
     host = PluginHost(env={"SCRM_LOAD_PLUGINS": bp.PLUGIN_SETS[plugins]}).load()
     config = load_config(folder / "scrm.toml", env={}, networks=host.networks, crms=host.crms)
     bp.warm_up(host, config)
-    from scrm_core.engine import tune_gc_for_throughput
+    from scrm.engine import tune_gc_for_throughput
 
     tune_gc_for_throughput()  # as `scrm run` does
     clock = time.thread_time

@@ -8,7 +8,7 @@ complaint, question, purchase, praise, spam, none), written independently of the
 and its training examples (see bench/data/eval/README.md). Nothing here trains or tunes.
 
 Each post goes through the pipeline's own understanding step
-(:class:`scrm_core.engine.understand.Understander`, what ``scrm run`` calls) with every
+(:class:`scrm.engine.understand.Understander`, what ``scrm run`` calls) with every
 installed plugin, the network stating no language (the language plugin detects it). The
 answer is the ``intent:*`` label with the highest confidence; ``intent:unsure`` and no
 label both count as "none". Prints one JSON object: per-label precision/recall/F1,
@@ -28,9 +28,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from scrm.engine.understand import Understander
+from scrm.plugins import PluginHost
+
 from scrm_core import Message, SocialProfile
-from scrm_core.engine.understand import Understander
-from scrm_core.plugins import PluginHost
 
 INTENTS = ("complaint", "question", "purchase", "praise", "spam")
 LABELS = (*INTENTS, "none")

@@ -48,8 +48,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
+from scrm.engine import tune_gc_for_throughput  # noqa: E402
+
 from scrm_core import Message, SocialProfile  # noqa: E402
-from scrm_core.engine import tune_gc_for_throughput  # noqa: E402
 
 SYLLABLES = "ac me glo bex ini tech hoo li von ka zen trix qua lon vel ta nor dex pix ora lum ber sol ix".split()  # noqa: SIM905
 PRODUCTS = "x200 pro max mini air one go plus lite ultra app card bank pay".split()  # noqa: SIM905

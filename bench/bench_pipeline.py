@@ -83,8 +83,9 @@ def warm_up(host: object, config: object) -> float:
     """Run the understanding step on a few sample messages; returns the CPU seconds it took."""
     from datetime import UTC, datetime
 
+    from scrm.engine.understand import Understander
+
     from scrm_core import Message, SocialProfile
-    from scrm_core.engine.understand import Understander
 
     cpu = time.process_time()
     queries = {q.name: q.query for q in config.listening.queries}  # type: ignore[attr-defined]
@@ -101,9 +102,9 @@ def warm_up(host: object, config: object) -> float:
 
 
 def child_pipeline(folder: Path, plugins: str = "core") -> dict[str, object]:
-    from scrm_core.config import load_config
-    from scrm_core.engine import Engine, tune_gc_for_throughput
-    from scrm_core.plugins import PluginHost
+    from scrm.config import load_config
+    from scrm.engine import Engine, tune_gc_for_throughput
+    from scrm.plugins import PluginHost
 
     for leftover in folder.glob("*.db*"):  # each run starts from an empty state store and CRM
         leftover.unlink()
@@ -156,10 +157,10 @@ def child_parse_only(folder: Path) -> dict[str, object]:
 
 def child_per_message(folder: Path, limit: int) -> dict[str, object]:
     from pydantic import TypeAdapter
+    from scrm.engine.mapping import message_op, profile_ops
     from scrm_localcrm.adapter import LocalCrm
 
     from scrm_core import AdapterContext, MessageCreated
-    from scrm_core.engine.mapping import message_op, profile_ops
     from scrm_core.models import Event
 
     events: TypeAdapter[object] = TypeAdapter(Event)

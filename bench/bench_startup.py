@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What starting ``scrm`` costs, in CPU seconds of a fresh process, with every adapter installed.
 
-Each command runs in its own subprocess (``python -m scrm_core ...``), ``--repeat`` times;
+Each command runs in its own subprocess (``python -m scrm ...``), ``--repeat`` times;
 its CPU time (user + system, from ``getrusage(RUSAGE_CHILDREN)``) is reported as the
 median and the minimum. Baselines in the same run: the bare interpreter
 (``python -c pass``) and ``import scrm_core``. Commands:
@@ -74,13 +74,13 @@ def main() -> None:
         trees["baseline_tree"] = tree_env(args.baseline_tree.resolve())
     with tempfile.TemporaryDirectory(prefix="scrm-bench-startup-") as tmp:
         cwd = Path(tmp)
-        subprocess.run([py, "-m", "scrm_core", "demo", "--messages", "20"], cwd=cwd, check=True, capture_output=True)
+        subprocess.run([py, "-m", "scrm", "demo", "--messages", "20"], cwd=cwd, check=True, capture_output=True)
         commands = {
             "python_bare": [py, "-c", "pass"],
             "import_scrm_core": [py, "-c", "import scrm_core"],
-            "help": [py, "-m", "scrm_core", "--help"],
-            "status": [py, "-m", "scrm_core", "status", "-c", "scrm-demo/scrm.toml"],
-            "plugins_load": [py, "-c", "from scrm_core.plugins import PluginHost; PluginHost().load()"],
+            "help": [py, "-m", "scrm", "--help"],
+            "status": [py, "-m", "scrm", "status", "-c", "scrm-demo/scrm.toml"],
+            "plugins_load": [py, "-c", "from scrm.plugins import PluginHost; PluginHost().load()"],
         }
         for env in trees.values():  # a first run writes the bytecode caches: not timed
             cpu_seconds(commands["status"], cwd, env)
@@ -89,7 +89,7 @@ def main() -> None:
             for name, argv in commands.items():
                 for tree, env in trees.items():
                     runs[tree, name].append(cpu_seconds(argv, cwd, env))
-        count = "from scrm_core.plugins import PluginHost; print(len(PluginHost().load().plugins))"
+        count = "from scrm.plugins import PluginHost; print(len(PluginHost().load().plugins))"
         plugins = {
             tree: int(subprocess.run([py, "-c", count], cwd=cwd, env=env, capture_output=True, text=True).stdout)
             for tree, env in trees.items()

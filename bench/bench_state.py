@@ -31,9 +31,9 @@ PLUGINS = "replay,localcrm,intent,postgres"
 def child(folder: Path, url: str) -> dict[str, object]:
     import asyncio
 
-    from scrm_core.config import load_config
-    from scrm_core.engine import Engine, tune_gc_for_throughput
-    from scrm_core.plugins import PluginHost
+    from scrm.config import load_config
+    from scrm.engine import Engine, tune_gc_for_throughput
+    from scrm.plugins import PluginHost
 
     for leftover in folder.glob("*.db*"):
         leftover.unlink()

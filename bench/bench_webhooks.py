@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import httpx
+from scrm.receiver import build_receiver
+from scrm.store import AsyncStore, StateStore, open_store
 from scrm_discourse.adapter import DiscourseAdapter
 from scrm_discourse.settings import DiscourseSettings
 from scrm_discourse.testing import FakeDiscourse
 
 from scrm_core import AdapterContext
-from scrm_core.receiver import build_receiver
-from scrm_core.store import AsyncStore, StateStore, open_store
 from scrm_core.testing.fakes.server import FakeServer
 
 SECRET = "bench-webhook-secret"

@@ -28,8 +28,9 @@ STAMP = VENV / ".scrm-installed"
 
 
 def packages() -> list[Path]:
-    """The workspace: the core, then every adapter, plugin, state-store back end and example distribution."""
+    """The workspace: the core, then the runtime and every adapter, plugin, back-end and example distribution."""
     patterns = (
+        "runtime/pyproject.toml",
         "adapters/*/pyproject.toml",
         "plugins/*/pyproject.toml",
         "backends/*/pyproject.toml",

@@ -1,12 +1,15 @@
 """scrm: listen where customers talk, keep the CRM you already run current.
 
-The public API of the core. Adapter and plugin authors import from here only::
+The public API of the core: the contract between scrm's runtime (the ``scrm`` distribution:
+command, engine, embedded state store) and its adapters, plugins and state-store back ends.
+Adapter and plugin authors import from here only::
 
     from scrm_core import hookimpl, NetworkAdapter, CrmAdapter, Message, ...
 
 and, for tests, from ``scrm_core.testing`` (fakes, fault injection, conformance suites).
-A few modules are public too (``scrm_core.errors``, ``scrm_core.models``, ``scrm_core.cli``'s
-command kit...): docs/public-api.md lists them, and import-linter keeps adapters to them.
+A few modules are public too (``scrm_core.errors``, ``scrm_core.models``, and the runtime's
+``scrm.cli`` command kit for adapters that add commands): docs/public-api.md lists them,
+and import-linter keeps adapters to them.
 The adapter kit is here too: :class:`PollingAdapter`, :class:`Cursor`, :class:`HttpApi`,
 :func:`make_client`, :func:`parse_rate_limit`, :func:`retrying`, :func:`html_to_text`,
 :class:`LRUCache`.

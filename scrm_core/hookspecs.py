@@ -6,7 +6,7 @@ Two kinds of hook:
   objects (adapter classes, store back ends, CLI commands, and the objects a plugin
   builds from a configuration) whose I/O methods are async.
 * **Event hooks** may be plain functions or ``async def``. The host calls them only
-  through its typed facade, :class:`scrm_core.hooks.Hooks` (one method per hook, e.g.
+  through its typed facade, :class:`scrm.hooks.Hooks` (one method per hook, e.g.
   ``await hooks.detect_language(text)``), which awaits them, isolates a failing plugin
   (logged with its name, counted, the pipeline goes on), keeps only results of the
   documented type and implements "first result" itself, because pluggy's
@@ -461,7 +461,7 @@ def scrm_moderate(message: Message) -> list[str] | None:
 def scrm_startup(app: Any) -> None:
     """The engine is about to start.
 
-    :param app: the :class:`scrm_core.engine.Engine` (its ``config`` and ``store``).
+    :param app: the :class:`scrm.engine.Engine` (its ``config`` and ``store``).
     :returns: nothing. May be async. Example::
 
         @hookimpl
@@ -474,7 +474,7 @@ def scrm_startup(app: Any) -> None:
 def scrm_shutdown(app: Any) -> None:
     """The engine has stopped: outbox flushed, checkpoints saved.
 
-    :param app: the :class:`scrm_core.engine.Engine`.
+    :param app: the :class:`scrm.engine.Engine`.
     :returns: nothing. May be async. Example::
 
         @hookimpl

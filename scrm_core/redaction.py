@@ -14,9 +14,9 @@ core scrubs everything on the way out:
 * **credential shapes** whoever owns them: ``Authorization`` and API-key headers, tokens
   and keys in query strings and JSON, passwords in URLs, bot tokens in URL paths.
 
-It is applied, once, at these doors: every log record (:func:`install_logging`, a record
+It is applied, once, at these doors: every log record (:func:`scrm.logs.install_logging`, a record
 factory, so httpx's and uvicorn's loggers too), the process's stdout and stderr in the CLI
-(:func:`install_streams`, so tracebacks as well), every :class:`~scrm_core.errors.ScrmError`
+(:func:`scrm.logs.install_streams`, so tracebacks as well), every :class:`~scrm_core.errors.ScrmError`
 message, and the free-text columns of the state store (dead-letter reasons, reply errors,
 audit details). Log messages are also made single-line (control characters escaped) and
 bounded, so a hostile value can neither forge a log line nor make logging slow.
@@ -27,11 +27,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 import threading
 import traceback
 from collections.abc import Iterable
-from typing import IO, Any, TextIO
 from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -39,8 +37,6 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 __all__ = [
     "MARK",
     "RedactingFilter",
-    "install_logging",
-    "install_streams",
     "printable",
     "redact",
     "redacted_traceback",
@@ -198,7 +194,7 @@ def _redact_record(record: logging.LogRecord) -> None:
 
 class RedactingFilter(logging.Filter):
     """The same redaction for one logger's records, for a library that logs credentials
-    (tweepy logs request headers) in a process that did not :func:`install_logging`::
+    (tweepy logs request headers) in a process that did not :func:`scrm.logs.install_logging`::
 
         logging.getLogger("tweepy.client").addFilter(RedactingFilter())
     """
@@ -206,60 +202,3 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         _redact_record(record)
         return True
-
-
-_installed_factory = False
-
-
-def install_logging() -> None:
-    """Redact every log record of the process as it is created (idempotent)."""
-    global _installed_factory
-    with _lock:
-        if _installed_factory:
-            return
-        previous = logging.getLogRecordFactory()
-
-        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            record = previous(*args, **kwargs)
-            _redact_record(record)
-            return record
-
-        logging.setLogRecordFactory(factory)
-        _installed_factory = True
-
-
-# ---------------------------------------------------------------- stdout and stderr
-
-
-class RedactingStream:
-    """A text stream that redacts what is written to it, then passes it on."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(redact(text))
-        return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def install_streams() -> None:
-    """Wrap ``sys.stdout`` and ``sys.stderr`` (idempotent): prints, rich consoles, warnings and
-    tracebacks all go through :func:`redact`. Uncaught exceptions in threads too."""
-    for name in ("stdout", "stderr"):
-        stream: IO[str] | None = getattr(sys, name)
-        if stream is not None and not isinstance(stream, RedactingStream):
-            setattr(sys, name, RedactingStream(stream))  # type: ignore[arg-type]
-
-    def thread_hook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_value is not None:
-            sys.stderr.write(f"exception in thread {args.thread.name if args.thread else '?'}:\n")
-            sys.stderr.write(redacted_traceback(args.exc_value))
-
-    threading.excepthook = thread_hook

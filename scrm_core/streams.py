@@ -2,7 +2,7 @@
 the interface a coordination back end implements (scrm-redis: Redis Streams), installed as
 the engine's ``page_stream`` by its ``scrm_startup`` hook, and the checkpoint such a source
 keeps (the last committed page's sequence beside the adapter's cursor). How the engine
-uses it: ``scrm_core/engine/page_stream.py``.
+uses it: ``runtime/scrm/engine/page_stream.py``.
 """
 
 from __future__ import annotations

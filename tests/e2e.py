@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
+from scrm.config import load_config
+from scrm.engine import Engine, RunStats
+from scrm.plugins import PluginHost
 
-from scrm_core.config import Config, load_config
-from scrm_core.engine import Engine, RunStats
+from scrm_core.config import Config
 from scrm_core.models import Event, MessageCreated
-from scrm_core.plugins import PluginHost
 
 # Routing that never ignores a message, so every message must reach the CRM.
 LOG_ALL_RULES = """

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scrm.config import load_config
+from scrm.engine.addressing import Addressing, CompanyAccounts
+from scrm.engine.routing import compile_rules, explain, rule_warnings
+from scrm.store import MessageRecord, ProfileRecord
 
-from scrm_core.config import RoutingRule, RuleWhen, load_config
-from scrm_core.engine.addressing import Addressing, CompanyAccounts
-from scrm_core.engine.routing import compile_rules, explain, rule_warnings
+from scrm_core.config import RoutingRule, RuleWhen
 from scrm_core.errors import ConfigError
 from scrm_core.models import Action, ActionKind, Direction, Message, MessageCreated, SocialProfile, Visibility
-from scrm_core.store import MessageRecord, ProfileRecord
 
 ACCOUNTS = CompanyAccounts(
     {

@@ -10,16 +10,16 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter
+from scrm.config import load_config
+from scrm.engine import Engine
+from scrm.plugins import PluginHost
+from scrm.store import open_store
 from scrm_localcrm import LocalCrm, db
 from scrm_localcrm.schema import migrate
 from scrm_localcrm.writer import Writer
 from scrm_replay.demo import generate_demo
 
-from scrm_core.config import load_config
-from scrm_core.engine import Engine
 from scrm_core.models import Event, MessageCreated
-from scrm_core.plugins import PluginHost
-from scrm_core.store import open_store
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
 import bench_growth

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def scrm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scrm_core", *args],
+        [sys.executable, "-m", "scrm", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -30,7 +30,7 @@ WRITES = ("/batch/create", "/batch/upsert", "/batch/update", "/batch/archive")
 
 def scrm(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scrm_core", *args],
+        [sys.executable, "-m", "scrm", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

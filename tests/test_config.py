@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scrm.config import load_config
+from scrm.plugins import PluginHost
 
 from scrm_core import ConfigError
-from scrm_core.config import load_config
-from scrm_core.plugins import PluginHost
 
 GOOD = """
 [state]
@@ -128,7 +128,8 @@ def test_every_problem_comes_in_one_pass(tmp_path: Path, host: PluginHost) -> No
 
 
 def test_a_password_in_the_state_url_is_never_shown() -> None:
-    from scrm_core.config import _register_url_password
+    from scrm.config import _register_url_password
+
     from scrm_core.redaction import redact
 
     _register_url_password("postgresql://scrm:pw-0f9e8d7c@db/scrm")  # what load_config does with [state] url

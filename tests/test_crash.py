@@ -43,7 +43,7 @@ def _committed_events(state_db: Path) -> int:
 
 def _start(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "scrm_core", "run", "--once", "-c", str(config)],
+        [sys.executable, "-m", "scrm", "run", "--once", "-c", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -123,7 +123,7 @@ def test_continuous_run_follows_new_lines_until_sigterm(tmp_path: Path) -> None:
     config = write_config(tmp_path, [data], engine="")
     config.write_text(config.read_text().replace("page_size = 200", "page_size = 200, poll_seconds = 0.05"))
     state_db = tmp_path / "state.db"
-    proc = subprocess.Popen([sys.executable, "-m", "scrm_core", "run", "-c", str(config)], stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "scrm", "run", "-c", str(config)], stderr=subprocess.PIPE)
     try:
         _wait_until(lambda: _committed_events(state_db) >= 50, proc)
         with data.open("ab") as fh:

@@ -66,7 +66,7 @@ def crm(request: pytest.FixtureRequest) -> Iterator[CrmUnderTest]:
 
 def _start(config: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "scrm_core", "run", "--once", "-c", str(config)],
+        [sys.executable, "-m", "scrm", "run", "--once", "-c", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from scrm.sqlite import SqliteStore
 from scrm_hubspot.schema import INTENT_CORRECTION as HUBSPOT_CORRECTION
 from scrm_hubspot.testing import FakeHubSpot
 from scrm_localcrm import add_label_correction
@@ -39,7 +40,6 @@ from scrm_salesforce.testing import INTENT_CORRECTION as SALESFORCE_CORRECTION
 from scrm_salesforce.testing import INTENT_VALUES, FakeSalesforce
 
 from scrm_core.learning import macro_f1
-from scrm_core.store.sqlite import SqliteStore
 from scrm_core.testing.fakes import FakeServer
 from tests.e2e import write_config
 
@@ -209,7 +209,7 @@ def crm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Crm]:
 
 def scrm(*args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "scrm_core", *args],
+        [sys.executable, "-m", "scrm", *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

@@ -169,7 +169,7 @@ def _faults(crm: CrmUnderTest) -> FaultInjector:
 
 def _run(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scrm_core", "run", "--once", "-c", str(config)],
+        [sys.executable, "-m", "scrm", "run", "--once", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -179,7 +179,7 @@ def _run(config: Path) -> subprocess.CompletedProcess[str]:
 
 def _dead_letters(config: Path) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "scrm_core", "status", "-c", str(config)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "scrm", "status", "-c", str(config)], capture_output=True, text=True, check=False
     )
     return out.stdout
 
@@ -223,7 +223,7 @@ def test_transient_faults_and_sigkill_mid_sync_end_exactly_once(crm: CrmUnderTes
     faults.rate_5xx, faults.rate_lost_response, faults.rate_timeout, faults.partial_rate = 0.10, 0.05, 0.05, 0.05
     threshold = random.Random(3).randint(3, 8)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scrm_core", "run", "--once", "-c", str(config)],
+        [sys.executable, "-m", "scrm", "run", "--once", "-c", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from scrm.config import load_config
+from scrm.engine import Engine, RunStats
+from scrm.plugins import PluginHost
 from scrm_replay.torture import TORTURE_ROUTING, expected_torture, generate_torture
 
-from scrm_core.config import load_config
-from scrm_core.engine import Engine, RunStats
-from scrm_core.plugins import PluginHost
 from scrm_core.testing.fakes import FaultInjector
 from tests.crm_checks import CrmUnderTest, assert_state_settled, assert_torture_landed, make_crm
 from tests.e2e import write_config

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from scrm.config import load_config
+from scrm.engine import Engine, RunStats
+from scrm.plugins import PluginHost
 from typer.testing import CliRunner
 
-from scrm_core.config import load_config
-from scrm_core.engine import Engine, RunStats
 from scrm_core.models import REDACTED_SUBJECT
-from scrm_core.plugins import PluginHost
 from tests.e2e import write_config
 
 ROUTING = """
@@ -93,7 +93,7 @@ def test_erasing_a_person_takes_their_words_out_of_other_peoples_cases(tmp_path:
     root = _event("message.created", "r1", "a", "refund please")
     _run(tmp_path, [root, _event("message.created", "x1", "b", "refund for me too", thread_root_id="r1")])
     assert "Person b" in _case(tmp_path, "scrm:t:r1")["extra"]
-    from scrm_core.cli import app
+    from scrm.cli import app
 
     done = CliRunner().invoke(app, ["erase", "t:b", "-c", str(tmp_path / "scrm.toml"), "--yes"])
     assert done.exit_code == 0, done.output

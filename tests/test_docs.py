@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from scrm_core import hookdocs
+from scrm import hookdocs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -18,7 +18,7 @@ def test_every_hook_is_in_the_reference() -> None:
 
 
 def test_the_reference_is_generated_from_the_current_specs() -> None:
-    assert (DOCS / "hooks.md").read_text() == hookdocs.render(), "run: python -m scrm_core.hookdocs > docs/hooks.md"
+    assert (DOCS / "hooks.md").read_text() == hookdocs.render(), "run: python -m scrm.hookdocs > docs/hooks.md"
 
 
 def test_every_hook_docstring_has_params_returns_and_an_example() -> None:
@@ -69,8 +69,8 @@ def test_every_cli_command_is_in_the_user_guide() -> None:
 def test_the_readme_config_example_is_valid() -> None:
     import tempfile
 
-    from scrm_core.config import load_config
-    from scrm_core.plugins import PluginHost
+    from scrm.config import load_config
+    from scrm.plugins import PluginHost
 
     readme = (ROOT / "README.md").read_text()
     (example,) = re.findall(r"```toml\n(\[state\].*?)```", readme, re.S)

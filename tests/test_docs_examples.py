@@ -5,7 +5,7 @@
   mynetwork`` writes it; tests/test_new.py runs the generated package's conformance suite.
 * Every other Python block of docs/writing-adapters.md and of the network adapters' pages
   (docs/adapters/) runs, in order, in one namespace per page, in a scratch folder.
-* Every docstring example (``>>>``) of a scrm_core module runs as a doctest.
+* Every docstring example (``>>>``) of a scrm_core or scrm (runtime) module runs as a doctest.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import scrm
+from scrm.cli.new import render_network
 
 import scrm_core
-from scrm_core.cli.new import render_network
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -60,7 +61,8 @@ def test_every_python_example_of_the_page_runs(page: str, tmp_path: Path, monkey
 
 def _modules() -> list[ModuleType]:
     found = []
-    for info in pkgutil.walk_packages(scrm_core.__path__, "scrm_core."):
+    infos = [*pkgutil.walk_packages(scrm_core.__path__, "scrm_core."), *pkgutil.walk_packages(scrm.__path__, "scrm.")]
+    for info in infos:
         if ".cli" in info.name or info.name.endswith("__main__"):
             continue  # command modules import typer apps; their docs are docs/cli.md
         found.append(importlib.import_module(info.name))

@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 import pytest
+from scrm.plugins import PluginHost
+from scrm.store import open_store
 from scrm_localcrm.adapter import LocalCrm
 from scrm_replay.demo import generate_demo
 
@@ -31,8 +33,6 @@ from scrm_core import (
     SocialProfile,
     hookimpl,
 )
-from scrm_core.plugins import PluginHost
-from scrm_core.store import open_store
 from tests.e2e import crm_state, expected_messages, expected_profiles, run_once, write_config
 
 

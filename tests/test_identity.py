@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from scrm.identity import builtin_match, link, scan, undo
+from scrm.plugins import PluginHost
+from scrm.store import LinkStatus, ProfileRecord, SqliteStore
 from scrm_localcrm import LocalCrmReader
 
 from scrm_core.config import Config, IdentityConfig, IdentityPolicy
-from scrm_core.identity import builtin_match, link, scan, undo
 from scrm_core.models import CrmObject, SocialProfile
-from scrm_core.plugins import PluginHost
-from scrm_core.store import LinkStatus, ProfileRecord, SqliteStore
 from tests.e2e import write_config
 from tests.test_cli import scrm
 
@@ -51,7 +51,7 @@ def test_names_and_handles_are_never_evidence() -> None:
 
 
 def make_store(tmp_path: Path, *profiles: SocialProfile) -> SqliteStore:
-    from scrm_core.store import PageCommit
+    from scrm.store import PageCommit
 
     store = SqliteStore(tmp_path / "state.db")
     store.migrate()

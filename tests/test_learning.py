@@ -10,22 +10,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from scrm_localcrm import add_label_correction
-from typer.testing import CliRunner
-
-from scrm_core import CrmCapability, LabelCorrection, Message, MessageCreated, hookimpl
-from scrm_core.cli import app
-from scrm_core.engine import Engine
-from scrm_core.engine.learning import CRM_LABELS, CorrectionCollector, load_models, understood
-from scrm_core.engine.understand import Understander
-from scrm_core.learning import LabelledMessage, TrainableClassifier, compare, normalise_label
-from scrm_core.plugins import PluginHost
-from scrm_core.store import (
+from scrm.cli import app
+from scrm.compare import compare
+from scrm.engine import Engine
+from scrm.engine.learning import CRM_LABELS, CorrectionCollector, load_models, understood
+from scrm.engine.understand import Understander
+from scrm.plugins import PluginHost
+from scrm.store import (
     AsyncStore,
     NewLabelExample,
     SqliteStore,
     StateStore,
 )
+from scrm_localcrm import add_label_correction
+from typer.testing import CliRunner
+
+from scrm_core import CrmCapability, LabelCorrection, Message, MessageCreated, hookimpl
+from scrm_core.learning import LabelledMessage, TrainableClassifier, normalise_label
 from tests import testnet
 from tests.e2e import load, toml_inline
 
@@ -248,7 +249,7 @@ def test_corrections_come_back_once_and_train_a_model_the_next_run_uses(
 
     # scrm intent train: cross-validated, better than the shipped model, stored.
     monkeypatch.chdir(tmp_path)
-    import scrm_core.cli.common as common
+    import scrm.cli.common as common
 
     monkeypatch.setattr(common, "_host", host)
     result = CliRunner().invoke(app, ["intent", "train", "-c", str(path), "--folds", "3", "--json"])

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scrm.engine.ingest import Ingestor
+from scrm.plugins import PluginHost
 from scrm_replay import dump_event
 
-from scrm_core.engine.ingest import Ingestor
 from scrm_core.models import (
     Direction,
     Message,
@@ -26,7 +27,6 @@ from scrm_core.models import (
     SocialProfile,
     Visibility,
 )
-from scrm_core.plugins import PluginHost
 from tests.e2e import crm_state, load, run_once, write_config
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -173,7 +173,7 @@ def test_a_reply_to_a_message_stored_by_an_earlier_run_is_kept(tmp_path: Path, h
 
 
 def test_the_run_summary_shows_what_the_filter_dropped(tmp_path: Path, host: PluginHost) -> None:
-    from scrm_core.cli.run import describe
+    from scrm.cli.run import describe
 
     data = tmp_path / "firehose.ndjson"
     data.write_bytes(b"".join(FIREHOSE))
@@ -215,7 +215,7 @@ def test_a_filter_without_a_matcher_stops_with_a_clear_error(tmp_path: Path) -> 
 
 
 def test_the_filter_covers_a_webhook_sources_stored_payloads_too(tmp_path: Path, host: PluginHost) -> None:
-    from scrm_core.engine.inbox import inbox_checkpoint
+    from scrm.engine.inbox import inbox_checkpoint
 
     data = tmp_path / "firehose.ndjson"
     data.write_bytes(b"")

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from scrm.cli import app
+from scrm.cli.new import render_network
 from typer.testing import CliRunner
-
-from scrm_core.cli import app
-from scrm_core.cli.new import render_network
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scrm.plugins import PluginHost
+from scrm.store import PageCommit, open_store
 from scrm_replay.demo import generate_demo
 
-from scrm_core.plugins import PluginHost
-from scrm_core.store import PageCommit, open_store
 from scrm_core.streams import split_checkpoint, stream_checkpoint
 from tests.e2e import crm_state, expected_messages, run_once, write_config
 

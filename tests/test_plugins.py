@@ -12,9 +12,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from scrm.plugins import PluginHost
 
 from scrm_core import PluginError, hookimpl
-from scrm_core.plugins import PluginHost
 
 BROKEN_IMPORT = "import does_not_exist_anywhere\n"
 GOOD = """
@@ -84,7 +84,7 @@ def test_scrm_plugins_json_lists_errors(fake_distribution: Callable[..., Path]) 
     site = fake_distribution("acme-broken", "broken", BROKEN_IMPORT)
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run(
-        [sys.executable, "-m", "scrm_core", "plugins", "--json"], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "scrm", "plugins", "--json"], env=env, capture_output=True, text=True, check=True
     )
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
     assert "does_not_exist_anywhere" in plugins["broken"]["error"]
@@ -92,7 +92,7 @@ def test_scrm_plugins_json_lists_errors(fake_distribution: Callable[..., Path]) 
     assert plugins["replay"]["networks"] == ["replay"]
     assert "scrm_register_processors" in plugins["scrm.routing"]["hooks"]  # its Router routes, built per config
     assert plugins["scrm.routing"]["version"] == plugins["localcrm"]["version"] == "0.1.0"
-    strict = subprocess.run([sys.executable, "-m", "scrm_core", "plugins", "--strict"], env=env, capture_output=True)
+    strict = subprocess.run([sys.executable, "-m", "scrm", "plugins", "--strict"], env=env, capture_output=True)
     assert strict.returncode != 0
 
 
@@ -273,8 +273,9 @@ def test_a_plugin_that_cannot_build_its_objects_is_reported_and_the_others_go_on
 
 def test_the_facade_covers_every_event_hook() -> None:
     """A new hookspec needs its typed method (and its name in EventHook), or this fails."""
+    from scrm.hooks import EVENT_HOOKS, Hooks
+
     from scrm_core import hookspecs
-    from scrm_core.hooks import EVENT_HOOKS, Hooks
 
     specs = {name for name in dir(hookspecs) if name.startswith("scrm_")} - hookspecs.SYNC_ONLY
     assert specs == EVENT_HOOKS

@@ -12,6 +12,10 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from scrm.config import load_config
+from scrm.engine import Engine
+from scrm.plugins import PluginHost
+from scrm.store import SqliteStore
 
 from scrm_core import (
     Event,
@@ -24,10 +28,6 @@ from scrm_core import (
     SocialProfile,
     hookimpl,
 )
-from scrm_core.config import load_config
-from scrm_core.engine import Engine
-from scrm_core.plugins import PluginHost
-from scrm_core.store import SqliteStore
 from scrm_core.testing.fakes import FakeServer
 from tests import testnet
 from tests.e2e import toml_inline

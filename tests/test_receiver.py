@@ -17,10 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from scrm.receiver import ReceiverCounts, build_receiver
+from scrm.store import AsyncStore, StateStore, open_store
 
 from scrm_core import AdapterContext
-from scrm_core.receiver import ReceiverCounts, build_receiver
-from scrm_core.store import AsyncStore, StateStore, open_store
 from scrm_core.testing.fakes.server import FakeServer
 from tests import testnet
 

@@ -19,15 +19,15 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from scrm.connections import FD_RESERVE, ConnectionGuard
+from scrm.receiver import ReceiverCounts, build_receiver
+from scrm.store import AsyncStore, StateStore, open_store
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
 from scrm_core import AdapterContext
-from scrm_core.connections import FD_RESERVE, ConnectionGuard
-from scrm_core.receiver import ReceiverCounts, build_receiver
 from scrm_core.redaction import printable
-from scrm_core.store import AsyncStore, StateStore, open_store
 from tests import testnet
 from tests.serving import query, start_serve, wait_until
 from tests.test_receiver import _install_testnet
@@ -153,7 +153,7 @@ def test_no_redirect_is_built_from_the_host_header(receiver: Any) -> None:
 
 
 def test_refused_requests_are_logged_in_constant_time_on_one_line(receiver: Any) -> None:
-    from scrm_core.cli import common
+    from scrm.cli import common
 
     server, _ = receiver
     stream = io.StringIO()
@@ -256,7 +256,7 @@ def test_the_cap_fits_the_open_file_limit() -> None:
     def limit_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
 
-    code = "from scrm_core.connections import connection_cap\nprint(connection_cap(5000), connection_cap(10))"
+    code = "from scrm.connections import connection_cap\nprint(connection_cap(5000), connection_cap(10))"
     found = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, preexec_fn=limit_files
     )

@@ -11,21 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from scrm.logs import RedactingStream, install_logging
+from scrm.store import AuditEntry, NewDeadLetter, PageCommit, SqliteStore
 
 from scrm_core import AdapterContext, FatalError, SkippableError
 from scrm_core.adapters import AdapterSettings, CrmAdapter
 from scrm_core.failures import item_reason
-from scrm_core.redaction import (
-    MARK,
-    RedactingStream,
-    install_logging,
-    printable,
-    redact,
-    redacted_traceback,
-    register_secret,
-    register_settings,
-)
-from scrm_core.store import AuditEntry, NewDeadLetter, PageCommit, SqliteStore
+from scrm_core.redaction import MARK, printable, redact, redacted_traceback, register_secret, register_settings
 
 SECRET = "s3cr3t-value-for-tests-91c2"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from scrm.config import load_config
+from scrm.engine import Engine, RunStats
+from scrm.plugins import PluginHost
+from scrm.store import open_store
 
-from scrm_core.config import load_config
-from scrm_core.engine import Engine, RunStats
-from scrm_core.plugins import PluginHost
-from scrm_core.store import open_store
 from tests.crm_checks import KEY, make_crm
 from tests.e2e import write_config
 

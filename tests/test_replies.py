@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scrm.engine import Engine
+from scrm.engine.replies import MAY_HAVE_POSTED, POSTING
+from scrm.plugins import PluginHost
+from scrm.store import NewReply, ReplyStatus, open_store
 from scrm_localcrm import add_reply
 
 from scrm_core import MessageCreated, ReplyDraft, ReplyGuarantee, SentReply, hookimpl
-from scrm_core.engine import Engine
-from scrm_core.engine.replies import MAY_HAVE_POSTED, POSTING
-from scrm_core.plugins import PluginHost
-from scrm_core.store import NewReply, ReplyStatus, open_store
 from tests import testnet
 from tests.e2e import load, toml_inline
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from scrm.engine.routing import Hours, compile_rules, explain, render_draft, route, rule_warnings
 
 from scrm_core.config import BusinessHours, RoutingConfig, RoutingRule
-from scrm_core.engine.routing import Hours, compile_rules, explain, render_draft, route, rule_warnings
 from scrm_core.models import Action, ActionKind, Message, Sentiment
 from tests.e2e import write_config
 from tests.test_cli import scrm
@@ -135,8 +135,9 @@ def test_warnings_for_rules_that_can_never_fire() -> None:
 
 
 def test_queue_and_draft_reach_the_case(make_message: MakeMessage) -> None:
-    from scrm_core.engine import mapping
-    from scrm_core.engine.ingest import Ingestor
+    from scrm.engine import mapping
+    from scrm.engine.ingest import Ingestor
+
     from scrm_core.models import Conversation
 
     msg = make_message("my order is late", labels=["intent:complaint"])

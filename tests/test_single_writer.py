@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from scrm.sqlite.lock import WriterLock, lock_path
+from scrm.store import SqliteStore, StoreInUse
 from scrm_replay.demo import generate_demo
 
-from scrm_core.store import SqliteStore, StoreInUse
-from scrm_core.store.sqlite.lock import WriterLock, lock_path
 from tests.e2e import crm_state, expected_messages, write_config
 from tests.serving import SCRM, scrm, wait_until
 
@@ -37,7 +37,7 @@ def test_the_lock_is_shared_within_a_process_and_refused_across_processes(tmp_pa
     assert owner is not None and owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()
     code = (
         "import sys\n"
-        "from scrm_core.store import SqliteStore, StoreInUse\n"
+        "from scrm.store import SqliteStore, StoreInUse\n"
         f"store = SqliteStore({str(db)!r})\n"
         "try:\n    store.claim_writer()\nexcept StoreInUse as exc:\n    print(exc.operator_message); sys.exit(3)\n"
     )
@@ -56,7 +56,7 @@ def test_a_killed_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            f"from scrm_core.store import SqliteStore\nSqliteStore({str(db)!r}).claim_writer()\n"
+            f"from scrm.store import SqliteStore\nSqliteStore({str(db)!r}).claim_writer()\n"
             "print('held', flush=True)\nimport time\ntime.sleep(600)\n",
         ],
         stdout=subprocess.PIPE,

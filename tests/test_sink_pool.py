@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from scrm_core.engine.pool import Pool
+from scrm.engine.pool import Pool
+from scrm.store import OutboxItem
+
 from scrm_core.models import CrmObject, CrmOperation
-from scrm_core.store import OutboxItem
 
 
 def op(obj: CrmObject, key: str, refs: dict[str, str] | None = None, **fields: object) -> CrmOperation:

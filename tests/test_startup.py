@@ -38,10 +38,10 @@ LAZY = [
 
 _PROBE = """
 import json, sys
-import scrm_core.cli
-from scrm_core.plugins import PluginHost
+import scrm.cli
+from scrm.plugins import PluginHost
 host = PluginHost().load()
-import scrm_core.engine.routing
+import scrm.engine.routing
 print(json.dumps({"modules": sorted(sys.modules), "plugins": sorted(host.plugins), "errors": host.load_errors}))
 """
 
@@ -54,14 +54,14 @@ def test_loading_every_plugin_and_the_cli_imports_no_sdk() -> None:
     assert {"postgres", "redis"} <= set(found["plugins"])  # the back ends load their drivers when used
     loaded = {name.split(".")[0] for name in found["modules"]}
     assert sorted(set(LAZY) & loaded) == []
-    assert "scrm_core.engine.runner" not in found["modules"], "the pipeline loads when a command runs it"
+    assert "scrm.engine.runner" not in found["modules"], "the pipeline loads when a command runs it"
 
 
 def test_the_models_load_at_their_first_use() -> None:
     """The other half: the first message loads what the plugins need (the lazy import is no stub)."""
     probe = """
 import sys
-from scrm_core.plugins import PluginHost
+from scrm.plugins import PluginHost
 host = PluginHost().load()
 before = sorted({"numpy", "vaderSentiment", "fasttext"} & set(sys.modules))
 from scrm_language.plugin import scrm_detect_language
@@ -76,7 +76,7 @@ print(sorted({"numpy", "vaderSentiment", "fasttext"} & set(sys.modules)))
 _HELP_PROBE = """
 import json, sys
 sys.argv = ["scrm", "--help"]
-from scrm_core.cli import main
+from scrm.cli import main
 try:
     main()
 except SystemExit:

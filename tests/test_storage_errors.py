@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from scrm.config import load_config
+from scrm.engine import Engine
+from scrm.plugins import PluginHost
+from scrm.receiver import ReceiverCounts, build_receiver
+from scrm.store import AsyncStore, PageCommit, SqliteStore, StorageError, open_store
 
 from scrm_core import AdapterContext
-from scrm_core.config import load_config
-from scrm_core.engine import Engine
-from scrm_core.plugins import PluginHost
-from scrm_core.receiver import ReceiverCounts, build_receiver
-from scrm_core.store import AsyncStore, PageCommit, SqliteStore, StorageError, open_store
 from scrm_core.testing.fakes import FakeServer
 from tests import testnet
 from tests.e2e import write_config
@@ -70,7 +70,7 @@ def test_a_full_disk_stops_the_run_with_that_message(tmp_path: Path, monkeypatch
         _fill(store)
         return store
 
-    monkeypatch.setattr("scrm_core.engine.runner.open_store", full_store)
+    monkeypatch.setattr("scrm.engine.runner.open_store", full_store)
     with pytest.raises(StorageError, match="is full"):
         asyncio.run(Engine(config, host).run(follow=False, handle_signals=False))
 
@@ -176,7 +176,7 @@ def test_a_read_only_state_names_the_file_and_the_fix(folder: Path) -> None:
 
 
 def test_storage_errors_keep_other_errors_as_they_are() -> None:
-    from scrm_core.store.sqlite.errors import storage_error
+    from scrm.sqlite.errors import storage_error
 
     assert storage_error("x.db", sqlite3.IntegrityError("UNIQUE constraint failed")) is None
     assert storage_error("x.db", ValueError("no")) is None

@@ -8,13 +8,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+import scrm.sqlite.db as sqlite_db
+import scrm.sqlite.outbox as sqlite_outbox
+from scrm.sqlite import MIGRATIONS
+from scrm.store import PageCommit, Settlement, SqliteStore, StateStore, StoreBackend, StoreBackends, open_store
 
-import scrm_core.store.sqlite.db as sqlite_db
-import scrm_core.store.sqlite.outbox as sqlite_outbox
 from scrm_core.errors import FatalError
 from scrm_core.models import CrmObject, CrmOperation
-from scrm_core.store import PageCommit, Settlement, SqliteStore, StateStore, StoreBackend, StoreBackends, open_store
-from scrm_core.store.sqlite import MIGRATIONS
 from scrm_core.testing.store import StateStoreConformance, person_page
 
 
@@ -292,8 +292,8 @@ def test_registering_a_taken_scheme_or_something_else_is_refused() -> None:
 
 
 def test_the_plugin_host_registers_sqlite_like_any_back_end() -> None:
-    from scrm_core.plugins import PluginHost
-    from scrm_core.store import SqliteBackend
+    from scrm.plugins import PluginHost
+    from scrm.store import SqliteBackend
 
     host = PluginHost(env={}).load(entry_points=False)
     assert isinstance(host.stores.backend("sqlite:///x.db"), SqliteBackend)

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from scrm.cli import app
+from scrm.engine import Engine
+from scrm.plugins import PluginHost
+from scrm.store import ReplyRecord, ReplyStatus, open_store
 from scrm_hubspot.testing import FakeHubSpot
 from scrm_localcrm import add_reply
 from scrm_mastodon.testing import FakeMastodon
 from scrm_salesforce.testing import FakeSalesforce
 from typer.testing import CliRunner
 
-from scrm_core.cli import app
-from scrm_core.engine import Engine
-from scrm_core.plugins import PluginHost
-from scrm_core.store import ReplyRecord, ReplyStatus, open_store
 from scrm_core.testing.fakes import FakeServer
 from scrm_core.testing.network import default_scenario
 from tests.e2e import load, toml_inline

@@ -7,13 +7,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from scrm.config import load_config
+from scrm.engine import Engine
+from scrm.plugins import PluginHost
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
-from scrm_core.config import load_config
-from scrm_core.engine import Engine
-from scrm_core.plugins import PluginHost
 from scrm_core.retry import backoff
 from scrm_core.testing.fakes import FakeServer
 from tests.e2e import toml_inline

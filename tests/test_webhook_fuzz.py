@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
+from scrm.plugins import PluginHost
 
 from scrm_core.adapters import NetworkCapability
-from scrm_core.plugins import PluginHost
 from scrm_core.testing.fakes import FakeServer
 from tests.e2e import toml_inline
 from tests.serving import Served, query, scrm, start_serve, wait_until

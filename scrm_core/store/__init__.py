@@ -1,6 +1,7 @@
-"""The state store: its interface (one small part per concern), the records it keeps, the
-back-end registry, the async wrapper the engine uses so database calls never block the
-event loop, and the embedded SQLite back end."""
+"""The state store's contract: its interface (one small part per concern), the records it
+keeps, the back-end registry and the async wrapper every back end is driven through (its own
+thread, so database calls never block the event loop). The back ends are elsewhere: the
+embedded SQLite one in :mod:`scrm.sqlite` (the runtime), PostgreSQL in ``scrm-postgres``."""
 
 from __future__ import annotations
 
@@ -52,8 +53,7 @@ from .records import (
     WorkerRecord,
     replies_to,
 )
-from .registry import StoreBackend, StoreBackends, builtin_backends, open_store
-from .sqlite import SqliteBackend, SqliteStore
+from .registry import StoreBackend, StoreBackends
 
 __all__ = [
     "AdapterStateStore",
@@ -92,8 +92,6 @@ __all__ = [
     "ReplyStore",
     "Settlement",
     "SourceLag",
-    "SqliteBackend",
-    "SqliteStore",
     "StateStore",
     "StorageError",
     "StoreAdapterState",
@@ -106,7 +104,5 @@ __all__ = [
     "WebhookInbox",
     "WorkerInfo",
     "WorkerRecord",
-    "builtin_backends",
-    "open_store",
     "replies_to",
 ]

@@ -1,7 +1,7 @@
 """The state store interface: everything scrm must remember between runs, split by concern.
 
 Each concern is its own small interface; :class:`StateStore` is all of them together, and
-is what a back end implements (SQLite in :mod:`scrm_core.store.sqlite`; others are their
+is what a back end implements (SQLite in :mod:`scrm.sqlite`; others are their
 own distributions, registered with ``scrm_register_stores``). Every back end passes the
 same conformance suite, :class:`scrm_core.testing.store.StateStoreConformance`.
 

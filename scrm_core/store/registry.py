@@ -1,7 +1,7 @@
 """State-store back ends, chosen by the scheme of ``[state] url``.
 
 A back end is a :class:`StoreBackend` registered by a plugin's ``scrm_register_stores``
-hook (SQLite is the core's own, registered the same way), so a database driver is the
+hook (the runtime's embedded SQLite one too, :mod:`scrm.sqlite`), so a database driver is the
 dependency of its back end's distribution, never of the core::
 
     @hookimpl
@@ -18,7 +18,7 @@ from typing import ClassVar
 from ..errors import FatalError
 from .base import StateStore
 
-__all__ = ["StoreBackend", "StoreBackends", "builtin_backends", "open_store"]
+__all__ = ["StoreBackend", "StoreBackends"]
 
 
 class StoreBackend(ABC):
@@ -85,23 +85,3 @@ class StoreBackends:
 
     def open(self, url: str, base_dir: Path) -> StateStore:
         return self.backend(url).open(url, base_dir)
-
-
-def builtin_backends() -> StoreBackends:
-    """The back ends scrm-core ships (SQLite), for code that runs without a plugin host."""
-    from .sqlite import SqliteBackend
-
-    backends = StoreBackends()
-    backends.register(SqliteBackend())
-    return backends
-
-
-def open_store(url: str, base_dir: Path, backends: StoreBackends | None = None) -> StateStore:
-    """Open the store named by ``url`` with the back end registered for its scheme (only the
-    built-in SQLite when ``backends`` is not given: pass ``PluginHost.stores`` to use every
-    installed one); call :meth:`StateStore.migrate` before using it.
-
-    ``sqlite:///scrm.db`` is relative to ``base_dir`` (usually the config file's folder),
-    ``sqlite:////var/lib/scrm.db`` is absolute, ``sqlite:///:memory:`` lives in memory.
-    """
-    return (backends or builtin_backends()).open(url, base_dir)

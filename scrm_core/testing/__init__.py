@@ -6,7 +6,7 @@
 * The conformance suites: ``scrm_core.testing.network.NetworkAdapterConformance`` and
   ``scrm_core.testing.crm.CrmAdapterConformance``.
 * pytest fixtures (the ``scrm`` pytest plugin, installed with scrm-core): ``serve_fake``,
-  ``scrm_host``, ``make_message``.
+  ``make_message`` (and ``scrm_host`` from the runtime, ``scrm``).
 
 Each vendor's own fake lives with its adapter (``scrm_mastodon.testing.FakeMastodon``,
 installed with the adapter's ``testing`` extra).

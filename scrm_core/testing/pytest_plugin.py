@@ -2,8 +2,8 @@
 
 * ``serve_fake``: serves ASGI apps (a fake's ``app``) on 127.0.0.1 for the test and stops
   them after it: ``url = serve_fake(fake.app).url``.
-* ``scrm_host``: a :class:`~scrm_core.plugins.PluginHost` with only the built-ins loaded;
-  register the plugin under test with ``scrm_host.register(module, "name")``.
+* ``scrm_host`` (from the runtime, ``scrm``'s own pytest plugin): a plugin host with only
+  the built-ins loaded; register the plugin under test with ``scrm_host.register(module, "name")``.
 * ``make_message``: builds a valid :class:`~scrm_core.Message` from a few keywords.
 
 The conformance suites are classes to subclass: ``scrm_core.testing.network`` and
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..models import Message, SocialProfile
-from ..plugins import PluginHost
 
 if TYPE_CHECKING:
     from .fakes import FakeServer
@@ -43,11 +42,6 @@ def serve_fake() -> Iterator[Callable[..., FakeServer]]:
     finally:
         for server in servers:
             server.stop()
-
-
-@pytest.fixture
-def scrm_host() -> PluginHost:
-    return PluginHost(env={}).load(entry_points=False)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _adapter(config: Path) -> HubSpotCrm:
-    from scrm_core.cli import config_or_exit, make_host
+    from scrm.cli import config_or_exit, make_host
 
     cfg = config_or_exit(config, make_host())
     if cfg.crm.adapter != HubSpotCrm.name:

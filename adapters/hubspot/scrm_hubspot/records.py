@@ -1,4 +1,4 @@
-"""Engine fields (scrm_core.engine.mapping, docs/crm-fields.md) <-> HubSpot properties.
+"""Engine fields (scrm.engine.mapping, docs/crm-fields.md) <-> HubSpot properties.
 
 HubSpot stores every property value as a string: booleans are ``"true"``/``"false"``,
 lists are joined with ``;`` (HubSpot's own multi-value separator), times of notes are

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from scrm.engine import mapping
 from scrm_hubspot import HubSpotCrm
 from scrm_hubspot.testing import FakeHubSpot
 
 from scrm_core import CrmOperation, MemoryState, PendingReply, external_key
-from scrm_core.engine import mapping
 from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, message_op
 

@@ -78,7 +78,7 @@ def resolve_db(db: Path | None, config: Path | None) -> Path:
     if db is not None:
         return db
     if config is not None:
-        from scrm_core.cli import load_config
+        from scrm.cli import load_config
 
         try:  # the sources' settings are not checked: only [crm] is read here
             cfg = load_config(config, allow_missing_env=True)

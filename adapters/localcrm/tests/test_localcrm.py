@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scrm.engine import mapping
 from scrm_localcrm import LocalCrm, LocalCrmReader, add_reply, check_database, mark_reply_sent
 from scrm_localcrm.schema import CURRENT_VERSION, SPECS
 
 from scrm_core import AdapterContext, CrmObject, CrmOperation, OperationResult, PendingReply, external_key
-from scrm_core.engine import mapping
 from scrm_core.errors import FatalError
 from scrm_core.fitting import is_cut
 from scrm_core.models import Direction, Message, SocialProfile

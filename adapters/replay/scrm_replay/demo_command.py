@@ -1,7 +1,7 @@
 """``scrm demo``: generate a replayed social stream and sync it into the embedded CRM.
 
 A command of this plugin (``scrm_register_commands``), written with the core's command kit
-(:mod:`scrm_core.cli`); it needs ``scrm-localcrm`` too (installed by the README's set-up).
+(:mod:`scrm.cli`); it needs ``scrm-localcrm`` too (installed by the README's set-up).
 Everything lands in one folder (``scrm-demo/`` by default) with the config it used, so
 ``scrm status -c scrm-demo/scrm.toml`` and friends work on it after.
 """
@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from scrm_core import AdapterContext
-from scrm_core.cli import (
+from scrm.cli import (
     StrictOption,
     VerboseOption,
     config_or_exit,
@@ -27,6 +25,8 @@ from scrm_core.cli import (
     summary_table,
     sync,
 )
+
+from scrm_core import AdapterContext
 
 from .demo import generate_demo
 

@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 import pytest
 import requests
 from pydantic import ValidationError
+from scrm.engine import mapping
 from scrm_salesforce import SalesforceCrm, SalesforceSettings
 from scrm_salesforce.auth import JWT_GRANT
 from scrm_salesforce.testing import COLLECTION_LIMIT
 from scrm_salesforce.testing.errors import ApiError
 
 from scrm_core import CrmObject, CrmOperation, PendingReply, WriteBatch, external_key
-from scrm_core.engine import mapping
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.models import Direction, Message, SocialProfile
 from scrm_core.testing.crm import case_op, contact_op, message_op, profile_op

@@ -9,11 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from scrm.cli import ConfigOption, console, fleet_report, load_for_command, make_host, print_fleet
+from scrm.sqlite import sqlite_path
+from scrm.store import open_store
 
-from scrm_core.cli import ConfigOption, console, fleet_report, load_for_command, make_host, print_fleet
 from scrm_core.errors import FatalError
-from scrm_core.store import FleetStore, open_store
-from scrm_core.store.sqlite import sqlite_path
+from scrm_core.store import FleetStore
 
 from .urls import safe_url
 

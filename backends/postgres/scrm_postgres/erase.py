@@ -1,5 +1,5 @@
 """Erasing one person from the PostgreSQL store: their rows by key here, their traces where
-no key points at them by the core's :mod:`scrm_core.store.sqlite.traces` (one search, one
+no key points at them by the core's :mod:`scrm.sqlite.traces` (one search, one
 report, for every back end), run through :class:`_QmarkConnection`."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 import psycopg
+from scrm.sqlite.traces import ERASED, erase_traces, identity_of
 
 from scrm_core.models import Conversation
 from scrm_core.store import AuditEntry, ErasePlan, replies_to
 from scrm_core.store.base import EraseStore
-from scrm_core.store.sqlite.traces import ERASED, erase_traces, identity_of
 
 from .db import PgBase, decode, dump_conversation, esc, op_from_json, unesc, utcnow, validate_conversation
 

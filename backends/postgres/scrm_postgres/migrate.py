@@ -22,10 +22,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scrm.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
+from scrm.store import SqliteStore
+
 from scrm_core.errors import FatalError
-from scrm_core.store import AuditEntry, SqliteStore
+from scrm_core.store import AuditEntry
 from scrm_core.store.base import partition_of
-from scrm_core.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 
 from .db import _ESC, esc
 from .store import PostgresStore

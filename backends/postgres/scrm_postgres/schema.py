@@ -3,7 +3,7 @@
 under an advisory lock, so workers starting together migrate once.
 
 Never edit one that has shipped; append a new one. The tables are SQLite's (see
-``scrm_core/store/sqlite/schema.py``) in PostgreSQL's types: timestamps with time zone,
+``runtime/scrm/sqlite/schema.py``) in PostgreSQL's types: timestamps with time zone,
 booleans, ``bytea`` for payloads, sequences that never reuse a number. Keys are text with
 NUL encoded (:func:`scrm_postgres.db.esc`).
 """

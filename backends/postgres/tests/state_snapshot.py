@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrm.store import StateStore
+
 from scrm_core.models import CrmObject
-from scrm_core.store import StateStore
 
 ALL = 10**7
 

@@ -213,7 +213,7 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
 
     def start(slot: str) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "scrm_core", "run", "-c", str(config(slot))],
+            [sys.executable, "-m", "scrm", "run", "-c", str(config(slot))],
             stdout=subprocess.DEVNULL,
             stderr=open(tmp_path / f"{slot}-{len(started)}.log", "wb"),  # noqa: SIM115
         )

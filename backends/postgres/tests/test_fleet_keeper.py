@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from scrm.engine.fleet import LeaseKeeper
+from scrm.store import AsyncStore, FleetStore, WorkerInfo
 from scrm_postgres import PostgresStore
 
-from scrm_core.engine.fleet import LeaseKeeper
 from scrm_core.models import EventPage
-from scrm_core.store import AsyncStore, FleetStore, WorkerInfo
 
 LEASE = 30.0
 

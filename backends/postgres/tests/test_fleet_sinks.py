@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from scrm.engine.fleet import FleetSink, LeaseKeeper
+from scrm.store import AsyncStore, PageCommit, StateStore, WorkerInfo
 from scrm_postgres import PostgresStore
 
 from scrm_core.adapters import AdapterContext, AdapterSettings, CrmAdapter
 from scrm_core.config import EngineConfig
-from scrm_core.engine.fleet import FleetSink, LeaseKeeper
 from scrm_core.models import CrmObject, CrmOperation, OperationResult
-from scrm_core.store import AsyncStore, PageCommit, StateStore, WorkerInfo
 from scrm_core.store.base import partition_of
 
 LEASE = 30.0

@@ -93,7 +93,7 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
     for _ in range(2):
         workers.append(
             subprocess.Popen(
-                [sys.executable, "-m", "scrm_core", "run", "-c", str(config)],
+                [sys.executable, "-m", "scrm", "run", "-c", str(config)],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=open(tmp_path / f"worker-{len(workers)}.log", "wb"),  # noqa: SIM115
@@ -152,7 +152,7 @@ def test_a_killed_workers_sources_are_taken_over_and_nothing_is_lost_or_doubled(
     store.close()
     assert gap is not None and float(gap) <= LEASE + LEASE / 3 + 1.0, gap
     status = subprocess.run(
-        [sys.executable, "-m", "scrm_core", "status", "-c", str(config), "--json"],
+        [sys.executable, "-m", "scrm", "status", "-c", str(config), "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -202,7 +202,7 @@ def test_chaos_three_workers_killed_and_restarted_in_turn_sync_everything_once(
 
     def start() -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "scrm_core", "run", "-c", str(config)],
+            [sys.executable, "-m", "scrm", "run", "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=open(tmp_path / f"worker-{len(workers)}.log", "wb"),  # noqa: SIM115
         )

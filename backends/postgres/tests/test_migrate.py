@@ -10,13 +10,7 @@ from pathlib import Path
 
 import pytest
 import scrm_postgres.migrate as migrate_module
-from scrm_postgres import PostgresStore
-from scrm_postgres.migrate import migrate_state
-from scrm_replay.demo import generate_demo
-
-from scrm_core.errors import FatalError
-from scrm_core.models import CrmObject, CrmOperation
-from scrm_core.store import (
+from scrm.store import (
     NewDeadLetter,
     NewLabelExample,
     NewReply,
@@ -25,6 +19,12 @@ from scrm_core.store import (
     SqliteStore,
     StateStore,
 )
+from scrm_postgres import PostgresStore
+from scrm_postgres.migrate import migrate_state
+from scrm_replay.demo import generate_demo
+
+from scrm_core.errors import FatalError
+from scrm_core.models import CrmObject, CrmOperation
 from scrm_core.testing.store import person_page
 from tests.e2e import crm_state, expected_messages, expected_profiles, write_config
 
@@ -35,7 +35,7 @@ TIMEOUT = 300.0  # a safety net for a hung child, never a wait
 
 def _scrm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scrm_core", *args], capture_output=True, text=True, timeout=TIMEOUT, check=False
+        [sys.executable, "-m", "scrm", *args], capture_output=True, text=True, timeout=TIMEOUT, check=False
     )
 
 

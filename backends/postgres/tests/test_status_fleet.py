@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 
 import psycopg
+from scrm.cli import app
+from scrm.store import PageCommit, WorkerInfo
 from scrm_postgres import PostgresStore
 from typer.testing import CliRunner
 
-from scrm_core.cli import app
 from scrm_core.models import CrmObject, CrmOperation
-from scrm_core.store import PageCommit, WorkerInfo
 from scrm_core.store.base import partition_of
 from scrm_core.testing.fleet import eventually
 

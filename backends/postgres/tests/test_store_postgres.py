@@ -11,12 +11,12 @@ from typing import TypeVar
 
 import psycopg
 import pytest
+from scrm.plugins import PluginHost
+from scrm.store import NewReply, StateStore, StorageError, StoreInUse, WorkerInfo, open_store
 from scrm_postgres import PostgresBackend, PostgresStore, safe_url
 from scrm_postgres.testing import PostgresServer
 
 from scrm_core.errors import FatalError
-from scrm_core.plugins import PluginHost
-from scrm_core.store import NewReply, StateStore, StorageError, StoreInUse, WorkerInfo, open_store
 from scrm_core.testing.fleet import FleetStoreConformance
 from scrm_core.testing.store import StateStoreConformance, person_page
 

@@ -1,4 +1,4 @@
-"""The fleet's stream of pages on Redis Streams (:class:`scrm_core.engine.page_stream.PageStream`).
+"""The fleet's stream of pages on Redis Streams (:class:`scrm.engine.page_stream.PageStream`).
 
 One stream per streamed source, ``scrm:pages:<source>``, and one consumer group, ``scrm``,
 whose consumers are the fleet's workers (by worker id). A page's entry id is its sequence

@@ -6,10 +6,10 @@ import asyncio
 import itertools
 
 import pytest
+from scrm.store import LeaseLost
 from scrm_redis.streams import RedisPageStream
 from scrm_redis.testing import RedisServer
 
-from scrm_core.store import LeaseLost
 from scrm_core.streams import StreamPage, split_checkpoint, stream_checkpoint
 
 _sources = itertools.count(1)

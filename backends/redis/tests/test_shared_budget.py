@@ -90,7 +90,7 @@ def test_scrm_run_takes_its_crm_calls_from_the_shared_bucket(redis_server: Redis
     config = write_config(tmp_path, files)
     config.write_text(config.read_text().replace("[state]\n", f'[state]\ncoordination_url = "{redis_server.url}"\n'))
     done = subprocess.run(
-        [sys.executable, "-m", "scrm_core", "run", "--once", "-c", str(config)],
+        [sys.executable, "-m", "scrm", "run", "--once", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=300,

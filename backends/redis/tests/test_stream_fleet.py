@@ -68,7 +68,7 @@ class Fleet:
     def start(self) -> subprocess.Popen[bytes]:
         log = open(self.folder / f"worker-{len(self.processes)}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "scrm_core", "run", "-v", "-c", str(self.config)],
+            [sys.executable, "-m", "scrm", "run", "-v", "-c", str(self.config)],
             env={**os.environ, "SCRM_LOAD_PLUGINS": PLUGINS, "COLUMNS": "400"},
             stdout=subprocess.DEVNULL,
             stderr=log,

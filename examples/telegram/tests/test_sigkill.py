@@ -64,7 +64,7 @@ def _committed(state_db: Path) -> int:
 
 
 def _run(config: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "scrm_core", "run", "--once", "-c", str(config)]
+    command = [sys.executable, "-m", "scrm", "run", "--once", "-c", str(config)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

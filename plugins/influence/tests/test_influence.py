@@ -3,10 +3,10 @@ from datetime import UTC, datetime
 
 import pytest
 import scrm_influence.plugin
+from scrm.plugins import PluginHost
 from scrm_influence import Thresholds, influence_label, influence_score
 
 from scrm_core import Direction, Message, SocialProfile
-from scrm_core.plugins import PluginHost
 
 
 def message(followers: int | None, verified: bool = False, direction: Direction = Direction.inbound) -> Message:

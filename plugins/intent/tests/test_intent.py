@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 import scrm_intent.plugin
+from scrm.plugins import PluginHost
 from scrm_intent import IntentClassifier, IntentModel, ModelError
 from scrm_intent.features import features, normalise
 
 from scrm_core import Direction, Message, Sentiment, SocialProfile
-from scrm_core.plugins import PluginHost
 
 CLASSIFIER = IntentClassifier()  # the shipped model, as a host's classifier starts
 

@@ -3,9 +3,8 @@ import asyncio
 
 import pytest
 import scrm_language.plugin
+from scrm.plugins import PluginHost
 from scrm_language import LanguageDetector, detector_from_env
-
-from scrm_core.plugins import PluginHost
 
 
 def detect(text: str) -> str | None:

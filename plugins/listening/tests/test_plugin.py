@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import scrm_listening.plugin as plugin
+from scrm.plugins import PluginHost
 
 from scrm_core import Message
 from scrm_core.config import Config, ListeningConfig, ListeningQuery
-from scrm_core.plugins import PluginHost
 
 QUERIES = {"billing": "acme (refund* OR charged)", "praise": "acme (love OR great)", "reddit": "network:reddit acme"}
 
@@ -92,7 +92,7 @@ def test_config_check_refuses_a_bad_query_with_its_column(tmp_path: Path) -> Non
         '[[listening.queries]]\nname = "odd"\nquery = "acme or globex"\n'
     )
     result = subprocess.run(
-        [sys.executable, "-m", "scrm_core", "config", "check", "-c", str(config)],
+        [sys.executable, "-m", "scrm", "config", "check", "-c", str(config)],
         capture_output=True,
         text=True,
         check=False,

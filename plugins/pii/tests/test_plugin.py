@@ -4,13 +4,13 @@ from pathlib import Path
 
 import scrm_intent.plugin
 import scrm_pii.plugin
+from scrm.engine.ingest import Ingestor
+from scrm.plugins import PluginHost
+from scrm.store import AsyncStore, StateStore, open_store
 
 from scrm_core import Message, MessageCreated, MessageEdited, SocialProfile
 from scrm_core.config import Config, ListeningConfig
-from scrm_core.engine.ingest import Ingestor
 from scrm_core.models import EventPage
-from scrm_core.plugins import PluginHost
-from scrm_core.store import AsyncStore, StateStore, open_store
 
 CARD_TEXT = "Refund to 4111 1111 1111 1111 please, or call +1 415 555 2671"
 REDACTED = "Refund to [card] please, or call [phone]"

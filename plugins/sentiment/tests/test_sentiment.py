@@ -4,9 +4,9 @@ import io
 import pytest
 import scrm_sentiment
 import scrm_sentiment.plugin
+from scrm.plugins import PluginHost
 
 from scrm_core import Sentiment, hookimpl
-from scrm_core.plugins import PluginHost
 
 
 def analyze(text: str, language: str | None = "en") -> Sentiment | None:

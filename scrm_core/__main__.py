@@ -1,5 +1,0 @@
-"""``python -m scrm_core`` is the ``scrm`` command."""
-
-from .cli import main
-
-main()
