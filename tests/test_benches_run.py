@@ -7,22 +7,25 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 BENCH = Path(__file__).parents[1] / "bench" / "bench_pipeline.py"
 
 
-def test_the_pipeline_bench_runs_and_reports_cpu_rates_for_both_pipelines() -> None:
+def run_bench(script: str, *args: str) -> dict[str, Any]:
+    """Run ``bench/<script>`` with ``args`` in its own interpreter; its JSON report."""
     out = subprocess.run(
-        [sys.executable, str(BENCH), "--messages", "300", "--memory-messages", "0", "--per-message-limit", "20"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+        [sys.executable, str(BENCH.parent / script), *args], capture_output=True, text=True, check=False, timeout=600
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout)
+    report: dict[str, Any] = json.loads(out.stdout)
+    return report
+
+
+def test_the_pipeline_bench_runs_and_reports_cpu_rates_for_both_pipelines() -> None:
+    report = run_bench("bench_pipeline.py", "--messages", "300", "--memory-messages", "0", "--per-message-limit", "20")
     headline = report["headline"]
     assert headline["messages"] == 300
     assert headline["messages_per_cpu_second"]["understanding_off"] > 0
@@ -33,32 +36,14 @@ def test_the_pipeline_bench_runs_and_reports_cpu_rates_for_both_pipelines() -> N
 
 
 def test_the_understanding_bench_runs_every_hook_of_the_installed_plugins() -> None:
-    bench = BENCH.parent / "bench_understanding.py"
-    out = subprocess.run(
-        [sys.executable, str(bench), "--messages", "200", "--rounds", "1"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    figures = json.loads(out.stdout)["us_per_message"]
+    figures = run_bench("bench_understanding.py", "--messages", "200", "--rounds", "1")["us_per_message"]
     assert set(figures) == {"language", "sentiment", "listening", "intent", "influence"}
     # each hook did work on every pass (its text caches are emptied between passes)
     assert all(f["current"] > 0 for f in figures.values()), figures
 
 
 def test_the_hot_path_bench_reports_each_part_for_both_plugin_sets() -> None:
-    bench = BENCH.parent / "bench_hot_path.py"
-    out = subprocess.run(
-        [sys.executable, str(bench), "--messages", "300", "--repeat", "1"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout)
+    report = run_bench("bench_hot_path.py", "--messages", "300", "--repeat", "1")
     for plugins in ("understanding_off", "understanding_on"):
         parts = report[plugins]
         assert parts["messages"] == 300
@@ -72,15 +57,7 @@ def test_the_pipeline_bench_measures_a_baseline_checkout_beside_this_one() -> No
     if not (root / ".venv" / "bin" / "python").exists():
         pytest.skip("needs the checkout's .venv (python3 scripts/dev.py setup): the baseline runs with its own")
     small = ["--messages", "200", "--memory-messages", "0", "--per-message-limit", "10"]
-    out = subprocess.run(
-        [sys.executable, str(BENCH), *small, "--baseline", str(root)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout)
+    report = run_bench("bench_pipeline.py", *small, "--baseline", str(root))
     baseline = report["baseline"]
     assert baseline["tree"] == str(root)
     assert baseline["messages_per_cpu_second"]["understanding_off"] > 0
@@ -89,12 +66,7 @@ def test_the_pipeline_bench_measures_a_baseline_checkout_beside_this_one() -> No
 
 
 def test_the_engine_parts_bench_splits_the_cpu_by_thread_and_part() -> None:
-    bench = BENCH.parent / "bench_engine_parts.py"
-    out = subprocess.run(
-        [sys.executable, str(bench), "--messages", "300"], capture_output=True, text=True, check=False, timeout=600
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout)
+    report = run_bench("bench_engine_parts.py", "--messages", "300")
     assert report["messages"] == 300
     parts = report["cpu_us_per_message"]
     assert parts["loop: ingest one new message"] > 0 and parts["thread: scrm-store"] > 0
@@ -108,16 +80,7 @@ def test_the_fleet_bench_runs_one_and_two_workers_beside_sqlite() -> None:
 
     require_postgres()  # skips saying why without the servers (fails in CI, where they must run)
     require_redis()
-    bench = BENCH.parent / "bench_fleet.py"
-    out = subprocess.run(
-        [sys.executable, str(bench), "--messages", "300", "--page-size", "50"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout)
+    report = run_bench("bench_fleet.py", "--messages", "300", "--page-size", "50")
     scenarios = report["scenarios"]
     assert set(scenarios) == {"sqlite_1_worker", "postgres_1_worker", "postgres_2_workers"}
     for scenario in scenarios.values():

@@ -23,20 +23,21 @@ from ..models import CrmObject, CrmOperation
 from ..store import FleetStore, Lease, LeaseLost, OutboxItem, PageCommit, Settlement, StateStore, WorkerInfo
 from ..store.base import partition_of
 
-__all__ = ["FleetStoreConformance"]
+__all__ = ["FleetStoreConformance", "eventually"]
 
 T = TypeVar("T")
 SHORT = 0.3  # seconds: a lease meant to expire during the test
 LONG = 60.0
 
 
-def eventually(attempt: Callable[[], T | None], what: str, within: float = 15.0) -> T:
-    """``attempt()`` until it returns something (polled; the deadline only stops a hung test)."""
+def eventually(attempt: Callable[[], T | None], what: str, within: float = 15.0, every: float = 0.02) -> T:
+    """``attempt()`` until it returns something truthy, which is returned (polled; the deadline
+    only stops a hung test: a fleet's tests wait on conditions, never for fixed times)."""
     deadline = time.monotonic() + within
-    while (found := attempt()) is None or found == []:
+    while not (found := attempt()):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {within} s")
-        time.sleep(0.02)  # polling interval, not a wait for the outcome
+        time.sleep(every)  # polling interval, not a wait for the outcome
     return found
 
 

@@ -69,7 +69,7 @@ class PgPipeline(PgBase, PipelineStore):
             return set()
         unseen = set(event_keys)
         # A creation is seen when its message's index row says so; the rest (and creations
-        # without an index row: failed, erased, or from before schema 3) by seen_events.
+        # without an index row: failed, erased, or from before schema 4) by seen_events.
         rows = self._rows(
             "SELECT 'c:' || key FROM messages WHERE created AND key = ANY(%s::text[])"
             " UNION ALL SELECT key FROM seen_events WHERE key = ANY(%s::text[])",

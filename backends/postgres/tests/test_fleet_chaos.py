@@ -41,6 +41,7 @@ from scrm_replay.demo import generate_demo
 from scrm_replay.torture import stored_text_matches
 
 from scrm_core.testing.fakes import FakeServer, FaultInjector
+from scrm_core.testing.fleet import eventually
 from tests.e2e import LOG_ALL_RULES, expected_messages
 from tests.serving import Served, start_serve
 
@@ -54,13 +55,7 @@ SLOTS = ("w0", "w1", "w2")  # the workers killed in turn; the receivers r0, r1 s
 
 
 def until(check: Callable[[], T | None], what: str, within: float = 150.0) -> T:
-    """Poll ``check`` until it gives a truthy value (the deadline only stops a hung test)."""
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within:.0f} s: {what}")
-        time.sleep(0.05)  # polling interval, not a wait for the outcome
-    return found
+    return eventually(check, what, within, every=0.05)  # each check reads the state
 
 
 @dataclass

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +18,7 @@ import pytest
 from scrm_postgres import PostgresStore
 from scrm_replay.demo import generate_demo
 
+from scrm_core.testing.fleet import eventually
 from tests.e2e import LOG_ALL_RULES, crm_state, expected_messages, expected_profiles
 
 pytestmark = pytest.mark.slow
@@ -29,13 +29,7 @@ SINKS = {f"outbox#{p}" for p in range(PostgresStore.outbox_partitions)}  # the o
 
 
 def until(check: Callable[[], T | None], what: str, within: float = 120.0) -> T:
-    """Poll ``check`` until it gives a truthy value (the deadline only stops a hung test)."""
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within:.0f} s: {what}")
-        time.sleep(0.1)  # polling interval, not a wait for the outcome
-    return found
+    return eventually(check, what, within, every=0.1)  # each check reads the state
 
 
 def _split(full: Path, folder: Path) -> tuple[list[Path], list[list[bytes]]]:

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -27,6 +26,7 @@ from scrm_replay.demo import generate_demo
 from scrm_replay.format import is_blank, parse_line
 
 from scrm_core.streams import split_checkpoint
+from scrm_core.testing.fleet import eventually
 from tests.e2e import LOG_ALL_RULES, crm_state, expected_messages
 
 T = TypeVar("T")
@@ -37,12 +37,7 @@ PLUGINS = "replay,localcrm,postgres,redis,sentiment,language"
 
 
 def until(check: Callable[[], T | None], what: str, within: float = 120.0) -> T:
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within:.0f} s: {what}")
-        time.sleep(0.02)  # polling interval, not a wait for the outcome
-    return found
+    return eventually(check, what, within)
 
 
 class Fleet:
