@@ -158,7 +158,8 @@ class PgIdentity(PgBase, IdentityStore):
         conversations = [
             decode("conversations", key, validate_conversation, data)
             for key, data in self._rows(
-                "SELECT key, data FROM conversations WHERE started_by = ANY(%s::text[])", (stored,)
+                'SELECT key, data FROM conversations WHERE started_by = ANY(%s::text[]) ORDER BY key COLLATE "C"',
+                (stored,),
             )
         ]
         (messages,) = self._one("SELECT COUNT(*) FROM messages WHERE author_key = ANY(%s::text[])", (stored,))

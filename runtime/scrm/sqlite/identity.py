@@ -140,10 +140,16 @@ class SqliteIdentity(SqliteBase, IdentityStore):
             )
         ]
         keys = [p.profile.key for p in profiles]
-        conversations = [
-            decode("conversations", key, validate_conversation, data)
-            for key, data in self._select_in("SELECT key, data FROM conversations WHERE started_by IN ({marks})", keys)
-        ]
+        # In key order on both back ends (a table's own order changes as rows are rewritten).
+        conversations = sorted(
+            (
+                decode("conversations", key, validate_conversation, data)
+                for key, data in self._select_in(
+                    "SELECT key, data FROM conversations WHERE started_by IN ({marks})", keys
+                )
+            ),
+            key=lambda cv: cv.key,
+        )
         messages = sum(
             n for (n,) in self._select_in("SELECT COUNT(*) FROM messages WHERE author_key IN ({marks})", keys)
         )
