@@ -145,8 +145,8 @@ class PgBase:
         dumps = orjson.dumps
         cur.execute(
             "INSERT INTO outbox (seq, object, external_key, fields, refs, created_at, part)"
-            " SELECT s, o, k, f, r, %s, p FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],"
-            " %s::smallint[]) AS t(s, o, k, f, r, p)",
+            " SELECT s, o, k, f, r, %s, p FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],"
+            " %b::smallint[]) AS t(s, o, k, f, r, p)",
             (
                 at,
                 seqs,
@@ -187,7 +187,7 @@ class PgBase:
         if not external_keys:
             return {}
         rows = self._rows(
-            "SELECT external_key, crm_id FROM crm_ids WHERE object = %s AND external_key = ANY(%s::text[])",
+            "SELECT external_key, crm_id FROM crm_ids WHERE object = %s AND external_key = ANY(%b::text[])",
             (obj.value, [esc(k) for k in external_keys]),
         )
         return {unesc(k): v for k, v in rows}

@@ -66,22 +66,22 @@ class PgErase(PgBase, EraseStore):
         with self._tx() as cur:
             plan, profiles, messages, threads = self._erase_scope(person_key)
             stored_profiles = [esc(k) for k in profiles]
-            cur.execute("SELECT key, data FROM profiles WHERE key = ANY(%s::text[]) FOR UPDATE", (stored_profiles,))
+            cur.execute("SELECT key, data FROM profiles WHERE key = ANY(%b::text[]) FOR UPDATE", (stored_profiles,))
             stored = [(unesc(k), data) for k, data in cur.fetchall()]
             who = identity_of(None, person_key, stored, messages, threads)  # type: ignore[arg-type]
             cur.execute("DELETE FROM identity_links WHERE person_key = %s", (esc(person_key),))
-            cur.execute("DELETE FROM profiles WHERE key = ANY(%s::text[])", (stored_profiles,))  # cascades links
+            cur.execute("DELETE FROM profiles WHERE key = ANY(%b::text[])", (stored_profiles,))  # cascades links
             # Their creations' seen keys, kept in the index rows, move to seen_events first.
             cur.execute(
                 "INSERT INTO seen_events (key) SELECT 'c:' || key FROM messages"
-                " WHERE created AND key = ANY(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+                " WHERE created AND key = ANY(%b::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
                 ([esc(k) for k in messages],),
             )
-            cur.execute("DELETE FROM messages WHERE key = ANY(%s::text[])", ([esc(k) for k in messages],))
-            cur.execute("DELETE FROM conversations WHERE key = ANY(%s::text[])", ([esc(k) for k in threads],))
+            cur.execute("DELETE FROM messages WHERE key = ANY(%b::text[])", ([esc(k) for k in messages],))
+            cur.execute("DELETE FROM conversations WHERE key = ANY(%b::text[])", ([esc(k) for k in threads],))
             # Corrections hold the person's words: they go too (by message or thread key).
             cur.execute(
-                "DELETE FROM label_examples WHERE message_key = ANY(%s::text[])",
+                "DELETE FROM label_examples WHERE message_key = ANY(%b::text[])",
                 ([esc(k) for k in {*messages, *threads}],),
             )
             examples = cur.rowcount
@@ -91,7 +91,7 @@ class PgErase(PgBase, EraseStore):
             )
             for obj, keys in plan.records.items():
                 cur.execute(
-                    "DELETE FROM crm_ids WHERE object = %s AND external_key = ANY(%s::text[])",
+                    "DELETE FROM crm_ids WHERE object = %s AND external_key = ANY(%b::text[])",
                     (obj.value, [esc(k) for k in keys]),
                 )
             outbox, letters = self._erase_pending(cur, {key for keys in plan.records.values() for key in keys})
@@ -118,11 +118,11 @@ class PgErase(PgBase, EraseStore):
         ]
         stored = [esc(k) for k in profiles]
         messages = [
-            unesc(k) for (k,) in self._rows("SELECT key FROM messages WHERE author_key = ANY(%s::text[])", (stored,))
+            unesc(k) for (k,) in self._rows("SELECT key FROM messages WHERE author_key = ANY(%b::text[])", (stored,))
         ]
         threads = [
             unesc(k)
-            for (k,) in self._rows("SELECT key FROM conversations WHERE started_by = ANY(%s::text[])", (stored,))
+            for (k,) in self._rows("SELECT key FROM conversations WHERE started_by = ANY(%b::text[])", (stored,))
         ]
         messages += replies_to(
             messages,
@@ -138,7 +138,7 @@ class PgErase(PgBase, EraseStore):
     def _derived_from(self, messages: list[str], own_threads: set[str]) -> list[Conversation]:
         """Other people's conversations whose subject or draft reply came from these messages."""
         rows = self._rows(
-            "SELECT key, conversation_key FROM messages WHERE key = ANY(%s::text[])", ([esc(k) for k in messages],)
+            "SELECT key, conversation_key FROM messages WHERE key = ANY(%b::text[])", ([esc(k) for k in messages],)
         )
         ids_by_thread: dict[str, set[str]] = {}
         for key, thread in rows:
@@ -169,14 +169,14 @@ class PgErase(PgBase, EraseStore):
 
         cur.execute("SELECT seq, external_key, refs FROM outbox FOR UPDATE")
         seqs = [seq for seq, key, refs in cur.fetchall() if hit(unesc(key), decode("outbox", seq, orjson.loads, refs))]
-        cur.execute("DELETE FROM outbox WHERE seq = ANY(%s::bigint[])", (seqs,))
+        cur.execute("DELETE FROM outbox WHERE seq = ANY(%b::bigint[])", (seqs,))
         cur.execute("SELECT id, op FROM dead_letters WHERE op IS NOT NULL FOR UPDATE")
         ids = []
         for id_, op in cur.fetchall():
             parsed = decode("dead_letters", id_, op_from_json, op)
             if hit(parsed.external_key, parsed.refs):
                 ids.append(id_)
-        cur.execute("DELETE FROM dead_letters WHERE id = ANY(%s::bigint[])", (ids,))
+        cur.execute("DELETE FROM dead_letters WHERE id = ANY(%b::bigint[])", (ids,))
         cur.execute("SELECT child_object, child_key, ref, parent_key FROM pending_links FOR UPDATE")
         links = [
             (child_obj, child_key, ref)

@@ -77,7 +77,7 @@ class PgFleet(PgBase, FleetStore):
         wanted = list(dict.fromkeys(names))
         with self._tx() as cur:
             cur.execute(
-                "INSERT INTO leases (name) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO leases (name) SELECT unnest(%b::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
                 (wanted,),
             )
             cur.execute(
@@ -96,7 +96,7 @@ class PgFleet(PgBase, FleetStore):
     def release_leases(self, worker_id: str, names: Sequence[str]) -> None:
         with self._tx() as cur:
             cur.execute(
-                f"UPDATE leases SET holder = NULL, expires_at = {_FREE} WHERE holder = %s AND name = ANY(%s::text[])",
+                f"UPDATE leases SET holder = NULL, expires_at = {_FREE} WHERE holder = %s AND name = ANY(%b::text[])",
                 (worker_id, list(names)),
             )
 
@@ -169,7 +169,7 @@ class PgFleet(PgBase, FleetStore):
             rows = cur.fetchall()
             if rows:
                 cur.execute(
-                    "UPDATE outbox SET holder = %s WHERE seq = ANY(%s::bigint[])", (me, [row[0] for row in rows])
+                    "UPDATE outbox SET holder = %s WHERE seq = ANY(%b::bigint[])", (me, [row[0] for row in rows])
                 )
         return [
             (OutboxItem(seq, decode("outbox", seq, op_from_row, obj, key, fields, refs), attempts), holder is not None)
@@ -185,7 +185,7 @@ class PgFleet(PgBase, FleetStore):
         with self._tx() as cur:
             cur.execute(
                 "SELECT l.name FROM leases l"
-                " JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS w(name, holder, token)"
+                " JOIN unnest(%b::text[], %b::text[], %b::bigint[]) AS w(name, holder, token)"
                 " ON l.name = w.name AND l.holder = w.holder AND l.token = w.token"
                 " WHERE l.expires_at > now() FOR SHARE OF l",
                 ([x.name for x in leases], [x.holder for x in leases], [x.token for x in leases]),
@@ -196,7 +196,7 @@ class PgFleet(PgBase, FleetStore):
             if mine:
                 cur.execute(
                     "SELECT o.seq, o.object, o.external_key, o.fields, o.refs, o.attempts, o.holder, m.me FROM outbox o"
-                    " JOIN unnest(%s::smallint[], %s::text[]) AS m(part, me) ON o.part = m.part"
+                    " JOIN unnest(%b::smallint[], %b::text[]) AS m(part, me) ON o.part = m.part"
                     " WHERE o.holder IS DISTINCT FROM m.me ORDER BY o.seq LIMIT %s FOR UPDATE OF o SKIP LOCKED",
                     (
                         [int(x.name.removeprefix("outbox#")) for x in mine],
@@ -207,7 +207,7 @@ class PgFleet(PgBase, FleetStore):
                 rows = cur.fetchall()
             if rows:
                 cur.execute(
-                    "UPDATE outbox o SET holder = h.me FROM unnest(%s::bigint[], %s::text[]) AS h(seq, me)"
+                    "UPDATE outbox o SET holder = h.me FROM unnest(%b::bigint[], %b::text[]) AS h(seq, me)"
                     " WHERE o.seq = h.seq",
                     ([row[0] for row in rows], [row[7] for row in rows]),
                 )
@@ -224,7 +224,7 @@ class PgFleet(PgBase, FleetStore):
             return set()
         rows = self._rows(
             "SELECT DISTINCT o.object, o.external_key FROM outbox o"
-            " JOIN unnest(%s::text[], %s::text[]) AS r(object, key) ON o.object = r.object AND o.external_key = r.key"
+            " JOIN unnest(%b::text[], %b::text[]) AS r(object, key) ON o.object = r.object AND o.external_key = r.key"
             " WHERE %s::bigint IS NULL OR o.seq < %s::bigint",
             ([OBJECT_VALUE[obj] for obj, _ in records], [esc(key) for _, key in records], before, before),
         )

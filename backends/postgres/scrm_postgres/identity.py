@@ -158,11 +158,11 @@ class PgIdentity(PgBase, IdentityStore):
         conversations = [
             decode("conversations", key, validate_conversation, data)
             for key, data in self._rows(
-                'SELECT key, data FROM conversations WHERE started_by = ANY(%s::text[]) ORDER BY key COLLATE "C"',
+                'SELECT key, data FROM conversations WHERE started_by = ANY(%b::text[]) ORDER BY key COLLATE "C"',
                 (stored,),
             )
         ]
-        (messages,) = self._one("SELECT COUNT(*) FROM messages WHERE author_key = ANY(%s::text[])", (stored,))
+        (messages,) = self._one("SELECT COUNT(*) FROM messages WHERE author_key = ANY(%b::text[])", (stored,))
         links = self._links(
             "WHERE person_key = %s OR profile_key IN (SELECT key FROM profiles WHERE person_key = %s)",
             (person, person),

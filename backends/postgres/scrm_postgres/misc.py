@@ -60,13 +60,13 @@ class PgDeadLetters(PgBase, DeadLetterStore):
                 cur.execute("SELECT id, op FROM dead_letters WHERE op IS NOT NULL ORDER BY id FOR UPDATE")
             else:
                 cur.execute(
-                    "SELECT id, op FROM dead_letters WHERE op IS NOT NULL AND id = ANY(%s::bigint[]) ORDER BY id"
+                    "SELECT id, op FROM dead_letters WHERE op IS NOT NULL AND id = ANY(%b::bigint[]) ORDER BY id"
                     " FOR UPDATE",
                     (sorted(set(ids)),),
                 )
             rows = cur.fetchall()
             self._queue(cur, [decode("dead_letters", id_, op_from_json, op) for id_, op in rows], at)
-            cur.execute("DELETE FROM dead_letters WHERE id = ANY(%s::bigint[])", ([id_ for id_, _ in rows],))
+            cur.execute("DELETE FROM dead_letters WHERE id = ANY(%b::bigint[])", ([id_ for id_, _ in rows],))
             if rows:
                 self._insert_audit(cur, [AuditEntry("dlq.requeued", "dead_letters", f"{len(rows)} operation(s)")], at)
         return len(rows)
@@ -88,7 +88,7 @@ class PgAdapterState(PgBase, AdapterStateStore):
         if not keys:
             return {}
         rows = self._rows(
-            "SELECT key, value FROM adapter_state WHERE adapter = %s AND key = ANY(%s::text[])",
+            "SELECT key, value FROM adapter_state WHERE adapter = %s AND key = ANY(%b::text[])",
             (adapter, [esc(k) for k in keys]),
         )
         return {unesc(k): unesc(v) for k, v in rows}
@@ -106,7 +106,7 @@ class PgAdapterState(PgBase, AdapterStateStore):
     def adapter_state_delete(self, adapter: str, keys: Sequence[str]) -> None:
         with self._tx() as cur:
             cur.execute(
-                "DELETE FROM adapter_state WHERE adapter = %s AND key = ANY(%s::text[])",
+                "DELETE FROM adapter_state WHERE adapter = %s AND key = ANY(%b::text[])",
                 (adapter, [esc(k) for k in keys]),
             )
 

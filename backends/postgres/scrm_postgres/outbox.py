@@ -33,14 +33,14 @@ class PgOutbox(PgBase, OutboxStore):
         at = utcnow()
         with self._tx() as cur:
             if settlement.done:
-                cur.execute("DELETE FROM outbox WHERE seq = ANY(%s::bigint[])", (sorted(set(settlement.done)),))
+                cur.execute("DELETE FROM outbox WHERE seq = ANY(%b::bigint[])", (sorted(set(settlement.done)),))
             if settlement.crm_ids and settlement.keep_ids:
                 written = sorted(
                     {(OBJECT_VALUE[obj], esc(key)): crm_id for obj, key, crm_id in settlement.crm_ids}.items()
                 )
                 cur.execute(
                     "INSERT INTO crm_ids (object, external_key, crm_id)"
-                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+                    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])"
                     " ON CONFLICT (object, external_key) DO UPDATE SET crm_id = excluded.crm_id",
                     ([o for (o, _), _ in written], [k for (_, k), _ in written], [i for _, i in written]),
                 )
@@ -48,7 +48,7 @@ class PgOutbox(PgBase, OutboxStore):
                 self._dead_letter(cur, settlement, at)
             if settlement.retry:
                 cur.execute(
-                    "UPDATE outbox SET attempts = attempts + 1 WHERE seq = ANY(%s::bigint[])", (list(settlement.retry),)
+                    "UPDATE outbox SET attempts = attempts + 1 WHERE seq = ANY(%b::bigint[])", (list(settlement.retry),)
                 )
             if settlement.links:
                 cur.executemany(
@@ -68,7 +68,7 @@ class PgOutbox(PgBase, OutboxStore):
         """Refused outbox rows become sink dead letters (attempts = tries made, this one included)."""
         refusals = {f.seq: f for f in settlement.failed}
         cur.execute(
-            "SELECT seq, object, external_key, fields, refs, attempts FROM outbox WHERE seq = ANY(%s::bigint[])"
+            "SELECT seq, object, external_key, fields, refs, attempts FROM outbox WHERE seq = ANY(%b::bigint[])"
             " ORDER BY seq",
             (sorted(refusals),),
         )
@@ -81,7 +81,7 @@ class PgOutbox(PgBase, OutboxStore):
                 ("sink", redact(f.reason), key, op_json(op), "", attempts + 1, at, f.code, f.retryable, f.fix)
             )
         cur.executemany(INSERT_DEAD_LETTER, letters)
-        cur.execute("DELETE FROM outbox WHERE seq = ANY(%s::bigint[])", (sorted(refusals),))
+        cur.execute("DELETE FROM outbox WHERE seq = ANY(%b::bigint[])", (sorted(refusals),))
 
     def _release_links(self, cur: Any, written: Sequence[tuple[CrmObject, str, str]], at: datetime) -> list[OutboxItem]:
         """Pending links whose parent was just written become outbox items (and stop pending)."""
@@ -90,7 +90,7 @@ class PgOutbox(PgBase, OutboxStore):
             return []  # the common case: nothing waits
         parents = sorted({(OBJECT_VALUE[obj], esc(key)) for obj, key, _ in written})
         cur.execute(
-            "DELETE FROM pending_links l USING unnest(%s::text[], %s::text[]) AS w(o, k)"
+            "DELETE FROM pending_links l USING unnest(%b::text[], %b::text[]) AS w(o, k)"
             " WHERE l.parent_object = w.o AND l.parent_key = w.k"
             " RETURNING l.parent_object, l.parent_key, l.child_object, l.child_key, l.ref, l.created_at",
             ([o for o, _ in parents], [k for _, k in parents]),

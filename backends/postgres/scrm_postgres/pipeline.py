@@ -30,20 +30,20 @@ __all__ = ["PgPipeline"]
 
 _UPSERT_PROFILES = """
     INSERT INTO profiles (key, person_key, fingerprint, data)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])
     ON CONFLICT (key) DO UPDATE SET
         person_key = excluded.person_key, fingerprint = excluded.fingerprint, data = excluded.data
 """
 _UPSERT_CONVERSATIONS = """
     INSERT INTO conversations (key, started_by, data)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])
     ON CONFLICT (key) DO UPDATE SET started_by = excluded.started_by, data = excluded.data
 """
 # ``created``: this page committed the message's creation (its seen-event key ``c:<key>``
 # lives here, not in seen_events); once set it stays set.
 _UPSERT_MESSAGES = """
     INSERT INTO messages (key, conversation_key, author_key, deleted, in_crm, version, created)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[], %s::bool[], %s::text[], %s::bool[])
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bool[], %b::bool[], %b::text[], %b::bool[])
     ON CONFLICT (key) DO UPDATE SET
         conversation_key = excluded.conversation_key, author_key = excluded.author_key,
         deleted = excluded.deleted, in_crm = excluded.in_crm, version = excluded.version,
@@ -71,8 +71,8 @@ class PgPipeline(PgBase, PipelineStore):
         # A creation is seen when its message's index row says so; the rest (and creations
         # without an index row: failed, erased, or from before schema 4) by seen_events.
         rows = self._rows(
-            "SELECT 'c:' || key FROM messages WHERE created AND key = ANY(%s::text[])"
-            " UNION ALL SELECT key FROM seen_events WHERE key = ANY(%s::text[])",
+            "SELECT 'c:' || key FROM messages WHERE created AND key = ANY(%b::text[])"
+            " UNION ALL SELECT key FROM seen_events WHERE key = ANY(%b::text[])",
             ([esc(k[2:]) for k in unseen if k.startswith("c:")], [esc(k) for k in unseen]),
         )
         unseen.difference_update(unesc(k) for (k,) in rows)
@@ -83,7 +83,7 @@ class PgPipeline(PgBase, PipelineStore):
             return {}
         found: dict[str, ProfileRecord] = {}
         rows = self._rows(
-            "SELECT key, person_key, fingerprint, data FROM profiles WHERE key = ANY(%s::text[])",
+            "SELECT key, person_key, fingerprint, data FROM profiles WHERE key = ANY(%b::text[])",
             ([esc(k) for k in keys],),
         )
         for key, person, fingerprint, data in rows:
@@ -98,7 +98,7 @@ class PgPipeline(PgBase, PipelineStore):
         if not keys:
             return {}
         found: dict[str, Conversation] = {}
-        rows = self._rows("SELECT key, data FROM conversations WHERE key = ANY(%s::text[])", ([esc(k) for k in keys],))
+        rows = self._rows("SELECT key, data FROM conversations WHERE key = ANY(%b::text[])", ([esc(k) for k in keys],))
         for key, data in rows:
             try:
                 found[unesc(key)] = validate_conversation(data)
@@ -111,7 +111,7 @@ class PgPipeline(PgBase, PipelineStore):
             return {}
         rows = self._rows(
             "SELECT key, conversation_key, author_key, deleted, in_crm, version FROM messages"
-            " WHERE key = ANY(%s::text[])",
+            " WHERE key = ANY(%b::text[])",
             ([esc(k) for k in keys],),
         )
         return {
@@ -139,7 +139,7 @@ class PgPipeline(PgBase, PipelineStore):
             self._fence(cur, page.lease)
             if other:
                 cur.execute(
-                    "INSERT INTO seen_events (key) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (sorted(other),)
+                    "INSERT INTO seen_events (key) SELECT unnest(%b::text[]) ON CONFLICT DO NOTHING", (sorted(other),)
                 )
             if profiles:
                 cur.execute(

@@ -57,14 +57,14 @@ class PgReplies(PgBase, ReplyStore):
             if checkpoint is not None:
                 self._save_checkpoint(cur, checkpoint[0], checkpoint[1], len(replies), at)
             keys = [r.idempotency_key for r in replies]
-            cur.execute(f"SELECT {_COLUMNS} FROM replies WHERE idempotency_key = ANY(%s::text[])", (keys,))
+            cur.execute(f"SELECT {_COLUMNS} FROM replies WHERE idempotency_key = ANY(%b::text[])", (keys,))
             by_key = {row[1]: _reply(row) for row in cur.fetchall()}
         return [by_key[k] for k in keys]
 
     def replies(self, statuses: Sequence[ReplyStatus] = (), limit: int = 100) -> list[ReplyRecord]:
         if statuses:
             rows = self._rows(
-                f"SELECT {_COLUMNS} FROM replies WHERE status = ANY(%s::text[]) ORDER BY id LIMIT %s",
+                f"SELECT {_COLUMNS} FROM replies WHERE status = ANY(%b::text[]) ORDER BY id LIMIT %s",
                 ([s.value for s in statuses], limit),
             )
         else:
