@@ -41,7 +41,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PLUGINS = "replay,hubspot,postgres,redis,sentiment,language"
+#: What each scenario loads besides the source, the CRM and the fleet's back ends: "full" is
+#: what bench_pipeline.py calls understanding on (the intent model, sentiment, language,
+#: influence, listening with its five brand queries); "sentiment-language" is the lighter
+#: set this bench used before 2026-12-07 21:00.
+UNDERSTANDING = {
+    "full": ["intent", "sentiment", "language", "influence", "listening"],
+    "sentiment-language": ["sentiment", "language"],
+}
 SOURCE = "firehose"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -70,12 +77,15 @@ def until(check: Callable[[], Any], what: str, within: float = 900.0) -> Any:
 
 
 class Scenario:
-    def __init__(self, folder: Path, lines: bytes, state_url: str, redis_url: str | None, page_size: int) -> None:
+    def __init__(
+        self, folder: Path, lines: bytes, state_url: str, redis_url: str | None, page_size: int, understanding: str
+    ) -> None:
+        from bench_pipeline import LISTENING_QUERIES
         from scrm_hubspot.testing import FakeHubSpot
 
         from scrm_core.testing.fakes import FakeServer
 
-        self.folder, self.lines, self.url = folder, lines, state_url
+        self.folder, self.lines, self.url, self.understanding = folder, lines, state_url, understanding
         folder.mkdir()
         (folder / "data").mkdir()
         (folder / "data" / "0-empty.ndjson").write_bytes(b"")
@@ -90,12 +100,14 @@ class Scenario:
             f'access_token = "{FakeHubSpot.TOKEN}" }}\n\n'
             f'[[sources]]\nname = "{SOURCE}"\nadapter = "replay"\nstream = {"true" if redis_url else "false"}\n'
             f'settings = {{ paths = ["data/*.ndjson"], poll_seconds = 0.1, page_size = {page_size} }}\n'
+            + (LISTENING_QUERIES if "listening" in UNDERSTANDING[understanding] else "")
         )
         self.workers: list[subprocess.Popen[bytes]] = []
         self._pg: Any = None
 
     def start(self, n: int) -> None:
-        env = {**os.environ, "SCRM_LOAD_PLUGINS": PLUGINS, "COLUMNS": "300"}
+        plugins = ",".join(["replay", "hubspot", "postgres", "redis", *UNDERSTANDING[self.understanding]])
+        env = {**os.environ, "SCRM_LOAD_PLUGINS": plugins, "COLUMNS": "300"}
         for i in range(n):
             self.workers.append(
                 subprocess.Popen(
@@ -256,6 +268,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--page-size", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the 1- and 2-worker runs, alternated")
+    parser.add_argument(
+        "--understanding", choices=sorted(UNDERSTANDING), default="full", help="the understanding plugins loaded"
+    )
     parser.add_argument("--keep", type=Path, help="keep each scenario's config and worker logs (-v) in this folder")
     args = parser.parse_args()
 
@@ -282,7 +297,7 @@ def main() -> None:
         assert pg.process is not None
         pids = {"postgres": pg.process.pid, "redis": rs.process.pid}
         results: dict[str, Any] = {}
-        sqlite = Scenario(folder / "sqlite", lines, "sqlite:///state.db", None, args.page_size)
+        sqlite = Scenario(folder / "sqlite", lines, "sqlite:///state.db", None, args.page_size, args.understanding)
         results["sqlite_1_worker"] = sqlite.run(1, warm_up, expected, {})
         rounds: list[dict[str, Any]] = []
         for round_ in range(args.repeat):
@@ -291,7 +306,7 @@ def main() -> None:
                 redis.Redis.from_url(rs.url).flushdb()
                 url = pg.create_database(f"fleet{round_}w{workers}")
                 name = f"postgres_{workers}_worker{'s' if workers > 1 else ''}"
-                scenario = Scenario(folder / f"{name}-{round_}", lines, url, rs.url, args.page_size)
+                scenario = Scenario(folder / f"{name}-{round_}", lines, url, rs.url, args.page_size, args.understanding)
                 runs[name] = scenario.run(workers, warm_up, expected, pids)
             runs["ratio_2_to_1"] = round(
                 runs["postgres_2_workers"]["messages_per_second"] / runs["postgres_1_worker"]["messages_per_second"], 2
@@ -309,7 +324,7 @@ def main() -> None:
                 "load_average_after": [round(x, 2) for x in os.getloadavg()],
                 "messages": expected,
                 "page_size": args.page_size,
-                "understanding": ["sentiment", "language"],
+                "understanding": UNDERSTANDING[args.understanding],
                 "ratio_2_to_1": median["ratio_2_to_1"],
                 "ratio_2_to_1_each_round": [r["ratio_2_to_1"] for r in rounds],
                 "ratio_postgres_to_sqlite_1_worker": round(

@@ -105,6 +105,48 @@ def _message_id(key: str) -> str:
     return key.partition(":")[2]
 
 
+def _look_up(
+    store: StateStore, keyed: list[tuple[str, AnyEvent]], failed: Mapping[str, NewDeadLetter]
+) -> tuple[list[AnyEvent], list[str], _Work]:
+    """Ingest's reads for a page, run in the store's thread in one hop: the events neither
+    committed before nor repeated earlier in the page (and their keys), and the stored rows
+    those events touch (without the ones that failed before)."""
+    unseen = store.unseen(list({k for k, _ in keyed}))
+    fresh: list[AnyEvent] = []
+    keys: list[str] = []
+    for key, event in keyed:
+        if key in unseen:
+            unseen.discard(key)
+            keys.append(key)
+            if key not in failed:
+                fresh.append(event)
+    profile_keys: set[str] = set()
+    conversation_keys: set[str] = set()
+    message_keys: set[str] = set()
+    deleted: list[str] = []
+    for event in fresh:
+        if isinstance(event, MessageDeleted):
+            message_keys.add(event.message_key)
+            deleted.append(event.message_key)
+        elif isinstance(event, ProfileUpdated):
+            profile_keys.add(event.profile.key)
+        else:
+            m = event.message
+            profile_keys.add(m.author.key)
+            conversation_keys.add(m.conversation_key)
+            message_keys.add(m.key)
+    messages = store.messages(list(message_keys)) if message_keys else {}
+    # A deleted message's thread: its subject may be the deleted text.
+    conversation_keys.update(messages[k].conversation_key for k in deleted if k in messages)
+    conversation_keys.discard("")
+    work = _Work(
+        profiles=store.profiles(list(profile_keys)) if profile_keys else {},
+        conversations=store.conversations(list(conversation_keys)) if conversation_keys else {},
+        messages=messages,
+    )
+    return fresh, keys, work
+
+
 class Ingestor:
     def __init__(self, store: AsyncStore, hooks: Hooks, config: Config) -> None:
         self.store = store
@@ -141,9 +183,10 @@ class Ingestor:
             self.counts.filtered += len(events) - len(kept)
             self.counts.events += len(events) - len(kept)
             events = kept
-        fresh, keys = await self._fresh_events(events)
-        fresh = [event for event in fresh if event.key not in failed]
-        work = await self._load(fresh)
+        keyed = [(event.key, event) for event in events]
+        fresh, keys, work = await self.store.run(lambda store: _look_up(store, keyed, failed))
+        self.counts.events += len(keyed)
+        self.counts.duplicates += len(keyed) - len(keys)
         for event in fresh:
             try:
                 if isinstance(event, MessageCreated):
@@ -169,46 +212,6 @@ class Ingestor:
             dead_letters=[NewDeadLetter(source=source, reason=reason, locator=where) for where, reason in page.rejects]
             + list(failed.values()),
             audit=work.audit,
-        )
-
-    async def _fresh_events(self, events: list[AnyEvent]) -> tuple[list[AnyEvent], list[str]]:
-        """Events neither committed before nor repeated earlier in this page."""
-        keyed = [(event.key, event) for event in events]
-        unseen = await self.store.call(StateStore.unseen, list({k for k, _ in keyed}))
-        fresh, keys = [], []
-        for key, event in keyed:
-            if key in unseen:
-                unseen.discard(key)
-                fresh.append(event)
-                keys.append(key)
-        self.counts.events += len(keyed)
-        self.counts.duplicates += len(keyed) - len(fresh)
-        return fresh, keys
-
-    async def _load(self, events: list[AnyEvent]) -> _Work:
-        profile_keys: set[str] = set()
-        conversation_keys: set[str] = set()
-        message_keys: set[str] = set()
-        deleted: list[str] = []
-        for event in events:
-            if isinstance(event, MessageDeleted):
-                message_keys.add(event.message_key)
-                deleted.append(event.message_key)
-            elif isinstance(event, ProfileUpdated):
-                profile_keys.add(event.profile.key)
-            else:
-                m = event.message
-                profile_keys.add(m.author.key)
-                conversation_keys.add(m.conversation_key)
-                message_keys.add(m.key)
-        messages = await self.store.call(StateStore.messages, list(message_keys))
-        # A deleted message's thread: its subject may be the deleted text.
-        conversation_keys.update(messages[k].conversation_key for k in deleted if k in messages)
-        conversation_keys.discard("")
-        return _Work(
-            profiles=await self.store.call(StateStore.profiles, list(profile_keys)),
-            conversations=await self.store.call(StateStore.conversations, list(conversation_keys)),
-            messages=messages,
         )
 
     # ------------------------------------------------------------ profiles

@@ -331,13 +331,13 @@ class StreamedSources:
         under one turn; False if its turn has not come (or another worker commits now)."""
         source, store, keeper = held.page.source, self.store, self.keeper
         name = page_turn_lease(source)
-        got = await store.fleet(FleetStore.acquire_leases, keeper.worker.id, [name], 1, keeper.lease_seconds)
+        got, checkpoint = await store.run(lambda s: self._take_turn(s, name, source))
         if not got:
             return False
         self._turn = True
         finished: list[StreamPage] = []
         try:
-            seq, _ = split_checkpoint(await store.call(StateStore.checkpoint, source))
+            seq, _ = split_checkpoint(checkpoint)
             if seq is None:
                 return False  # the reader has not started the stream over yet
             self._known[source] = seq
@@ -367,6 +367,14 @@ class StreamedSources:
             # page is next, which then finds the commit lease free.
             for page in finished:
                 await self.stream.done(page)
+
+    def _take_turn(self, store: StateStore, name: str, source: str) -> tuple[list[Lease], str | None]:
+        """In the store's thread, one hop: the source's commit lease, and if this worker got it,
+        the checkpoint (read under the lease: no other worker commits the source meanwhile)."""
+        assert isinstance(store, FleetStore)
+        keeper = self.keeper
+        got = store.acquire_leases(keeper.worker.id, [name], 1, keeper.lease_seconds)
+        return got, store.checkpoint(source) if got else None
 
     def _drop(self, held: _Held) -> None:
         del self._held[(held.page.source, held.page.seq)]
