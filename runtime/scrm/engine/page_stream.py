@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -106,8 +107,14 @@ class StreamedSources:
     _held: dict[tuple[str, int], _Held] = field(default_factory=dict)
     _known: dict[str, int] = field(default_factory=dict)  # source -> a sequence known committed
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    _understanding: tuple[str, int] | None = None  # the page being understood now
-    _turn: bool = False  # this worker holds a source's commit lease now
+    _mine: dict[str, int] = field(default_factory=dict)  # source -> the last page this worker committed
+    _shared_at: float = -math.inf  # monotonic time another worker was last seen committing
+    #: Set while this worker does not hold a source's commit lease. While other workers
+    #: consume too, understanding pauses during the turn: the turn is then the source's one
+    #: sequential part, which every worker waits on, so it gets this process's CPU (and the
+    #: GIL its store thread needs) to itself. Alone, a worker understands on meanwhile: it
+    #: has the turn's waits for the database to fill.
+    _off_turn: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def for_engine(cls, engine: Engine, readers: dict[str, Reader], ingestor: Ingestor) -> StreamedSources | None:
@@ -245,6 +252,7 @@ class StreamedSources:
     async def consume(self) -> None:
         """Take, understand and commit pages of every streamed source, until cancelled."""
         await self._warm_up()
+        self._off_turn.set()
         fetch = asyncio.create_task(self._fetch(), name="stream:fetch")
         try:
             await self._commit_in_turn(fetch)
@@ -269,7 +277,7 @@ class StreamedSources:
         while True:
             # No new page while this worker has the turn: the other workers understand the
             # next pages meanwhile, and the turn (the source's one sequential part) ends sooner.
-            room = 0 if self._turn else self.in_hand - len(self._held)
+            room = self.in_hand - len(self._held) if self._off_turn.is_set() else 0
             # Consecutive pages when it can: their commits follow each other under one turn.
             pages = await self.stream.take(me, self.sources, room, min(1.0, self.idle / 4)) if room > 0 else []
             now = time.monotonic()
@@ -282,11 +290,9 @@ class StreamedSources:
             for page in pages:
                 key = (page.source, page.seq)
                 if key not in self._held:
-                    self._understanding = key
                     try:
                         self._held[key] = _Held(page, await self._understand(page))
                     finally:
-                        self._understanding = None
                         self._arrived.set()
                     await asyncio.sleep(0)  # let a page whose turn came be committed now
             if room <= 0 and not pages:
@@ -300,6 +306,7 @@ class StreamedSources:
             understood.add(id(message))
             if i % 16 == 0:
                 await asyncio.sleep(0)  # a page whose turn came is committed meanwhile, not after this one
+                await self._off_turn.wait()
         return events
 
     async def _commit_in_turn(self, fetch: asyncio.Task[None]) -> None:
@@ -314,33 +321,49 @@ class StreamedSources:
             firsts: dict[str, int] = {}
             for source, seq in self._held:
                 firsts[source] = min(seq, firsts.get(source, seq))
-            progressed = False
+            progressed = busy = False
             for source, seq in firsts.items():
                 known = self._known.get(source)
-                if known is None or seq <= known + 1:
-                    progressed |= await self._try_commit(self._held[(source, seq)])
+                if known is None or seq > known + 1:
+                    # A look at the checkpoint, without the commit lease: taking the lease
+                    # for a page whose turn has not come would hold up the page whose has.
+                    known, _ = split_checkpoint(await self.store.call(StateStore.checkpoint, source))
+                    if known is None:
+                        continue  # the reader has not started the stream over yet
+                    self._known[source] = known
+                    self._saw(source, known)
+                if seq <= known + 1:
+                    outcome = await self._try_commit(self._held[(source, seq)])
+                    progressed |= outcome is True
+                    busy |= outcome is None
             if not progressed:
-                woke = await self.stream.wait_turn(list(firsts.items()), 0.25)
+                # Busy: the page is next but another worker holds the commit lease (it gives
+                # it back in a moment, and its turn's signal was taken already): look again soon.
+                woke = await self.stream.wait_turn(list(firsts.items()), 0.02 if busy else 0.25)
                 if woke is None:
                     self._known.clear()  # nobody signalled: read the checkpoints again
                 else:
                     self._known[woke[0]] = woke[1] - 1
+                    self._saw(woke[0], woke[1] - 1)
 
-    async def _try_commit(self, held: _Held) -> bool:
+    async def _try_commit(self, held: _Held) -> bool | None:
         """Commit the page if its turn has come, then the pages after it this worker holds,
-        under one turn; False if its turn has not come (or another worker commits now)."""
+        under one turn: True if it did, False if its turn has not come, None if another
+        worker holds the source's commit lease now."""
         source, store, keeper = held.page.source, self.store, self.keeper
         name = page_turn_lease(source)
         got, checkpoint = await store.run(lambda s: self._take_turn(s, name, source))
         if not got:
-            return False
-        self._turn = True
+            return None
         finished: list[StreamPage] = []
         try:
             seq, _ = split_checkpoint(checkpoint)
             if seq is None:
                 return False  # the reader has not started the stream over yet
             self._known[source] = seq
+            self._saw(source, seq)
+            if time.monotonic() - self._shared_at < self.idle:
+                self._off_turn.clear()
             next_: _Held | None = held
             while next_ is not None:
                 page = next_.page
@@ -352,21 +375,28 @@ class StreamedSources:
                         rejects=next_.events.rejects,
                     )  # fmt: skip
                     await self.commit(source, events, self.ingestor, got[0])
-                    seq = self._known[source] = page.seq
+                    seq = self._known[source] = self._mine[source] = page.seq
                     self.committed_pages += 1
                 self._drop(next_)  # committed now, or before (an older copy of it)
                 finished.append(page)
-                next_ = await self._next_in_hand(source, seq + 1)
+                # The next page, if this worker holds it understood (one being understood
+                # waits: understanding pauses during the turn, and nobody else can commit it).
+                next_ = self._held.get((source, seq + 1))
             return True
         except LeaseLost:
             return False  # the commit lease lapsed meanwhile: try again
         finally:
-            self._turn = False
+            self._off_turn.set()
             await store.fleet(FleetStore.release_leases, keeper.worker.id, [name])
             # Acknowledged once the turn is given back: the last one wakes the worker whose
             # page is next, which then finds the commit lease free.
             for page in finished:
                 await self.stream.done(page)
+
+    def _saw(self, source: str, committed: int) -> None:
+        """Note the source's last committed page: one this worker did not commit means others consume too."""
+        if committed > self._mine.get(source, 0):
+            self._shared_at = time.monotonic()
 
     def _take_turn(self, store: StateStore, name: str, source: str) -> tuple[list[Lease], str | None]:
         """In the store's thread, one hop: the source's commit lease, and if this worker got it,
@@ -380,12 +410,3 @@ class StreamedSources:
         del self._held[(held.page.source, held.page.seq)]
         for message in _messages(held.events):
             self.ingestor.understood.discard(id(message))
-
-    async def _next_in_hand(self, source: str, seq: int) -> _Held | None:
-        """The page ``seq`` if this worker holds it, once understood (it is worth the wait:
-        nobody else can commit it, and the turn is in hand)."""
-        key = (source, seq)
-        while key not in self._held and self._understanding == key:
-            self._arrived.clear()
-            await self._arrived.wait()
-        return self._held.get(key)
