@@ -115,3 +115,59 @@ def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_fi
     # Each record written once: a message's two writes were merged in order (the last one wins).
     assert all(values == [1] for key, values in shared["records"].items() if key in messages)
     assert shared["by"] == {"w0": len(contacts) - refused, "w1": len(messages)}
+
+
+class _CountingCrm(CrmAdapter):
+    """Records the size of every call (``max_batch`` 50)."""
+
+    name = "counting"
+
+    def __init__(self, calls: list[int]) -> None:
+        super().__init__(AdapterSettings(), AdapterContext(name="crm"))
+        self.calls = calls
+        self.limits = self.limits.model_copy(update={"max_batch": 50})
+
+    async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:
+        self.calls.append(len(ops))
+        return [OperationResult(external_key=op.external_key, ok=True, crm_id=f"id-{op.external_key}") for op in ops]
+
+
+def test_a_fleet_sink_sends_full_batches_while_more_is_coming(postgres_url: str) -> None:
+    """Rows committed a page at a time while the sink runs go out in full batches (a partial
+    one only once its oldest record has waited ``batch_window_ms``), as the single-process
+    sink sends them: the number of CRM calls depends on the records, not on how often the
+    sink happened to claim. Before, each claim round flushed whatever it held, partial or not."""
+    setup = PostgresStore(postgres_url)
+    setup.migrate()
+    calls: list[int] = []
+
+    async def main() -> None:
+        store = AsyncStore(lambda: PostgresStore(postgres_url))
+        keeper = LeaseKeeper(store, WorkerInfo("w0", "h", 0, ""), LEASE)
+        await keeper.join()
+        keeper.set_names([])
+        await keeper.tick()
+        assert len(keeper.sinks) == PostgresStore.outbox_partitions  # alone: every partition is its own
+        sink = FleetSink(store, _CountingCrm(calls), EngineConfig(batch_window_ms=60_000), keeper)
+        await sink.start()
+        task = asyncio.create_task(sink.run())
+        for page in range(12):  # 12 pages of 20 messages: 240 records, 4 full batches of 50 and 40 left
+            ops = [
+                CrmOperation(object=CrmObject.message, external_key=f"scrm:p{page}m{i}", fields={"v": i})
+                for i in range(20)
+            ]
+            setup.commit_page(PageCommit("demo", str(page), ops=ops))
+            await asyncio.sleep(0.05)  # the pace of a source's pages: the sink claims between them
+        deadline = time.monotonic() + 30
+        while sum(calls) < 200:
+            assert time.monotonic() < deadline, calls
+            await asyncio.sleep(0.05)  # polling interval, not a wait for the outcome
+        assert calls == [50, 50, 50, 50]  # only full batches while the window runs
+        sink.finish()
+        await task
+        assert calls == [50, 50, 50, 50, 40]  # the rest once the input ends
+        assert await store.call(StateStore.outbox_depth) == 0
+        await store.close()
+
+    asyncio.run(main())
+    setup.close()

@@ -285,6 +285,7 @@ class FleetSink(Sink):
 
     async def _claims(self) -> None:
         poll = min(1.0, self.keeper.interval)
+        window = self.config.batch_window_ms / 1000
         while not self._stopping.is_set():
             await self._follow_leases()
             if not self.keeper.sinks or not self.keeper.fresh():
@@ -312,7 +313,9 @@ class FleetSink(Sink):
             if len(self.pool):
                 await self._parents_elsewhere()
                 try:
-                    wait, sent = await self.flush(partial=True)
+                    # Full batches while more is coming, as the single-process sink sends
+                    # them: the number of calls (the CRM's budget) depends on the records.
+                    wait, sent = await self.flush(partial=self._partial_due(window))
                 except _LeaseGone:
                     continue
             if wait:
@@ -320,4 +323,8 @@ class FleetSink(Sink):
             elif not sent and not claimed:
                 if self._finishing.is_set() and not len(self.pool):
                     return
-                await self._sleep(poll)
+                oldest = self.pool.oldest()
+                due = poll if oldest is None else oldest + window - time.monotonic()
+                # Until a partial batch's window ends; otherwise (nothing held, or what is held
+                # waits for parents in other partitions) until the next look at the outbox.
+                await self._sleep(due if 0 < due < poll else poll)
