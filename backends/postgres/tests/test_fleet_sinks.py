@@ -122,10 +122,12 @@ class _CountingCrm(CrmAdapter):
 
     name = "counting"
 
-    def __init__(self, calls: list[int]) -> None:
+    def __init__(self, calls: list[int], requests_per_second: float | None = None) -> None:
         super().__init__(AdapterSettings(), AdapterContext(name="crm"))
         self.calls = calls
-        self.limits = self.limits.model_copy(update={"max_batch": 50})
+        self.limits = self.limits.model_copy(
+            update={"max_batch": 50, "requests_per_second": requests_per_second, "burst": 1}
+        )
 
     async def apply(self, ops: Sequence[CrmOperation]) -> list[OperationResult]:
         self.calls.append(len(ops))
@@ -171,3 +173,40 @@ def test_a_fleet_sink_sends_full_batches_while_more_is_coming(postgres_url: str)
 
     asyncio.run(main())
     setup.close()
+
+
+def test_under_the_rate_budget_a_fleet_sink_spends_each_call_on_a_full_batch(postgres_url: str) -> None:
+    """Once a call has had to wait for the CRM's rate budget, each call is worth a full batch:
+    a partial one waits for more records than ``batch_window_ms`` would let it, so a trickle
+    of rows (a fleet's sink sees rows become ready a few at a time, as their parents in other
+    partitions are written) does not spend the budget on small calls."""
+    setup = PostgresStore(postgres_url)
+    setup.migrate()
+    calls: list[int] = []
+
+    async def main() -> None:
+        store = AsyncStore(lambda: PostgresStore(postgres_url))
+        keeper = LeaseKeeper(store, WorkerInfo("w0", "h", 0, ""), LEASE)
+        await keeper.join()
+        keeper.set_names([])
+        await keeper.tick()
+        crm = _CountingCrm(calls, requests_per_second=10.0)  # 10 calls a second, no burst
+        sink = FleetSink(store, crm, EngineConfig(batch_window_ms=50), keeper)
+        await sink.start()
+        task = asyncio.create_task(sink.run())
+        for page in range(24):  # 24 pages of 10 messages, one every 40 ms: 240 records
+            ops = [
+                CrmOperation(object=CrmObject.message, external_key=f"scrm:p{page}m{i}", fields={"v": i})
+                for i in range(10)
+            ]
+            setup.commit_page(PageCommit("demo", str(page), ops=ops))
+            await asyncio.sleep(0.04)  # the pace of a source's pages
+        sink.finish()
+        await task
+        assert sum(calls) == 240
+        await store.close()
+
+    asyncio.run(main())
+    setup.close()
+    # Full batches of 50 once the budget pressed (a few small calls before it did): at most 8.
+    assert len(calls) <= 8, calls

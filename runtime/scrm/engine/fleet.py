@@ -324,7 +324,7 @@ class FleetSink(Sink):
                 if self._finishing.is_set() and not len(self.pool):
                     return
                 oldest = self.pool.oldest()
-                due = poll if oldest is None else oldest + window - time.monotonic()
+                due = poll if oldest is None else oldest + self._window(window) - time.monotonic()
                 # Until a partial batch's window ends; otherwise (nothing held, or what is held
                 # waits for parents in other partitions) until the next look at the outbox.
                 await self._sleep(due if 0 < due < poll else poll)

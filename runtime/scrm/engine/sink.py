@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,6 +84,12 @@ def _without_dead_refs(group: Group, dead: set[tuple[CrmObject, str]]) -> tuple[
     ), links
 
 
+#: While a call had to wait for the CRM's rate budget in the last this many seconds, a
+#: partial batch waits at least BUDGET_PRESSED_WINDOW seconds for more records.
+BUDGET_PRESSED_SECONDS = 10.0
+BUDGET_PRESSED_WINDOW = 2.0
+
+
 class Sink:
     """Owns the CRM side of the engine (see the module docstring)."""
 
@@ -103,6 +110,7 @@ class Sink:
         # In --once mode a CRM that stays down must end the run; when following, keep trying.
         self._attempts = None if follow else config.max_attempts  # a whole call: for ever while following
         self.take_limit = max(crm.limits.max_batch * 4, 1000)
+        self._budget_waited_at = -math.inf  # when a call last had to wait for the rate budget
 
     @property
     def pending(self) -> int:
@@ -189,14 +197,22 @@ class Sink:
         if self._finishing.is_set():
             return True
         oldest = self.pool.oldest()
-        return self.follow and oldest is not None and time.monotonic() - oldest >= window
+        return self.follow and oldest is not None and time.monotonic() - oldest >= self._window(window)
+
+    def _window(self, window: float) -> float:
+        """How long a partial batch waits for more records: ``batch_window_ms``, or longer while
+        the CRM's rate budget is what holds the sink back (a call had to wait for it lately):
+        then every call is worth a full batch, and the records wait for the budget anyway."""
+        if time.monotonic() - self._budget_waited_at < BUDGET_PRESSED_SECONDS:
+            return max(window, BUDGET_PRESSED_WINDOW)
+        return window
 
     async def _wait_for_input(self, window: float) -> None:
         """Until new records, the end of the input, or (following) the oldest record's window."""
         timeout = None
         oldest = self.pool.oldest()
         if self.follow and oldest is not None:
-            timeout = max(0.0, oldest + window - time.monotonic())
+            timeout = max(0.0, oldest + self._window(window) - time.monotonic())
         if self._finishing.is_set():
             timeout = 0.05  # nothing more will come; only a record's back-off can be pending
         waiter = asyncio.ensure_future(self._wake.wait())
@@ -355,7 +371,10 @@ class Sink:
                     self.counts.retried_calls += 1
                     # The failed call may have been applied before its answer was lost.
                     batch.uncertain = frozenset((op.object, op.external_key) for op in batch)
+                waited = self.crm.budget.stats.waited_seconds
                 await self.crm.budget.acquire()
+                if self.crm.budget.stats.waited_seconds > waited:
+                    self._budget_waited_at = time.monotonic()
                 self.counts.calls += 1
                 results = await self.crm.apply(batch)
         if len(results) != len(batch):
