@@ -424,8 +424,8 @@ class WriteBatch(list[CrmOperation]):
     It is a plain list of operations (an adapter may ignore the rest), plus:
 
     * ``known``: the CRM id the state store holds for a record, by ``(object, external
-      key)``: the record was written before, so it exists (unless someone deleted it in
-      the CRM since);
+      key)``, for the operations' records and the records their ``refs`` point at: the
+      record was written before, so it exists (unless someone deleted it in the CRM since);
     * ``uncertain``: records an earlier write of which may have been applied without its
       answer arriving (a timeout, a lost response, a 5xx, a crash before the result was
       recorded). For these the adapter must look up what exists (by external key, one

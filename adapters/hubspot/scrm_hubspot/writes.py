@@ -47,6 +47,7 @@ Key = tuple[CrmObject, str]
 Outcomes = dict[Key, RecordOutcome]
 Definitions = dict[str, dict[str, dict[str, Any]]]
 REPLY_NOTE = "reply-note:"  # state key prefix: message external key -> the agent's note id
+_ID_OBJECTS = {CrmObject.contact: CONTACTS, CrmObject.case: TICKETS}  # found by key through self.ids
 _ON_CONTACT = {CrmObject.contact, CrmObject.profile, CrmObject.lead}
 
 
@@ -97,6 +98,11 @@ class Writer:
 
     async def apply(self, batch: WriteBatch) -> Outcomes:
         kinds = {op.object for op in batch}
+        # Ids the engine's state store holds (also of the records the ops refer to, which
+        # another worker of a fleet may have written): no read by key for these.
+        for (obj, key), record_id in batch.known.items():
+            if obj in _ID_OBJECTS:
+                self.ids.remember(_ID_OBJECTS[obj], self.key, key, record_id)
         try:
             if kinds <= _ON_CONTACT:
                 return await self.contacts(batch)

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 from scrm_hubspot.testing import FakeHubSpot
 
-from scrm_core import CrmObject, CrmOperation
+from scrm_core import CrmObject, CrmOperation, WriteBatch
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.testing.crm import case_op, contact_op, message_op
 
@@ -266,3 +266,31 @@ def test_settings_need_one_way_to_authenticate(url: str) -> None:
         HubSpotSettings(client_id="x", refresh_token=SecretStr("y"))
     with pytest.raises(ValueError):
         HubSpotSettings(access_token=SecretStr("t"), unknown=1)  # type: ignore[call-arg]
+
+
+def test_ids_the_engine_knows_of_referred_records_spare_the_reads(hubspot: Install, url: str, tmp_path: Path) -> None:
+    """A worker that did not write the contact and the ticket (another worker of a fleet did,
+    or this one before a restart) gets their ids in the batch (``WriteBatch.known``, from the
+    state store): it reads neither by key before writing the messages that refer to them."""
+    fake = hubspot()
+    contact, case = contact_op(1), case_op(1, contact=contact_op(1).external_key)
+    refs = {"contact": contact.external_key, "case": case.external_key}
+    messages = [message_op(n, refs=refs, conversation=1) for n in range(3)]
+
+    async def writer() -> tuple[str | None, str | None]:
+        crm = make_crm(url, tmp_path)
+        return (await crm.apply([contact]))[0].crm_id, (await crm.apply([case]))[0].crm_id
+
+    contact_id, ticket_id = run(writer)
+    assert contact_id and ticket_id
+    before = len(fake.requests)
+
+    async def other_worker() -> None:
+        crm = make_crm(url, tmp_path)  # nothing remembered
+        known = {(CrmObject.contact, contact.external_key): contact_id, (CrmObject.case, case.external_key): ticket_id}
+        assert all(r.ok for r in await crm.apply(WriteBatch(messages, known=known)))
+
+    run(other_worker)
+    paths = [r.path for r in fake.requests[before:]]
+    assert not [p for p in paths if "/contacts/batch/read" in p or "/tickets/batch/read" in p], paths
+    assert fake.count("notes") == 3

@@ -315,9 +315,13 @@ class Sink:
         by_object: dict[CrmObject, list[str]] = {}
         for op in ops:
             by_object.setdefault(op.object, []).append(op.external_key)
+            for name, key in op.refs.items():  # the records it refers to: no look-up by key for them
+                target = ref_target(name, key)
+                if target is not None:
+                    by_object.setdefault(target[0], []).append(target[1])
         known: dict[tuple[CrmObject, str], str] = {}
         for obj, keys in by_object.items():
-            for key, crm_id in (await self.store.call(StateStore.crm_ids, obj, keys)).items():
+            for key, crm_id in (await self.store.call(StateStore.crm_ids, obj, list(dict.fromkeys(keys)))).items():
                 known[(obj, key)] = crm_id
         return known
 
