@@ -134,6 +134,30 @@ class _CountingCrm(CrmAdapter):
         return [OperationResult(external_key=op.external_key, ok=True, crm_id=f"id-{op.external_key}") for op in ops]
 
 
+async def _lone_sink(postgres_url: str, crm: CrmAdapter, config: EngineConfig) -> tuple[FleetSink, AsyncStore]:
+    """The sink of a fleet's only worker (every outbox partition its own), started."""
+    store = AsyncStore(lambda: PostgresStore(postgres_url))
+    keeper = LeaseKeeper(store, WorkerInfo("w0", "h", 0, ""), LEASE)
+    await keeper.join()
+    keeper.set_names([])
+    await keeper.tick()
+    assert len(keeper.sinks) == PostgresStore.outbox_partitions
+    sink = FleetSink(store, crm, config, keeper)
+    await sink.start()
+    return sink, store
+
+
+async def _commit_pages(store: PostgresStore, pages: int, size: int, pace: float) -> None:
+    """``pages`` pages of ``size`` message operations, one every ``pace`` seconds (a source's pages)."""
+    for page in range(pages):
+        ops = [
+            CrmOperation(object=CrmObject.message, external_key=f"scrm:p{page}m{i}", fields={"v": i})
+            for i in range(size)
+        ]
+        store.commit_page(PageCommit("demo", str(page), ops=ops))
+        await asyncio.sleep(pace)  # the pace of a source's pages: the sink claims between them
+
+
 def test_a_fleet_sink_sends_full_batches_while_more_is_coming(postgres_url: str) -> None:
     """Rows committed a page at a time while the sink runs go out in full batches (a partial
     one only once its oldest record has waited ``batch_window_ms``), as the single-process
@@ -144,22 +168,9 @@ def test_a_fleet_sink_sends_full_batches_while_more_is_coming(postgres_url: str)
     calls: list[int] = []
 
     async def main() -> None:
-        store = AsyncStore(lambda: PostgresStore(postgres_url))
-        keeper = LeaseKeeper(store, WorkerInfo("w0", "h", 0, ""), LEASE)
-        await keeper.join()
-        keeper.set_names([])
-        await keeper.tick()
-        assert len(keeper.sinks) == PostgresStore.outbox_partitions  # alone: every partition is its own
-        sink = FleetSink(store, _CountingCrm(calls), EngineConfig(batch_window_ms=60_000), keeper)
-        await sink.start()
+        sink, store = await _lone_sink(postgres_url, _CountingCrm(calls), EngineConfig(batch_window_ms=60_000))
         task = asyncio.create_task(sink.run())
-        for page in range(12):  # 12 pages of 20 messages: 240 records, 4 full batches of 50 and 40 left
-            ops = [
-                CrmOperation(object=CrmObject.message, external_key=f"scrm:p{page}m{i}", fields={"v": i})
-                for i in range(20)
-            ]
-            setup.commit_page(PageCommit("demo", str(page), ops=ops))
-            await asyncio.sleep(0.05)  # the pace of a source's pages: the sink claims between them
+        await _commit_pages(setup, 12, 20, 0.05)  # 240 records: 4 full batches of 50 and 40 left
         deadline = time.monotonic() + 30
         while sum(calls) < 200:
             assert time.monotonic() < deadline, calls
@@ -185,22 +196,10 @@ def test_under_the_rate_budget_a_fleet_sink_spends_each_call_on_a_full_batch(pos
     calls: list[int] = []
 
     async def main() -> None:
-        store = AsyncStore(lambda: PostgresStore(postgres_url))
-        keeper = LeaseKeeper(store, WorkerInfo("w0", "h", 0, ""), LEASE)
-        await keeper.join()
-        keeper.set_names([])
-        await keeper.tick()
         crm = _CountingCrm(calls, requests_per_second=10.0)  # 10 calls a second, no burst
-        sink = FleetSink(store, crm, EngineConfig(batch_window_ms=50), keeper)
-        await sink.start()
+        sink, store = await _lone_sink(postgres_url, crm, EngineConfig(batch_window_ms=50))
         task = asyncio.create_task(sink.run())
-        for page in range(24):  # 24 pages of 10 messages, one every 40 ms: 240 records
-            ops = [
-                CrmOperation(object=CrmObject.message, external_key=f"scrm:p{page}m{i}", fields={"v": i})
-                for i in range(10)
-            ]
-            setup.commit_page(PageCommit("demo", str(page), ops=ops))
-            await asyncio.sleep(0.04)  # the pace of a source's pages
+        await _commit_pages(setup, 24, 10, 0.04)  # 240 records, 250 a second
         sink.finish()
         await task
         assert sum(calls) == 240
