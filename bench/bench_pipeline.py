@@ -109,6 +109,12 @@ def rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def count_lines(path: Path) -> int:
+    """A file's lines, read a megabyte at a time (reading it whole would be the run's peak)."""
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
 def child_pipeline(folder: Path, plugins: str = "core") -> dict[str, object]:
     from scrm.config import load_config
     from scrm.engine import Engine, RunStats, tune_gc_for_throughput
@@ -121,7 +127,7 @@ def child_pipeline(folder: Path, plugins: str = "core") -> dict[str, object]:
     warm = warm_up(host, config)
     tune_gc_for_throughput()  # as `scrm run` does
     # Resident memory as the run goes (flat is the point): at each 10% of the input's lines.
-    lines = sum(path.read_bytes().count(b"\n") for path in (folder / "data").glob("*.ndjson"))
+    lines = sum(count_lines(path) for path in (folder / "data").glob("*.ndjson"))
     curve: list[tuple[int, float]] = []
 
     def progress(stats: RunStats) -> None:
