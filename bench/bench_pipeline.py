@@ -24,7 +24,9 @@ more about the neighbours than about scrm. Wall-clock figures are kept in the de
   this one's, its headline figures, and ``speedup_over_baseline_cpu`` (its CPU per message
   over this one's, understanding off and on).
 * ``memory``: peak RSS of a backfill at two sizes (default 100,000 and 1,000,000 messages,
-  understanding off; the target for 1M is under 250 MB); flat means the ratio stays near 1.
+  understanding off; the target for 1M is under 250 MB); flat means the ratio stays near 1,
+  and the big run's resident memory at each tenth of its input
+  (``rss_mb_by_messages_big``) stays level.
 
     .venv/bin/python bench/bench_pipeline.py                                    # 100k, then 1M for memory
     .venv/bin/python bench/bench_pipeline.py --messages 30000 --memory-messages 0 --repeat 3
@@ -101,9 +103,21 @@ def warm_up(host: object, config: object) -> float:
     return time.process_time() - cpu
 
 
+def rss_mb() -> float:
+    """Resident memory now (not the peak): /proc/self/statm's resident pages."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def count_lines(path: Path) -> int:
+    """A file's lines, read a megabyte at a time (reading it whole would be the run's peak)."""
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
 def child_pipeline(folder: Path, plugins: str = "core") -> dict[str, object]:
     from scrm.config import load_config
-    from scrm.engine import Engine, tune_gc_for_throughput
+    from scrm.engine import Engine, RunStats, tune_gc_for_throughput
     from scrm.plugins import PluginHost
 
     for leftover in folder.glob("*.db*"):  # each run starts from an empty state store and CRM
@@ -112,8 +126,17 @@ def child_pipeline(folder: Path, plugins: str = "core") -> dict[str, object]:
     config = load_config(folder / "scrm.toml", env={}, networks=host.networks, crms=host.crms)
     warm = warm_up(host, config)
     tune_gc_for_throughput()  # as `scrm run` does
+    # Resident memory as the run goes (flat is the point): at each 10% of the input's lines.
+    lines = sum(count_lines(path) for path in (folder / "data").glob("*.ndjson"))
+    curve: list[tuple[int, float]] = []
+
+    def progress(stats: RunStats) -> None:
+        messages = stats.ingest.messages + stats.ingest.ignored
+        if messages >= (len(curve) + 1) * lines / 10:
+            curve.append((messages, round(rss_mb(), 1)))
+
     started, cpu = time.perf_counter(), time.process_time()
-    stats = asyncio.run(Engine(config, host).run(follow=False, handle_signals=False))
+    stats = asyncio.run(Engine(config, host, progress=progress).run(follow=False, handle_signals=False))
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu
     messages = stats.ingest.messages + stats.ingest.ignored
@@ -130,6 +153,7 @@ def child_pipeline(folder: Path, plugins: str = "core") -> dict[str, object]:
         "crm_records_written": stats.sink.applied,
         "crm_calls": stats.sink.calls,
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_mb_by_messages": curve,
         "plugins": sorted(name for name, info in host.plugins.items() if not info.builtin and not info.error),
     }
 
@@ -386,6 +410,7 @@ def main() -> None:
             report["memory"] = {
                 "small": {k: small_run[k] for k in keep},
                 "big": {k: big_run[k] for k in keep},
+                "rss_mb_by_messages_big": big_run["rss_mb_by_messages"],
                 "peak_rss_ratio_big_vs_small": round(
                     float(big_run["peak_rss_mb"]) / float(small_run["peak_rss_mb"]),  # type: ignore[arg-type]
                     3,

@@ -207,7 +207,7 @@ class EngineConfig(_Section):
     batch_window_ms: int = Field(
         default=100, ge=0, le=60_000, description="Following: how long a partial batch waits for more records."
     )
-    outbox_high_water: int = Field(default=20_000, ge=100, description="Ingest pauses above this outbox depth.")
+    outbox_high_water: int = Field(default=5_000, ge=100, description="Ingest pauses above this outbox depth.")
     pages_in_flight: int = Field(default=4, ge=1, le=64, description="Bounded queue between source readers and ingest.")
     max_attempts: int = Field(default=8, ge=1, description="CRM write attempts before a record is dead-lettered.")
     retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest back-off between retries.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import sqlite3
 from collections.abc import Sequence
@@ -66,6 +67,26 @@ def test_demo_stream_lands_exactly_once(tmp_path: Path, host: PluginHost, demo_f
     assert stats.sink.dead_lettered == 0
     # batching: far fewer CRM calls than records written
     assert stats.sink.calls * 50 < stats.sink.applied
+
+
+def test_crm_calls_leave_no_cyclic_garbage_behind(tmp_path: Path, host: PluginHost, demo_files: list[Path]) -> None:
+    # `scrm run` makes the collector rare (tune_gc_for_throughput), so a reference cycle made
+    # per CRM call stays in memory long after the call: the sink keeps one retry policy.
+    gc.collect()
+    gc.disable()
+    try:
+        stats = run_once(write_config(tmp_path, demo_files), host)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if type(o).__module__.startswith("tenacity")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert stats.sink.calls > 2
+    assert left.count("AsyncRetrying") <= 1, (
+        f"{left.count('AsyncRetrying')} retry policies for {stats.sink.calls} calls"
+    )
 
 
 def test_a_second_run_writes_nothing_even_if_the_source_replays_everything(

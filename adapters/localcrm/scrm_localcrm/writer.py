@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from itertools import repeat
+from itertools import islice, repeat
 from operator import attrgetter, itemgetter
 from types import NoneType
 from typing import Any
@@ -45,7 +45,12 @@ __all__ = ["Writer", "validate_batch"]
 _RESERVED = frozenset({"id", "external_key", "extra", "crm_created_at", "crm_updated_at"})
 _MAX_PLANS = 1024
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_MAX_CACHED_REFS = 200_000  # per referenced table; ~30 MB at most
+# Ids of referenced records kept per table: the most recently looked up, the oldest dropped
+# first. A message refers to its author's contact and profile, read a moment earlier; old
+# authors who post again are looked up again (one query per batch for all the misses). At
+# ~130 bytes an entry, 200,000 per table (what it was) grew to ~75 MB over a 1M-message
+# backfill; 20,000 is ~2.6 MB and costs no measurable CPU (docs/benchmarks.md, "Memory").
+_MAX_CACHED_REFS = 20_000
 # A table whose last batch was at least this share of new records gets its next batch
 # inserted without looking its keys up first (messages: nearly always).
 _GUESS_NEW_FROM = 0.9
@@ -79,6 +84,15 @@ class _FieldError(Exception):
 
 class _ValueRefused(Exception):
     """SQLite refused a value of a batch written without savepoints: write it again with them."""
+
+
+def _evict_oldest(cache: dict[str, int], excess: int) -> None:
+    """Make room for ``excess`` more entries: the oldest quarter goes at once (dicts keep
+    insertion order), so eviction is rare and costs O(1) per entry."""
+    if excess <= 0:
+        return
+    for key in list(islice(cache, max(excess, _MAX_CACHED_REFS // 4))):
+        del cache[key]
 
 
 def _text(v: Any) -> Any:
@@ -295,8 +309,7 @@ class Writer:
         if None in ids:
             missing = {key for key, found in zip(targets, ids, strict=True) if found is None}
             found = self._lookup(table, missing)
-            if len(cache) + len(found) > _MAX_CACHED_REFS:
-                cache.clear()  # start over; this batch reads what it needs from ids, below
+            _evict_oldest(cache, len(cache) + len(found) - _MAX_CACHED_REFS)
             cache.update(found)
             ids = [i if i is not None else found.get(key) for key, i in zip(targets, ids, strict=True)]
         return ids

@@ -611,6 +611,37 @@ def test_ref_cache_overflow_keeps_the_refs_the_batch_needs(tmp_path: Path, monke
         assert message is not None and message["_refs"] == {"contact": contact_op(n).external_key}
 
 
+def test_ref_cache_stays_within_its_bound_and_keeps_the_latest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A long backfill refers to ever more contacts: the ids kept in memory stay bounded, the
+    # oldest going first (not all at once: a contact referred to a batch ago is still there),
+    # and refs to records no longer cached are looked up, not lost.
+    import scrm_localcrm.writer
+
+    monkeypatch.setattr(scrm_localcrm.writer, "_MAX_CACHED_REFS", 8)
+    contacts = [contact_op(n) for n in range(1, 31)]
+    sizes: list[int] = []
+
+    async def scenario(crm: LocalCrm) -> None:
+        assert not failed(await crm.apply(contacts))
+        cache = crm._started()._ref_ids
+        for start in range(0, 30, 3):  # three messages per batch, each by a new contact
+            batch = [message_op(n, refs={"contact": contacts[n - 1].external_key}) for n in range(start + 1, start + 4)]
+            assert not failed(await crm.apply(batch))
+            sizes.append(len(cache["contacts"]))
+            if start:  # the previous batch's contacts are still cached
+                assert {contacts[n - 1].external_key for n in range(start - 2, start + 1)} <= cache["contacts"].keys()
+        assert contacts[0].external_key not in cache["contacts"]
+        # An early contact again: looked up, then cached anew.
+        assert not failed(await crm.apply([message_op(99, refs={"contact": contacts[0].external_key})]))
+        assert contacts[0].external_key in cache["contacts"]
+
+    run(tmp_path, scenario)
+    assert max(sizes) <= 8
+    for n, contact in ((1, 1), (15, 15), (30, 30), (99, 1)):
+        message = read(tmp_path, CrmObject.message, message_op(n).external_key)
+        assert message is not None and message["_refs"] == {"contact": contact_op(contact).external_key}
+
+
 def test_none_values_are_stored_as_null_not_as_column_defaults(tmp_path: Path) -> None:
     async def scenario(crm: LocalCrm) -> None:
         refs = await seed(crm)

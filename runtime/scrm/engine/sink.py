@@ -37,6 +37,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scrm.store import AsyncStore, OutboxItem, PendingLink, Refusal, Settlement, StateStore
 from scrm_core.adapters import CrmAdapter, CrmCapability, WriteBatch
@@ -46,6 +47,9 @@ from scrm_core.models import CRM_OBJECT_ORDER, CrmObject, CrmOperation, Operatio
 from scrm_core.retry import backoff, retrying
 
 from .pool import Group, Pool, ref_target
+
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
 
 log = logging.getLogger("scrm.sink")
 
@@ -111,6 +115,7 @@ class Sink:
         self._attempts = None if follow else config.max_attempts  # a whole call: for ever while following
         self.take_limit = max(crm.limits.max_batch * 4, 1000)
         self._budget_waited_at = -math.inf  # when a call last had to wait for the rate budget
+        self._policy: AsyncRetrying | None = None  # built at the first call (see _apply)
 
     @property
     def pending(self) -> int:
@@ -366,10 +371,18 @@ class Sink:
         log.warning("CRM call failed (%s); retrying in %.1fs", exc, seconds)
 
     async def _apply(self, batch: WriteBatch) -> list[OperationResult]:
-        policy = retrying(
-            attempts=self._attempts, cap=self.config.retry_max_seconds, sleep=self._retry_sleep, on_retry=self._waiting
-        )
-        async for attempt in policy:
+        # One retry policy for the sink's life: a tenacity policy is a reference cycle (~40
+        # objects), so one per call left cyclic garbage behind every CRM call, there until the
+        # collector's next run (rare: tune_gc_for_throughput). Calls never overlap: only the
+        # sink's own task sends.
+        if self._policy is None:
+            self._policy = retrying(
+                attempts=self._attempts,
+                cap=self.config.retry_max_seconds,
+                sleep=self._retry_sleep,
+                on_retry=self._waiting,
+            )
+        async for attempt in self._policy:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     self.counts.retried_calls += 1
