@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CLASSES", "StackedModel", "vader_features", "words"]
+__all__ = ["CLASSES", "READ_CHARS", "StackedModel", "vader_features", "words"]
 
 CLASSES = ("negative", "neutral", "positive")
+#: How much of a post the n-grams read.
+READ_CHARS = 2000
 FloatArray = npt.NDArray[np.float64]
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -52,8 +54,8 @@ def _split_pair(pair: str) -> tuple[str, str]:
 
 
 def words(text: str) -> list[str]:
-    """Words and word pairs of a post (handles and links reduced to ``@`` and ``<url>``)."""
-    text = _MENTION.sub("@", _URL.sub(" ", text[:2000].lower()))
+    """Words and word pairs of a post (links removed, a handle's name reduced to ``@``)."""
+    text = _MENTION.sub("@", _URL.sub(" ", text[:READ_CHARS].lower()))
     found = _WORD.findall(text)
     return ["w:" + w for w in found] + ["b:" + a + "|" + b for a, b in pairwise(found)]
 
@@ -105,7 +107,7 @@ class StackedModel:
     def rows(self, text: str) -> set[int]:
         """The features of :func:`words` the model knows, as row numbers: the same set,
         built in the same order (so sums over it add in the same order)."""
-        text = text[:2000].lower()
+        text = text[:READ_CHARS].lower()
         if "http" in text or "www." in text:
             text = _URL.sub(" ", text)
         if "@" in text:
