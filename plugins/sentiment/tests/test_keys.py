@@ -25,10 +25,8 @@ def _handle() -> st.SearchStrategy[str]:
         st.text(alphabet="abcé_İ'", min_size=1, max_size=5),
         st.sampled_from(["n't", "don't", "u", "U", "lol", "ok", "http", "https", "www"]),
     )
-    rest = st.sampled_from(
-        ["", "", "@mastodon.social", "@mas.to", ".bsky.social", "!", "?", ",", ":", "'s", "😍", "@x.y!"]
-        + ["://a.b", "www.x", "-", "..."]
-    )
+    servers = ["@mastodon.social", "@mas.to", ".bsky.social", "@x.y!"]
+    rest = st.sampled_from(["", "", *servers, "!", "?", ",", ":", "'s", "😍", "://a.b", "www.x", "-", "..."])
     before = st.sampled_from(["", "", "(", "@", "a", "😡"])
     return st.tuples(before, st.just("@"), name, rest).map("".join)
 
