@@ -64,12 +64,12 @@ class Matcher:
         text_anchors = [token for token in self._exact if not token.startswith(FIELD_MARK)] + list(self._prefix)
         self._prefilter = None if self._always or self._field_kinds else compile_prefilter(text_anchors)
         # Without a field or a follower count in any query, a message's answer follows from its
-        # text (and the tags the network gave, usually none): retweets, boosts, bots and
-        # "thanks!" are matched once (Matcher.match).
+        # text and the tags the network gave: retweets, boosts, bots and "thanks!" are
+        # matched once (Matcher.match).
         self._text_only = not self._fields and not any(
             isinstance(n, MinFollowers) for _, q in queries for n in walk(q.root)
         )
-        self._answers: dict[str, list[str]] = {}
+        self._answers: dict[object, list[str]] = {}
         self._known: set[str] = set()  # tokens already looked up
         self._hits: dict[str, tuple[int, ...]] = {}  # those of them that wake some query
         self._hit_tokens: set[str] = set()
@@ -79,15 +79,17 @@ class Matcher:
 
     def match(self, message: Any) -> list[str]:
         """Names of the queries ``message`` matches, in the order the queries were given."""
-        if not self._text_only or message.hashtags or message.mentions:
+        if not self._text_only:
             return self._match(message)
-        text: str = message.text
-        found = self._answers.get(text)
+        key: object = message.text
+        if message.hashtags or message.mentions:
+            key = (key, tuple(message.hashtags), tuple(message.mentions))
+        found = self._answers.get(key)
         if found is None:
             found = self._match(message)
             if len(self._answers) >= _ANSWERS_LIMIT:
                 self._answers.clear()
-            self._answers[text] = found
+            self._answers[key] = found
         return list(found)  # the caller's own list
 
     def _match(self, message: Any) -> list[str]:

@@ -182,9 +182,11 @@ def test_a_repeated_text_is_answered_from_the_cache_unless_the_answer_needs_more
     first = text_only.match(msg("where is my refund"))
     again = text_only.match(msg("where is my refund", author={"followers": 10_000}, network="reddit"))
     assert first == again == ["refund"] and first is not again and evaluated == ["where is my refund"]
-    # Tags the network gave are not in the text: such a message is matched in full.
+    # Tags the network gave are not in the text: they are part of the key.
     assert text_only.match(msg("where is my refund", hashtags=["tea"])) == ["refund", "tea"]
-    assert len(evaluated) == 2
+    assert text_only.match(msg("where is my refund", hashtags=["tea"], author={"handle": "b"})) == ["refund", "tea"]
+    assert text_only.match(msg("where is my refund", mentions=["tea"])) == ["refund"]
+    assert len(evaluated) == 3
     # A field or a follower count makes the answer depend on more than the text: no cache.
     for queries in ({"big": "refund AND min_followers:1000"}, {"reddit": "refund AND network:reddit"}):
         matcher = compile_queries(queries)
