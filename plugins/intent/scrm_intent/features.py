@@ -37,7 +37,7 @@ _URL = re.compile(
     r"|ru|biz|me|ly|link|site|online|app|cc|us|uk|de|fr|es|pt|br)(?:/\S*)?",
     re.IGNORECASE,
 )
-_MENTION = re.compile(r"(?<![\w@])@\w[\w.]*")
+_MENTION = re.compile(r"@(?<![\w@]@)\w[\w.]*")  # (?<![\w@])@..., searched from each "@"
 _DIGITS = re.compile(r"\d+(?:[.,:]\d+)*")
 _MONEY = re.compile(r"[$€£¥₹]|\b(?:usd|eur|gbp|brl|r\$|dollars?|euros?|reais|pounds?)\b")
 # Words (letters, apostrophes inside), runs of ? or !, and single emoji/pictographs.

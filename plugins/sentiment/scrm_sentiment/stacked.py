@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import chain, compress, pairwise
+from itertools import chain, pairwise
 from operator import is_not
 from pathlib import Path
 from typing import Any
@@ -36,13 +36,14 @@ READ_CHARS = 2000
 FloatArray = npt.NDArray[np.float64]
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
-_MENTION = re.compile(r"(?<![\w@])@\w+")
+# "@" first, then what precedes it: the search jumps from "@" to "@" (a lookbehind first
+# is tried at every character). The same matches as (?<![\w@])@\w+.
+_MENTION = re.compile(r"@(?<![\w@]@)\w+")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|[!?]+|[^\w\s]")
+# _WORD for lower-case ASCII text, where [^\W\d_] is [a-z]: a set of bytes, not a
+# Unicode category test per character.
+_ASCII_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[!?]+|[^\w\s]")
 _not_none = partial(is_not, None)
-
-
-def _both_known(ids: tuple[int | None, int | None]) -> bool:
-    return ids[0] is not None and ids[1] is not None
 
 
 def _split_pair(pair: str) -> tuple[str, str]:
@@ -112,13 +113,18 @@ class StackedModel:
             text = _URL.sub(" ", text)
         if "@" in text:
             text = _MENTION.sub("@", text)
-        found = _WORD.findall(text)
+        found = (_ASCII_WORD if text.isascii() else _WORD).findall(text)
         words = list(map(self._words.get, found))
-        pairs: Iterable[tuple[str, str]] = pairwise(found)
         if self._pairs_of_known_words:
-            pairs = compress(pairs, map(_both_known, pairwise(words)))
+            joined = [
+                a + "|" + b
+                for (a, b), (x, y) in zip(pairwise(found), pairwise(words), strict=True)
+                if x is not None and y is not None
+            ]
+        else:
+            joined = list(map("|".join, pairwise(found)))
         # Inserted in the order words() lists them, so the set iterates as it always has.
-        found_ids: Iterable[int | None] = chain(words, map(self._pairs.get, map("|".join, pairs)))
+        found_ids: Iterable[int | None] = chain(words, map(self._pairs.get, joined))
         return set(filter(_not_none, found_ids))  # type: ignore[arg-type]  # filter drops the None
 
     def probabilities(self, text: str, vader_scores: dict[str, float]) -> tuple[float, float, float]:
