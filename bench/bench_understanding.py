@@ -101,8 +101,10 @@ def clear_text_caches(plugin: ModuleType, holder: object) -> None:
     if detector is not None and hasattr(detector, "_cache"):
         detector._cache.clear()
     analyzer = getattr(package, "analyzer", None)
-    if analyzer is not None and hasattr(analyzer, "_analyze"):
-        analyzer._analyze.cache_clear()
+    if analyzer is not None and hasattr(analyzer, "clear_cache"):
+        analyzer.clear_cache()
+    if analyzer is not None and hasattr(getattr(analyzer, "_analyze", None), "cache_clear"):
+        analyzer._analyze.cache_clear()  # older plugins: an lru_cache
     classifier = getattr(plugin, "CLASSIFIER", holder)  # older plugins kept one in the module
     if hasattr(classifier, "current"):
         answers = getattr(classifier.current().model, "_answers", None)

@@ -208,6 +208,20 @@ def test_a_result_of_the_wrong_type_counts_as_the_plugins_failure_and_the_next_o
     assert wrong.calls == 1 and h.hooks.failures == {"wrong": 1}
 
 
+def test_an_async_plugin_that_raises_or_answers_the_wrong_type_is_isolated_like_a_sync_one() -> None:
+    h = PluginHost(env={}).load(entry_points=False)
+    right = _Order("right", "de")
+    wrong = _Order("wrong", 42, is_async=True)
+    broken = _Order("broken", "xx", fail=True, is_async=True)
+    for name, plugin in [("right", right), ("wrong", wrong), ("broken", broken)]:
+        h.register(plugin, name)  # broken is called first, then wrong
+    assert asyncio.run(h.hooks.detect_language("Hallo")) == "de"
+    assert (broken.calls, wrong.calls, right.calls) == (1, 1, 1)
+    assert h.hooks.failures == {"broken": 1, "wrong": 1}
+    assert asyncio.run(h.hooks.call_all("scrm_detect_language", kind=str, text="Hallo")) == ["de"]
+    assert h.hooks.failures == {"broken": 2, "wrong": 2}
+
+
 # ---------------------------------------------------------------- objects built from the config
 
 

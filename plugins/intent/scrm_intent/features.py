@@ -27,7 +27,7 @@ import re
 import unicodedata
 from itertools import pairwise
 
-__all__ = ["VERSION", "features", "normalise", "split_features", "word_features"]
+__all__ = ["VERSION", "features", "normalise", "reading", "split_features", "word_features"]
 
 #: Bumped whenever the features change: a model trained on other features is refused.
 VERSION = 1
@@ -37,7 +37,7 @@ _URL = re.compile(
     r"|ru|biz|me|ly|link|site|online|app|cc|us|uk|de|fr|es|pt|br)(?:/\S*)?",
     re.IGNORECASE,
 )
-_MENTION = re.compile(r"(?<![\w@])@\w[\w.]*")
+_MENTION = re.compile(r"@(?<![\w@]@)\w[\w.]*")  # (?<![\w@])@..., searched from each "@"
 _DIGITS = re.compile(r"\d+(?:[.,:]\d+)*")
 _MONEY = re.compile(r"[$€£¥₹]|\b(?:usd|eur|gbp|brl|r\$|dollars?|euros?|reais|pounds?)\b")
 # Words (letters, apostrophes inside), runs of ? or !, and single emoji/pictographs.
@@ -395,18 +395,27 @@ def split_features(text: str, sentiment: str | None = None) -> tuple[list[str], 
     """The post's words (each stands for :func:`word_features` of it) and its other features.
 
     The model caches what each word's features are worth, so a word costs one lookup."""
-    raw = text[:2000]
-    norm = normalise(raw)
+    norm, *written = reading(text)
     tokens = _TOKEN.findall(norm)
     words = [t for t in tokens if t[0].isalpha() or t == "0"]
     rest = ["bias:1"]
     rest += ["b:" + a + "|" + b for a, b in pairwise(words)]
     rest += ["x:" + name for a, b in pairwise(words) if a in _PHRASE_STARTS and (name := _CUE_PHRASES.get(a + " " + b))]
     rest += ["e:" + t for t in tokens if len(t) == 1 and not t.isalpha() and _EMOJI.match(t)]
-    rest += _shape(raw, norm, tokens, len(words))
+    rest += _shape(norm, written, tokens, len(words))
     if sentiment:
         rest.append("s:" + sentiment)
     return words, rest
+
+
+def reading(text: str) -> tuple[str, bool, bool, bool]:
+    """All :func:`split_features` reads of a post: its text as :func:`normalise` leaves it, and whether
+    the post as written has a ``#``, a run of five digits or more (an order number), a word
+    of three letters or more in capitals. Posts that read alike have the same features:
+    ``@ana@mas.to thanks!`` and ``@bo@mas.to thanks!`` (handles are ``@``, digits ``0``)."""
+    raw = text[:2000]
+    caps = not raw.islower() and any(len(w) > 2 and w.isupper() for w in raw.split())
+    return normalise(raw), "#" in raw, _LONG_DIGITS.search(raw) is not None, caps
 
 
 def word_features(word: str) -> list[str]:
@@ -414,7 +423,7 @@ def word_features(word: str) -> list[str]:
     return list(_word_features(word))
 
 
-def _shape(raw: str, norm: str, tokens: list[str], n_words: int) -> list[str]:
+def _shape(norm: str, written: list[bool], tokens: list[str], n_words: int) -> list[str]:
     shape: list[str] = []
     if "?" in norm:
         shape.append("p:ends?" if _ends_with(tokens, "?") else "p:has?")
@@ -429,13 +438,14 @@ def _shape(raw: str, norm: str, tokens: list[str], n_words: int) -> list[str]:
         shape.append("p:to@")
     if tokens.count("@") >= 3:
         shape.append("p:@@@")
-    if "#" in raw:
+    hashtag, long_digits, caps = written
+    if hashtag:
         shape.append("p:#")
-    if _LONG_DIGITS.search(raw):
+    if long_digits:
         shape.append("p:id")
     if _MONEY.search(norm):
         shape.append("p:money")
-    if not raw.islower() and any(len(w) > 2 and w.isupper() for w in raw.split()):
+    if caps:
         shape.append("p:CAPS")
     if n_words <= 3:
         shape.append("p:short")

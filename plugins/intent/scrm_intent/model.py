@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .features import VERSION as FEATURES_VERSION
-from .features import split_features, word_features
+from .features import reading, split_features, word_features
 
 __all__ = ["INTENTS", "IntentModel", "ModelError", "Prediction"]
 
@@ -72,7 +72,7 @@ class IntentModel:
     # Word -> the rows of its features in this model: most words of a post were seen before.
     _word_rows: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
     # (text, sentiment, temperature) -> probabilities: the same post is scored once.
-    _answers: dict[tuple[str, str | None, float], list[float]] = field(default_factory=dict, repr=False, compare=False)
+    _answers: dict[tuple[object, ...], list[float]] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------ scoring
 
@@ -108,14 +108,18 @@ class IntentModel:
         return result
 
     def _row(self, text: str, sentiment: str | None) -> list[float]:
-        """The post's class probabilities, from the cache when it was scored before."""
+        """The post's class probabilities, from the cache when it, or a post that reads alike
+        (:func:`~scrm_intent.features.reading`: replies to different handles), was scored before."""
         key = (text[:_MAX_CHARS], sentiment, self.temperature)
         row = self._answers.get(key)
         if row is None:
-            row = self.probabilities(self.logits(text, sentiment)).tolist()
-            if len(self._answers) >= _ANSWER_CACHE_MAX:
+            alike = (*reading(text), sentiment, self.temperature)  # never equal to a key: 6 items, not 3
+            row = self._answers.get(alike)
+            if row is None:
+                row = self.probabilities(self.logits(text, sentiment)).tolist()
+            if len(self._answers) + 2 > _ANSWER_CACHE_MAX:
                 self._answers.clear()
-            self._answers[key] = row
+            self._answers[key] = self._answers[alike] = row
         return row
 
     def best(self, text: str, sentiment: str | None = None) -> tuple[str, float, bool]:

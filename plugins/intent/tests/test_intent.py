@@ -190,3 +190,30 @@ def test_a_repeated_post_is_answered_from_the_cache_with_the_same_answer(monkeyp
     model.temperature *= 2
     assert model.predict("my order never came", "negative").confidence < first.confidence
     assert computed == 2 and len(model._answers) <= 2
+
+
+def test_replies_to_different_handles_are_scored_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = IntentModel.from_bytes(CLASSIFIER.shipped().model.to_bytes())
+    first = model.predict("@ana@mas.to is the kettle back in stock?", "neutral")
+    computed: list[str] = []
+    logits = model.logits
+    monkeypatch.setattr(model, "logits", lambda text, sentiment=None: computed.append(text) or logits(text, sentiment))
+    assert model.predict("@bo_99@mas.to   is the kettle back in stock?", "neutral") == first
+    assert computed == []
+    # What the features read of the post as written is part of the key: an order number in
+    # the handle, a handle in capitals, a hashtag.
+    for text in ("@ana12345@mas.to is the kettle back in stock?", "@ANA is the kettle back in stock?"):
+        assert model.predict(text, "neutral") == CLASSIFIER.shipped().model.predict(text, "neutral")
+    assert len(computed) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["@ana thanks!", "@ANA@mas.to WHERE is my order #123456", "Hola @bo, ¿dónde está? https://x.example/1 #help 🙏"],
+)
+def test_posts_that_read_alike_have_the_same_features(text: str) -> None:
+    from scrm_intent.features import reading, split_features
+
+    other = text.replace("ana", "zoe").replace("bo", "kim").replace("ANA", "ZOE")
+    assert reading(other) == reading(text)
+    assert split_features(other, "negative") == split_features(text, "negative")

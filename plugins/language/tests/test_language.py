@@ -5,6 +5,7 @@ import pytest
 import scrm_language.plugin
 from scrm.plugins import PluginHost
 from scrm_language import LanguageDetector, detector_from_env
+from scrm_language import detector as detector_module
 
 
 def detect(text: str) -> str | None:
@@ -116,6 +117,29 @@ def test_repeated_texts_come_from_the_cache_with_the_same_answer() -> None:
     detector.detect("one"), detector.detect("two")  # full: emptied, not grown
     assert len(detector._cache) <= 2
     assert LanguageDetector(cache_size=0).detect("merci beaucoup") == "fr"
+
+
+def test_replies_that_differ_only_by_their_handles_are_read_once() -> None:
+    detector = LanguageDetector()
+    first = detector.detect("@ana@mastodon.social muchas gracias por todo")
+    calls: list[str] = []
+    read = detector._detect
+    detector._detect = lambda text: calls.append(text) or read(text)  # type: ignore[method-assign]
+    assert detector.detect("@bo muchas gracias por todo") == first == "es"
+    assert detector.detect("@carla.b@bsky.social muchas gracias por todo") == "es"
+    assert calls == []
+    # A different text after the handles is read, with the same answer as without the cache.
+    assert detector.detect("@bo thank you so much") == LanguageDetector(cache_size=0).detect("thank you so much")
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["@a@b.c x", "@@b", "#@x y", "@https://x.y/@z w", "www.a.b @c #d e", "a@b#c", "http", "@-x", "#"]
+)
+def test_the_text_read_is_read_the_same_way_again(text: str) -> None:
+    # The cache keys a text both as it came and as it is read: one key, one answer.
+    readable = detector_module._readable(text)
+    assert detector_module._readable(readable) == readable
 
 
 def test_candidates_narrow_the_choice() -> None:

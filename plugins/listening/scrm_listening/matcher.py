@@ -19,13 +19,15 @@ from typing import Any
 
 from .compiler import Predicate, anchors, predicate, token_weights
 from .errors import QuerySyntaxError
-from .nodes import FIELD_MARK, Field, Query, walk
+from .nodes import FIELD_MARK, Field, MinFollowers, Query, walk
 from .parser import parse
 from .prefilter import compile_prefilter
 from .text import TAG_MARKS, Doc, normalize_text, tag_words
 
 #: Distinct tokens remembered by the lookup cache before it starts again (bounds memory).
 _CACHE_LIMIT = 200_000
+#: Distinct texts whose answers are remembered (see Matcher.match); emptied when full.
+_ANSWERS_LIMIT = 16_384
 _NONE: tuple[int, ...] = ()
 
 
@@ -61,6 +63,13 @@ class Matcher:
         # as a substring wakes nothing: found in C before tokenizing (most of a firehose).
         text_anchors = [token for token in self._exact if not token.startswith(FIELD_MARK)] + list(self._prefix)
         self._prefilter = None if self._always or self._field_kinds else compile_prefilter(text_anchors)
+        # Without a field or a follower count in any query, a message's answer follows from its
+        # text and the tags the network gave: retweets, boosts, bots and "thanks!" are
+        # matched once (Matcher.match).
+        self._text_only = not self._fields and not any(
+            isinstance(n, MinFollowers) for _, q in queries for n in walk(q.root)
+        )
+        self._answers: dict[object, list[str]] = {}
         self._known: set[str] = set()  # tokens already looked up
         self._hits: dict[str, tuple[int, ...]] = {}  # those of them that wake some query
         self._hit_tokens: set[str] = set()
@@ -70,6 +79,20 @@ class Matcher:
 
     def match(self, message: Any) -> list[str]:
         """Names of the queries ``message`` matches, in the order the queries were given."""
+        if not self._text_only:
+            return self._match(message)
+        key: object = message.text
+        if message.hashtags or message.mentions:
+            key = (key, tuple(message.hashtags), tuple(message.mentions))
+        found = self._answers.get(key)
+        if found is None:
+            found = self._match(message)
+            if len(self._answers) >= _ANSWERS_LIMIT:
+                self._answers.clear()
+            self._answers[key] = found
+        return list(found)  # the caller's own list
+
+    def _match(self, message: Any) -> list[str]:
         prefilter = self._prefilter
         if prefilter is None:
             doc = Doc.scan(message)

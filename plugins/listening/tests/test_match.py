@@ -170,3 +170,25 @@ def test_the_lookup_cache_is_bounded(msg: MakeMessage, monkeypatch: pytest.Monke
     for i in range(50):
         assert matcher.match(msg(f"word{i} other{i} acme")) == ["q"]
     assert len(matcher._known) <= 10
+
+
+def test_a_repeated_text_is_answered_from_the_cache_unless_the_answer_needs_more_than_the_text(
+    msg: MakeMessage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text_only = compile_queries({"refund": "refund*", "tea": "#tea"})
+    evaluated: list[str] = []
+    match = text_only._match
+    monkeypatch.setattr(text_only, "_match", lambda m: evaluated.append(m.text) or match(m))
+    first = text_only.match(msg("where is my refund"))
+    again = text_only.match(msg("where is my refund", author={"followers": 10_000}, network="reddit"))
+    assert first == again == ["refund"] and first is not again and evaluated == ["where is my refund"]
+    # Tags the network gave are not in the text: they are part of the key.
+    assert text_only.match(msg("where is my refund", hashtags=["tea"])) == ["refund", "tea"]
+    assert text_only.match(msg("where is my refund", hashtags=["tea"], author={"handle": "b"})) == ["refund", "tea"]
+    assert text_only.match(msg("where is my refund", mentions=["tea"])) == ["refund"]
+    assert len(evaluated) == 3
+    # A field or a follower count makes the answer depend on more than the text: no cache.
+    for queries in ({"big": "refund AND min_followers:1000"}, {"reddit": "refund AND network:reddit"}):
+        matcher = compile_queries(queries)
+        assert matcher.match(msg("my refund", author={"followers": 5000}, network="reddit")) == list(queries)
+        assert matcher.match(msg("my refund", author={"followers": 5}, network="x")) == []

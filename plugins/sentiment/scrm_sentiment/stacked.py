@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import chain, compress, pairwise
+from itertools import chain, pairwise
 from operator import is_not
 from pathlib import Path
 from typing import Any
@@ -28,19 +28,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CLASSES", "StackedModel", "vader_features", "words"]
+__all__ = ["CLASSES", "READ_CHARS", "StackedModel", "vader_features", "words"]
 
 CLASSES = ("negative", "neutral", "positive")
+#: How much of a post the n-grams read.
+READ_CHARS = 2000
 FloatArray = npt.NDArray[np.float64]
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
-_MENTION = re.compile(r"(?<![\w@])@\w+")
+# "@" first, then what precedes it: the search jumps from "@" to "@" (a lookbehind first
+# is tried at every character). The same matches as (?<![\w@])@\w+.
+_MENTION = re.compile(r"@(?<![\w@]@)\w+")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|[!?]+|[^\w\s]")
+# _WORD for lower-case ASCII text, where [^\W\d_] is [a-z]: a set of bytes, not a
+# Unicode category test per character.
+_ASCII_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[!?]+|[^\w\s]")
 _not_none = partial(is_not, None)
-
-
-def _both_known(ids: tuple[int | None, int | None]) -> bool:
-    return ids[0] is not None and ids[1] is not None
 
 
 def _split_pair(pair: str) -> tuple[str, str]:
@@ -52,8 +55,8 @@ def _split_pair(pair: str) -> tuple[str, str]:
 
 
 def words(text: str) -> list[str]:
-    """Words and word pairs of a post (handles and links reduced to ``@`` and ``<url>``)."""
-    text = _MENTION.sub("@", _URL.sub(" ", text[:2000].lower()))
+    """Words and word pairs of a post (links removed, a handle's name reduced to ``@``)."""
+    text = _MENTION.sub("@", _URL.sub(" ", text[:READ_CHARS].lower()))
     found = _WORD.findall(text)
     return ["w:" + w for w in found] + ["b:" + a + "|" + b for a, b in pairwise(found)]
 
@@ -105,18 +108,23 @@ class StackedModel:
     def rows(self, text: str) -> set[int]:
         """The features of :func:`words` the model knows, as row numbers: the same set,
         built in the same order (so sums over it add in the same order)."""
-        text = text[:2000].lower()
+        text = text[:READ_CHARS].lower()
         if "http" in text or "www." in text:
             text = _URL.sub(" ", text)
         if "@" in text:
             text = _MENTION.sub("@", text)
-        found = _WORD.findall(text)
+        found = (_ASCII_WORD if text.isascii() else _WORD).findall(text)
         words = list(map(self._words.get, found))
-        pairs: Iterable[tuple[str, str]] = pairwise(found)
         if self._pairs_of_known_words:
-            pairs = compress(pairs, map(_both_known, pairwise(words)))
+            joined = [
+                a + "|" + b
+                for (a, b), (x, y) in zip(pairwise(found), pairwise(words), strict=True)
+                if x is not None and y is not None
+            ]
+        else:
+            joined = list(map("|".join, pairwise(found)))
         # Inserted in the order words() lists them, so the set iterates as it always has.
-        found_ids: Iterable[int | None] = chain(words, map(self._pairs.get, map("|".join, pairs)))
+        found_ids: Iterable[int | None] = chain(words, map(self._pairs.get, joined))
         return set(filter(_not_none, found_ids))  # type: ignore[arg-type]  # filter drops the None
 
     def probabilities(self, text: str, vader_scores: dict[str, float]) -> tuple[float, float, float]:

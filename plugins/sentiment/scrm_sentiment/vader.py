@@ -26,7 +26,7 @@ from typing import Any
 
 from vaderSentiment import vaderSentiment as _reference  # type: ignore[import-untyped]
 
-__all__ = ["polarity_scores"]
+__all__ = ["neutral", "polarity_scores"]
 
 _BOOSTERS: dict[str, float] = _reference.BOOSTER_DICT
 _SPECIAL: dict[str, Any] = _reference.SPECIAL_CASES
@@ -67,6 +67,25 @@ _LEXICON = _lexicon()
 _EMOJIS = _emojis()
 _EMOJI = re.compile("[" + "".join(re.escape(c) for c in sorted(_EMOJIS)) + "]")
 _ASCII_EMOJI = any(c.isascii() for c in _EMOJIS)  # none today: an ASCII text then has no emoji
+
+
+# Every word a rule below looks at besides the lexicon's: a token whose word is none of
+# these (nor a booster, negation or idiom word) only counts as one more neutral word.
+_RULE_WORDS = frozenset(
+    ["no", "or", "nor", "never", "so", "this", "without", "doubt", "least", "at", "very", "kind", "of", "but"]
+)
+_NOT_NEUTRAL = frozenset(_LEXICON).union(_BOOSTERS, _NEGATE, _IDIOM_WORDS, _RULE_WORDS)
+
+
+def neutral(token: str) -> bool:
+    """True when VADER reads ``token`` (no whitespace, no emoji) as one neutral word and
+    nothing more: not in the lexicon, not a booster, negation, idiom word or a word a rule
+    names, not in capitals. Such tokens can stand in for each other without changing any score."""
+    word = token.strip(_PUNCTUATION)
+    if len(word) <= 2:  # as polarity_scores: an emoticon-like token stays whole
+        word = token
+    low = word.lower()
+    return not word.isupper() and "n't" not in low and low not in _NOT_NEUTRAL
 
 
 def _replace_emoji(text: str) -> str:
