@@ -13,8 +13,9 @@
   associated once.
 * **Notes** have no unique property (see :mod:`.notes`), so a note is created only when
   it is known not to exist: the engine never wrote it and either its contact was created
-  by this process a moment ago (so the contact has no notes yet) or the contact's notes
-  were read and it is not among them. A note the engine knows (its id in the
+  by this deployment (so the contact had no notes but the ones its sinks wrote, which the
+  engine knows; remembered in the adapter's durable state, so every worker of a fleet
+  knows it) or the contact's notes were read and it is not among them. A note the engine knows (its id in the
   :class:`~scrm_core.WriteBatch`) is updated by id, without a search; so is an agent's
   reply note, which ``reply_sent`` remembered in the adapter's durable state.
 
@@ -47,6 +48,10 @@ Key = tuple[CrmObject, str]
 Outcomes = dict[Key, RecordOutcome]
 Definitions = dict[str, dict[str, dict[str, Any]]]
 REPLY_NOTE = "reply-note:"  # state key prefix: message external key -> the agent's note id
+#: State key prefix: a contact this deployment created (so it had no notes but the ones its
+#: sinks wrote, which the engine knows or marks uncertain). Kept in the adapter's durable
+#: state, so every worker of a fleet knows it, not only the one whose sink created it.
+NEW_CONTACT = "new-contact:"
 _ID_OBJECTS = {CrmObject.contact: CONTACTS, CrmObject.case: TICKETS}  # found by key through self.ids
 _ON_CONTACT = {CrmObject.contact, CrmObject.profile, CrmObject.lead}
 
@@ -147,16 +152,20 @@ class Writer:
                                     "objectWriteTraceId": contact}))  # fmt: skip
         send = self._send("upsert contacts", self.api.objects.upsert_with_http_info, CONTACTS)
         written = await write_batch(send, items, self._key_of, {key: key for key, _ in items})
+        created: dict[str, str] = {}
         for contact, outcome in written.items():
             if outcome.ok and outcome.crm_id:
                 self.ids.remember(CONTACTS, self.key, contact, outcome.crm_id)
                 if outcome.new:
                     self._new_contacts.put(outcome.crm_id, True)
+                    created[NEW_CONTACT + outcome.crm_id] = "1"
             for op in members[contact]:
                 out[(op.object, op.external_key)] = outcome
                 if outcome.ok and outcome.crm_id and op.object is not CrmObject.contact:
                     prop = PROFILE_KEY if op.object is CrmObject.profile else LEAD_KEY
                     self.ids.remember(CONTACTS, prop, op.external_key, outcome.crm_id)
+        if created:
+            await self.state.put_many(created)
         return out
 
     def _properties_of(self, op: CrmOperation) -> dict[str, str]:
@@ -301,6 +310,7 @@ class Writer:
         if outbound:
             marked = await self.state.get_many([REPLY_NOTE + key for key in outbound])
             found |= {key.removeprefix(REPLY_NOTE): note_id for key, note_id in marked.items()}
+        await self._recall_new_contacts([contacts[c] for op in ops if (c := op.refs.get("contact", "")) in contacts])
         look: list[CrmOperation] = []
         for op in ops:
             if op.external_key in found:
@@ -314,6 +324,14 @@ class Writer:
             found |= await self.notes.existing([op.external_key for op in look], with_contact)
             self._unanswered.difference_update((op.object, op.external_key) for op in look)
         return found
+
+    async def _recall_new_contacts(self, contact_ids: Sequence[str]) -> None:
+        """Which of these contacts this deployment created (another worker's sink, or this
+        process before a restart): one read of the adapter's state for those not in memory."""
+        unknown = [cid for cid in dict.fromkeys(contact_ids) if self._new_contacts.get(cid) is None]
+        if unknown:
+            for key in await self.state.get_many([NEW_CONTACT + cid for cid in unknown]):
+                self._new_contacts.put(key.removeprefix(NEW_CONTACT), True)
 
     def _note_links(
         self, op: CrmOperation, contacts: Mapping[str, str], tickets: Mapping[str, str]

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 from scrm_hubspot.testing import FakeHubSpot
 
-from scrm_core import CrmObject, CrmOperation, WriteBatch
+from scrm_core import CrmObject, CrmOperation, MemoryState, WriteBatch
 from scrm_core.errors import FatalError, RetryableError
 from scrm_core.testing.crm import case_op, contact_op, message_op
 
@@ -294,3 +294,41 @@ def test_ids_the_engine_knows_of_referred_records_spare_the_reads(hubspot: Insta
     paths = [r.path for r in fake.requests[before:]]
     assert not [p for p in paths if "/contacts/batch/read" in p or "/tickets/batch/read" in p], paths
     assert fake.count("notes") == 3
+
+
+def test_a_contact_another_worker_created_needs_no_read_of_its_notes(
+    hubspot: Install, url: str, tmp_path: Path
+) -> None:
+    """Two workers of one deployment (one adapter state): the one writing the messages did not
+    create their contact, yet knows it had no notes but the deployment's own, so it creates
+    the notes without reading the contact's. One whose earlier write may have landed unseen
+    (uncertain) is still looked for first, and found: no second note."""
+    fake = hubspot()
+    state = MemoryState()
+    contact = contact_op(1)
+    messages = [message_op(n, refs={"contact": contact.external_key}) for n in range(3)]
+
+    async def creator() -> str | None:
+        return (await make_crm(url, tmp_path, state).apply([contact]))[0].crm_id
+
+    contact_id = run(creator)
+    assert contact_id
+    known = {(CrmObject.contact, contact.external_key): contact_id}
+    before = len(fake.requests)
+
+    async def other_worker() -> None:
+        crm = make_crm(url, tmp_path, state)
+        assert all(r.ok for r in await crm.apply(WriteBatch(messages[:2], known=known)))
+
+    run(other_worker)
+    paths = [r.path for r in fake.requests[before:]]
+    assert not [p for p in paths if "/associations/" in p and "/batch/read" in p], paths
+    assert fake.count("notes") == 2
+
+    async def retry_after_a_lost_answer() -> None:  # the engine marks the record uncertain
+        crm = make_crm(url, tmp_path, state)
+        batch = WriteBatch(messages[:1], known=known, uncertain=[(CrmObject.message, messages[0].external_key)])
+        assert all(r.ok for r in await crm.apply(batch))
+
+    run(retry_after_a_lost_answer)
+    assert fake.count("notes") == 2  # found among the contact's notes and updated, not created again
