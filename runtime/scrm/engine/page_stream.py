@@ -107,7 +107,8 @@ class StreamedSources:
     _held: dict[tuple[str, int], _Held] = field(default_factory=dict)
     _known: dict[str, int] = field(default_factory=dict)  # source -> a sequence known committed
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    _mine: dict[str, int] = field(default_factory=dict)  # source -> the last page this worker committed
+    #: source -> the last page this worker committed (or the checkpoint it first saw)
+    _mine: dict[str, int] = field(default_factory=dict)
     _shared_at: float = -math.inf  # monotonic time another worker was last seen committing
     #: Set while this worker does not hold a source's commit lease. While other workers
     #: consume too, understanding pauses during the turn: the turn is then the source's one
@@ -394,8 +395,9 @@ class StreamedSources:
                 await self.stream.done(page)
 
     def _saw(self, source: str, committed: int) -> None:
-        """Note the source's last committed page: one this worker did not commit means others consume too."""
-        if committed > self._mine.get(source, 0):
+        """Note the source's last committed page: one this worker did not commit (after the
+        checkpoint it first saw, e.g. where a restart goes on from) means others consume too."""
+        if committed > self._mine.setdefault(source, committed):
             self._shared_at = time.monotonic()
 
     def _take_turn(self, store: StateStore, name: str, source: str) -> tuple[list[Lease], str | None]:
