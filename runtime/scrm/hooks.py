@@ -160,10 +160,7 @@ class Dispatcher:
             return False, None
         if type(result) not in _PLAIN_RESULTS and _awaitable(result):
             return _PENDING, result
-        if result is not None and kind is not None and type(result) is not kind and not isinstance(result, kind):
-            self._failed(impl.plugin, hook, f"returned a {type(result).__name__}", traceback=False)
-            return False, None
-        return True, result
+        return self._checked(hook, impl, result, kind)
 
     async def _awaited(
         self, hook: str, impl: _Impl, awaitable: Any, kind: type | tuple[type, ...] | None
@@ -173,6 +170,10 @@ class Dispatcher:
         except Exception as exc:
             self._failed(impl.plugin, hook, f"{type(exc).__name__}: {exc}", traceback=True)
             return False, None
+        return self._checked(hook, impl, result, kind)
+
+    def _checked(self, hook: str, impl: _Impl, result: Any, kind: type | tuple[type, ...] | None) -> tuple[bool, Any]:
+        """``(True, result)``, or ``(False, None)`` (reported) when it is not of type ``kind``."""
         if result is not None and kind is not None and type(result) is not kind and not isinstance(result, kind):
             self._failed(impl.plugin, hook, f"returned a {type(result).__name__}", traceback=False)
             return False, None
