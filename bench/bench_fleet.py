@@ -101,6 +101,10 @@ class Scenario:
             f'[[sources]]\nname = "{SOURCE}"\nadapter = "replay"\nstream = {"true" if redis_url else "false"}\n'
             f'settings = {{ paths = ["data/*.ndjson"], poll_seconds = 0.1, page_size = {page_size} }}\n'
             + (LISTENING_QUERIES if "listening" in UNDERSTANDING[understanding] else "")
+            # What is measured is how fast the workers ingest: the CRM's limit (100 requests
+            # per 10 s) paces the sync, not the ingest, which would otherwise pause once the
+            # outbox holds 5,000 operations (the default mark; in a fleet since 2026-12-08).
+            + "\n[engine]\noutbox_high_water = 1000000\n"
         )
         self.workers: list[subprocess.Popen[bytes]] = []
         self._pg: Any = None

@@ -147,8 +147,9 @@ class OutboxStore(ABC):
         returned, oldest first."""
 
     @abstractmethod
-    def outbox_depth(self) -> int:
-        """How many operations wait."""
+    def outbox_depth(self, at_most: int | None = None) -> int:
+        """How many operations wait; counting stops past ``at_most`` (a bounded check of
+        a deep outbox: whether it is above a mark, not by how much)."""
 
     @abstractmethod
     def crm_ids(self, obj: CrmObject, external_keys: Sequence[str]) -> dict[str, str]:

@@ -261,6 +261,11 @@ class StateStoreConformance:
         rest = store.outbox_take(5, after_seq=first[-1].seq)
         assert [i.op for i in rest] == ops[5:]
         assert store.outbox_depth() == 7
+        assert (store.outbox_depth(at_most=4), store.outbox_depth(at_most=7), store.outbox_depth(at_most=0)) == (
+            4,
+            7,
+            0,
+        )
 
     def test_settle_done_failed_retry(self, store: StateStore) -> None:
         a, b, c = op(CrmObject.contact, "demo:a"), op(CrmObject.contact, "demo:b"), op(CrmObject.case, "demo:c")

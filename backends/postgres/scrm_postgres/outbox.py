@@ -111,8 +111,9 @@ class PgOutbox(PgBase, OutboxStore):
         )
         return [PendingLink(CrmObject(po), unesc(pk), CrmObject(co), unesc(ck), ref) for po, pk, co, ck, ref in rows]
 
-    def outbox_depth(self) -> int:
-        return int(self._one("SELECT COUNT(*) FROM outbox")[0])
+    def outbox_depth(self, at_most: int | None = None) -> int:
+        # LIMIT NULL is no limit
+        return int(self._one("SELECT COUNT(*) FROM (SELECT 1 FROM outbox LIMIT %s) AS o", (at_most,))[0])
 
     def crm_ids(self, obj: CrmObject, external_keys: Sequence[str]) -> dict[str, str]:
         return self._crm_ids(obj, external_keys)

@@ -209,3 +209,54 @@ def test_under_the_rate_budget_a_fleet_sink_spends_each_call_on_a_full_batch(pos
     setup.close()
     # Full batches of 50 once the budget pressed (a few small calls before it did): at most 8.
     assert len(calls) <= 8, calls
+
+
+def test_every_workers_ingest_pauses_on_the_fleets_outbox_not_its_own_pool(postgres_url: str) -> None:
+    """``engine.outbox_high_water`` bounds the shared outbox: a worker whose sink holds none of
+    the rows waiting (another worker's partitions, that worker's CRM calls failing) still
+    has no room for ingest, and has it again once the outbox drains. Before, a fleet sink's
+    room was its own pool: the fleet read its sources on into the outbox while the CRM was down."""
+    parts = PostgresStore.outbox_partitions
+    theirs = [k for k in (f"scrm:m{i}" for i in range(1000)) if partition_of(k, parts) >= parts // 2][:150]
+    setup = PostgresStore(postgres_url)
+    setup.migrate()
+    calls: list[int] = []
+
+    async def main() -> None:
+        stores = [AsyncStore(lambda: PostgresStore(postgres_url)) for _ in range(2)]
+        keepers = [LeaseKeeper(s, WorkerInfo(f"w{i}", "h", i, ""), LEASE) for i, s in enumerate(stores)]
+        for keeper in keepers:
+            await keeper.join()
+            keeper.set_names([])
+        for keeper, half in zip(keepers, (range(parts // 2), range(parts // 2, parts)), strict=True):
+            keeper.partitions = [f"outbox#{p}" for p in half] + [f"outbox#{p}" for p in range(parts) if p not in half]
+            await keeper.tick()
+        config = EngineConfig(batch_window_ms=0, outbox_high_water=100)
+        mine = FleetSink(stores[0], _CountingCrm([]), config, keepers[0])
+        await mine.start()
+        running = asyncio.create_task(mine.run())
+        assert mine.has_room()
+        ops = [CrmOperation(object=CrmObject.message, external_key=k, fields={"v": 1}) for k in theirs]
+        setup.commit_page(PageCommit("demo", "1", ops=ops))  # another worker's commit, for w1's sink
+        deadline = time.monotonic() + 10
+        while mine.has_room():
+            assert time.monotonic() < deadline, "ingest still has room with 150 operations waiting"
+            await asyncio.sleep(0.02)  # polling interval, not a wait for the outcome
+        assert len(mine.pool) == 0  # none of them is this sink's
+        theirs_sink = FleetSink(stores[1], _CountingCrm(calls), config, keepers[1])  # w1's CRM answers again
+        await theirs_sink.start()
+        draining = asyncio.create_task(theirs_sink.run())
+        await asyncio.wait_for(mine.wait_for_room(), timeout=10)
+        assert sum(calls) >= 50  # room came back as w1's sink wrote the rows out
+        # This worker's own commits count at once, before the next look at the outbox.
+        mine.notify(list(range(101)), [])
+        assert not mine.has_room()
+        for sink in (mine, theirs_sink):
+            sink.finish()
+        await asyncio.gather(running, draining)
+        for store in stores:
+            await store.close()
+
+    asyncio.run(main())
+    setup.close()
+    assert sum(calls) == len(theirs)

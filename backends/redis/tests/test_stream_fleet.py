@@ -15,25 +15,29 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 import redis
+from scrm_hubspot.testing import FakeHubSpot
 from scrm_postgres import PostgresStore
 from scrm_redis.testing import RedisServer
 from scrm_replay.demo import generate_demo
 from scrm_replay.format import is_blank, parse_line
 
 from scrm_core.streams import split_checkpoint
+from scrm_core.testing.fakes import FakeServer
 from scrm_core.testing.fleet import eventually
 from tests.e2e import LOG_ALL_RULES, crm_state, expected_messages
 
 T = TypeVar("T")
 LEASE = 3.0  # [state] lease_seconds: a dead consumer's pages are claimed after this long
 SOURCE = "firehose"
+HIGH_WATER = 100  # [engine] outbox_high_water, where the outage test's reader pauses
 STREAM = f"scrm:pages:{SOURCE}"
-PLUGINS = "replay,localcrm,postgres,redis,sentiment,language"
+PLUGINS = "replay,localcrm,hubspot,postgres,redis,sentiment,language"
+LOCALCRM = '[crm]\nadapter = "localcrm"\nsettings = { path = "crm.db" }\n'
 
 
 def until(check: Callable[[], T | None], what: str, within: float = 120.0) -> T:
@@ -43,7 +47,16 @@ def until(check: Callable[[], T | None], what: str, within: float = 120.0) -> T:
 class Fleet:
     """Workers on one config; the firehose's file arrives whole (renamed in) when asked."""
 
-    def __init__(self, folder: Path, postgres_url: str, redis_url: str, messages: int, seed: int) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        postgres_url: str,
+        redis_url: str,
+        messages: int,
+        seed: int,
+        crm: str = LOCALCRM,
+        engine: str = "",
+    ) -> None:
         self.folder, self.url = folder, postgres_url
         generate_demo(folder / "demo", messages=messages, seed=seed)
         self.lines = b"".join(p.read_bytes() for p in sorted((folder / "demo").glob("*.ndjson")))
@@ -52,10 +65,10 @@ class Fleet:
         self.config = folder / "scrm.toml"
         self.config.write_text(
             f'[state]\nurl = "{postgres_url}"\nlease_seconds = {LEASE}\ncoordination_url = "{redis_url}"\n\n'
-            '[crm]\nadapter = "localcrm"\nsettings = { path = "crm.db" }\n\n'
+            f"{crm}\n"
             f'[[sources]]\nname = "{SOURCE}"\nadapter = "replay"\nstream = true\n'
             'settings = { paths = ["data/*.ndjson"], poll_seconds = 0.1, page_size = 25 }\n\n'
-            "[engine]\nbatch_window_ms = 50\nretry_max_seconds = 0.5\n" + LOG_ALL_RULES
+            f"[engine]\nbatch_window_ms = 50\nretry_max_seconds = 0.5\n{engine}" + LOG_ALL_RULES
         )
         self.redis = redis.Redis.from_url(redis_url)
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -109,6 +122,14 @@ class Fleet:
             except psycopg.errors.UndefinedTable:
                 return 0
         return (split_checkpoint(row[0])[0] or 0) if row else 0
+
+    def reading(self) -> bool:
+        """Whether a reader has started the source's stream (its checkpoint exists)."""
+        with psycopg.connect(self.url) as conn:
+            try:
+                return conn.execute("SELECT 1 FROM checkpoints WHERE source = %s", (SOURCE,)).fetchone() is not None
+            except psycopg.errors.UndefinedTable:
+                return False
 
     def reader_pid(self) -> int | None:
         with psycopg.connect(self.url) as conn:
@@ -242,3 +263,63 @@ def test_the_reader_killed_mid_stream_is_followed_by_one_that_repeats_nothing(fl
     resumed = re.findall(r"source firehose: (?:going on after|reading on from the checkpoint after) page (\d+)", log)
     assert resumed and int(resumed[-1]) == published, log[-2000:]
     assert fleet.stop() == [0]
+
+
+class _Outage:
+    """The CRM fake's app, answering every request 503 while ``down``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.down = app, False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.down:
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"down for maintenance"})
+            return
+        await self.app(scope, receive, send)
+
+
+def test_while_the_crm_is_down_the_reader_stops_at_the_fleets_outbox_high_water(
+    tmp_path: Path, postgres_url: str, redis_server: RedisServer
+) -> None:
+    """``engine.outbox_high_water`` bounds the shared outbox for a streamed source too: with the
+    CRM down, the reader publishes no page once the outbox is above the mark (what was
+    published is still committed), and reads on once the CRM is back; nothing is lost.
+    Before, a streamed page's commit looked at no room at all and the outbox grew as fast as
+    the source was read."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    outage = _Outage(FakeHubSpot(with_properties=True).app)
+    with FakeServer(outage) as server:
+        settings = f'base_url = "{server.url}", access_token = "{FakeHubSpot.TOKEN}"'
+        crm = f'[crm]\nadapter = "hubspot"\nsettings = {{ {settings} }}\n'
+        fleet = Fleet(
+            tmp_path, postgres_url, redis_server.url, messages=600, seed=5, crm=crm,
+            engine=f"outbox_high_water = {HIGH_WATER}\npages_in_flight = 1\n",
+        )  # fmt: skip
+        try:
+            worker = fleet.start()
+            until(fleet.reading, "the worker reads the source (started, its CRM checked)")
+            outage.down = True
+            fleet.arrive()
+            until(lambda: "reading pauses" in fleet.log(worker), "the reader paused")
+            # What was published before the pause is committed; then nothing more comes.
+            until(lambda: fleet.committed() == fleet.published() and fleet.pending() == [], "the stream emptied")
+            store = PostgresStore(fleet.url)
+            depth, published = store.outbox_depth(), fleet.published()
+            pages = -(-len(fleet.lines.splitlines()) // 25)
+            assert published < pages / 2, (published, pages)
+            # The mark, plus the pages in the stream and in hand when it was crossed (each
+            # page of 25 events makes at most 3 operations an event).
+            assert HIGH_WATER < depth <= HIGH_WATER + 4 * 25 * 3, depth
+            outage.down = False
+            until(lambda: "reading goes on" in fleet.log(worker), "the reader went on")
+            until(lambda: fleet.committed() == fleet.published() >= pages, "every page committed", within=180)
+            until(lambda: store.outbox_depth() == 0, "the outbox drained", within=180)
+            assert store.dead_letter_count() == 0 and store.counts()["messages"] == len(fleet.expected())
+            store.close()
+            assert fleet.stop() == [0]
+        finally:
+            for process in fleet.processes:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()

@@ -25,6 +25,11 @@ e.g. PostgreSQL), started the same way on any machine.
   looked up by external key before it is written again. A partition given back (workers
   joined) is given back by the sink between two batches, never with a write in flight, and
   a sink sends only while its heartbeat is fresh (:meth:`LeaseKeeper.fresh`).
+* **Ingest pauses on the fleet's outbox**, not a worker's own pool: each sink reads the
+  shared outbox's depth every :data:`DEPTH_EVERY` seconds (a count that stops past
+  ``engine.outbox_high_water``) and counts what its own worker commits meanwhile, so
+  while the CRM is down every worker's readers stop near the mark, whatever partitions
+  its sink holds.
 
 Replies are claimed per reply (:meth:`StateStore.claim_reply`), so every worker may send
 them; a webhook receiver (``scrm serve``) writes the shared inbox, deduplicated by its key.
@@ -32,6 +37,7 @@ them; a webhook receiver (``scrm serve``) writes the shared inbox, deduplicated 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -58,6 +64,9 @@ log = logging.getLogger("scrm.fleet")
 
 #: The leases of the outbox's partitions: ``outbox#0`` ... ``outbox#N-1``.
 SINK_PREFIX = "outbox#"
+#: How often a fleet sink reads the shared outbox's depth (what other workers committed
+#: shows up within this long; its own commits at once).
+DEPTH_EVERY = 0.5
 
 
 def new_worker() -> WorkerInfo:
@@ -204,18 +213,53 @@ class FleetSink(Sink):
         self.keeper = keeper
         self._held: dict[str, Lease] = {}  # the partition leases whose rows are in the pool
         self._dead_read_at = -math.inf  # when the sink dead letters were last read
+        self._depth = 0  # the shared outbox's depth: as last read, plus this worker's commits since
+
+    @property
+    def pending(self) -> int:
+        """Records not yet settled in the whole fleet's outbox (what ingest's pause follows)."""
+        return max(len(self.pool), self._depth)
 
     def notify(self, seqs: Sequence[int], ops: Sequence[CrmOperation]) -> None:
-        """Not used: each partition's holder claims what every worker committed."""
+        """Count this worker's commit into the outbox's depth at once (each partition's
+        holder claims the rows themselves, whichever worker committed them)."""
+        self._depth += len(seqs)
+        self._update_water()
 
     async def start(self) -> None:
         self._dead = await self.store.call(StateStore.dead_letter_keys)
+        await self._read_depth()
 
     async def run(self) -> None:
+        watching = asyncio.create_task(self._watch_depth(), name="sink:depth")
         try:
             await self._claims()
         except _Stopped:
             log.info("sink stopped; what it had not sent stays in the outbox for the next holder")
+        finally:
+            watching.cancel()
+
+    async def _read_depth(self) -> None:
+        # Counting stops just past the mark: a deep outbox costs no more to look at.
+        self._depth = await self.store.call(StateStore.outbox_depth, self.config.outbox_high_water + 1)
+        self._update_water()
+
+    def _update_water(self) -> None:
+        was_held = not self.has_room()
+        super()._update_water()
+        held, mark = not self.has_room(), self.config.outbox_high_water
+        if held and not was_held:
+            log.info("the fleet's outbox holds more than engine.outbox_high_water (%d): reading pauses", mark)
+        elif was_held and not held:
+            log.info("the fleet's outbox is back under engine.outbox_high_water (%d): reading goes on", mark)
+
+    async def _watch_depth(self) -> None:
+        while True:
+            await asyncio.sleep(DEPTH_EVERY)
+            try:
+                await self._read_depth()
+            except Exception as exc:  # the store unreachable a while: the next look tells
+                log.warning("reading the outbox's depth failed: %s", exc)
 
     def _partition(self, key: str) -> str:
         return f"{SINK_PREFIX}{partition_of(key, len(self.keeper.partitions))}"

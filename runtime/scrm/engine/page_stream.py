@@ -45,12 +45,13 @@ from scrm.store import AsyncStore, FleetStore, Lease, LeaseLost, PageCommit, Sta
 from scrm_core.adapters import NetworkAdapter
 from scrm_core.config import Config
 from scrm_core.errors import RetryableError
-from scrm_core.models import EventPage, Message, MessageCreated, MessageEdited, SocialProfile
+from scrm_core.models import CrmOperation, EventPage, Message, MessageCreated, MessageEdited, SocialProfile
 from scrm_core.retry import asked_wait, backoff
 from scrm_core.streams import PageStream, StreamPage, split_checkpoint, stream_checkpoint
 
 from .fleet import LeaseKeeper
 from .ingest import Ingestor
+from .sink import Sink
 
 if TYPE_CHECKING:
     from .runner import Engine, Reader
@@ -86,7 +87,7 @@ class _Held:
     events: EventPage
 
 
-CommitPage = Callable[[str, EventPage, Ingestor, Lease], Awaitable[object]]
+CommitPage = Callable[[str, EventPage, Ingestor, Lease], Awaitable[tuple[list[int], list[CrmOperation]]]]
 
 
 @dataclass
@@ -103,6 +104,9 @@ class StreamedSources:
     backlog: int = 8
     in_hand: int = 2  # pages understood ahead of their turn
     retry_max_seconds: float = 60.0
+    #: The worker's sink: a reader publishes only while the fleet's outbox has room, and
+    #: each commit counts into the outbox's depth the sink follows.
+    sink: Sink | None = None
     committed_pages: int = 0
     _held: dict[tuple[str, int], _Held] = field(default_factory=dict)
     _known: dict[str, int] = field(default_factory=dict)  # source -> a sequence known committed
@@ -118,7 +122,9 @@ class StreamedSources:
     _off_turn: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
-    def for_engine(cls, engine: Engine, readers: dict[str, Reader], ingestor: Ingestor) -> StreamedSources | None:
+    def for_engine(
+        cls, engine: Engine, readers: dict[str, Reader], ingestor: Ingestor, sink: Sink
+    ) -> StreamedSources | None:
         """This fleet worker's streamed sources, their entries in ``readers`` now publishing;
         None if no enabled source has ``stream = true`` (or no stream is installed: then they
         are read and ingested by their reader alone, and a warning says so)."""
@@ -145,6 +151,7 @@ class StreamedSources:
             engine._commit,
             backlog=2 * config.engine.pages_in_flight,
             retry_max_seconds=config.engine.retry_max_seconds,
+            sink=sink,
         )
         for name in names:
             readers[name] = streamed.reader(name, engine.sources[name], follow=True)
@@ -243,6 +250,8 @@ class StreamedSources:
         return seq, cursor
 
     async def _wait_for_room(self, name: str) -> None:
+        if self.sink is not None and not self.sink.has_room():
+            await self.sink.wait_for_room()  # the fleet's outbox is above engine.outbox_high_water
         pause = 0.005
         while await self.stream.backlog(name) >= self.backlog:
             await asyncio.sleep(pause)  # polling for room: consumers finish pages at their pace
@@ -375,7 +384,9 @@ class StreamedSources:
                         events=next_.events.events, cursor=stream_checkpoint(page.seq, page.cursor),
                         rejects=next_.events.rejects,
                     )  # fmt: skip
-                    await self.commit(source, events, self.ingestor, got[0])
+                    seqs, ops = await self.commit(source, events, self.ingestor, got[0])
+                    if self.sink is not None:
+                        self.sink.notify(seqs, ops)
                     seq = self._known[source] = self._mine[source] = page.seq
                     self.committed_pages += 1
                 self._drop(next_)  # committed now, or before (an older copy of it)

@@ -304,7 +304,7 @@ class Engine:
         assert self.store is not None
         queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue(maxsize=self.config.engine.pages_in_flight)
         if self._keeper is not None:  # a fleet worker reads the sources it holds the lease of
-            streamed = StreamedSources.for_engine(self, readers, ingestor)
+            streamed = StreamedSources.for_engine(self, readers, ingestor, sink)
             tasks = [asyncio.create_task(self._leased_readers(readers, queue, follow), name="fleet")]
             if streamed is not None:  # heavy sources: every worker ingests their pages
                 tasks.append(asyncio.create_task(streamed.run(queue), name="stream"))

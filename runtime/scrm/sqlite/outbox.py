@@ -143,8 +143,10 @@ class SqliteOutbox(SqliteBase, OutboxStore):
         )
         return [PendingLink(CrmObject(po), pk, CrmObject(co), ck, ref) for po, pk, co, ck, ref in rows]
 
-    def outbox_depth(self) -> int:
-        return int(self._conn.execute(f"SELECT COUNT(*) FROM outbox AS o WHERE {WAITING}").fetchone()[0])
+    def outbox_depth(self, at_most: int | None = None) -> int:
+        limit = -1 if at_most is None else at_most  # SQLite: a negative LIMIT is none
+        sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM outbox AS o WHERE {WAITING} LIMIT ?)"
+        return int(self._conn.execute(sql, (limit,)).fetchone()[0])
 
     def crm_ids(self, obj: CrmObject, external_keys: Sequence[str]) -> dict[str, str]:
         return self._crm_ids(obj, external_keys)
