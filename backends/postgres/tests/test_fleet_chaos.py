@@ -2,7 +2,9 @@
 PostgreSQL and one Redis, the demo stream growing while webhook deliveries arrive, into
 a HubSpot fake that fails 20% of its requests (429, 5xx, lost answers), and a random
 worker SIGKILLed (and started again) 20 times, most of them while one of its CRM writes
-was applied and its answer not yet delivered.
+was applied and its answer not yet delivered; every fourth round a receiver is SIGKILLed
+right after a 200, the next delivery sent to it goes to the other (a load balancer's
+part), and it starts again.
 
 What must hold: every message in the CRM exactly once with its final text, every
 acknowledged webhook synced, nothing dead-lettered, and no lease held by a dead worker
@@ -51,7 +53,8 @@ T = TypeVar("T")
 LEASE = 2.0  # [state] lease_seconds
 KILLS = 20
 DELIVERIES_PER_ROUND = 2
-SLOTS = ("w0", "w1", "w2")  # the workers killed in turn; the receivers r0, r1 stay up
+SLOTS = ("w0", "w1", "w2")  # the workers killed in turn
+RECEIVER_KILL_EVERY = 4  # rounds: a receiver (r0, r1 in turn) is SIGKILLed and started again
 
 
 def until(check: Callable[[], T | None], what: str, within: float = 150.0) -> T:
@@ -220,9 +223,9 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
     delivered = 0
     rounds: list[float] = []
 
-    def deliver(http: httpx.Client, n: int) -> None:
-        """One delivery of a new post, to either receiver (and, every fifth, to both: the
-        second is a duplicate the inbox drops); sent again until a receiver says 200."""
+    def deliver(http: httpx.Client, n: int, to: int | None = None) -> None:
+        """One delivery of a new post, to either receiver (or receiver ``to``; every fifth, to
+        both: the second is a duplicate the inbox drops); sent again until a receiver says 200."""
         post_id = 900_000 + n
         delivery = forum.signed_request(
             "post_created",
@@ -235,10 +238,16 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
                 }
             },
         )  # fmt: skip
-        targets = [receivers[n % 2], receivers[(n + 1) % 2]] if n % 5 == 0 else [receivers[n % 2]]
+        targets = [to] if to is not None else [n % 2, (n + 1) % 2] if n % 5 == 0 else [n % 2]
+        send = partial(_post, http, headers=delivery.headers, body=delivery.body)
+
+        def either(first: int) -> int | None:
+            # The load balancer's part: a receiver that does not answer (killed, restarting)
+            # leaves the delivery to the other one.
+            return send(receivers[first]) or send(receivers[1 - first])
+
         for target in targets:
-            answer = until(partial(_post, http, target, delivery.headers, delivery.body), f"delivery {n} acknowledged")
-            assert answer == 200
+            assert until(partial(either, target), f"delivery {n} acknowledged") == 200
         acknowledged.add(f"scrm:discourse:{post_id}")
 
     try:
@@ -247,6 +256,7 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
             start(slot)
         receivers.extend(start_serve(config(r)) for r in ("r0", "r1"))
         kills: list[_Kill] = []
+        receiver_kills: list[int] = []  # the last delivery acknowledged before each receiver kill
         with httpx.Client(timeout=10) as http, psycopg.connect(postgres_url, autocommit=True) as db:
             for round_ in range(KILLS):
                 round_started = time.monotonic()
@@ -257,6 +267,17 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
                 for _ in range(DELIVERIES_PER_ROUND):
                     deliver(http, delivered)
                     delivered += 1
+                if round_ % RECEIVER_KILL_EVERY == RECEIVER_KILL_EVERY - 1:
+                    # A receiver killed right after its last 200 (what it acknowledged is in
+                    # the shared inbox, maybe not yet read by any worker), and the next
+                    # delivery sent to it while it is down; then it starts again.
+                    which = len(receiver_kills) % 2
+                    receivers[which].proc.send_signal(signal.SIGKILL)
+                    receivers[which].proc.wait()
+                    receiver_kills.append(delivered - 1)
+                    deliver(http, delivered, to=which)
+                    delivered += 1
+                    receivers[which] = start_serve(config(("r0", "r1")[which]))
                 # A random worker among those that joined the fleet (one just restarted may not have).
                 joined = until(
                     lambda: [s for s in SLOTS if _worker_id(postgres_url, running[s].pid)], "a worker joined"
@@ -330,7 +351,9 @@ def test_three_workers_two_receivers_twenty_kills_during_crm_writes_everything_o
         or (not deleted and not stored_text_matches(html.unescape(held[key].get("hs_note_body") or ""), text))
     ]
     assert not wrong, f"{len(wrong)} message(s) differ, e.g. {wrong[0]}"
-    assert delivered == DELIVERIES_PER_ROUND * KILLS and acknowledged <= set(held)
+    assert delivered == (DELIVERIES_PER_ROUND * KILLS + len(receiver_kills)) and acknowledged <= set(held)
+    assert len(receiver_kills) == KILLS // RECEIVER_KILL_EVERY
+    assert {f"scrm:discourse:{900_000 + n}" for n in receiver_kills} <= acknowledged
 
     # The faults and the kills landed where they claim: transient faults were served, and
     # most kills came while the victim's write was applied and unanswered (the fake's log:
