@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import subprocess
@@ -10,11 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from scrm.plugins import PluginHost
 
-from scrm_core import PluginError, hookimpl
+from scrm_core import Message, PluginError, hookimpl
 
 BROKEN_IMPORT = "import does_not_exist_anywhere\n"
 GOOD = """
@@ -294,3 +296,87 @@ def test_the_facade_covers_every_event_hook() -> None:
     specs = {name for name in dir(hookspecs) if name.startswith("scrm_")} - hookspecs.SYNC_ONLY
     assert specs == EVENT_HOOKS
     assert [name for name in sorted(specs) if not callable(getattr(Hooks, name.removeprefix("scrm_"), None))] == []
+
+
+# ---------------------------------------------------------------- the hot path's *_now calls
+
+
+def test_now_calls_answer_at_once_while_plugins_are_sync_and_later_when_one_is_async() -> None:
+    from scrm.hooks import Later
+
+    h = PluginHost(env={}).load(entry_points=False)
+    right, broken = _Order("right", "de"), _Order("broken", "xx", fail=True)
+    h.register(right, "right")
+    h.register(broken, "broken")  # called first, isolated
+    assert h.hooks.detect_language_now("Hallo") == "de"
+    waiting = _Order("waiting", None, is_async=True)
+    h.register(waiting, "waiting")  # called first now: answers None, so the next ones are asked
+    later = h.hooks.detect_language_now("Hallo")
+    assert isinstance(later, Later)
+
+    async def settle() -> object:
+        return await later  # type: ignore[misc]
+
+    assert asyncio.run(settle()) == "de"
+    assert (waiting.calls, broken.calls, right.calls) == (1, 2, 2)
+    assert h.hooks.failures == {"broken": 2}
+
+
+def _understanding_plugins(is_async: bool) -> dict[str, SimpleNamespace]:
+    """Plugins for every understanding hook, all sync or all async, with the same answers."""
+
+    def hook(fn: Callable[..., object]) -> object:
+        if not is_async:
+            return hookimpl(fn)
+
+        # The same parameter names (pluggy passes the hook's arguments by name).
+        names = ", ".join(inspect.signature(fn).parameters)
+        namespace: dict[str, Any] = {"fn": fn}
+        exec(f"async def impl({names}):\n    return fn({names})\n", namespace)
+        impl = namespace["impl"]
+        return hookimpl(impl)
+
+    from scrm_core import Sentiment
+
+    return {
+        "mask": SimpleNamespace(scrm_redact_text=hook(lambda text, message: text.replace("1234", "****"))),
+        "shout": SimpleNamespace(scrm_redact_text=hook(lambda text, message: text.upper())),
+        "lang": SimpleNamespace(scrm_detect_language=hook(lambda text: "en" if "HELLO" in text else None)),
+        "mood": SimpleNamespace(
+            scrm_analyze_sentiment=hook(lambda text, language: Sentiment(score=0.5, label="positive"))
+        ),
+        "listen": SimpleNamespace(scrm_listening_match=hook(lambda message, queries: sorted(queries))),
+        "listen2": SimpleNamespace(scrm_listening_match=hook(lambda message, queries: ["b", "c"])),
+        "moderate": SimpleNamespace(scrm_moderate=hook(lambda message: ["spam"])),
+        "labels": SimpleNamespace(scrm_classify_message=hook(lambda message: ["x", "y"])),
+        "scores": SimpleNamespace(scrm_classify_message=hook(lambda message: {"y": 0.25, "z": 0.75})),
+    }
+
+
+@pytest.mark.parametrize("mixed", ["sync", "async", "alternating"])
+def test_understanding_gives_the_same_answers_with_sync_and_async_plugins(
+    mixed: str, make_message: Callable[..., Message]
+) -> None:
+    from scrm.engine.understand import Understander
+
+    results = []
+    for is_async in (False, True):
+        h = PluginHost(env={}).load(entry_points=False)
+        plugins = _understanding_plugins(False)
+        if is_async:
+            async_ones = _understanding_plugins(True)
+            for i, name in enumerate(plugins):
+                if mixed == "async" or (mixed == "alternating" and i % 2):
+                    plugins[name] = async_ones[name]
+        for name, plugin in plugins.items():
+            h.register(plugin, name)
+        message = make_message(text="hello 1234", language=None)
+        asyncio.run(Understander(h.hooks, {"a": "x", "b": "y"}).understand(message))
+        results.append(message.model_dump(exclude={"created_at"}))
+        assert h.hooks.failures == {}
+    sync, other = results
+    assert sync == other
+    assert sync["text"] == "HELLO ****" and sync["language"] == "en"
+    assert sync["matched_queries"] == ["b", "c", "a"]
+    assert sync["labels"] == ["moderation:spam", "y", "z", "x"]
+    assert sync["label_confidence"] == {"y": 0.25, "z": 0.75}
