@@ -315,7 +315,7 @@ def test_now_calls_answer_at_once_while_plugins_are_sync_and_later_when_one_is_a
     assert isinstance(later, Later)
 
     async def settle() -> object:
-        return await later  # type: ignore[misc]
+        return await later
 
     assert asyncio.run(settle()) == "de"
     assert (waiting.calls, broken.calls, right.calls) == (1, 2, 2)
