@@ -63,13 +63,14 @@ class Understander:
             if isinstance(names, Later):
                 names = await names
             if names:
-                message.matched_queries += [n for n in names if n not in message.matched_queries]
+                matched = message.matched_queries  # extended in place: no model __setattr__
+                matched.extend([n for n in names if n not in matched])
         if "scrm_moderate" in present:
             moderation = hooks.moderate_now(message)
             if isinstance(moderation, Later):
                 moderation = await moderation
             labels = message.labels
-            labels += [f"moderation:{x}" for x in moderation if f"moderation:{x}" not in labels]
+            labels.extend([f"moderation:{x}" for x in moderation if f"moderation:{x}" not in labels])
         if classify and "scrm_classify_message" in present:
             found = hooks.classify_message_now(message)
             _merge_labels(message, await found if isinstance(found, Later) else found)
@@ -83,5 +84,5 @@ def _merge_labels(message: Message, found: list[list[str] | Mapping[str, float]]
         labels.extend([x for x in each if x not in labels])
         if type(each) is not list and isinstance(each, Mapping):
             for label, value in each.items():
-                if isinstance(value, int | float) and value > confidence.get(label, -1.0):
+                if isinstance(value, (float, int)) and value > confidence.get(label, -1.0):
                     confidence[label] = float(value)
