@@ -380,3 +380,45 @@ def test_understanding_gives_the_same_answers_with_sync_and_async_plugins(
     assert sync["matched_queries"] == ["b", "c", "a"]
     assert sync["labels"] == ["moderation:spam", "y", "z", "x"]
     assert sync["label_confidence"] == {"y": 0.25, "z": 0.75}
+
+
+def test_understanding_passes_each_plugin_the_arguments_it_takes_isolates_failures_and_sees_new_plugins(
+    make_message: Callable[..., Message],
+) -> None:
+    from scrm.engine.understand import Understander
+
+    from scrm_core import Sentiment
+
+    seen: list[tuple[str, object]] = []
+
+    def reordered(language: str | None, text: str) -> Sentiment | None:  # the hookspec's order reversed
+        seen.append(("reordered", (language, text)))
+        return None
+
+    def language_only(language: str | None) -> Sentiment:
+        seen.append(("language_only", language))
+        return Sentiment(score=0.25, label="positive")
+
+    def wrong_type(message: object) -> object:
+        return 42
+
+    def raises(message: object) -> object:
+        raise RuntimeError("boom")
+
+    h = PluginHost(env={}).load(entry_points=False)
+    h.register(SimpleNamespace(scrm_analyze_sentiment=hookimpl(language_only)), "language_only")
+    h.register(SimpleNamespace(scrm_analyze_sentiment=hookimpl(reordered)), "reordered")  # asked first
+    h.register(SimpleNamespace(scrm_classify_message=hookimpl(wrong_type)), "wrong_type")
+    h.register(SimpleNamespace(scrm_classify_message=hookimpl(raises)), "raises")
+    understander = Understander(h.hooks, {})
+    first = make_message(text="hello", language="en")
+    asyncio.run(understander.understand(first))
+    assert seen == [("reordered", ("en", "hello")), ("language_only", "en")]
+    assert first.sentiment == Sentiment(score=0.25, label="positive") and first.labels == []
+    assert h.hooks.failures == {"wrong_type": 1, "raises": 1}
+    # A plugin registered after the understander was made is called from the next message on.
+    h.register(SimpleNamespace(scrm_classify_message=hookimpl(lambda message: ["late"])), "late")
+    second = make_message(text="hello again", language="en")
+    asyncio.run(understander.understand(second))
+    assert second.labels == ["late"]
+    assert h.hooks.failures == {"wrong_type": 2, "raises": 2}

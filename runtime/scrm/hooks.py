@@ -16,7 +16,7 @@ import types
 from collections import Counter
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, get_args
 
 import pluggy
 
@@ -32,7 +32,7 @@ from scrm_core.models import (
     SocialProfile,
 )
 
-__all__ = ["Dispatcher", "EventHook", "Hooks", "Later"]
+__all__ = ["Dispatcher", "EventHook", "Hooks", "Later", "UnderstandingCallers", "merged"]
 
 log = logging.getLogger("scrm.plugins")
 
@@ -132,10 +132,13 @@ class Dispatcher:
         self.implemented: frozenset[str] = frozenset()
         self.failures: Counter[str] = Counter()
         self._reported: set[tuple[str, str]] = set()
+        #: Counts :meth:`refresh` calls: what :meth:`caller` built is valid for one generation.
+        self.generation = 0
         self.refresh()
 
     def refresh(self) -> None:
         """Snapshot the implementations; call after (un)registering plugins."""
+        self.generation += 1
         self._impls = {}
         for name in _SPEC_NAMES - hookspecs.SYNC_ONLY:
             impls = getattr(self._pm.hook, name).get_hookimpls()
@@ -207,15 +210,22 @@ class Dispatcher:
     # then goes on with the next ones. The async call_* await that Later when there is one.
 
     def all_now(
-        self, hook: str, kind: type | tuple[type, ...] | None, kwargs: Mapping[str, Any], start: int = 0
+        self,
+        hook: str,
+        kind: type | tuple[type, ...] | None,
+        kwargs: Mapping[str, Any],
+        start: int = 0,
+        impls: list[_Impl] | None = None,
     ) -> list[Any] | Later[list[Any]]:
-        """:meth:`call_all` without a coroutine while the implementations are sync."""
-        impls = self._impls.get(hook) or self._implementations(hook)
+        """:meth:`call_all` without a coroutine while the implementations are sync (``start``
+        and ``impls``: where a Later goes on, over the implementations it started with)."""
+        if impls is None:
+            impls = self._impls.get(hook) or self._implementations(hook)
         results: list[Any] = []
         for i in range(start, len(impls)):
             ok, result = self._invoke(hook, impls[i], kwargs, kind)
             if ok is _PENDING:
-                return Later(self._all_after(hook, kind, kwargs, i, result, results))
+                return Later(self._all_after(hook, kind, kwargs, impls, i, result, results))
             if ok and result is not None:
                 results.append(result)
         return results
@@ -225,60 +235,126 @@ class Dispatcher:
         hook: str,
         kind: type | tuple[type, ...] | None,
         kwargs: Mapping[str, Any],
+        impls: list[_Impl],
         i: int,
         awaitable: Any,
         results: list[Any],
     ) -> list[Any]:
-        ok, result = await self._awaited(hook, self._implementations(hook)[i], awaitable, kind)
+        ok, result = await self._awaited(hook, impls[i], awaitable, kind)
         if ok and result is not None:
             results.append(result)
-        rest = self.all_now(hook, kind, kwargs, i + 1)
+        rest = self.all_now(hook, kind, kwargs, i + 1, impls)
         return results + (await rest if type(rest) is Later else rest)  # type: ignore[operator]
 
     def first_now(
-        self, hook: str, kind: type | tuple[type, ...] | None, kwargs: Mapping[str, Any], start: int = 0
+        self,
+        hook: str,
+        kind: type | tuple[type, ...] | None,
+        kwargs: Mapping[str, Any],
+        start: int = 0,
+        impls: list[_Impl] | None = None,
     ) -> Any:
         """:meth:`call_first` without a coroutine while the implementations are sync: the
         result, or a :class:`Later`."""
-        impls = self._impls.get(hook) or self._implementations(hook)
+        if impls is None:
+            impls = self._impls.get(hook) or self._implementations(hook)
         for i in range(start, len(impls)):
             ok, result = self._invoke(hook, impls[i], kwargs, kind)
             if ok is _PENDING:
-                return Later(self._first_after(hook, kind, kwargs, i, result))
+                return Later(self._first_after(hook, kind, kwargs, impls, i, result))
             if ok and result is not None:
                 return result
         return None
 
     async def _first_after(
-        self, hook: str, kind: type | tuple[type, ...] | None, kwargs: Mapping[str, Any], i: int, awaitable: Any
+        self,
+        hook: str,
+        kind: type | tuple[type, ...] | None,
+        kwargs: Mapping[str, Any],
+        impls: list[_Impl],
+        i: int,
+        awaitable: Any,
     ) -> Any:
-        ok, result = await self._awaited(hook, self._implementations(hook)[i], awaitable, kind)
+        ok, result = await self._awaited(hook, impls[i], awaitable, kind)
         if ok and result is not None:
             return result
-        rest = self.first_now(hook, kind, kwargs, i + 1)
+        rest = self.first_now(hook, kind, kwargs, i + 1, impls)
         return await rest if type(rest) is Later else rest
 
-    def chain_now(self, hook: str, argname: str, value: Any, kwargs: Mapping[str, Any], start: int = 0) -> Any:
+    def chain_now(
+        self,
+        hook: str,
+        argname: str,
+        value: Any,
+        kwargs: Mapping[str, Any],
+        start: int = 0,
+        impls: list[_Impl] | None = None,
+    ) -> Any:
         """:meth:`call_chain` without a coroutine while the implementations are sync: the
         value, or a :class:`Later`."""
-        impls = self._implementations(hook)
+        if impls is None:
+            impls = self._implementations(hook)
         for i in range(start, len(impls)):
             kind = type(value)
             ok, result = self._invoke(hook, impls[i], {**kwargs, argname: value}, kind)
             if ok is _PENDING:
-                return Later(self._chain_after(hook, argname, value, kwargs, i, result))
+                return Later(self._chain_after(hook, argname, value, kwargs, impls, i, result))
             if ok and result is not None:
                 value = result
         return value
 
     async def _chain_after(
-        self, hook: str, argname: str, value: Any, kwargs: Mapping[str, Any], i: int, awaitable: Any
+        self,
+        hook: str,
+        argname: str,
+        value: Any,
+        kwargs: Mapping[str, Any],
+        impls: list[_Impl],
+        i: int,
+        awaitable: Any,
     ) -> Any:
-        ok, result = await self._awaited(hook, self._implementations(hook)[i], awaitable, type(value))
+        ok, result = await self._awaited(hook, impls[i], awaitable, type(value))
         if ok and result is not None:
             value = result
-        rest = self.chain_now(hook, argname, value, kwargs, i + 1)
+        rest = self.chain_now(hook, argname, value, kwargs, i + 1, impls)
         return await rest if type(rest) is Later else rest
+
+    def caller(self, hook: str, kind: type | tuple[type, ...], *, first: bool) -> Callable[..., Any]:
+        """``hook`` as a plain function of its arguments in the hookspec's order, for a hot
+        path: :meth:`first_now`'s result (``first``) or :meth:`all_now`'s, the same failures
+        isolated and the same types kept, with no argument dict and no call in between when
+        every implementation takes the hookspec's arguments in its order. Valid until the
+        next :meth:`refresh` (compare :attr:`generation`)."""
+        impls = self._implementations(hook)
+        spec = tuple(getattr(self._pm.hook, hook).spec.argnames)
+        calls = [(impl, _positional(impl, spec)) for impl in impls]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+
+        def call(*args: Any) -> Any:
+            results: list[Any] = []
+            for i, (impl, function) in enumerate(calls):
+                try:
+                    result = function(*args)
+                except Exception as exc:
+                    self._failed(impl.plugin, hook, f"{type(exc).__name__}: {exc}", traceback=True)
+                    continue
+                if result is None:
+                    continue
+                if type(result) not in kinds:
+                    if type(result) not in _PLAIN_RESULTS and _awaitable(result):
+                        kwargs = dict(zip(spec, args, strict=True))
+                        if first:
+                            return Later(self._first_after(hook, kind, kwargs, impls, i, result))
+                        return Later(self._all_after(hook, kind, kwargs, impls, i, result, results))
+                    ok, result = self._checked(hook, impl, result, kind)
+                    if not ok:
+                        continue
+                if first:
+                    return result
+                results.append(result)
+            return None if first else results
+
+        return call
 
     async def call_all(self, hook: str, *, kind: type | tuple[type, ...] | None = None, **kwargs: Any) -> list[Any]:
         """Every implementation's non-None result (of type ``kind``, when given), in call order."""
@@ -294,6 +370,39 @@ class Dispatcher:
         """Pass ``value`` through every implementation; each may return a replacement of its type."""
         found = self.chain_now(hook, argname, value, kwargs)
         return await found if type(found) is Later else found
+
+
+def _positional(impl: _Impl, spec: tuple[str, ...]) -> Callable[..., Any]:
+    """``impl`` called with the hookspec's arguments in its order: the function itself when it
+    takes them all, else an adapter that passes the ones it takes (pluggy passes by name)."""
+    if impl.argnames == spec:
+        return impl.function
+    function, picks = impl.function, tuple(spec.index(name) for name in impl.argnames)
+    if len(picks) == 1:
+        pick = picks[0]
+        return lambda *args: function(args[pick])
+    return lambda *args: function(*[args[i] for i in picks])
+
+
+# What scrm_classify_message may answer. dict before Mapping: the exact types are tried
+# first, the ABC's isinstance check last.
+_CLASSIFIED = (list, dict, Mapping)
+
+_Now: TypeAlias = T | Later[T]
+
+
+@dataclass(frozen=True, slots=True)
+class UnderstandingCallers:
+    """:meth:`Hooks.understanding_callers`: each hook's function (arguments in the hookspec's
+    order; the result, or a Later to await), None where no plugin implements it."""
+
+    generation: int
+    redact: bool  # redaction is a chain: called through Hooks.redact_text_now
+    detect_language: Callable[[str], _Now[str | None]] | None
+    analyze_sentiment: Callable[[str, str | None], _Now[Sentiment | None]] | None
+    listening_match: Callable[[Message, dict[str, str]], _Now[list[list[Any]]]] | None
+    moderate: Callable[[Message], _Now[list[list[Any]]]] | None
+    classify_message: Callable[[Message], _Now[list[list[str] | Mapping[str, float]]]] | None
 
 
 class Hooks(Dispatcher):
@@ -329,8 +438,7 @@ class Hooks(Dispatcher):
     def classify_message_now(
         self, message: Message
     ) -> list[list[str] | Mapping[str, float]] | Later[list[list[str] | Mapping[str, float]]]:
-        # dict before Mapping: isinstance tries the exact types first, the ABC's check last.
-        return self.all_now("scrm_classify_message", (list, dict, Mapping), {"message": message})
+        return self.all_now("scrm_classify_message", _CLASSIFIED, {"message": message})
 
     async def route_conversation(self, conversation: Conversation, message: Message) -> list[Action]:
         """Every routing plugin's actions for the conversation after ``message``, in call order."""
@@ -367,7 +475,7 @@ class Hooks(Dispatcher):
 
     def listening_match_now(self, message: Message, queries: dict[str, str]) -> list[str] | Later[list[str]]:
         found = self.all_now("scrm_listening_match", list, {"message": message, "queries": queries})
-        return Later(_merged_later(found)) if isinstance(found, Later) else _merged(found)
+        return Later(_merged_later(found)) if isinstance(found, Later) else merged(found)
 
     async def redact_text(self, text: str, message: Message) -> str:
         found = self.redact_text_now(text, message)
@@ -401,7 +509,26 @@ class Hooks(Dispatcher):
 
     def moderate_now(self, message: Message) -> list[str] | Later[list[str]]:
         found = self.all_now("scrm_moderate", list, {"message": message})
-        return Later(_merged_later(found)) if isinstance(found, Later) else _merged(found)
+        return Later(_merged_later(found)) if isinstance(found, Later) else merged(found)
+
+    def understanding_callers(self) -> UnderstandingCallers:
+        """The understanding hooks as :meth:`~Dispatcher.caller` functions (None for a hook no
+        plugin implements), for :class:`scrm.engine.understand.Understander`: valid while
+        :attr:`~Dispatcher.generation` is theirs."""
+        present = self.implemented
+
+        def built(hook: str, kind: type | tuple[type, ...], *, first: bool) -> Any:
+            return self.caller(hook, kind, first=first) if hook in present else None
+
+        return UnderstandingCallers(
+            generation=self.generation,
+            redact="scrm_redact_text" in present,
+            detect_language=built("scrm_detect_language", str, first=True),
+            analyze_sentiment=built("scrm_analyze_sentiment", Sentiment, first=True),
+            listening_match=built("scrm_listening_match", list, first=False),
+            moderate=built("scrm_moderate", list, first=False),
+            classify_message=built("scrm_classify_message", _CLASSIFIED, first=False),
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -412,13 +539,13 @@ class Hooks(Dispatcher):
         await self.call_all("scrm_shutdown", app=app)
 
 
-def _merged(lists: list[list[Any]]) -> list[str]:
+def merged(lists: list[list[Any]]) -> list[str]:
     """The strings of every list, each once, in order."""
-    merged: list[str] = []
+    names: list[str] = []
     for found in lists:
-        merged += [x for x in found if isinstance(x, str) and x not in merged]
-    return merged
+        names += [x for x in found if isinstance(x, str) and x not in names]
+    return names
 
 
 async def _merged_later(found: Later[list[list[Any]]]) -> list[str]:
-    return _merged(await found)
+    return merged(await found)

@@ -3,9 +3,9 @@
 The one place these hooks are called for a message, by ingest (``scrm run``) and by
 ``scrm understand``, so an operator's sample sees exactly what the pipeline would.
 
-Once per message, so written for the hot path: one coroutine per message, the hooks called
-through their ``*_now`` twins (the result itself while the plugins are sync; a Later to
-await only when one is async), each hook only when some plugin implements it.
+Once per message, so written for the hot path: one coroutine per message, each hook called
+only when some plugin implements it, through its :meth:`~scrm.hooks.Dispatcher.caller`
+(the result itself while the plugins are sync; a Later to await only when one is async).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from scrm.hooks import Hooks, Later
+from scrm.hooks import Hooks, Later, merged
 from scrm_core.models import Message
 
 __all__ = ["Understander"]
@@ -23,6 +23,7 @@ class Understander:
     def __init__(self, hooks: Hooks, queries: Mapping[str, str]) -> None:
         self.hooks = hooks
         self.queries = dict(queries)
+        self._callers = hooks.understanding_callers()
 
     def prepare(self, message: Message) -> Coroutine[Any, Any, None]:
         """Everything before classification: redaction, language (unless the network gave
@@ -42,38 +43,39 @@ class Understander:
 
     async def _understand(self, message: Message, *, classify: bool) -> None:
         hooks = self.hooks
-        present = hooks.implemented  # a set lookup per hook, not a call
-        if "scrm_redact_text" in present:
+        callers = self._callers
+        if callers.generation != hooks.generation:  # plugins (un)registered since
+            callers = self._callers = hooks.understanding_callers()
+        if callers.redact:
             text = hooks.redact_text_now(message.text, message)
             message.text = await text if isinstance(text, Later) else text
-        if message.language is None and "scrm_detect_language" in present:
-            language = hooks.detect_language_now(message.text)
+        if message.language is None and (detect := callers.detect_language) is not None:
+            language = detect(message.text)
             if isinstance(language, Later):
                 language = await language
             if language is not None:  # None is what it holds already
                 message.language = language
-        if "scrm_analyze_sentiment" in present:
-            sentiment = hooks.analyze_sentiment_now(message.text, message.language)
+        if (analyze := callers.analyze_sentiment) is not None:
+            sentiment = analyze(message.text, message.language)
             if isinstance(sentiment, Later):
                 sentiment = await sentiment
             if sentiment is not None or message.sentiment is not None:
                 message.sentiment = sentiment
-        if self.queries and "scrm_listening_match" in present:
-            names = hooks.listening_match_now(message, self.queries)
-            if isinstance(names, Later):
-                names = await names
+        if self.queries and (listen := callers.listening_match) is not None:
+            found = listen(message, self.queries)
+            names = merged(await found if isinstance(found, Later) else found)
             if names:
                 matched = message.matched_queries  # extended in place: no model __setattr__
                 matched.extend([n for n in names if n not in matched])
-        if "scrm_moderate" in present:
-            moderation = hooks.moderate_now(message)
-            if isinstance(moderation, Later):
-                moderation = await moderation
+        if (moderate := callers.moderate) is not None:
+            found = moderate(message)
             labels = message.labels
-            labels.extend([f"moderation:{x}" for x in moderation if f"moderation:{x}" not in labels])
-        if classify and "scrm_classify_message" in present:
-            found = hooks.classify_message_now(message)
-            _merge_labels(message, await found if isinstance(found, Later) else found)
+            for x in merged(await found if isinstance(found, Later) else found):
+                if f"moderation:{x}" not in labels:
+                    labels.append(f"moderation:{x}")
+        if classify and (classifiers := callers.classify_message) is not None:
+            classified = classifiers(message)
+            _merge_labels(message, await classified if isinstance(classified, Later) else classified)
 
 
 def _merge_labels(message: Message, found: list[list[str] | Mapping[str, float]]) -> None:
