@@ -84,7 +84,7 @@ def _merge_labels(message: Message, found: list[list[str] | Mapping[str, float]]
     labels, confidence = message.labels, message.label_confidence
     for each in found:
         labels.extend([x for x in each if x not in labels])
-        if type(each) is not list and isinstance(each, Mapping):
+        if type(each) is dict or (type(each) is not list and isinstance(each, Mapping)):
             for label, value in each.items():
                 if isinstance(value, (float, int)) and value > confidence.get(label, -1.0):
                     confidence[label] = float(value)
