@@ -373,6 +373,9 @@ def test_understanding_gives_the_same_answers_with_sync_and_async_plugins(
         message = make_message(text="hello 1234", language=None)
         asyncio.run(Understander(h.hooks, {"a": "x", "b": "y"}).understand(message))
         results.append(message.model_dump(exclude={"created_at"}))
+        page = [make_message(text="hello 1234", language=None) for _ in range(3)]
+        asyncio.run(Understander(h.hooks, {"a": "x", "b": "y"}).understand_page(page))
+        assert [m.model_dump(exclude={"created_at"}) for m in page] == [results[-1]] * 3
         assert h.hooks.failures == {}
     sync, other = results
     assert sync == other
@@ -422,3 +425,44 @@ def test_understanding_passes_each_plugin_the_arguments_it_takes_isolates_failur
     asyncio.run(understander.understand(second))
     assert second.labels == ["late"]
     assert h.hooks.failures == {"wrong_type": 2, "raises": 2}
+
+
+def test_a_page_understood_hook_by_hook_gets_what_each_message_gets_alone(tmp_path: Path) -> None:
+    # Understander.understand_page runs each step over the whole page; every message must
+    # end up as Understander.understand leaves it, with every first-party understanding
+    # plugin on (PII redaction too) and a brand's listening queries.
+    demo = pytest.importorskip("scrm_replay.demo", reason="the demo stream comes with scrm-replay")
+    from scrm.engine.understand import Understander
+    from scrm_replay.format import EVENT_ADAPTER
+
+    demo.generate_demo(tmp_path, messages=3000, seed=3)
+    lines = [line for path in sorted(tmp_path.glob("*.ndjson")) for line in path.read_bytes().splitlines()]
+    events = [EVENT_ADAPTER.validate_json(line) for line in lines]
+    lines = [line for line, event in zip(lines, events, strict=True) if hasattr(event, "message")]
+    h = PluginHost(
+        env={
+            "SCRM_LOAD_PLUGINS": "intent,sentiment,language,influence,listening,pii",
+            "SCRM_ENABLE_PLUGINS": "pii",
+        }
+    ).load()
+    queries = {"brand": '"acme" OR @acme OR #acme', "refunds": 'refund* OR "money back"', "late": "late OR never"}
+    alone = [EVENT_ADAPTER.validate_json(line).message for line in lines]  # type: ignore[attr-defined]
+    paged = [EVENT_ADAPTER.validate_json(line).message for line in lines]  # type: ignore[attr-defined]
+
+    hooks = h.hooks_for(_config(queries))  # the listening plugin's matcher is built from the config
+
+    async def understand() -> None:
+        understander = Understander(hooks, queries)
+        for message in alone:
+            await understander.understand(message)
+        for start in range(0, len(paged), 97):
+            page = paged[start : start + 97]
+            await understander.understand_page(page)
+            for message in page:
+                await understander.understand(message)  # nothing more: understood with its page
+
+    asyncio.run(understand())
+    assert hooks.failures == {}
+    assert [m.model_dump() for m in paged] == [m.model_dump() for m in alone]
+    assert sum(bool(m.matched_queries) for m in alone) > 100 and sum(m.sentiment is not None for m in alone) > 1000
+    assert any(label.startswith("pii:") for m in alone for label in m.labels)
