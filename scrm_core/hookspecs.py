@@ -431,7 +431,8 @@ def scrm_analyze_sentiment(text: str, language: str | None) -> Sentiment | None:
     :param text: the message text.
     :param language: its language, if known.
     :returns: a :class:`~scrm_core.Sentiment` (score -1..1 and label), or None.
-        Stops at the first non-None result. May be async. Example::
+        Stops at the first non-None result. May be async. A Sentiment is immutable, so
+        the same object may be returned for every message with the same text. Example::
 
         @hookimpl
         def scrm_analyze_sentiment(text, language):

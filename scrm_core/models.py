@@ -85,6 +85,11 @@ class Direction(StrEnum):
 
 
 class Sentiment(_Model):
+    """Immutable (replace it, never change it), so a sentiment plugin may hand the same object
+    to every message with the same text."""
+
+    model_config = ConfigDict(frozen=True)
+
     score: float = Field(ge=-1.0, le=1.0, description="-1 very negative .. +1 very positive.")
     label: Literal["negative", "neutral", "positive"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import subprocess
@@ -10,11 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from scrm.plugins import PluginHost
 
-from scrm_core import PluginError, hookimpl
+from scrm_core import Message, PluginError, hookimpl
 
 BROKEN_IMPORT = "import does_not_exist_anywhere\n"
 GOOD = """
@@ -294,3 +296,173 @@ def test_the_facade_covers_every_event_hook() -> None:
     specs = {name for name in dir(hookspecs) if name.startswith("scrm_")} - hookspecs.SYNC_ONLY
     assert specs == EVENT_HOOKS
     assert [name for name in sorted(specs) if not callable(getattr(Hooks, name.removeprefix("scrm_"), None))] == []
+
+
+# ---------------------------------------------------------------- the hot path's *_now calls
+
+
+def test_now_calls_answer_at_once_while_plugins_are_sync_and_later_when_one_is_async() -> None:
+    from scrm.hooks import Later
+
+    h = PluginHost(env={}).load(entry_points=False)
+    right, broken = _Order("right", "de"), _Order("broken", "xx", fail=True)
+    h.register(right, "right")
+    h.register(broken, "broken")  # called first, isolated
+    assert h.hooks.detect_language_now("Hallo") == "de"
+    waiting = _Order("waiting", None, is_async=True)
+    h.register(waiting, "waiting")  # called first now: answers None, so the next ones are asked
+    later = h.hooks.detect_language_now("Hallo")
+    assert isinstance(later, Later)
+
+    async def settle() -> object:
+        return await later
+
+    assert asyncio.run(settle()) == "de"
+    assert (waiting.calls, broken.calls, right.calls) == (1, 2, 2)
+    assert h.hooks.failures == {"broken": 2}
+
+
+def _understanding_plugins(is_async: bool) -> dict[str, SimpleNamespace]:
+    """Plugins for every understanding hook, all sync or all async, with the same answers."""
+
+    def hook(fn: Callable[..., object]) -> object:
+        if not is_async:
+            return hookimpl(fn)
+
+        # The same parameter names (pluggy passes the hook's arguments by name).
+        names = ", ".join(inspect.signature(fn).parameters)
+        namespace: dict[str, Any] = {"fn": fn}
+        exec(f"async def impl({names}):\n    return fn({names})\n", namespace)
+        impl = namespace["impl"]
+        return hookimpl(impl)
+
+    from scrm_core import Sentiment
+
+    return {
+        "mask": SimpleNamespace(scrm_redact_text=hook(lambda text, message: text.replace("1234", "****"))),
+        "shout": SimpleNamespace(scrm_redact_text=hook(lambda text, message: text.upper())),
+        "lang": SimpleNamespace(scrm_detect_language=hook(lambda text: "en" if "HELLO" in text else None)),
+        "mood": SimpleNamespace(
+            scrm_analyze_sentiment=hook(lambda text, language: Sentiment(score=0.5, label="positive"))
+        ),
+        "listen": SimpleNamespace(scrm_listening_match=hook(lambda message, queries: sorted(queries))),
+        "listen2": SimpleNamespace(scrm_listening_match=hook(lambda message, queries: ["b", "c"])),
+        "moderate": SimpleNamespace(scrm_moderate=hook(lambda message: ["spam"])),
+        "labels": SimpleNamespace(scrm_classify_message=hook(lambda message: ["x", "y"])),
+        "scores": SimpleNamespace(scrm_classify_message=hook(lambda message: {"y": 0.25, "z": 0.75})),
+    }
+
+
+@pytest.mark.parametrize("mixed", ["sync", "async", "alternating"])
+def test_understanding_gives_the_same_answers_with_sync_and_async_plugins(
+    mixed: str, make_message: Callable[..., Message]
+) -> None:
+    from scrm.engine.understand import Understander
+
+    results = []
+    for is_async in (False, True):
+        h = PluginHost(env={}).load(entry_points=False)
+        plugins = _understanding_plugins(False)
+        if is_async:
+            async_ones = _understanding_plugins(True)
+            for i, name in enumerate(plugins):
+                if mixed == "async" or (mixed == "alternating" and i % 2):
+                    plugins[name] = async_ones[name]
+        for name, plugin in plugins.items():
+            h.register(plugin, name)
+        message = make_message(text="hello 1234", language=None)
+        asyncio.run(Understander(h.hooks, {"a": "x", "b": "y"}).understand(message))
+        results.append(message.model_dump(exclude={"created_at"}))
+        page = [make_message(text="hello 1234", language=None) for _ in range(3)]
+        asyncio.run(Understander(h.hooks, {"a": "x", "b": "y"}).understand_page(page))
+        assert [m.model_dump(exclude={"created_at"}) for m in page] == [results[-1]] * 3
+        assert h.hooks.failures == {}
+    sync, other = results
+    assert sync == other
+    assert sync["text"] == "HELLO ****" and sync["language"] == "en"
+    assert sync["matched_queries"] == ["b", "c", "a"]
+    assert sync["labels"] == ["moderation:spam", "y", "z", "x"]
+    assert sync["label_confidence"] == {"y": 0.25, "z": 0.75}
+
+
+def test_understanding_passes_each_plugin_the_arguments_it_takes_isolates_failures_and_sees_new_plugins(
+    make_message: Callable[..., Message],
+) -> None:
+    from scrm.engine.understand import Understander
+
+    from scrm_core import Sentiment
+
+    seen: list[tuple[str, object]] = []
+
+    def reordered(language: str | None, text: str) -> Sentiment | None:  # the hookspec's order reversed
+        seen.append(("reordered", (language, text)))
+        return None
+
+    def language_only(language: str | None) -> Sentiment:
+        seen.append(("language_only", language))
+        return Sentiment(score=0.25, label="positive")
+
+    def wrong_type(message: object) -> object:
+        return 42
+
+    def raises(message: object) -> object:
+        raise RuntimeError("boom")
+
+    h = PluginHost(env={}).load(entry_points=False)
+    h.register(SimpleNamespace(scrm_analyze_sentiment=hookimpl(language_only)), "language_only")
+    h.register(SimpleNamespace(scrm_analyze_sentiment=hookimpl(reordered)), "reordered")  # asked first
+    h.register(SimpleNamespace(scrm_classify_message=hookimpl(wrong_type)), "wrong_type")
+    h.register(SimpleNamespace(scrm_classify_message=hookimpl(raises)), "raises")
+    understander = Understander(h.hooks, {})
+    first = make_message(text="hello", language="en")
+    asyncio.run(understander.understand(first))
+    assert seen == [("reordered", ("en", "hello")), ("language_only", "en")]
+    assert first.sentiment == Sentiment(score=0.25, label="positive") and first.labels == []
+    assert h.hooks.failures == {"wrong_type": 1, "raises": 1}
+    # A plugin registered after the understander was made is called from the next message on.
+    h.register(SimpleNamespace(scrm_classify_message=hookimpl(lambda message: ["late"])), "late")
+    second = make_message(text="hello again", language="en")
+    asyncio.run(understander.understand(second))
+    assert second.labels == ["late"]
+    assert h.hooks.failures == {"wrong_type": 2, "raises": 2}
+
+
+def test_a_page_understood_hook_by_hook_gets_what_each_message_gets_alone(tmp_path: Path) -> None:
+    # Understander.understand_page runs each step over the whole page; every message must
+    # end up as Understander.understand leaves it, with every first-party understanding
+    # plugin on (PII redaction too) and a brand's listening queries.
+    demo = pytest.importorskip("scrm_replay.demo", reason="the demo stream comes with scrm-replay")
+    from scrm.engine.understand import Understander
+    from scrm_replay.format import EVENT_ADAPTER
+
+    demo.generate_demo(tmp_path, messages=3000, seed=3)
+    lines = [line for path in sorted(tmp_path.glob("*.ndjson")) for line in path.read_bytes().splitlines()]
+    events = [EVENT_ADAPTER.validate_json(line) for line in lines]
+    lines = [line for line, event in zip(lines, events, strict=True) if hasattr(event, "message")]
+    h = PluginHost(
+        env={
+            "SCRM_LOAD_PLUGINS": "intent,sentiment,language,influence,listening,pii",
+            "SCRM_ENABLE_PLUGINS": "pii",
+        }
+    ).load()
+    queries = {"brand": '"acme" OR @acme OR #acme', "refunds": 'refund* OR "money back"', "late": "late OR never"}
+    alone = [EVENT_ADAPTER.validate_json(line).message for line in lines]  # type: ignore[attr-defined]
+    paged = [EVENT_ADAPTER.validate_json(line).message for line in lines]  # type: ignore[attr-defined]
+
+    hooks = h.hooks_for(_config(queries))  # the listening plugin's matcher is built from the config
+
+    async def understand() -> None:
+        understander = Understander(hooks, queries)
+        for message in alone:
+            await understander.understand(message)
+        for start in range(0, len(paged), 97):
+            page = paged[start : start + 97]
+            await understander.understand_page(page)
+            for message in page:
+                await understander.understand(message)  # nothing more: understood with its page
+
+    asyncio.run(understand())
+    assert hooks.failures == {}
+    assert [m.model_dump() for m in paged] == [m.model_dump() for m in alone]
+    assert sum(bool(m.matched_queries) for m in alone) > 100 and sum(m.sentiment is not None for m in alone) > 1000
+    assert any(label.startswith("pii:") for m in alone for label in m.labels)

@@ -74,3 +74,12 @@ def test_installed_entry_point_loads() -> None:
     host = PluginHost(env={"SCRM_LOAD_PLUGINS": "influence"}).load()
     assert host.plugins["influence"].error is None
     assert host.plugins["influence"].hooks == ["scrm_classify_message"]
+
+
+def test_the_hook_labels_as_influence_label_does_from_its_cache_too() -> None:
+    counts = [*range(0, 1200, 7), 3161, 3162, 3163, 9_998, 9_999, 10_000, 316_227, 10**9]
+    for verified in (False, True):
+        expected = [[influence_label(n, verified, scrm_influence.plugin.THRESHOLDS)] for n in counts]
+        for _ in range(2):  # computed, then from the cache
+            assert [scrm_influence.plugin.scrm_classify_message(message(n, verified)) for n in counts] == expected
+    assert scrm_influence.plugin.scrm_classify_message(message(None)) is None

@@ -26,6 +26,8 @@ __all__ = ["CORRECTION_WEIGHT", "IntentClassifier", "Model"]
 
 CORRECTION_WEIGHT = 3.0
 NAMESPACE = "intent"
+_ANSWERS_MAX = 16384
+_UNSEEN = object()
 
 
 def _sentiment_label(message: Message) -> str | None:
@@ -55,6 +57,11 @@ class IntentClassifier(TrainableClassifier):
 
     def __init__(self) -> None:
         self._current: Model | None = None
+        # (text, sentiment label) -> the hook's (label, confidence), or None for no intent:
+        # the answer of classify() for a text seen before, without building it again. Valid
+        # for one model and its settings (_answers_for); emptied when they change or it is full.
+        self._answers: dict[tuple[str, str | None], tuple[str, float] | None] = {}
+        self._answers_for: tuple[object, float, float] | None = None
 
     @cached_property
     def _shipped(self) -> Model:
@@ -94,14 +101,32 @@ class IntentClassifier(TrainableClassifier):
     def classify(self, message: Message) -> dict[str, float] | None:
         """``{"intent:<label>": confidence}``, ``{"intent:unsure": confidence}`` when the
         model is not sure, None for no intent (and for the company's own outbound posts)."""
-        if message.direction is Direction.outbound or not message.text.strip():
+        if message.direction is Direction.outbound:
             return None
-        label, confidence, unsure = self.current().model.best(message.text, _sentiment_label(message))
+        model = self.current().model
+        settings = (model, model.temperature, model.unsure_below)
+        if settings != self._answers_for:
+            self._answers.clear()
+            self._answers_for = settings
+        key = (message.text, _sentiment_label(message))
+        found = self._answers.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._answer(model, *key)
+            if len(self._answers) >= _ANSWERS_MAX:
+                self._answers.clear()
+            self._answers[key] = found
+        return None if found is None else {found[0]: found[1]}  # type: ignore[index]
+
+    @staticmethod
+    def _answer(model: IntentModel, text: str, sentiment: str | None) -> tuple[str, float] | None:
+        if not text.strip():
+            return None
+        label, confidence, unsure = model.best(text, sentiment)
         if unsure:
-            return {f"{NAMESPACE}:unsure": round(confidence, 3)}
+            return f"{NAMESPACE}:unsure", round(confidence, 3)
         if label == "none":
             return None
-        return {f"{NAMESPACE}:{label}": round(confidence, 3)}
+        return f"{NAMESPACE}:{label}", round(confidence, 3)
 
     def train(self, examples: Sequence[LabelledMessage]) -> Model:
         from .build import pipeline_sentiment

@@ -217,3 +217,38 @@ def test_posts_that_read_alike_have_the_same_features(text: str) -> None:
     other = text.replace("ana", "zoe").replace("bo", "kim").replace("ANA", "ZOE")
     assert reading(other) == reading(text)
     assert split_features(other, "negative") == split_features(text, "negative")
+
+
+def test_the_hooks_answers_from_its_cache_are_the_models_answers(tmp_path: object) -> None:
+    # classify() keeps its answer per (text, sentiment): on the demo stream's texts, under
+    # each sentiment, the cached answers are what the model says for each text alone.
+    demo = pytest.importorskip("scrm_replay.demo", reason="the demo stream comes with scrm-replay")
+    import json
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    demo.generate_demo(folder, messages=2000, seed=5)
+    texts = [
+        json.loads(line)["message"]["text"]
+        for path in sorted(folder.glob("*.ndjson"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if '"message"' in line
+    ]
+    classifier = IntentClassifier()
+    model = classifier.current().model
+    moods = [None, Sentiment(score=-0.5, label="negative"), Sentiment(score=0.0, label="neutral")]
+    got = [classifier.classify(message(t, sentiment=s)) for _ in range(2) for s in moods for t in texts]
+    want = []
+    for _ in range(2):
+        for s in moods:
+            for t in texts:
+                model._answers.clear()  # the model's own cache out of the way too
+                label, confidence, unsure = model.best(t, s.label if s else None)
+                name = "unsure" if unsure else label
+                want.append(None if name == "none" or not t.strip() else {f"intent:{name}": round(confidence, 3)})
+    assert got == want
+    assert sum(a is not None for a in got) > len(got) / 4  # most posts on this stream have an intent
+    # Other settings, other answers: a stricter threshold is applied to texts seen before.
+    model.unsure_below = 1.01
+    answer = classifier.classify(message(texts[0]))
+    assert answer is not None and list(answer) == ["intent:unsure"]

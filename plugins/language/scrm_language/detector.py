@@ -188,6 +188,9 @@ class LanguageDetector:
         self._predict = _fasttext_model().f.predict  # the C++ call, without the wrapper's copies
         self._words: WordModel | None = None  # loaded at the first post that needs it (~0.5 s)
         self._cache: dict[str, str] = {}
+        # Posts that read alike once digits, punctuation and emoji are gone ("17 days now",
+        # "12 days now"): one fastText call for all of them (see _detect).
+        self._cleaned_cache: dict[str, str] = {}
         self._cache_size = cache_size
 
     def load(self) -> None:
@@ -217,6 +220,7 @@ class LanguageDetector:
     def clear_cache(self) -> None:
         """Forget every answer (benchmarks measure the cost of new texts with it)."""
         self._cache.clear()
+        self._cleaned_cache.clear()
 
     def _detect(self, text: str) -> str | None:
         """The language of a :func:`_readable` text."""
@@ -226,6 +230,20 @@ class LanguageDetector:
         cleaned = " ".join(_NOISE.sub(" ", text).split()).lower()
         if not _LETTER.search(cleaned):
             return None
+        # From here on the answer depends on ``cleaned`` alone: cached by it.
+        if not self._cache_size:
+            return self._read(cleaned)
+        found = self._cleaned_cache.get(cleaned)
+        if found is None:
+            found = self._read(cleaned) or _NOTHING
+            if len(self._cleaned_cache) >= self._cache_size:  # full: emptied, not grown
+                self._cleaned_cache.clear()
+            self._cleaned_cache[cleaned] = found
+        return found or None
+
+    def _read(self, cleaned: str) -> str | None:
+        """The language of a post with no script of its own, from its cleaned text (fastText,
+        then the words when it is unsure)."""
         # One call for the top five: the first of them is the k=1 answer (with 176 labels
         # the top one is always above THRESHOLD), so a post that needs weighing is not
         # read twice.

@@ -189,3 +189,24 @@ def test_installed_entry_point_loads() -> None:
     host = PluginHost(env={"SCRM_LOAD_PLUGINS": "language"}).load()
     assert host.plugins["language"].error is None
     assert host.plugins["language"].hooks == ["scrm_detect_language"]
+
+
+def test_answers_from_the_caches_are_the_uncached_answers() -> None:
+    # Texts that differ only by digits, punctuation, emoji or handles share a cache entry
+    # (the text as it is read, then as fastText reads it); each must answer as it would alone.
+    bases = [
+        "still waiting for my refund, order {n}. {d} days now",
+        "@ana{n} merci beaucoup!!! {d}",
+        "Wo ist meine Bestellung {n}? {d} Tage!",
+        "¿dónde está mi pedido {n}? 😡 {d}",
+        "ok {n}",
+        "{d}!!",
+        "жду заказ {n} уже {d} дней",
+        "チケット {n} ありがとう {d}",
+    ]
+    texts = [b.format(n=n, d=d) for b in bases for n in (1, 22, 333) for d in ("", "7", "?!", "🙂")]
+    cached = LanguageDetector()
+    uncached = LanguageDetector(cache_size=0)
+    for order in (texts, texts[::-1]):
+        assert [cached.detect(t) for t in order] == [uncached.detect(t) for t in order]
+    assert len(cached._cleaned_cache) < len(set(texts)) / 3  # what the second cache shares

@@ -27,7 +27,7 @@ NEGATIVE_BELOW = -0.05
 # not stall the pipeline, and the first few thousand characters carry the mood anyway.
 _MAX_CHARS = 5000
 # Social streams repeat themselves (retweets, boosts, bots, "thank you!", replies that
-# differ only by the handle they answer), and a cache hit costs well under a microsecond
+# differ only by the handle they answer), and a cache hit costs a dict lookup
 # against ~50 µs for an analysis. Emptied when full.
 _CACHE_SIZE = 16384
 
@@ -45,7 +45,7 @@ def label_for(score: float) -> Label:
 
 def is_english(language: str | None) -> bool:
     """True for ``en`` and its regional tags (``en-GB``); None counts as English (see plugin)."""
-    return language is None or language.split("-", 1)[0].lower() == "en"
+    return language is None or language == "en" or language.split("-", 1)[0].lower() == "en"
 
 
 def vader_scores(text: str) -> dict[str, float]:
@@ -73,25 +73,26 @@ def model() -> StackedModel:
     return StackedModel.from_bytes((resources.files("scrm_sentiment") / "model.npz").read_bytes())
 
 
-_results: dict[str, tuple[float, Label]] = {}
+# Text (and its shared key) -> its Sentiment. Sentiment is frozen, so one object serves
+# every message with that text: a hit is a dict lookup.
+_results: dict[str, Sentiment] = {}
 
 
-def _scored(text: str) -> tuple[float, Label]:
-    """Score and label of ``text``, from the cache when the text or its key
-    (:func:`~scrm_sentiment.keys.shared_key`) was seen."""
-    found = _results.get(text)
+def _remembered(text: str) -> Sentiment:
+    """The Sentiment of a text not in the cache: from its key's entry
+    (:func:`~scrm_sentiment.keys.shared_key`) when that was seen, else analysed; both cached."""
+    from .keys import shared_key  # vaderSentiment's lexicons: read at the first text
+
+    key = shared_key(text)
+    found = _results.get(key) if key is not text else None
     if found is None:
-        from .keys import shared_key  # vaderSentiment's lexicons: read at the first text
-
-        key = shared_key(text)
-        found = _results.get(key) if key is not text else None
-        if found is None:
-            found = _analyze(key)
-        if len(_results) + 2 > _CACHE_SIZE:
-            _results.clear()
-        _results[text] = found
-        if key is not text:
-            _results[key] = found
+        score, label = _analyze(key)
+        found = Sentiment(score=round(score, 4), label=label)
+    if len(_results) + 2 > _CACHE_SIZE:
+        _results.clear()
+    _results[text] = found
+    if key is not text:
+        _results[key] = found
     return found
 
 
@@ -111,6 +112,7 @@ def _analyze(text: str) -> tuple[float, Label]:
 
 
 def analyze(text: str) -> Sentiment:
-    """A new Sentiment for each call: messages are mutable, so results are never shared."""
-    score, label = _scored(text)
-    return Sentiment(score=round(score, 4), label=label)  # validated: cheaper than model_construct
+    """The text's Sentiment (from the cache when the text, or one its models cannot tell from
+    it, was seen). Sentiment is frozen: the same object may be handed out again."""
+    found = _results.get(text)
+    return found if found is not None else _remembered(text)

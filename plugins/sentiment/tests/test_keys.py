@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from scrm_sentiment import analyzer, vader
 from scrm_sentiment.keys import shared_key
+
+from scrm_core import Sentiment
 
 from .test_vader import _RULE_WORDS, _word
 
@@ -73,7 +76,9 @@ def test_replies_to_different_people_are_analysed_once(monkeypatch: pytest.Monke
     monkeypatch.setattr(analyzer, "_analyze", lambda text: computed.append(text) or compute(text))
     first = analyzer.analyze("@ana@mas.to still waiting for my refund, 12 days now")
     second = analyzer.analyze("@bo_99@mas.to still waiting for my refund, 12 days now")
-    assert first == second and first is not second
+    assert first is second  # Sentiment is frozen: one object for both messages
+    with pytest.raises(ValidationError):
+        first.score = 1.0  # type: ignore[misc]  # no message can change another's sentiment
     assert computed == ["@u@mas.to still waiting for my refund, 12 days now"]
 
 
@@ -93,4 +98,5 @@ def test_the_demo_streams_replies_score_as_without_the_cache(tmp_path: Path) -> 
     assert len(keys) < len(replies) / 2  # what the cache gains on this stream
     analyzer.clear_cache()
     assert [analyzer.analyze(t) for t in replies] == [analyzer.analyze(t) for t in replies[::-1]][::-1]
-    assert [analyzer._scored(t) for t in replies] == [analyzer._analyze(t) for t in replies]
+    uncached = [Sentiment(score=round(score, 4), label=label) for score, label in map(analyzer._analyze, replies)]
+    assert [analyzer.analyze(t) for t in replies] == uncached

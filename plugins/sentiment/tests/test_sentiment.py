@@ -4,6 +4,7 @@ import io
 import pytest
 import scrm_sentiment
 import scrm_sentiment.plugin
+from pydantic import ValidationError
 from scrm.plugins import PluginHost
 
 from scrm_core import Sentiment, hookimpl
@@ -105,9 +106,14 @@ def test_blank_text_has_no_sentiment() -> None:
     assert analyze("   ") is None
 
 
-def test_results_are_not_shared_between_messages() -> None:
+def test_a_shared_result_cannot_be_changed_through_one_message() -> None:
+    # One frozen Sentiment per text (a cache hit hands out the same object), so no
+    # message can change what another message's sentiment says.
     first, second = analyze("I love it"), analyze("I love it")
-    assert first == second and first is not second
+    assert first is not None and first is second
+    with pytest.raises(ValidationError):
+        first.label = "negative"  # type: ignore[misc]
+    assert second == Sentiment(score=first.score, label="positive")
 
 
 def test_installed_entry_point_loads() -> None:

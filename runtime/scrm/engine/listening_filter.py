@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from scrm.hooks import Hooks
+from scrm.hooks import Hooks, Later
 from scrm_core.config import Config
 from scrm_core.errors import FatalError
 from scrm_core.models import Direction, Message, MessageCreated, MessageDeleted, MessageEdited, ProfileUpdated
@@ -80,16 +80,20 @@ class ListeningFilter:
         if not self.queries:
             return False
         detected = False
-        if message.language is None and self.needs_language and self.hooks.has("scrm_detect_language"):
-            message.language, detected = await self.hooks.detect_language(message.text), True
-        failures = self.hooks.failures.total()
+        hooks = self.hooks
+        if message.language is None and self.needs_language and "scrm_detect_language" in hooks.implemented:
+            language = hooks.detect_language_now(message.text)  # no coroutine while plugins are sync
+            message.language, detected = await language if isinstance(language, Later) else language, True
+        failures = hooks.failures.total()
         try:
-            found = await self.hooks.listening_match(message, self.queries)
+            found = hooks.listening_match_now(message, self.queries)
+            if isinstance(found, Later):
+                found = await found
         finally:
             if detected:
                 message.language = None  # understanding detects it again, after redaction
         # A matcher that failed on this message cannot say it is unwanted: keep it (logged and counted).
-        return bool(found) or self.hooks.failures.total() != failures
+        return bool(found) or hooks.failures.total() != failures
 
     async def _known(self, events: Sequence[Any]) -> tuple[set[str], set[str]]:
         """Keys of the page's messages and profiles the state store already holds."""
