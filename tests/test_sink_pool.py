@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scrm.engine.pool import Pool
 from scrm.store import OutboxItem
 
@@ -72,3 +74,55 @@ def test_a_record_waits_only_for_what_it_refers_to_now() -> None:
     ((group,),) = pool.take(CrmObject.message, 10, partial=True)
     assert group.op.refs == {"case": "case-2"} and group.seqs == [2, 3]
     assert len(pool.take(CrmObject.case, 10, partial=True)) == 1
+
+
+_OBJECTS = [CrmObject.contact, CrmObject.profile, CrmObject.lead, CrmObject.message]
+
+
+def _snapshot(pool: Pool) -> object:
+    """Everything the pool holds, in order: buckets, units, groups (op, seqs, unit), held."""
+    return (
+        {
+            obj: [
+                (unit, [(g.key, g.op, g.seqs, g.unit, g.since, g.uncertain) for g in groups])
+                for unit, groups in units.items()
+            ]
+            for obj, units in pool.buckets.items()
+        },
+        list(pool.groups),
+        pool.held,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(_OBJECTS), st.sampled_from("abc"), st.sampled_from("xyz"), st.booleans()),
+        max_size=30,
+    ),
+    stored_on=st.booleans(),
+    hold_from=st.one_of(st.none(), st.integers(0, 30)),
+    cut=st.integers(0, 30),
+)
+def test_a_committed_page_lands_as_if_added_one_item_at_a_time(
+    ops: list[tuple[CrmObject, str, str, bool]], stored_on: bool, hold_from: int | None, cut: int
+) -> None:
+    """Pool.add_committed (the sink's fast path for a page this run committed) leaves the pool
+    exactly as Pool.add item by item would: groups, merges, units, order and held count."""
+    crm_ops = [
+        op(obj, key, {"contact": contact} if obj is not CrmObject.contact and with_ref else None, n=n)
+        for n, (obj, key, contact, with_ref) in enumerate(ops)
+    ]
+    placed = {CrmObject.profile: "contact", CrmObject.lead: "contact"} if stored_on else {}
+    one, page = Pool(placed), Pool(placed)
+    one.hold_from = page.hold_from = hold_from
+    for seq, crm_op in enumerate(crm_ops):
+        one.add(OutboxItem(seq, crm_op), 1.0)
+    seqs = list(range(len(crm_ops)))
+    page.add_committed(seqs[:cut], crm_ops[:cut], 1.0)  # two pages
+    page.add_committed(seqs[cut:], crm_ops[cut:], 1.0)
+    assert _snapshot(page) == _snapshot(one)
+    for obj in _OBJECTS:
+        assert [[g.key for g in u] for u in page.take(obj, 5, partial=True)] == [
+            [g.key for g in u] for u in one.take(obj, 5, partial=True)
+        ]

@@ -15,7 +15,7 @@ carries, and the batch size counts units.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scrm.store import OutboxItem
@@ -33,7 +33,7 @@ def ref_target(name: str, key: str) -> Key | None:
     return None if obj is None else (obj, key)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Group:
     """One record's operations in hand, merged, and the outbox items they came from."""
 
@@ -129,6 +129,26 @@ class Pool:
             group.items.append(item)
         group.uncertain |= uncertain
 
+    def add_committed(self, seqs: Sequence[int], ops: Sequence[CrmOperation], now: float) -> None:
+        """:meth:`add` for the items of a page this process just committed, in seq order, with
+        the usual case written out (a record not in the pool, kept on its own: one new group)."""
+        groups, buckets, stored_on, hold_from = self.groups, self.buckets, self.stored_on, self.hold_from
+        for seq, op in zip(seqs, ops, strict=True):
+            item = OutboxItem(seq, op)
+            key = (op.object, op.external_key)
+            if key in groups or op.object in stored_on:
+                self.add(item, now)
+                continue
+            groups[key] = group = Group(op, [item], now, False, key)
+            if hold_from is not None and seq >= hold_from:
+                self.held += 1
+            bucket = buckets[key[0]]
+            unit = bucket.get(key)
+            if unit is None:
+                bucket[key] = [group]
+            else:  # another record's group kept on this one (stored_on) came first
+                unit.append(group)
+
     def put_back(self, group: Group) -> None:
         """A group to send again: older than whatever arrived for the same record meanwhile."""
         pooled = self.groups.get(group.key)
@@ -147,25 +167,29 @@ class Pool:
         self.buckets[group.unit[0]].setdefault(group.unit, []).append(group)
 
     def ready(self, unit: list[Group]) -> bool:
+        """Whether every group of ``unit`` may go: not held back (``hold_from``), and no record it
+        refers to is pooled in another unit or being written by another sink of the fleet
+        (:attr:`elsewhere`). The sink's hot loop (two or three calls per record): written
+        out inline, locals bound once."""
         hold_from = self.hold_from
+        pooled_get = self.groups.get
+        elsewhere = self.elsewhere
         for group in unit:
             if hold_from is not None and group.items[0].seq >= hold_from:
                 return False
-            targets = group.targets  # first: a merged operation forgets its old blocker
-            blocker = group.blocker
-            if blocker is not None and self._waits_for(group, blocker):
-                return False
+            targets = group._targets if group._targets_of is group.op else group.targets
+            own = group.unit
+            blocker = group.blocker  # first: a merged operation forgets its old blocker (above)
+            if blocker is not None:
+                pooled = pooled_get(blocker)
+                if (pooled.unit != own) if pooled is not None else (blocker in elsewhere):
+                    return False
             for target in targets:
-                if self._waits_for(group, target):
+                pooled = pooled_get(target)
+                if (pooled.unit != own) if pooled is not None else (target in elsewhere):
                     group.blocker = target
                     return False
         return True
-
-    def _waits_for(self, group: Group, target: Key) -> bool:
-        """Whether ``group`` must wait for ``target``: pooled in another unit, or being written
-        by another sink of the fleet (:attr:`elsewhere`)."""
-        pooled = self.groups.get(target)
-        return (pooled.unit != group.unit) if pooled is not None else target in self.elsewhere
 
     def take(self, bucket: CrmObject, size: int, *, partial: bool) -> list[list[Group]]:
         """The next ``size`` ready units of ``bucket`` (fewer only when ``partial``), out of the pool."""

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scrm.store import AsyncStore, OutboxItem, PendingLink, Refusal, Settlement, StateStore
+from scrm.store import AsyncStore, PendingLink, Refusal, Settlement, StateStore
 from scrm_core.adapters import CrmAdapter, CrmCapability, WriteBatch
 from scrm_core.config import EngineConfig
 from scrm_core.errors import FatalError
@@ -140,9 +140,7 @@ class Sink:
             self._first_fresh_seq = seqs[0]
             if self._backlog:
                 self.pool.hold_from = seqs[0]  # until the older rows are all read
-        now = time.monotonic()
-        for seq, op in zip(seqs, ops, strict=True):
-            self.pool.add(OutboxItem(seq, op), now)
+        self.pool.add_committed(seqs, ops, time.monotonic())
         self._update_water()
         self._wake.set()
 
@@ -276,13 +274,16 @@ class Sink:
 
     async def _send(self, groups: list[Group]) -> float:
         """Apply one batch and settle it; returns the back-off its retried records ask for."""
-        ops: list[CrmOperation] = []
         links: dict[int, list[PendingLink]] = {}
-        for i, group in enumerate(groups):
-            op, left_out = _without_dead_refs(group, self._dead)
-            ops.append(op)
-            if left_out:
-                links[i] = left_out
+        if not self._dead:  # the usual case: nothing refused, every operation goes as it is
+            ops = [group.op for group in groups]
+        else:
+            ops = []
+            for i, group in enumerate(groups):
+                op, left_out = _without_dead_refs(group, self._dead)
+                ops.append(op)
+                if left_out:
+                    links[i] = left_out
         batch = WriteBatch(
             ops,
             known=await self._known_ids(ops),
@@ -340,10 +341,16 @@ class Sink:
         again: list[Group] = []
         for i, (group, result) in enumerate(zip(groups, results, strict=True)):
             if result.ok:
-                done += group.seqs
+                items = group.items
+                if len(items) == 1:  # the usual group: one outbox item
+                    done.append(items[0].seq)
+                else:
+                    done += group.seqs
                 if result.crm_id:
-                    crm_ids.append((group.op.object, group.op.external_key, result.crm_id))
-                deferred += links.get(i, [])
+                    op = group.op
+                    crm_ids.append((op.object, op.external_key, result.crm_id))
+                if links:
+                    deferred += links.get(i, ())
             elif result.retryable and group.attempts + 1 < self.config.max_attempts:
                 again.append(group)
             else:
@@ -354,8 +361,9 @@ class Sink:
                 self._dead.add(group.key)
         if failed:
             log.warning("%d record(s) refused by the CRM went to the dead-letter queue", len(failed))
-        for record in crm_ids:  # repaired and written at last: references to it are sent again
-            self._dead.discard((record[0], record[1]))
+        if self._dead:
+            for record in crm_ids:  # repaired and written at last: references to it are sent again
+                self._dead.discard((record[0], record[1]))
         retry = [seq for group in again for seq in group.seqs]
         keep_ids = CrmCapability.ids_follow_keys not in self.crm.capabilities
         settlement = Settlement(done, crm_ids, failed, retry, deferred, keep_ids=keep_ids)
