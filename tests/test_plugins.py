@@ -466,3 +466,28 @@ def test_a_page_understood_hook_by_hook_gets_what_each_message_gets_alone(tmp_pa
     assert [m.model_dump() for m in paged] == [m.model_dump() for m in alone]
     assert sum(bool(m.matched_queries) for m in alone) > 100 and sum(m.sentiment is not None for m in alone) > 1000
     assert any(label.startswith("pii:") for m in alone for label in m.labels)
+
+
+def test_after_a_page_failed_to_be_understood_at_once_each_message_is_understood_by_itself(
+    monkeypatch: pytest.MonkeyPatch, make_message: Callable[..., Message]
+) -> None:
+    # Ingest catches a failed understand_page and goes on per message: those calls must then
+    # understand each message, not skip it as understood with its page.
+    from scrm.engine.understand import Understander
+
+    h = PluginHost(env={"SCRM_LOAD_PLUGINS": "sentiment"}).load()
+    understander = Understander(h.hooks, {})
+    page = [make_message(text="I love this kettle", id=str(i), language="en") for i in range(3)]
+    whole = Understander._understand
+
+    async def fails_for_pages(self: Understander, messages: Any, *, classify: bool) -> None:
+        if len(messages) > 1:
+            raise RuntimeError("a bug in understanding a page")
+        await whole(self, messages, classify=classify)
+
+    monkeypatch.setattr(Understander, "_understand", fails_for_pages)
+    with pytest.raises(RuntimeError):
+        asyncio.run(understander.understand_page(page))
+    for message in page:
+        asyncio.run(understander.understand(message))
+    assert all(m.sentiment is not None and m.sentiment.label == "positive" for m in page)

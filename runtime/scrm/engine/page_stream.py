@@ -80,6 +80,9 @@ class PreparedIngestor(Ingestor):
         if id(message) not in self.understood:
             await self.understander.understand(message)
 
+    async def understand_page(self, messages: list[Message]) -> None:
+        await super().understand_page([m for m in messages if id(m) not in self.understood])
+
 
 @dataclass
 class _Held:

@@ -40,14 +40,15 @@ class Understander:
             return _nothing()
         return self._understand((message,), classify=True)
 
-    def understand_page(self, messages: Sequence[Message]) -> Coroutine[Any, Any, None]:
+    async def understand_page(self, messages: Sequence[Message]) -> None:
         """:meth:`understand` for each message, hook by hook over all of them (each message
         sees the same calls in the same order, so the same answers): one plugin's code and
         data stay in the CPU's caches for a whole page instead of taking turns with the rest
         of the pipeline per message. ``understand`` then does nothing for these messages,
-        until the next page."""
+        until the next page (if this raises, it understands each of them again)."""
+        self._page = {}
+        await self._understand(messages, classify=True)
         self._page = {id(m): m for m in messages}
-        return self._understand(messages, classify=True)
 
     async def classify(self, message: Message) -> None:
         """``scrm_classify_message``: labels merged into ``message.labels``, confidences
