@@ -53,6 +53,21 @@ class _Crm(CrmAdapter):
         return results
 
 
+async def _two_halves(postgres_url: str) -> tuple[list[AsyncStore], list[LeaseKeeper]]:
+    """Two workers' stores and lease keepers, w0 holding the outbox partitions' first half
+    and w1 the second."""
+    parts = PostgresStore.outbox_partitions
+    stores = [AsyncStore(lambda: PostgresStore(postgres_url)) for _ in range(2)]
+    keepers = [LeaseKeeper(s, WorkerInfo(f"w{i}", "h", i, ""), LEASE) for i, s in enumerate(stores)]
+    for keeper in keepers:
+        await keeper.join()
+        keeper.set_names([])
+    for keeper, half in zip(keepers, (range(parts // 2), range(parts // 2, parts)), strict=True):
+        keeper.partitions = [f"outbox#{p}" for p in half] + [f"outbox#{p}" for p in range(parts) if p not in half]
+        await keeper.tick()
+    return stores, keepers
+
+
 @pytest.mark.parametrize("refused", [0, 1], ids=["all-written", "a-contact-refused"])
 def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_first(
     postgres_url: str, refused: int
@@ -76,16 +91,9 @@ def test_two_sinks_share_the_outbox_send_each_write_once_in_order_and_parents_fi
     shared: dict[str, Any] = {"records": {}, "orphans": [], "by": {}, "refuse": set(contacts[:refused])}
 
     async def main() -> None:
-        stores = [AsyncStore(lambda: PostgresStore(postgres_url)) for _ in range(2)]
-        keepers = [LeaseKeeper(s, WorkerInfo(f"w{i}", "h", i, ""), LEASE) for i, s in enumerate(stores)]
-        for keeper in keepers:
-            await keeper.join()
-            keeper.set_names([])
-        config = EngineConfig(batch_window_ms=0, retry_max_seconds=0.05)
         # w0 takes the contacts' half first (its share of two live workers), then w1 the rest.
-        for keeper, half in zip(keepers, (range(parts // 2), range(parts // 2, parts)), strict=True):
-            keeper.partitions = [f"outbox#{p}" for p in half] + [f"outbox#{p}" for p in range(parts) if p not in half]
-            await keeper.tick()
+        stores, keepers = await _two_halves(postgres_url)
+        config = EngineConfig(batch_window_ms=0, retry_max_seconds=0.05)
         assert {int(n.removeprefix("outbox#")) for n in keepers[0].sinks} == set(range(parts // 2))
         sinks = [
             FleetSink(s, _Crm(shared, f"w{i}", slow=0.3 if i == 0 else 0.0), config, keeper)
@@ -223,14 +231,7 @@ def test_every_workers_ingest_pauses_on_the_fleets_outbox_not_its_own_pool(postg
     calls: list[int] = []
 
     async def main() -> None:
-        stores = [AsyncStore(lambda: PostgresStore(postgres_url)) for _ in range(2)]
-        keepers = [LeaseKeeper(s, WorkerInfo(f"w{i}", "h", i, ""), LEASE) for i, s in enumerate(stores)]
-        for keeper in keepers:
-            await keeper.join()
-            keeper.set_names([])
-        for keeper, half in zip(keepers, (range(parts // 2), range(parts // 2, parts)), strict=True):
-            keeper.partitions = [f"outbox#{p}" for p in half] + [f"outbox#{p}" for p in range(parts) if p not in half]
-            await keeper.tick()
+        stores, keepers = await _two_halves(postgres_url)
         config = EngineConfig(batch_window_ms=0, outbox_high_water=100)
         mine = FleetSink(stores[0], _CountingCrm([]), config, keepers[0])
         await mine.start()
