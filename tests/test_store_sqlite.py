@@ -301,3 +301,35 @@ def test_the_plugin_host_registers_sqlite_like_any_back_end() -> None:
     without = PluginHost(env={"SCRM_DISABLE_PLUGINS": "scrm.sqlite"}).load(entry_points=False)
     with pytest.raises(FatalError, match="installed: none"):
         without.stores.backend("sqlite:///x.db")
+
+
+def test_wal_mode_waits_for_a_process_opening_the_new_file_at_once(tmp_path: Path) -> None:
+    """Converting a file to WAL needs it to itself: a process that opened the file a moment
+    earlier made the other fail its open with "database is locked" (two fleet workers
+    starting on one new localcrm file did); it now tries again until the file is free."""
+    import sqlite3
+
+    from scrm_core.sqlite import use_wal
+
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN")
+    other.execute("SELECT * FROM t").fetchall()  # its shared lock: no conversion meanwhile
+    mine = sqlite3.connect(path, isolation_level=None)
+    mine.execute("PRAGMA busy_timeout = 50")  # the busy handler's wait, over
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        mine.execute("PRAGMA journal_mode = WAL")  # what the stores did: fail the open
+    waits: list[float] = []
+
+    def the_other_finishes(seconds: float) -> None:
+        waits.append(seconds)
+        if other.in_transaction:
+            other.execute("COMMIT")
+
+    use_wal(mine, wait=the_other_finishes)
+    assert waits and mine.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    use_wal(other, wait=the_other_finishes)  # converted already: nothing to wait for
+    assert len(waits) == 1
+    other.close()
+    mine.close()

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from scrm_core import CrmObject
+from scrm_core.sqlite import use_wal
 
 from .schema import LABEL_CORRECTIONS, OUTBOUND_REPLIES, SPECS, Kind, TableSpec
 
@@ -53,7 +54,7 @@ def connect(path: str | Path, *, create: bool) -> sqlite3.Connection:
     uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, cached_statements=512)
     conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute("PRAGMA journal_mode = WAL")
+    use_wal(conn)  # the engine's workers and the localcrm commands may open it at once
     # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from scrm_core import hookimpl
 from scrm_core.errors import FatalError
+from scrm_core.sqlite import use_wal
 from scrm_core.store.base import INTERFACE, StateStore, StoreLifecycle
 from scrm_core.store.registry import StoreBackend
 
@@ -71,7 +72,7 @@ class SqliteLifecycle(SqliteBase, StoreLifecycle):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; _tx() says where they begin and end.
         self._conn = sqlite3.connect(self.path, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        use_wal(self._conn)  # scrm run and scrm serve may open a new state at once
         # NORMAL in WAL mode fsyncs at checkpoints, not at every commit: a committed page
         # survives a crash of the process (the promise scrm makes), but a power loss or OS
         # crash may lose the last few transactions. Sources re-deliver from the older
