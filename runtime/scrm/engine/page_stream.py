@@ -61,6 +61,11 @@ __all__ = ["PreparedIngestor", "StreamedSources"]
 log = logging.getLogger("scrm.stream")
 
 
+#: Messages understood at a time, hook by hook, between two looks at the turn: a page whose
+#: turn came waits for at most this many.
+_CHUNK = 16
+
+
 def page_turn_lease(source: str) -> str:
     return f"{source}#page"  # "#": no source name has one
 
@@ -313,11 +318,13 @@ class StreamedSources:
 
     async def _understand(self, page: StreamPage) -> EventPage:
         events = EventPage.model_validate_json(page.data)
-        understood = self.ingestor.understood
-        for i, message in enumerate(_messages(events), 1):
-            await self.ingestor.understander.understand(message)
-            understood.add(id(message))
-            if i % 16 == 0:
+        understood, understander = self.ingestor.understood, self.ingestor.understander
+        messages = _messages(events)
+        for start in range(0, len(messages), _CHUNK):
+            chunk = messages[start : start + _CHUNK]
+            await understander.understand_page(chunk)  # hook by hook, as ingest does a page
+            understood.update(id(message) for message in chunk)
+            if start + _CHUNK < len(messages):
                 await asyncio.sleep(0)  # a page whose turn came is committed meanwhile, not after this one
                 await self._off_turn.wait()
         return events
